@@ -1,0 +1,5 @@
+import sys
+
+from soundsmith.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""``soundsmith data``: import datasets into manifests, check manifests, synthesize the built-in corpus."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+IMPORTERS = ["folder", "audiomnist", "clotho", "audiocaps", "esc50"]
+
+
+def available() -> bool:
+    return True
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="import, check and synthesize datasets", description="Dataset tools.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+
+    imp = dsub.add_parser("import", help="write a manifest for an existing dataset on disk")
+    imp.add_argument("kind", choices=IMPORTERS, help="dataset layout")
+    imp.add_argument("src", help="dataset folder")
+    imp.add_argument("--out", required=True, help="manifest path to write (JSON Lines)")
+    imp.add_argument("--captions", help="folder importer: CSV with file,caption columns")
+    imp.set_defaults(func=run_import)
+
+    chk = dsub.add_parser("check", help="open every clip of a manifest and list the bad rows")
+    chk.add_argument("manifest")
+    chk.set_defaults(func=run_check)
+
+    syn = dsub.add_parser("synth", help="synthesize the built-in captioned corpus (offline, deterministic)")
+    syn.add_argument("--out", required=True, help="output folder (audio/ and manifest.jsonl)")
+    size = syn.add_mutually_exclusive_group(required=True)
+    size.add_argument("--clips", type=int, help="number of clips")
+    size.add_argument("--hours", type=float, help="hours of audio")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--families", default="events,instruments,speech,scenes", help="comma-separated families")
+    syn.add_argument("--duration", type=float, default=4.0, help="clip length in seconds")
+    syn.add_argument("--sample-rate", type=int, default=16000)
+    syn.add_argument("--workers", type=int, default=1)
+    syn.set_defaults(func=run_synth)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from soundsmith.data import importers
+
+    kwargs = {}
+    if args.captions:
+        if args.kind != "folder":
+            print("error: --captions applies to the folder importer only", file=sys.stderr)
+            return 2
+        kwargs["captions_csv"] = args.captions
+    fn = getattr(importers, f"import_{args.kind}")
+    manifest = fn(args.src, args.out, **kwargs)
+    rows = getattr(manifest, "rows", None)
+    print(f"wrote {args.out}" + (f" ({len(rows)} clips)" if rows is not None else ""))
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from soundsmith.data.manifest import check_manifest
+
+    problems = check_manifest(args.manifest)
+    for p in problems:
+        print(f"{args.manifest}:{p.row}: {p.audio}: {p.message}")
+    if problems:
+        print(f"{len(problems)} bad row(s)", file=sys.stderr)
+        return 1
+    print(f"{args.manifest}: all rows OK")
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from soundsmith.data.synth import synthesize_corpus
+
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    path = synthesize_corpus(
+        args.out,
+        clips=args.clips,
+        hours=args.hours,
+        seed=args.seed,
+        families=families,
+        duration=args.duration,
+        sample_rate=args.sample_rate,
+        workers=args.workers,
+    )
+    print(f"wrote {path}")
+    return 0

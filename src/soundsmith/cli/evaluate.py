@@ -1,0 +1,36 @@
+"""``soundsmith evaluate``: metrics and a report for generated audio against a reference manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("soundsmith.eval.runner") is not None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="FAD, KL, IS, CLAP score, adherence, and an HTML report",
+        description="Evaluate generated audio against a reference manifest.",
+    )
+    p.add_argument("--generated", required=True, help="folder of generated audio or a manifest")
+    p.add_argument("--reference", required=True, help="reference manifest")
+    p.add_argument("--prompts", help="JSONL: audio, prompt, optional labels/attributes/id per generated clip")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--run", help="training run directory whose loss curves go into the report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from soundsmith.eval.runner import evaluate
+
+    metrics = evaluate(args.generated, args.reference, prompts=args.prompts, out_dir=args.out, run_dir=args.run)
+    for key, value in metrics.get("summary", metrics).items():
+        if isinstance(value, (int, float)):
+            print(f"{key:>28s}  {value:.4g}")
+    print(f"report: {args.out}/report.html")
+    return 0

@@ -116,7 +116,9 @@ def _row_problems(obj: Any) -> list[str]:
             errs.append(f"missing key {key!r} (required: {', '.join(_REQUIRED)})")
     for key in obj:
         if key not in _KEYS:
-            errs.append(f"unknown key {key!r}; allowed keys are {', '.join(_KEYS)} (put extra data in 'meta')")
+            errs.append(
+                f"unknown key {key!r}; allowed keys are {', '.join(_KEYS)} (put extra data in 'meta')"
+            )
     if "audio" in obj and (not isinstance(obj["audio"], str) or not obj["audio"].strip()):
         errs.append(f"'audio' must be a non-empty path string, got {obj['audio']!r}")
     for key in ("captions", "labels"):
@@ -147,7 +149,9 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ManifestError(f"manifest {path} not found; check the path or build one with an importer") from None
+        raise ManifestError(
+            f"manifest {path} not found; check the path or build one with an importer"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"cannot read manifest {path}: {e}; it must be a UTF-8 JSON Lines file") from None
 
@@ -160,7 +164,9 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            errors.append(f"line {lineno}: invalid JSON ({e.msg} at column {e.colno}); write one object per line")
+            errors.append(
+                f"line {lineno}: invalid JSON ({e.msg} at column {e.colno}); write one object per line"
+            )
             continue
         problems = _row_problems(obj)
         if problems:
@@ -180,7 +186,9 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         lines.append(lineno)
     if errors:
         listed = "\n  ".join(errors[:MAX_LISTED_ERRORS])
-        more = f"\n  ... and {len(errors) - MAX_LISTED_ERRORS} more" if len(errors) > MAX_LISTED_ERRORS else ""
+        more = (
+            f"\n  ... and {len(errors) - MAX_LISTED_ERRORS} more" if len(errors) > MAX_LISTED_ERRORS else ""
+        )
         raise ManifestError(
             f"manifest {path} has {len(errors)} problem(s); fix these rows:\n  {listed}{more}"
         )
@@ -264,7 +272,9 @@ def check_manifest(path: str | os.PathLike, duration_tolerance: float = 0.1) -> 
             continue
         if info.samplerate != row.sample_rate:
             problems.append(
-                Problem(line, row.audio, f"sample rate {info.samplerate} Hz but the row says {row.sample_rate} Hz")
+                Problem(
+                    line, row.audio, f"sample rate {info.samplerate} Hz but the row says {row.sample_rate} Hz"
+                )
             )
         actual = info.frames / info.samplerate
         if abs(actual - row.duration) > duration_tolerance:

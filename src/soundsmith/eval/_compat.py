@@ -117,10 +117,9 @@ def read_rows(manifest: str | Path) -> list[Row]:
     rows: list[Row] = []
     if read_manifest is not None:
         m = read_manifest(manifest)
-        for i, r in enumerate(m.rows):
+        for r in m.rows:
             path = Path(r.audio_path(m.root))
-            rid = str((r.meta or {}).get("id", Path(r.audio).stem if r.audio else i))
-            rows.append(Row(rid, path, list(r.labels or []), list(r.captions or []), dict(r.meta or {}), r.split))
+            rows.append(Row(r.id, path, list(r.labels or []), list(r.captions or []), dict(r.meta or {}), r.split))
         return rows
     for n, line in enumerate(manifest.read_text().splitlines(), start=1):
         if not line.strip():
@@ -133,7 +132,7 @@ def read_rows(manifest: str | Path) -> list[Row]:
         meta = d.get("meta") or {}
         rows.append(
             Row(
-                id=str(d.get("id", meta.get("id", Path(audio).stem))),
+                id=str(meta.get("id", audio)),
                 path=(manifest.parent / audio) if not Path(audio).is_absolute() else Path(audio),
                 labels=list(d.get("labels") or []),
                 captions=list(d.get("captions") or []),

@@ -1,0 +1,114 @@
+"""Attribute errors for prompts that state them: pitch (cents), onset count, loudness order.
+
+The prompts file's `attributes` object may hold `midi_pitch` (number), `count` (number of events) and
+`loudness_db` (number) or `loudness` ("soft" | "quiet" | "medium" | "loud"). The corpus rows carry the same
+keys in `meta.events`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from soundsmith.eval.metrics import rms_dbfs
+
+LOUDNESS_WORDS = {"silent": -60.0, "quiet": -30.0, "soft": -30.0, "medium": -20.0, "loud": -10.0}
+
+
+def estimate_pitch_hz(audio: np.ndarray, sr: int, fmin: float = 40.0, fmax: float = 2000.0) -> float:
+    """Median f0 over voiced frames (librosa.pyin) of a clip `[T]`; NaN when no frame is voiced."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(
+        np.asarray(audio, dtype=np.float32), fmin=fmin, fmax=min(fmax, sr / 2 - 1), sr=sr, frame_length=2048
+    )
+    f0 = f0[voiced & np.isfinite(f0)] if voiced is not None else f0[np.isfinite(f0)]
+    return float(np.median(f0)) if f0.size else float("nan")
+
+
+def pitch_error_cents(audio: np.ndarray, sr: int, midi_pitch: float) -> float:
+    """|1200 log2(f0 / f(midi_pitch))| in cents; NaN when no pitch is found."""
+    f0 = estimate_pitch_hz(audio, sr)
+    if not math.isfinite(f0) or f0 <= 0:
+        return float("nan")
+    target = 440.0 * 2.0 ** ((float(midi_pitch) - 69.0) / 12.0)
+    return abs(1200.0 * math.log2(f0 / target))
+
+
+ONSET_HOP = 256
+MIN_ONSET_GAP_S = 0.08  # onsets closer than this count once (librosa's default wait splits one hit in two)
+
+
+def count_onsets(audio: np.ndarray, sr: int) -> int:
+    """Number of onsets in a clip `[T]` (librosa spectral-flux onsets, at most one per 80 ms)."""
+    import librosa
+
+    x = np.asarray(audio, dtype=np.float32)
+    if rms_dbfs(x) < -60.0:
+        return 0
+    env = librosa.onset.onset_strength(y=x, sr=sr, hop_length=ONSET_HOP)
+    wait = max(1, int(MIN_ONSET_GAP_S * sr / ONSET_HOP))
+    return int(len(librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=ONSET_HOP, wait=wait)))
+
+
+def onset_count_error(audio: np.ndarray, sr: int, count: int) -> int:
+    """|detected onsets - stated count|."""
+    return abs(count_onsets(audio, sr) - int(count))
+
+
+def expected_loudness_db(attributes: dict) -> float | None:
+    """The stated loudness in dB from `loudness_db` or a `loudness` word; None when not stated."""
+    if attributes.get("loudness_db") is not None:
+        return float(attributes["loudness_db"])
+    word = attributes.get("loudness")
+    if isinstance(word, str) and word.lower() in LOUDNESS_WORDS:
+        return LOUDNESS_WORDS[word.lower()]
+    return None
+
+
+def loudness_order_accuracy(expected_db: list[float], measured_db: list[float]) -> float:
+    """Share of clip pairs with different stated loudness whose measured levels are in the same order.
+
+    1.0 = every louder-asked clip is louder; 0.5 = chance; NaN when no pair differs.
+    """
+    e = np.asarray(expected_db, dtype=np.float64)
+    m = np.asarray(measured_db, dtype=np.float64)
+    de = np.sign(e[:, None] - e[None, :])
+    dm = np.sign(m[:, None] - m[None, :])
+    mask = np.triu(de != 0, k=1)
+    if not mask.any():
+        return float("nan")
+    return float((de[mask] == dm[mask]).mean())
+
+
+def attribute_errors(clips: list[tuple[np.ndarray, dict]], sr: int) -> dict[str, float]:
+    """Aggregate attribute errors over `(audio [T], attributes)` pairs.
+
+    Returns mean absolute pitch error (cents) and the share within 50 cents, mean onset-count error, loudness
+    order accuracy, and how many clips stated each attribute.
+    """
+    pitch, onsets, exp_db, meas_db = [], [], [], []
+    for audio, attrs in clips:
+        if attrs.get("midi_pitch") is not None:
+            pitch.append(pitch_error_cents(audio, sr, attrs["midi_pitch"]))
+        if attrs.get("count") is not None:
+            onsets.append(onset_count_error(audio, sr, attrs["count"]))
+        db = expected_loudness_db(attrs)
+        if db is not None:
+            exp_db.append(db)
+            meas_db.append(rms_dbfs(audio))
+    out: dict[str, float] = {}
+    if pitch:
+        p = np.asarray(pitch)
+        finite = p[np.isfinite(p)]
+        out["pitch_error_cents"] = float(finite.mean()) if finite.size else float("nan")
+        out["pitch_within_50_cents"] = float((finite <= 50).sum() / p.size)  # unpitched clips count as misses
+        out["pitch_clips"] = float(p.size)
+    if onsets:
+        out["onset_count_error"] = float(np.mean(onsets))
+        out["onset_clips"] = float(len(onsets))
+    if exp_db:
+        out["loudness_order_accuracy"] = loudness_order_accuracy(exp_db, meas_db)
+        out["loudness_clips"] = float(len(exp_db))
+    return out

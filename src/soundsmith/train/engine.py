@@ -1,0 +1,562 @@
+"""The training loop shared by every model family, built on Lightning Fabric.
+
+One CPU, one GPU, DDP or FSDP over several GPUs/nodes and bf16 mixed precision all come from Fabric, chosen
+by :class:`TrainConfig`. The data order is ours: a deterministic permutation per ``(seed, epoch)`` cut into
+global batches, each shared out by rank and micro-batch, so that a run resumed after any kill replays exactly
+the batches it has not yet consumed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from types import MethodType
+from typing import Any
+
+import torch
+from lightning_fabric import Fabric
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from tqdm.auto import tqdm
+
+from soundsmith.errors import ConfigError, TrainingError
+from soundsmith.train import checkpoint as ckpt
+from soundsmith.train.config import TrainConfig
+from soundsmith.train.ema import EMA
+from soundsmith.train.monitor import Monitor
+from soundsmith.train.objectives.base import Objective
+from soundsmith.train.schedules import build_scheduler, set_lr_scale
+
+log = logging.getLogger(__name__)
+
+_FORWARD_METHODS = ("prepare_batch", "losses", "validate", "sample")
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Micro-batches of one epoch for one rank, from optimizer step ``start_step`` of that epoch on.
+
+    The epoch's order is ``randperm(n)`` from a generator seeded by ``(seed, epoch)``; global batch ``s`` is
+    ``perm[s*B:(s+1)*B]``; rank ``r`` takes its ``B / world`` slice, cut into ``grad_accum`` micro-batches.
+    The last ``n % B`` items of an epoch are dropped (they come first in another epoch's order).
+    """
+
+    def __init__(
+        self, n: int, global_batch: int, grad_accum: int, world_size: int, rank: int, seed: int, epoch: int,
+        start_step: int = 0,
+    ) -> None:  # fmt: skip
+        self.n, self.global_batch, self.grad_accum = n, global_batch, grad_accum
+        self.world_size, self.rank, self.seed, self.epoch = world_size, rank, seed, epoch
+        self.start_step = start_step
+        self.steps_per_epoch = n // global_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator()
+        g.manual_seed((self.seed * 1_000_003 + self.epoch * 7_919 + 17) % (2**62))
+        perm = torch.randperm(self.n, generator=g)
+        per_rank = self.global_batch // self.world_size
+        micro = per_rank // self.grad_accum
+        for s in range(self.start_step, self.steps_per_epoch):
+            mine = perm[s * self.global_batch + self.rank * per_rank :][:per_rank]  # [B / world]
+            for k in range(self.grad_accum):
+                yield mine[k * micro : (k + 1) * micro].tolist()
+
+    def __len__(self) -> int:
+        return max(0, self.steps_per_epoch - self.start_step) * self.grad_accum
+
+
+class ShardSampler(Sampler[list[int]]):
+    """Validation: ``0..n-1`` padded (by wrapping) to a multiple of ``world``, rank ``r`` takes ``r::world``."""
+
+    def __init__(self, n: int, batch_size: int, world_size: int, rank: int) -> None:
+        total = math.ceil(n / world_size) * world_size
+        self.indices = [i % n for i in range(total)][rank::world_size]
+        self.batch_size = batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in range(0, len(self.indices), self.batch_size):
+            yield self.indices[i : i + self.batch_size]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.indices) / self.batch_size)
+
+
+class Trainer:
+    """Train ``objective`` on ``train_set``; write everything under ``out_dir``.
+
+    Items of the datasets are dicts (``audio [T]``, ``caption``, ...) batched by ``collate_fn`` (default:
+    ``train_set.collate_fn`` if it has one, else torch's ``default_collate``; pass ``collate_clips`` for
+    ``ClipDataset``). ``train_set.set_epoch(epoch)`` is called when present and ``train_set.bad_files`` is logged.
+
+    Layout: ``checkpoints/step-XXXXXXX.ckpt`` (last ``keep_last``) + ``checkpoints/best.ckpt``, ``model/``
+    (inference export of the EMA or raw model), ``metrics.jsonl``, ``tb/``, ``loss.png``, ``samples/``,
+    ``train_config.json``.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        train_set: Dataset,
+        valid_set: Dataset | None,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        run_config: dict[str, Any] | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+    ) -> None:
+        self.objective = objective
+        self.train_set = train_set
+        self.valid_set = valid_set
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.run_config = run_config or {}
+        self.collate_fn = collate_fn or getattr(train_set, "collate_fn", None) or default_collate
+        if cfg.strategy == "fsdp" and cfg.ema_decay > 0:
+            raise ConfigError(
+                "train.ema_decay > 0 is not supported with strategy 'fsdp'; use 'ddp' or ema_decay: 0"
+            )
+        self.fabric = Fabric(
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            strategy=self._strategy(),
+            precision=cfg.precision,
+        )
+
+    def _strategy(self) -> Any:
+        if self.cfg.strategy == "ddp":
+            from lightning_fabric.strategies import DDPStrategy
+
+            return DDPStrategy(
+                find_unused_parameters=bool(getattr(self.objective, "find_unused_parameters", True))
+            )
+        return self.cfg.strategy
+
+    # --- setup -------------------------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        cfg, fabric = self.cfg, self.fabric
+        if not getattr(fabric, "_launched", False):
+            fabric.launch()
+        self.rank, self.world = fabric.global_rank, fabric.world_size
+        if cfg.batch_size % (self.world * cfg.grad_accum):
+            raise ConfigError(
+                f"train.batch_size {cfg.batch_size} must be a multiple of grad_accum x processes "
+                f"({cfg.grad_accum} x {self.world}); change batch_size or grad_accum"
+            )
+        self.micro = cfg.batch_size // (self.world * cfg.grad_accum)
+        self.steps_per_epoch = len(self.train_set) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"the training set has {len(self.train_set)} items, fewer than train.batch_size "
+                f"{cfg.batch_size}; lower batch_size or add data"
+            )
+        ckpt.seed_process(cfg.seed, self.rank)
+        self.module = fabric.setup_module(self.objective)
+        for name in _FORWARD_METHODS:
+            if isinstance(getattr(self.objective, name, None), MethodType):  # not e.g. a patched-in function
+                self.module.mark_forward_method(name)
+        self.optimizers = list(self.objective.configure_optimizers(cfg))  # raw optimizers (state lives here)
+        if not self.optimizers:
+            raise ConfigError(f"{type(self.objective).__name__}.configure_optimizers returned no optimizer")
+        self.objective.num_optimizers = len(self.optimizers)
+        fab_opts = fabric.setup_optimizers(*self.optimizers)
+        self.fab_opts = list(fab_opts) if isinstance(fab_opts, Sequence) else [fab_opts]
+        self.schedulers = [build_scheduler(o, cfg, self.steps_per_epoch) for o in self.optimizers]
+        self.ema = EMA(self.objective.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.step = 0
+        self.nan = {"consecutive": 0, "skipped": 0, "restores": 0}
+        self.lr_scale = 1.0
+        self.best: float | None = None
+        self.last_saved_step = -1
+        self.monitor = Monitor(self.out_dir, enabled=self.rank == 0)
+
+    # --- public ------------------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = False, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to ``cfg.max_steps`` (or stop early at step ``stop_at``, schedule unchanged); final metrics.
+
+        ``resume=True`` continues from the newest readable checkpoint in ``out_dir/checkpoints`` (model,
+        optimizers, schedulers, EMA, RNG states, data position, NaN counters, best metric). With no
+        checkpoint there it starts fresh and logs a warning (so a job killed before its first checkpoint can
+        always be relaunched with ``--resume``). ``resume=False`` on an out_dir that already has checkpoints
+        raises ConfigError rather than mixing two runs.
+        """
+        cfg = self.cfg
+        self._setup()
+        existing = ckpt.list_checkpoints(self.ckpt_dir)
+        if existing and not resume:
+            raise ConfigError(
+                f"{self.out_dir} already holds checkpoints ({existing[-1].name}); resume with --resume "
+                "or choose another output directory"
+            )
+        if self.rank == 0:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temp_files(self.ckpt_dir)
+        if resume:
+            found = ckpt.latest_checkpoint(self.ckpt_dir)
+            if found is None:
+                log.warning("resume: no readable checkpoint in %s; starting a fresh run", self.ckpt_dir)
+            else:
+                log.info("resuming from %s (step %d)", found[0], found[1]["step"])
+                self._load_state(found[1], nan_restore=False)
+                self.last_saved_step = self.step
+        if self.rank == 0:
+            info = {"train": asdict(cfg), "run": self.run_config, "world_size": self.world}
+            (self.out_dir / "train_config.json").write_text(json.dumps(info, indent=2, default=str))
+        stop = min(cfg.max_steps, stop_at if stop_at is not None else cfg.max_steps)
+        self.module.train()
+        t_start = time.perf_counter()
+        self._window_reset()
+        self.last_valid: dict[str, float] = {}
+        self.last_train: dict[str, float] = {}
+        self._pbar = tqdm(
+            total=cfg.max_steps, initial=self.step, disable=self.rank != 0, desc="train", dynamic_ncols=True
+        )
+        try:
+            while self.step < stop:
+                self._run_epoch(stop)
+            self._finish()
+        finally:
+            self._pbar.close()
+            self.monitor.close()
+        return {
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "train_loss": self.last_train.get("loss"),
+            "valid_loss": self.last_valid.get("loss"),
+            "best_valid_loss": self.best,
+            "nan_skipped": self.nan["skipped"],
+            "nan_restores": self.nan["restores"],
+            "bad_files": self._bad_files(),
+            "wall_seconds": time.perf_counter() - t_start,
+        }
+
+    # --- loop --------------------------------------------------------------------------------------------
+
+    def _run_epoch(self, stop: int) -> None:
+        cfg = self.cfg
+        epoch, position = divmod(self.step, self.steps_per_epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        batches = iter(self._train_loader(epoch, position))
+        for _ in range(position, self.steps_per_epoch):
+            if self.step >= stop:
+                return
+            micro_batches = [next(batches) for _ in range(cfg.grad_accum)]
+            ok, metrics = self._train_step(micro_batches)
+            self.step += 1
+            self._pbar.update(1)
+            if ok:
+                self.nan["consecutive"] = 0
+                self._window_add(metrics, micro_batches)
+            else:
+                self.nan["consecutive"] += 1
+                self.nan["skipped"] += 1
+                log.warning("step %d: non-finite loss or gradient, update skipped", self.step)
+                if self.nan["consecutive"] >= cfg.nan_patience:
+                    self._recover_from_nan()
+                    return  # the data position moved: start a new loader
+            self._periodic(stop)
+
+    def _train_step(self, micro_batches: list[dict[str, Any]]) -> tuple[bool, dict[str, float]]:
+        """Forward/backward over the micro-batches and one update per optimizer, in order."""
+        cfg, fabric, module = self.cfg, self.fabric, self.module
+        accum = cfg.grad_accum
+        with torch.no_grad():
+            prepared = [module.prepare_batch(b) for b in micro_batches]
+        all_ok, metrics = True, {}
+        for i, (opt, raw, sched) in enumerate(zip(self.fab_opts, self.optimizers, self.schedulers)):
+            raw.zero_grad(set_to_none=True)
+            sums: dict[str, torch.Tensor] = {}
+            for k, batch in enumerate(prepared):
+                with fabric.no_backward_sync(module, enabled=k < accum - 1):
+                    out = module.losses(batch, i)
+                    if "loss" not in out:
+                        raise TrainingError(
+                            f"{type(self.objective).__name__}.losses returned no 'loss' key: {list(out)}"
+                        )
+                    fabric.backward(out["loss"] / accum)
+                for key, value in out.items():
+                    sums[key] = sums.get(key, 0.0) + value.detach().float().mean() / accum
+            max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm > 0 else float("inf")
+            norm = fabric.clip_gradients(module, opt, max_norm=max_norm, error_if_nonfinite=False)
+            bad = (~torch.isfinite(sums["loss"])).float()
+            if norm is not None:
+                bad = bad + (~torch.isfinite(norm.to(bad.device))).float()
+            if self.world > 1:  # every rank must take the same decision
+                bad = fabric.all_reduce(bad, reduce_op="sum")
+            if float(bad) > 0:
+                raw.zero_grad(set_to_none=True)
+                all_ok = False
+                continue
+            opt.step()
+            sched.step()
+            suffix = "" if i == 0 else f"_{i}"
+            metrics.update({key + suffix: float(v) for key, v in sums.items()})
+            if norm is not None:
+                metrics["grad_norm" + suffix] = float(norm)
+        if all_ok and self.ema is not None:
+            self.ema.update(self.objective.model)
+        return all_ok, metrics
+
+    def _periodic(self, stop: int) -> None:
+        cfg, step = self.cfg, self.step
+        if step % cfg.log_every == 0:
+            self._log_train()
+        if self.valid_set is not None and cfg.valid_every and step % cfg.valid_every == 0:
+            self._run_validation()
+        if cfg.sample_every and step % cfg.sample_every == 0:
+            self._run_sampling()
+        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == stop:
+            self._save()
+
+    def _finish(self) -> None:
+        if self.valid_set is not None and self.last_valid.get("_step") != self.step and self.step > 0:
+            self._run_validation()
+        if self.last_saved_step != self.step:
+            self._save()
+        self.monitor.plot_losses()
+
+    # --- NaN guard ----------------------------------------------------------------------------------------
+
+    def _recover_from_nan(self) -> None:
+        cfg = self.cfg
+        if self.nan["restores"] >= cfg.max_nan_restores:
+            raise TrainingError(
+                f"training stopped at step {self.step}: the loss or gradient norm was NaN/Inf for "
+                f"{cfg.nan_patience} steps in a row, again after {self.nan['restores']} restore(s) with the LR "
+                f"lowered to x{self.lr_scale:g}. Try a lower train.lr, train.clip_grad_norm (e.g. 1.0), "
+                f"precision '32-true', a longer warmup, or check the data (bad files so far: {self._bad_files()})"
+            )
+        self.nan["restores"] += 1
+        self.lr_scale *= cfg.nan_lr_factor
+        self.nan["consecutive"] = 0
+        found = ckpt.latest_checkpoint(self.ckpt_dir)
+        if found is not None:
+            self._load_state(found[1], nan_restore=True)
+            log.warning("NaN guard: restored %s, LR x%g", found[0].name, self.lr_scale)
+        else:
+            log.warning("NaN guard: no checkpoint yet; keeping the weights, LR x%g", self.lr_scale)
+        for sched in self.schedulers:
+            set_lr_scale(sched, self.lr_scale)
+        self._pbar.n = self.step
+        self._pbar.refresh()
+        self._window_reset()
+
+    # --- validation, sampling, logging ---------------------------------------------------------------------
+
+    def _run_validation(self) -> dict[str, float]:
+        fabric, module = self.fabric, self.module
+        sampler = ShardSampler(len(self.valid_set), self.micro, self.world, self.rank)
+        loader = DataLoader(
+            self.valid_set,
+            batch_sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            collate_fn=self.collate_fn,
+        )
+        loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        module.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        with torch.no_grad():
+            for batch in loader:
+                n = _batch_len(batch)
+                for key, value in module.validate(module.prepare_batch(batch)).items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * n
+                count += n
+        module.train()
+        keys = sorted(sums)
+        totals = torch.tensor([count] + [sums[k] for k in keys], dtype=torch.float64, device=fabric.device)
+        if self.world > 1:
+            totals = fabric.all_reduce(totals, reduce_op="sum")
+        totals = totals.cpu().tolist()
+        result = {k: totals[i + 1] / max(1.0, totals[0]) for i, k in enumerate(keys)}
+        self.last_valid = {**result, "_step": self.step}
+        self.monitor.log(self.step, {f"valid/{k}": v for k, v in result.items()})
+        loss = result.get("loss")
+        if loss is not None and math.isfinite(loss) and (self.best is None or loss < self.best):
+            self.best = loss
+            state = self._state()
+            if self.rank == 0:
+                ckpt.atomic_save(state, self.ckpt_dir / "best.ckpt")
+            fabric.barrier()
+        return result
+
+    def _run_sampling(self) -> None:
+        source = self.valid_set if self.valid_set is not None else self.train_set
+        n = min(self.micro, len(source), 4)
+        batch = self.fabric.to_device(self.collate_fn([source[i] for i in range(n)]))
+        self.module.eval()
+        with torch.no_grad():
+            audio = self.module.sample(self.module.prepare_batch(batch))
+        self.module.train()
+        if audio is not None:
+            self.monitor.log_audio(self.step, audio, self.objective.sample_rate)
+
+    def _window_reset(self) -> None:
+        self._window = {"sums": {}, "steps": 0, "samples": 0, "audio_s": 0.0, "t0": time.perf_counter()}
+
+    def _window_add(self, metrics: dict[str, float], micro_batches: list[dict[str, Any]]) -> None:
+        w = self._window
+        for key, value in metrics.items():
+            w["sums"][key] = w["sums"].get(key, 0.0) + value
+        w["steps"] += 1
+        w["samples"] += self.cfg.batch_size
+        rate = self.objective.sample_rate
+        for b in micro_batches:
+            audio = b.get("audio") if isinstance(b, dict) else None
+            if isinstance(audio, torch.Tensor) and audio.ndim >= 1:
+                w["audio_s"] += audio.numel() / rate * self.world  # every rank sees a batch this size
+
+    def _log_train(self) -> None:
+        w = self._window
+        elapsed = max(1e-9, time.perf_counter() - w["t0"])
+        means = {k: v / max(1, w["steps"]) for k, v in w["sums"].items()}
+        if self.world > 1 and means:
+            keys = sorted(means)
+            vals = self.fabric.all_reduce(
+                torch.tensor([means[k] for k in keys], device=self.fabric.device), reduce_op="mean"
+            )
+            means = dict(zip(keys, vals.cpu().tolist()))
+        lr = self.schedulers[0].get_last_lr()[0]
+        row = {f"train/{k}": v for k, v in means.items()}
+        row.update(
+            lr=lr,
+            epoch=self.step // self.steps_per_epoch,
+            samples_per_s=w["samples"] / elapsed,
+            x_realtime=w["audio_s"] / elapsed,
+            nan_skipped=self.nan["skipped"],
+            nan_restores=self.nan["restores"],
+            bad_files=self._bad_files(),
+        )
+        self.last_train = means
+        self.monitor.log(self.step, row)
+        if "loss" in means:
+            self._pbar.set_postfix(
+                loss=f"{means['loss']:.4g}",
+                lr=f"{lr:.2e}",
+                sps=f"{row['samples_per_s']:.1f}",
+                xRT=f"{row['x_realtime']:.1f}",
+            )
+        self._window_reset()
+
+    def _bad_files(self) -> int:
+        value = getattr(self.train_set, "bad_files", 0)
+        if isinstance(value, (list, tuple, set, dict)):
+            value = len(value)
+        return int(value or 0)
+
+    # --- data ----------------------------------------------------------------------------------------------
+
+    def _train_loader(self, epoch: int, position: int) -> DataLoader:
+        cfg = self.cfg
+        sampler = StepBatchSampler(
+            len(self.train_set),
+            cfg.batch_size,
+            cfg.grad_accum,
+            self.world,
+            self.rank,
+            cfg.seed,
+            epoch,
+            position,
+        )
+        g = torch.Generator()  # worker seeds come from here, not from the global RNG
+        g.manual_seed((cfg.seed * 1_000_003 + epoch * 7_919 + self.rank * 104_729) % (2**62))
+        loader = DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            num_workers=cfg.num_workers,
+            collate_fn=self.collate_fn,
+            generator=g,
+            pin_memory=self.fabric.device.type == "cuda",
+        )
+        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        """Everything a resume needs, as plain containers (called on every rank: gathers RNG states)."""
+        rng = ckpt.capture_rng_state()
+        if self.world > 1:
+            gathered = self.fabric.all_gather(rng)  # each [world, ...]
+            rng_per_rank = [{k: v[r].cpu() for k, v in gathered.items()} for r in range(self.world)]
+        else:
+            rng_per_rank = [rng]
+        epoch, position = divmod(self.step, self.steps_per_epoch)
+        return {
+            "version": ckpt.CHECKPOINT_VERSION,
+            "step": self.step,
+            "epoch": epoch,
+            "batch_in_epoch": position,
+            "steps_per_epoch": self.steps_per_epoch,
+            "objective": self.objective.state_dict(),
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "rng": rng_per_rank,
+            "nan": dict(self.nan),
+            "lr_scale": self.lr_scale,
+            "best": self.best,
+            "world_size": self.world,
+            "train_config": asdict(self.cfg),
+            "run_config": self.run_config,
+        }
+
+    def _save(self) -> None:
+        state = self._state()
+        if self.rank == 0:
+            ckpt.atomic_save(state, self.ckpt_dir / ckpt.checkpoint_name(self.step))
+            ckpt.prune_checkpoints(self.ckpt_dir, self.cfg.keep_last)
+            model = self.objective.model
+            if self.ema is not None:
+                model = self.ema.averaged_model(model)
+            extra = {"step": self.step, "ema": self.ema is not None, "run": self.run_config}
+            ckpt.export_model(model, self.out_dir / "model", extra=extra)
+            self.monitor.plot_losses()
+        self.last_saved_step = self.step
+        self.fabric.barrier()
+
+    def _load_state(self, state: dict[str, Any], nan_restore: bool) -> None:
+        self.objective.load_state_dict(state["objective"])
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise TrainingError(
+                f"checkpoint has {len(state['optimizers'])} optimizer(s), the objective {len(self.optimizers)}; "
+                "resume with the same model family and objective"
+            )
+        for opt, s in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        for sched, s in zip(self.schedulers, state["schedulers"]):
+            sched.load_state_dict(s)
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        elif self.ema is not None:
+            self.ema = EMA(self.objective.model, self.cfg.ema_decay)
+        rngs = state["rng"]
+        if self.rank < len(rngs):
+            ckpt.restore_rng_state(rngs[self.rank])
+        else:
+            log.warning("checkpoint holds RNG states for %d ranks; rank %d is reseeded", len(rngs), self.rank)
+            ckpt.seed_process(self.cfg.seed + int(state["step"]), self.rank)
+        self.step = int(state["step"])
+        if not nan_restore:  # a NaN restore keeps its own counters, LR scale and best metric
+            self.nan = {k: int(v) for k, v in state["nan"].items()}
+            self.lr_scale = float(state.get("lr_scale", 1.0))
+            self.best = state.get("best")
+        for sched in self.schedulers:
+            set_lr_scale(sched, self.lr_scale)
+
+
+def _batch_len(batch: Any) -> int:
+    if isinstance(batch, dict):
+        for value in batch.values():
+            if isinstance(value, torch.Tensor) and value.ndim > 0:
+                return int(value.shape[0])
+            if isinstance(value, (list, tuple)):
+                return len(value)
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    return 1

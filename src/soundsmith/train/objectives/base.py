@@ -1,0 +1,87 @@
+"""The objective: what a model family adds to the shared training loop.
+
+An :class:`Objective` is an ``nn.Module`` that holds the inference ``model`` (and any training-only modules,
+e.g. discriminators, as further attributes). The engine wraps the whole objective with Lightning Fabric, so
+``losses``/``validate``/``sample``/``prepare_batch`` run through the strategy (DDP/FSDP) and under autocast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from soundsmith.train.config import TrainConfig
+
+
+class Objective(nn.Module):
+    """Base objective; a family overrides at least :meth:`losses`.
+
+    Attributes:
+        model: the inference network (what gets exported and EMA-averaged).
+        find_unused_parameters: DDP flag; keep True when a loss leaves some parameters unused
+            (GAN steps, conditional branches); set False for speed when every loss touches every parameter.
+    """
+
+    find_unused_parameters: bool = True
+
+    def __init__(self, model: nn.Module, sample_rate: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self._sample_rate = sample_rate
+
+    @property
+    def sample_rate(self) -> int:
+        """Audio rate of ``batch["audio"]`` and of :meth:`sample` output (from ``model.config`` by default)."""
+        if self._sample_rate is not None:
+            return int(self._sample_rate)
+        rate = getattr(getattr(self.model, "config", None), "sample_rate", None)
+        return int(rate) if rate else 16000
+
+    def forward(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
+        return self.losses(batch, opt_index)
+
+    def configure_optimizers(self, cfg: TrainConfig) -> list[Optimizer]:
+        """One AdamW over the trainable parameters of the objective (weight decay on matrices only)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        groups = [g for g in groups if g["params"]]
+        return [torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)]
+
+    def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Family preprocessing on the device (e.g. text embeddings, mel features); runs without grad."""
+        return batch
+
+    def losses(self, batch: dict[str, Any], opt_index: int) -> dict[str, Tensor]:
+        """Losses for optimizer ``opt_index``: ``{"loss": scalar to minimise, other scalars to log...}``.
+
+        The loss is the mean over the micro-batch; the engine divides it by ``grad_accum`` itself.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement losses(batch, opt_index)")
+
+    @torch.no_grad()
+    def validate(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Validation metrics for one batch (default: every optimizer's losses, without grad).
+
+        With several optimizers, the keys of optimizer ``i > 0`` get a ``_{i}`` suffix; ``"loss"`` is
+        optimizer 0's loss (the one ``best.ckpt`` follows).
+        """
+        out: dict[str, float] = {}
+        n_opt = max(1, int(getattr(self, "num_optimizers", 1)))
+        for i in range(n_opt):
+            suffix = "" if i == 0 else f"_{i}"
+            for key, value in self.losses(batch, i).items():
+                out[key + suffix] = float(value.detach().float().mean())
+        return out
+
+    @torch.no_grad()
+    def sample(self, batch: dict[str, Any]) -> Tensor | None:
+        """Audio ``[N, T]`` to listen to at sample time (e.g. generated from ``batch["caption"]``), or None."""
+        return None

@@ -20,14 +20,18 @@ from soundsmith.models.wavenet import WaveNet, WaveNetConfig
 from soundsmith.sampling.wavenet import generate_wavenet
 
 # tensorflow-wavenet (ibab) wavenet_params.json: 5 x dilations 1..512, 32 residual/dilation, 512 skip channels
-TF_WAVENET = dict(residual_channels=32, dilation_channels=32, skip_channels=512, stacks=5, layers_per_stack=10)
+TF_WAVENET = dict(
+    residual_channels=32, dilation_channels=32, skip_channels=512, stacks=5, layers_per_stack=10
+)
 
 
 def configs() -> dict[str, WaveNetConfig]:
     return {
         "base rf~1k": WaveNetConfig(layers_per_stack=9),  # 2 x (1..256): RF 1,023
         "base rf~4k": WaveNetConfig(),  # 2 x (1..1024): RF 4,095
-        "tf-wavenet defaults": WaveNetConfig(**TF_WAVENET),  # RF 5,116 (+31 from its initial conv, not modelled)
+        "tf-wavenet defaults": WaveNetConfig(
+            **TF_WAVENET
+        ),  # RF 5,116 (+31 from its initial conv, not modelled)
     }
 
 
@@ -59,7 +63,9 @@ def main() -> None:
     print("config                 RF     MFLOP/sample  weights(MB)")
     for name, cfg in configs().items():
         n_params = sum(p.numel() for p in WaveNet(cfg).parameters())
-        print(f"{name:<20} {cfg.receptive_field:>6}   {2 * cfg.macs_per_sample() / 1e6:>10.3f}   {4 * n_params / 1e6:>8.2f}")
+        print(
+            f"{name:<20} {cfg.receptive_field:>6}   {2 * cfg.macs_per_sample() / 1e6:>10.3f}   {4 * n_params / 1e6:>8.2f}"
+        )
     print()
 
     torch.manual_seed(0)
@@ -87,7 +93,9 @@ def main() -> None:
             f"{name:<20} {batch:>5} {fast[1]:>10,.0f} {fast[0]:>11,.0f} {cached[1]:>11,.0f} {naive[1]:>10,.0f}"
             f"  {fast[1] / naive[1]:>8,.0f}x ({fast[0] / naive[0]:,.0f}x)  {fast[1] / cached[1]:>15,.0f}x"
         )
-    print(f"\nthreads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; samples/s summed over the batch")
+    print(
+        f"\nthreads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; samples/s summed over the batch"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,15 @@ from soundsmith.sampling.autoregressive import (
     sample_logits_nb,
 )
 
-SETTINGS = [(1.0, 0, 1.0), (0.7, 0, 1.0), (1.0, 5, 1.0), (1.3, 0, 0.8), (0.9, 20, 0.5), (0.0, 0, 1.0), (1.0, 1, 1.0)]
+SETTINGS = [
+    (1.0, 0, 1.0),
+    (0.7, 0, 1.0),
+    (1.0, 5, 1.0),
+    (1.3, 0, 0.8),
+    (0.9, 20, 0.5),
+    (0.0, 0, 1.0),
+    (1.0, 1, 1.0),
+]
 
 
 def _numba(logits: np.ndarray, u: np.ndarray, t: float, k: int, p: float) -> np.ndarray:
@@ -29,7 +37,9 @@ def test_torch_and_numba_draw_the_same_codes(temperature, top_k, top_p):
     logits = rng.normal(size=(300, 64)) * 3
     logits[:20, :8] = 2.5  # exact ties
     u = rng.random(300)
-    ours = sample_from_logits(torch.from_numpy(logits), torch.from_numpy(u), temperature, top_k, top_p).numpy()
+    ours = sample_from_logits(
+        torch.from_numpy(logits), torch.from_numpy(u), temperature, top_k, top_p
+    ).numpy()
     twin = _numba(logits, u, temperature, top_k, top_p)
     np.testing.assert_array_equal(ours, twin)
 
@@ -72,8 +82,15 @@ def test_uniforms_per_seed_rows_equal_single_rows():
     assert gen.shape == (2, 10) and (gen >= 0).all() and (gen < 1).all()
 
 
-@pytest.mark.parametrize("kwargs,match", [({"temperature": -1}, "temperature"), ({"top_k": -2}, "top_k"),
-                                          ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"temperature": -1}, "temperature"),
+        ({"top_k": -2}, "top_k"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+    ],
+)
 def test_bad_sampling_args_raise(kwargs, match):
     args = {"temperature": 1.0, "top_k": 0, "top_p": 1.0} | kwargs
     with pytest.raises(ConfigError, match=match):

@@ -21,7 +21,9 @@ def tiny(seed: int = 0, **kw) -> WaveNet:
     return model
 
 
-@pytest.mark.parametrize("sampling", [dict(), dict(temperature=0.8, top_k=40, top_p=0.9), dict(temperature=0.0)])
+@pytest.mark.parametrize(
+    "sampling", [dict(), dict(temperature=0.8, top_k=40, top_p=0.9), dict(temperature=0.0)]
+)
 def test_numba_cached_and_naive_draw_the_same_codes_float64(sampling):
     model = tiny(gc_cardinality=3, text_dim=5, lc_channels=4, hop_length=8, kernel_size=3).double()
     n, prime = 120, torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(1))
@@ -31,7 +33,10 @@ def test_numba_cached_and_naive_draw_the_same_codes_float64(sampling):
         mel=torch.randn(2, 4, 20, dtype=torch.float64),
         prime=prime,
     )
-    out = {m: generate_wavenet(model, n, seed=[5, 6], method=m, **cond, **sampling) for m in ("numba", "cached", "naive")}
+    out = {
+        m: generate_wavenet(model, n, seed=[5, 6], method=m, **cond, **sampling)
+        for m in ("numba", "cached", "naive")
+    }
     assert out["numba"].shape == (2, n) and out["numba"].dtype == torch.long
     assert torch.equal(out["numba"], out["naive"])
     assert torch.equal(out["cached"], out["naive"])
@@ -56,7 +61,9 @@ def test_batch_equals_single_runs_with_per_sequence_seeds():
         assert torch.equal(batch[i : i + 1], single)
     assert not torch.equal(batch[0], batch[1])
     # an int seed with batch=3 means seeds seed, seed+1, seed+2
-    assert torch.equal(generate_wavenet(model, 200, seed=10, batch=3, gc_ids=torch.tensor([1]), top_p=0.95), batch)
+    assert torch.equal(
+        generate_wavenet(model, 200, seed=10, batch=3, gc_ids=torch.tensor([1]), top_p=0.95), batch
+    )
 
 
 def test_cached_batch_equals_singles_float64():
@@ -87,7 +94,9 @@ def test_priming_continues_the_given_codes():
 def test_callback_sees_growing_partial_results():
     model = tiny()
     seen = []
-    full = generate_wavenet(model, 250, seed=1, callback=lambda c: seen.append(c), callback_every=100, chunk=64)
+    full = generate_wavenet(
+        model, 250, seed=1, callback=lambda c: seen.append(c), callback_every=100, chunk=64
+    )
     assert [c.shape[1] for c in seen] == [100, 200, 250]
     assert torch.equal(seen[0], full[:, :100]) and torch.equal(seen[-1], full)
 

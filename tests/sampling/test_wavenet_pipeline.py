@@ -13,7 +13,14 @@ from soundsmith.pipelines.wavenet import WaveNetPipeline
 
 
 def tiny_pipe(**kw) -> WaveNetPipeline:
-    cfg = dict(residual_channels=8, dilation_channels=8, skip_channels=16, stacks=1, layers_per_stack=4, sample_rate=8000)
+    cfg = dict(
+        residual_channels=8,
+        dilation_channels=8,
+        skip_channels=16,
+        stacks=1,
+        layers_per_stack=4,
+        sample_rate=8000,
+    )
     cfg.update(kw)
     torch.manual_seed(0)
     return WaveNetPipeline(WaveNet(WaveNetConfig(**cfg)))

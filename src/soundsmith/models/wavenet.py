@@ -59,10 +59,14 @@ class WaveNetConfig:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"WaveNetConfig.{name}={getattr(self, name)!r} must be >= 1")
         if self.kernel_size < 2:
-            raise ConfigError(f"WaveNetConfig.kernel_size={self.kernel_size} must be >= 2 (causal convolution)")
+            raise ConfigError(
+                f"WaveNetConfig.kernel_size={self.kernel_size} must be >= 2 (causal convolution)"
+            )
         for name in ("gc_cardinality", "text_dim", "lc_channels"):
             if int(getattr(self, name)) < 0:
-                raise ConfigError(f"WaveNetConfig.{name}={getattr(self, name)!r} must be >= 0 (0 turns it off)")
+                raise ConfigError(
+                    f"WaveNetConfig.{name}={getattr(self, name)!r} must be >= 0 (0 turns it off)"
+                )
         if self.lc_upsample not in LC_UPSAMPLERS:
             raise ConfigError(
                 f"WaveNetConfig.lc_upsample={self.lc_upsample!r} is unknown; use one of {list(LC_UPSAMPLERS)}"
@@ -112,9 +116,17 @@ class ResidualLayer(nn.Module):
         self.dilation = dilation
         self.pad = (c.kernel_size - 1) * dilation
         # filter and gate in one convolution: channels [0, D) filter, [D, 2D) gate
-        self.dilated = nn.Conv1d(c.residual_channels, 2 * c.dilation_channels, c.kernel_size, dilation=dilation)
-        self.gc_proj = nn.Linear(c.gc_channels, 2 * c.dilation_channels, bias=False) if c.has_global_conditioning else None
-        self.lc_proj = nn.Conv1d(c.lc_channels, 2 * c.dilation_channels, 1, bias=False) if c.lc_channels else None
+        self.dilated = nn.Conv1d(
+            c.residual_channels, 2 * c.dilation_channels, c.kernel_size, dilation=dilation
+        )
+        self.gc_proj = (
+            nn.Linear(c.gc_channels, 2 * c.dilation_channels, bias=False)
+            if c.has_global_conditioning
+            else None
+        )
+        self.lc_proj = (
+            nn.Conv1d(c.lc_channels, 2 * c.dilation_channels, 1, bias=False) if c.lc_channels else None
+        )
         # residual and skip 1x1 convolutions in one: channels [0, R) residual, [R, R+S) skip
         self.res_skip = nn.Conv1d(c.dilation_channels, c.residual_channels + c.skip_channels, 1)
         self.residual_channels = c.residual_channels
@@ -148,7 +160,9 @@ class WaveNet(nn.Module):
         self.lc_upsampler: nn.Module | None = None
         if c.lc_channels:
             if c.lc_upsample == "transposed":
-                self.lc_upsampler = nn.ConvTranspose1d(c.lc_channels, c.lc_channels, c.hop_length, stride=c.hop_length)
+                self.lc_upsampler = nn.ConvTranspose1d(
+                    c.lc_channels, c.lc_channels, c.hop_length, stride=c.hop_length
+                )
             else:
                 self.lc_upsampler = nn.Conv1d(c.lc_channels, c.lc_channels, 3, padding=1)
         self.layers = nn.ModuleList(ResidualLayer(c, d) for d in c.dilations)
@@ -188,7 +202,9 @@ class WaveNet(nn.Module):
             if self.text_proj is None:
                 raise ModelError("this WaveNet has text_dim=0; pass text_emb=None")
             if text_emb.shape[-1] != c.text_dim:
-                raise ModelError(f"text_emb has dim {text_emb.shape[-1]}, the model expects text_dim={c.text_dim}")
+                raise ModelError(
+                    f"text_emb has dim {text_emb.shape[-1]}, the model expects text_dim={c.text_dim}"
+                )
             g = g + self.text_proj(text_emb.to(w.dtype)).expand(batch, -1)
         return g
 
@@ -237,7 +253,9 @@ class WaveNet(nn.Module):
         Returns logits [B, Q, T]. The naive generator calls this on windows of the sequence.
         """
         if lc is None and self.lc_upsampler is not None:
-            raise ModelError(f"this WaveNet is conditioned on mels (lc_channels={self.config.lc_channels}); pass mel")
+            raise ModelError(
+                f"this WaveNet is conditioned on mels (lc_channels={self.config.lc_channels}); pass mel"
+            )
         h = self.embed(x).transpose(1, 2)  # [B, R, T]
         skip = None
         for layer in self.layers:

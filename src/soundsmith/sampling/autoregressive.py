@@ -44,7 +44,11 @@ def draw_uniforms(
     one by one. Otherwise rows are drawn from ``generator`` (``batch`` rows).
     """
     if seeds is not None:
-        return np.stack([np.random.default_rng(int(s)).random(n) for s in seeds]) if len(seeds) else np.zeros((0, n))
+        return (
+            np.stack([np.random.default_rng(int(s)).random(n) for s in seeds])
+            if len(seeds)
+            else np.zeros((0, n))
+        )
     if generator is None:
         raise ConfigError("draw_uniforms needs seeds or a numpy Generator")
     return generator.random((batch, n))

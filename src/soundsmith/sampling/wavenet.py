@@ -87,7 +87,9 @@ def generate_wavenet(
     if prime.shape[0] != n_seq or prime.shape[1] < 1:
         raise ConfigError(f"prime has shape {tuple(prime.shape)}; expected [P] or [{n_seq}, P] with P >= 1")
     if int(prime.min()) < 0 or int(prime.max()) >= c.quantization_channels:
-        raise ConfigError(f"prime codes must lie in 0..{c.quantization_channels - 1}; mu-law encode the audio first")
+        raise ConfigError(
+            f"prime codes must lie in 0..{c.quantization_channels - 1}; mu-law encode the audio first"
+        )
     p_len = prime.shape[1]
     total = p_len + n_samples
     seq = torch.zeros(n_seq, total, dtype=torch.long)
@@ -102,7 +104,9 @@ def generate_wavenet(
     lc = None
     if c.lc_channels:
         if mel is None:
-            raise ModelError(f"this WaveNet needs a mel [B, {c.lc_channels}, frames] to generate (lc_channels > 0)")
+            raise ModelError(
+                f"this WaveNet needs a mel [B, {c.lc_channels}, frames] to generate (lc_channels > 0)"
+            )
         lc = model.upsample_mel(mel.to(device), max(total - 1, 1)).expand(n_seq, -1, -1)  # [B, C, T]
     elif mel is not None:
         raise ModelError("this WaveNet has lc_channels=0 (no local conditioning); pass mel=None")
@@ -116,7 +120,9 @@ def generate_wavenet(
 
     # 5. the loop, in chunks for progress and partial saves
     every = int(callback_every) if callback_every else 0
-    bar = tqdm(total=n_samples, unit="sample", unit_scale=True, disable=not progress, desc=f"wavenet/{method}")
+    bar = tqdm(
+        total=n_samples, unit="sample", unit_scale=True, disable=not progress, desc=f"wavenet/{method}"
+    )
     t, done = 0, 0
     last = total - 1  # positions 0 .. total-2 are fed
     while t < last:
@@ -150,7 +156,9 @@ def _engine(model, method, seq, p_len, uniforms, g, lc, temperature, top_k, top_
                 x = seq[:, lo : t + 1].to(model.embed.weight.device)
                 window_lc = lc[..., lo : t + 1] if lc is not None else None
                 logits = model.forward_features(x, g, window_lc)[:, :, -1]  # [B, Q]
-                seq[:, t + 1] = sample_from_logits(logits, u[:, t + 1 - p_len], temperature, top_k, top_p).cpu()
+                seq[:, t + 1] = sample_from_logits(
+                    logits, u[:, t + 1 - p_len], temperature, top_k, top_p
+                ).cpu()
 
         return run_naive
     weights = FastWeights.from_model(model)

@@ -55,7 +55,9 @@ class FastWeights:
         sizes = (c.kernel_size - 1) * dil + 1  # the taps reach back (K-1)*d samples
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         with torch.no_grad():
-            w_dil = torch.stack([la.dilated.weight.permute(2, 1, 0).reshape(-1, la.dilated.out_channels) for la in layers])
+            w_dil = torch.stack(
+                [la.dilated.weight.permute(2, 1, 0).reshape(-1, la.dilated.out_channels) for la in layers]
+            )
             if c.lc_channels:
                 w_lc = torch.stack([la.lc_proj.weight[:, :, 0].t() for la in layers])
             else:
@@ -178,7 +180,9 @@ def numba_steps(
                 # gated unit: tanh(filter) * sigmoid(gate)
                 if fast_gates:  # sigmoid(g) = (1 + tanh(g / 2)) / 2
                     for o in range(d_ch):
-                        z[o] = fast_tanh(y[o]) * (np.float32(0.5) + np.float32(0.5) * fast_tanh(np.float32(0.5) * y[d_ch + o]))
+                        z[o] = fast_tanh(y[o]) * (
+                            np.float32(0.5) + np.float32(0.5) * fast_tanh(np.float32(0.5) * y[d_ch + o])
+                        )
                 else:
                     for o in range(d_ch):
                         z[o] = np.tanh(y[o]) / (1.0 + np.exp(-y[d_ch + o]))
@@ -210,7 +214,9 @@ def numba_steps(
                 if xi > 0.0:
                     for o in range(q_ch):
                         logits[o] += xi * w2[i, o]
-            seq[b, t + 1] = sample_logits_nb(logits, uniforms[b, t + 1 - prime_len], temperature, top_k, top_p, p, srt)
+            seq[b, t + 1] = sample_logits_nb(
+                logits, uniforms[b, t + 1 - prime_len], temperature, top_k, top_p, p, srt
+            )
 
 
 # --- torch engine -----------------------------------------------------------------------------------------------

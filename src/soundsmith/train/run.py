@@ -1,0 +1,125 @@
+"""Run a training job from files: config YAML + manifest -> run directory.
+
+This is what ``soundsmith train`` calls; it is also the Python entry point for scripted runs. It reads and
+validates the run config, builds the datasets, fills data-dependent model fields (label vocabulary, number of
+categories), builds the family's model and objective, and hands them to :class:`~soundsmith.train.engine.Trainer`.
+The resolved config is written to ``RUN_DIR/config.yaml`` so that ``--resume`` rebuilds exactly the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from soundsmith.config import RunConfig, apply_overrides, read_yaml, run_config_from_dict
+from soundsmith.errors import ConfigError
+
+log = logging.getLogger("soundsmith.train")
+
+
+def adapt_model_config(model_cfg: Any, labels: list[str]) -> Any:
+    """Fill data-dependent fields left empty in a preset: ``labels`` and ``gc_cardinality`` (from ``labels``)."""
+    names = {f.name for f in dataclasses.fields(model_cfg)}
+    changes: dict[str, Any] = {}
+    current = list(getattr(model_cfg, "labels", []) or [])
+    if "labels" in names and not current:
+        changes["labels"] = list(labels)
+        current = list(labels)
+    if "gc_cardinality" in names and getattr(model_cfg, "gc_channels", 0) > 0 and model_cfg.gc_cardinality == 0:
+        if not current:
+            raise ConfigError("model.gc_channels > 0 needs category labels in the manifest (or model.gc_cardinality)")
+        changes["gc_cardinality"] = len(current)
+    return dataclasses.replace(model_cfg, **changes) if changes else model_cfg
+
+
+def _write_yaml_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def resolve_run_config(
+    config_path: str | Path | None, out_dir: Path, overrides: list[str], resume: bool
+) -> RunConfig:
+    """The run config: the run's own ``config.yaml`` when resuming, else the given file; then overrides."""
+    saved = out_dir / "config.yaml"
+    if resume and saved.is_file():
+        data = read_yaml(saved)
+        if config_path is not None:
+            given = read_yaml(config_path)
+            if given.get("family") != data.get("family"):
+                raise ConfigError(
+                    f"--config {config_path} is family {given.get('family')!r} but the run in {out_dir} is "
+                    f"{data.get('family')!r}; resume without --config or use another --out"
+                )
+        where = str(saved)
+    elif config_path is None:
+        raise ConfigError("--config is required (or --resume on a run directory that has config.yaml)")
+    else:
+        data = read_yaml(config_path)
+        where = str(config_path)
+    return run_config_from_dict(apply_overrides(data, overrides), where=where)
+
+
+def train_run(run_cfg: RunConfig, manifest: str | Path, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``run_cfg`` on ``manifest`` into ``out_dir``; returns the trainer's final metrics."""
+    from soundsmith.data import ClipDataset, collate_clips, read_manifest
+    from soundsmith.models.registry import get_family
+    from soundsmith.train.engine import Trainer
+    from soundsmith.train.objectives import get_objective
+
+    out_dir = Path(out_dir)
+    data_cfg = run_cfg.data
+    manifest_obj = read_manifest(manifest)
+    train_set = ClipDataset(manifest_obj, data_cfg, split=data_cfg.train_split, random_crop=True)
+    valid_set = None
+    if data_cfg.valid_split and manifest_obj.split(data_cfg.valid_split):
+        valid_set = ClipDataset(manifest_obj, data_cfg, split=data_cfg.valid_split, random_crop=False)
+    else:
+        log.info("no %r rows in %s: training without validation", data_cfg.valid_split, manifest)
+
+    model_cfg = adapt_model_config(run_cfg.model, list(train_set.labels))
+    run_cfg = dataclasses.replace(run_cfg, model=model_cfg)
+    model_sr = getattr(model_cfg, "sample_rate", data_cfg.sample_rate)
+    if model_sr != data_cfg.sample_rate:
+        raise ConfigError(
+            f"model.sample_rate {model_sr} differs from data.sample_rate {data_cfg.sample_rate}; set both to the same"
+        )
+    _, model_cls = get_family(run_cfg.family)
+    model = model_cls(model_cfg)
+    objective = get_objective(run_cfg.family)(model)
+    trainer = Trainer(
+        objective,
+        train_set,
+        valid_set,
+        run_cfg.train,
+        out_dir,
+        run_config=run_cfg.to_dict(),
+        collate_fn=collate_clips,
+    )
+    if trainer.fabric.global_rank == 0:
+        _write_yaml_atomic(out_dir / "config.yaml", run_cfg.to_dict())
+    return trainer.fit(resume=resume)
+
+
+def train_from_files(
+    config_path: str | Path | None,
+    manifest: str | Path,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """``soundsmith train``: read config (or the run's saved one on resume), apply overrides, train."""
+    out_dir = Path(out_dir)
+    run_cfg = resolve_run_config(config_path, out_dir, list(overrides or []), resume)
+    return train_run(run_cfg, manifest, out_dir, resume=resume)

@@ -49,7 +49,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(args.clips, int(args.seconds * cfg.sample_rate), generator=g)
     print(f"tagger {args.config}: {n_params / 1e6:.2f} M parameters, channels {cfg.channels}")
-    print(f"{args.clips} clips x {args.seconds:g} s, batch {args.batch}, torch threads {torch.get_num_threads()}")
+    print(
+        f"{args.clips} clips x {args.seconds:g} s, batch {args.batch}, torch threads {torch.get_num_threads()}"
+    )
 
     fp32 = throughput(TaggerEmbedder(model, bf16=False), audio, args.batch, args.repeats)
     bf16 = throughput(TaggerEmbedder(model, bf16=True), audio, args.batch, args.repeats)
@@ -57,13 +59,17 @@ def main() -> None:
     e16, _ = TaggerEmbedder(model, bf16=True).embed_and_logits(audio[: args.batch], cfg.sample_rate)
     rel = float((e16 - e32).norm() / e32.norm().clamp(min=1e-12))
     print(f"float32        : {fp32:8.1f} x real time")
-    print(f"bf16 autocast  : {bf16:8.1f} x real time  (ratio bf16/fp32 {bf16 / fp32:.2f}, rel. emb. diff {rel:.2e})")
+    print(
+        f"bf16 autocast  : {bf16:8.1f} x real time  (ratio bf16/fp32 {bf16 / fp32:.2f}, rel. emb. diff {rel:.2e})"
+    )
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(2000, cfg.embed_dim)), rng.normal(size=(2000, cfg.embed_dim))
     start = time.perf_counter()
     frechet_distance(x, y)
-    print(f"frechet_distance 2000 x {cfg.embed_dim} vs 2000 x {cfg.embed_dim}: {time.perf_counter() - start:.3f} s")
+    print(
+        f"frechet_distance 2000 x {cfg.embed_dim} vs 2000 x {cfg.embed_dim}: {time.perf_counter() - start:.3f} s"
+    )
 
 
 if __name__ == "__main__":

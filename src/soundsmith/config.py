@@ -158,7 +158,9 @@ class RunConfig:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found; presets live in configs/<family>/{{tiny,base}}.yaml")
+        raise ConfigError(
+            f"{path}: config file not found; presets live in configs/<family>/{{tiny,base}}.yaml"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -175,7 +177,9 @@ def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConf
 
     unknown = sorted(set(data) - {"family", "model", "data", "train"})
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; valid: family, model, data, train")
+        raise ConfigError(
+            f"{where}: unknown section(s) {', '.join(unknown)}; valid: family, model, data, train"
+        )
     family = data.get("family")
     if not isinstance(family, str):
         raise ConfigError(f"{where}: missing 'family' (e.g. family: wavenet)")

@@ -5,8 +5,8 @@ import torch
 from soundsmith.errors import ModelError
 from soundsmith.eval.embedders import (
     ClapEmbedder,
-    EncodecEmbedder,
     Embedder,
+    EncodecEmbedder,
     HFClapEmbedder,
     TaggerEmbedder,
     build_embedder,
@@ -38,7 +38,9 @@ def test_tagger_embedder_shapes_resampling_and_identity():
 
 def test_clap_embedder_audio_and_text():
     torch.manual_seed(0)
-    model = AudioTextContrastive(ClapConfig(text_encoder="hashed:32", text_dim=32, channels=[4], audio_embed_dim=8, proj_dim=8))
+    model = AudioTextContrastive(
+        ClapConfig(text_encoder="hashed:32", text_dim=32, channels=[4], audio_embed_dim=8, proj_dim=8)
+    )
     emb = ClapEmbedder(model)
     assert emb.embed(torch.randn(2, 4000), 16000).shape == (2, 8)
     assert emb.embed_text(["a dog", "rain"]).shape == (2, 8)
@@ -73,15 +75,34 @@ def test_hf_clap_from_tiny_local_folder(tmp_path):
 
     torch.manual_seed(0)
     cfg = HFClapConfig(
-        text_config=dict(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=16, projection_dim=8, max_position_embeddings=64),
-        audio_config=dict(spec_size=128, window_size=4, num_mel_bins=64, patch_size=4, patch_stride=(4, 4),
-                          hidden_size=16, depths=[1, 1], num_attention_heads=[2, 2], patch_embeds_hidden_size=8,
-                          projection_dim=8, enable_fusion=False),
+        text_config=dict(
+            vocab_size=100,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=16,
+            projection_dim=8,
+            max_position_embeddings=64,
+        ),
+        audio_config=dict(
+            spec_size=128,
+            window_size=4,
+            num_mel_bins=64,
+            patch_size=4,
+            patch_stride=(4, 4),
+            hidden_size=16,
+            depths=[1, 1],
+            num_attention_heads=[2, 2],
+            patch_embeds_hidden_size=8,
+            projection_dim=8,
+            enable_fusion=False,
+        ),
         projection_dim=8,
     )
     ClapModel(cfg).save_pretrained(tmp_path)
-    ClapFeatureExtractor(feature_size=64, sampling_rate=16000, hop_length=160, max_length_s=1).save_pretrained(tmp_path)
+    ClapFeatureExtractor(
+        feature_size=64, sampling_rate=16000, hop_length=160, max_length_s=1
+    ).save_pretrained(tmp_path)
     emb = build_embedder(f"laion-clap:{tmp_path}")
     assert isinstance(emb, HFClapEmbedder)
     x = 0.1 * np.random.default_rng(0).normal(size=(2, 24000)).astype(np.float32)
@@ -96,9 +117,18 @@ def test_encodec_from_tiny_local_folder(tmp_path):
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(0)
-    cfg = EncodecConfig(target_bandwidths=[1.5], sampling_rate=16000, audio_channels=1, hidden_size=16, num_filters=4,
-                        num_residual_layers=1, upsampling_ratios=[4, 4], codebook_size=16, codebook_dim=16,
-                        num_lstm_layers=1)
+    cfg = EncodecConfig(
+        target_bandwidths=[1.5],
+        sampling_rate=16000,
+        audio_channels=1,
+        hidden_size=16,
+        num_filters=4,
+        num_residual_layers=1,
+        upsampling_ratios=[4, 4],
+        codebook_size=16,
+        codebook_dim=16,
+        num_lstm_layers=1,
+    )
     model = EncodecModel(cfg)
     model.save_pretrained(tmp_path)
     emb = build_embedder(f"encodec:{tmp_path}")

@@ -78,4 +78,6 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="NaN"):
         frechet_distance(np.full((3, 2), np.nan), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="sizes differ"):
-        frechet_distance(np.random.default_rng(0).normal(size=(4, 2)), np.random.default_rng(0).normal(size=(4, 3)))
+        frechet_distance(
+            np.random.default_rng(0).normal(size=(4, 2)), np.random.default_rng(0).normal(size=(4, 3))
+        )

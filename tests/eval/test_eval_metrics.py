@@ -94,3 +94,34 @@ def test_sanity_rates():
     res = s.compute()
     assert res["silence_rate"] == pytest.approx(1 / 3)
     assert res["clipping_rate"] == pytest.approx(1 / 3)
+
+
+class MirrorFabric:
+    """Two processes holding identical state: all_reduce doubles, all_gather stacks twice."""
+
+    world_size = 2
+
+    def all_reduce(self, t, reduce_op="sum"):
+        assert reduce_op == "sum"
+        return 2 * t
+
+    def all_gather(self, t):
+        return torch.stack([t, t])
+
+
+def test_sync_equals_merge_of_process_states():
+    import copy
+
+    from soundsmith.eval.frechet import FrechetDistance
+
+    rng = np.random.default_rng(4)
+    kl = PosteriorKL()
+    kl.update(torch.tensor(rng.dirichlet(np.ones(3), 5)), torch.tensor(rng.dirichlet(np.ones(3), 5)))
+    fd = FrechetDistance()
+    fd.update(
+        generated=torch.tensor(rng.normal(size=(7, 3))), reference=torch.tensor(rng.normal(size=(9, 3)))
+    )
+    for metric in (kl, fd):
+        expected = copy.deepcopy(metric).merge(copy.deepcopy(metric)).compute()
+        assert metric.sync(MirrorFabric()).compute() == pytest.approx(expected, rel=1e-12)
+    assert len(fd.generated) == 2 and sum(len(x) for x in fd.generated) == 14

@@ -69,5 +69,7 @@ def test_onsets_and_loudness_order():
     assert count_onsets(np.zeros(SR, dtype=np.float32), SR) == 0
     assert loudness_order_accuracy([-30, -10, -20], [-35, -12, -25]) == 1.0
     assert loudness_order_accuracy([-30, -10], [-10, -30]) == 0.0
-    res = attribute_errors([(tone(440, amp=0.05), {"loudness": "soft"}), (tone(440, amp=0.8), {"loudness": "loud"})], SR)
+    res = attribute_errors(
+        [(tone(440, amp=0.05), {"loudness": "soft"}), (tone(440, amp=0.8), {"loudness": "loud"})], SR
+    )
     assert res["loudness_order_accuracy"] == 1.0 and res["loudness_clips"] == 2

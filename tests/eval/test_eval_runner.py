@@ -40,8 +40,15 @@ def write_manifest(path: Path, rows: list[dict]) -> Path:
     with open(path, "w") as f:
         for r in rows:
             label = [] if r["kind"] == "silence" else [r["kind"]]
-            row = {"audio": r["audio"], "captions": [f"a {r['kind']}"], "labels": label, "duration": 0.5,
-                   "sample_rate": SR, "split": "test", "meta": {}}
+            row = {
+                "audio": r["audio"],
+                "captions": [f"a {r['kind']}"],
+                "labels": label,
+                "duration": 0.5,
+                "sample_rate": SR,
+                "split": "test",
+                "meta": {},
+            }
             f.write(json.dumps(row) + "\n")
     return path
 
@@ -57,12 +64,23 @@ def data(tmp_path_factory):
             attrs = {"midi_pitch": r["midi"]} if r["kind"] == "tone" else {}
             rms = r["amp"] / np.sqrt(2) if r["kind"] == "tone" else 0.5 * r["amp"]
             attrs["loudness_db"] = 20 * np.log10(rms)
-            f.write(json.dumps({"audio": f"gen/{r['audio']}", "prompt": f"a {r['kind']}", "labels": [r["kind"]],
-                                "attributes": attrs}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "audio": f"gen/{r['audio']}",
+                        "prompt": f"a {r['kind']}",
+                        "labels": [r["kind"]],
+                        "attributes": attrs,
+                    }
+                )
+                + "\n"
+            )
     write_set(root / "silent", ["silence"] * 12, seed=3)
     run = root / "run"
     run.mkdir()
-    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1 / (s + 1)}) + "\n" for s in range(5)))
+    (run / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "loss": 1 / (s + 1)}) + "\n" for s in range(5))
+    )
     return root, ref
 
 
@@ -78,11 +96,26 @@ def tagger() -> AudioTagger:
 def test_end_to_end_report_and_cache(data, tmp_path):
     root, ref = data
     out = tmp_path / "report"
-    m = evaluate(root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=out, run_dir=root / "run", tagger=tagger())
+    m = evaluate(
+        root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=out, run_dir=root / "run", tagger=tagger()
+    )
     s = m["summary"]
-    for key in ("fad", "fad_baseline", "fad_inf", "fad_inf_baseline", "kl_softmax", "kl_sigmoid",
-                "kl_softmax_baseline", "inception_score", "inception_score_baseline", "adherence_topk",
-                "pitch_error_cents", "loudness_order_accuracy", "silence_rate", "clipping_rate"):
+    for key in (
+        "fad",
+        "fad_baseline",
+        "fad_inf",
+        "fad_inf_baseline",
+        "kl_softmax",
+        "kl_sigmoid",
+        "kl_softmax_baseline",
+        "inception_score",
+        "inception_score_baseline",
+        "adherence_topk",
+        "pitch_error_cents",
+        "loudness_order_accuracy",
+        "silence_rate",
+        "clipping_rate",
+    ):
         assert key in s, key
     assert s["silence_rate"] == 0.0 and s["pitch_error_cents"] < 50 and s["loudness_order_accuracy"] > 0.9
     assert m["info"]["n_generated"] == 12 and m["info"]["kl_mode"] == "marginal"
@@ -106,8 +139,12 @@ def test_end_to_end_report_and_cache(data, tmp_path):
 
 def test_silence_scores_far_worse_than_real_audio(data, tmp_path):
     root, ref = data
-    real = evaluate(root / "gen", ref, out_dir=tmp_path / "real", tagger=tagger(), max_report_clips=0)["summary"]
-    silent = evaluate(root / "silent", ref, out_dir=tmp_path / "silent", tagger=tagger(), max_report_clips=0)["summary"]
+    real = evaluate(root / "gen", ref, out_dir=tmp_path / "real", tagger=tagger(), max_report_clips=0)[
+        "summary"
+    ]
+    silent = evaluate(root / "silent", ref, out_dir=tmp_path / "silent", tagger=tagger(), max_report_clips=0)[
+        "summary"
+    ]
     assert silent["fad"] > 5 * real["fad"]
     assert silent["fad_inf"] > 5 * max(real["fad_inf"], real["fad_baseline"])
     assert silent["kl_softmax"] > 5 * real["kl_softmax"]

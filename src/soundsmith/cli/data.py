@@ -34,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     size.add_argument("--clips", type=int, help="number of clips")
     size.add_argument("--hours", type=float, help="hours of audio")
     syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--families", default="events,instruments,speech,scenes", help="comma-separated families")
+    syn.add_argument(
+        "--families", default="events,instruments,speech,scenes", help="comma-separated families"
+    )
     syn.add_argument("--duration", type=float, default=4.0, help="clip length in seconds")
     syn.add_argument("--sample-rate", type=int, default=16000)
     syn.add_argument("--workers", type=int, default=1)

@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from soundsmith.eval.runner import evaluate
 
-    metrics = evaluate(args.generated, args.reference, prompts=args.prompts, out_dir=args.out, run_dir=args.run)
+    metrics = evaluate(
+        args.generated, args.reference, prompts=args.prompts, out_dir=args.out, run_dir=args.run
+    )
     for key, value in metrics.get("summary", metrics).items():
         if isinstance(value, (int, float)):
             print(f"{key:>28s}  {value:.4g}")

@@ -14,13 +14,17 @@ def available() -> bool:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="generate audio from a text prompt", description="Generate audio from text.")
+    p = sub.add_parser(
+        "generate", help="generate audio from a text prompt", description="Generate audio from text."
+    )
     p.add_argument("prompt", help='what to generate, e.g. "three beeps over steady rain"')
     p.add_argument("--model", default="default", help="model directory, run directory, or shipped model name")
     p.add_argument("--out", default="out.wav", help="output audio file (.wav, .flac, .ogg)")
     p.add_argument("--duration", type=float, default=None, help="seconds (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-candidates", type=int, default=1, help="candidates to generate (out-0.wav, out-1.wav...)")
+    p.add_argument(
+        "--num-candidates", type=int, default=1, help="candidates to generate (out-0.wav, out-1.wav...)"
+    )
     p.add_argument("--steps", type=int, help="sampler steps (diffusion families)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (diffusion families)")
     p.add_argument("--temperature", type=float, help="sampling temperature (autoregressive families)")

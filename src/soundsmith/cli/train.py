@@ -19,13 +19,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="run config YAML (optional with --resume: the run's own config.yaml)")
     p.add_argument("--data", required=True, help="manifest (JSON Lines) to train on")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, samples, model/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=3e-4")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=3e-4"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--max-steps", type=int, help="total optimizer steps (overrides train.max_steps)")
     p.add_argument("--accelerator", help="cpu, cuda, auto (Lightning Fabric)")
     p.add_argument("--devices", type=int, help="devices per node")
     p.add_argument("--nodes", type=int, help="number of nodes")
-    p.add_argument("--strategy", choices=["auto", "ddp", "fsdp"], help="distributed strategy (Lightning Fabric)")
+    p.add_argument(
+        "--strategy", choices=["auto", "ddp", "fsdp"], help="distributed strategy (Lightning Fabric)"
+    )
     p.add_argument("--precision", choices=["32-true", "bf16-mixed"], help="numeric precision")
     p.set_defaults(func=run)
 

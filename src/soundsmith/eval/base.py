@@ -60,7 +60,9 @@ class Metric:
         for name in self.cat_states:
             local = self._cat(name)
             if local is None:
-                raise RuntimeError(f"{type(self).__name__}.{name} is empty on one process; update before sync")
+                raise RuntimeError(
+                    f"{type(self).__name__}.{name} is empty on one process; update before sync"
+                )
             n = torch.tensor([local.shape[0]], device=local.device)
             sizes = fabric.all_gather(n).reshape(-1).tolist()
             pad = torch.zeros((max(sizes) - local.shape[0], *local.shape[1:]), dtype=local.dtype)

@@ -40,7 +40,9 @@ def _resample(audio: torch.Tensor | np.ndarray, sr: int, target: int) -> torch.T
         return x
     import soxr
 
-    return torch.from_numpy(np.stack([soxr.resample(row, sr, target) for row in x.numpy()]).astype(np.float32))
+    return torch.from_numpy(
+        np.stack([soxr.resample(row, sr, target) for row in x.numpy()]).astype(np.float32)
+    )
 
 
 _VOLATILE_KEYS = {"transformers_version", "torch_dtype", "dtype", "architectures"}
@@ -68,16 +70,19 @@ class TaggerEmbedder:
     """
 
     def __init__(self, tagger: torch.nn.Module, bf16: bool = False, device: str = "cpu") -> None:
-        self.model = tagger.eval().to(device)
+        # channels-last weights let oneDNN pick its fast NHWC convolutions (measured in benchmarks/bench_eval.py)
+        self.model = tagger.eval().to(device, memory_format=torch.channels_last)
         self.device = device
         self.bf16 = bf16
         self.mel_cfg = tagger.config.mel_config()
         self.sample_rate = tagger.config.sample_rate
         self.labels = list(tagger.config.labels)
-        self.name = f"tagger-{model_identity(tagger)}"
+        self.name = f"tagger-{model_identity(tagger)}" + ("-bf16" if bf16 else "")  # cache key part
 
     @torch.inference_mode()
-    def embed_and_logits(self, audio: torch.Tensor | np.ndarray, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed_and_logits(
+        self, audio: torch.Tensor | np.ndarray, sr: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`[B, T]` -> (`[B, embed_dim]`, `[B, num_classes]`)."""
         x = _resample(audio, sr, self.sample_rate).to(self.device)
         mel = log_mel(x, self.mel_cfg)  # [B, n_mels, frames]
@@ -96,7 +101,9 @@ class ClapEmbedder:
     `text_encoder` is any `soundsmith.text.TextEncoder`; built from `model.config.text_encoder` when None.
     """
 
-    def __init__(self, model: torch.nn.Module, text_encoder: object | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, model: torch.nn.Module, text_encoder: object | None = None, device: str = "cpu"
+    ) -> None:
         self.model = model.eval().to(device)
         self.device = device
         self.mel_cfg = model.config.mel_config()
@@ -128,7 +135,9 @@ def _local_dir(path: str | Path, what: str, folder: bool = True) -> Path:
             f"save them locally (a transformers folder from save_pretrained, or the checkpoint file) and pass the path"
         )
     if folder and not p.is_dir():
-        raise ModelError(f"{p}: expected a transformers {what} model folder (config.json + weights), got a file")
+        raise ModelError(
+            f"{p}: expected a transformers {what} model folder (config.json + weights), got a file"
+        )
     return p
 
 
@@ -143,7 +152,9 @@ class HFClapEmbedder:
             self.model = ClapModel.from_pretrained(p, local_files_only=True).eval().to(device)
             self.features = ClapFeatureExtractor.from_pretrained(p, local_files_only=True)
         except Exception as exc:  # transformers raises OSError/ValueError/unpickling errors for bad folders
-            raise ModelError(f"{p}: not a transformers ClapModel folder with a feature extractor ({exc})") from exc
+            raise ModelError(
+                f"{p}: not a transformers ClapModel folder with a feature extractor ({exc})"
+            ) from exc
         self.device = device
         self.sample_rate = int(self.features.sampling_rate)
         self.name = f"laion-clap-{model_identity(self.model)}"
@@ -252,11 +263,15 @@ def load_eval_model(path_or_name: str | Path, family: str) -> torch.nn.Module:
     try:
         from soundsmith.models.registry import load_model
     except ImportError as exc:  # registry not landed yet
-        raise ModelError(f"cannot load {family} model {path_or_name}: soundsmith.models.registry missing") from exc
+        raise ModelError(
+            f"cannot load {family} model {path_or_name}: soundsmith.models.registry missing"
+        ) from exc
     model = load_model(str(path_or_name))
     expected = {"tagger": "AudioTagger", "clap": "AudioTextContrastive"}[family]
     if type(model).__name__ != expected:
-        raise ModelError(f"{path_or_name}: is a {type(model).__name__}, expected a {family} model ({expected})")
+        raise ModelError(
+            f"{path_or_name}: is a {type(model).__name__}, expected a {family} model ({expected})"
+        )
     return model
 
 

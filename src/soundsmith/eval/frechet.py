@@ -67,8 +67,8 @@ def fad_infinity(
     of the generated set (reference kept whole) and extrapolate to 1/N = 0.
 
     Returns `{"fad_inf": a, "slope": b, "r2": fit quality}`. Subsamples are drawn without replacement from a
-    `numpy.random.Generator(seed)`; the result can be negative-free clipped only by the caller's judgment, so
-    it is reported as fitted.
+    `numpy.random.Generator(seed)`. The intercept is reported as fitted: for two samples of one distribution
+    it scatters around 0 and may be slightly negative.
     """
     g = _as_f64(generated)
     ref_stats = gaussian_stats(reference)
@@ -103,7 +103,9 @@ def mahalanobis_scores(
     The covariance is shrunk towards `shrinkage * mean variance * I` so that it stays invertible when the
     reference set is smaller than D. Returns `[N]` float64, larger = further from the reference.
     """
-    x64 = np.asarray(x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    x64 = np.asarray(
+        x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64
+    )
     mu, s = gaussian_stats(reference)
     s = s + shrinkage * max(float(np.trace(s)) / s.shape[0], 1e-12) * np.eye(s.shape[0])
     diff = x64 - mu

@@ -186,7 +186,11 @@ class SanityRates(Metric):
     def compute(self) -> dict[str, float]:
         n = float(self.count)
         if n == 0:
-            return {"silence_rate": float("nan"), "clipping_rate": float("nan"), "clipped_sample_fraction": 0.0}
+            return {
+                "silence_rate": float("nan"),
+                "clipping_rate": float("nan"),
+                "clipped_sample_fraction": 0.0,
+            }
         return {
             "silence_rate": float(self.silent) / n,
             "clipping_rate": float(self.clipping) / n,

@@ -59,10 +59,9 @@ class ReconstructionMetrics(Metric):
 
     def __init__(self, mel_cfg: Any = None) -> None:
         if mel_cfg is None:
-            from soundsmith.models.tagger import mel_config_from
-            from soundsmith.eval._compat import MelConfig
+            from soundsmith.audio import MelConfig
 
-            mel_cfg = mel_config_from(MelConfig())
+            mel_cfg = MelConfig()
         self.mel_cfg = mel_cfg
         super().__init__()
 
@@ -79,4 +78,8 @@ class ReconstructionMetrics(Metric):
         n = float(self.count)
         if n == 0:
             return {"mr_stft": float("nan"), "mel_l1": float("nan"), "si_sdr": float("nan")}
-        return {"mr_stft": float(self.stft) / n, "mel_l1": float(self.mel) / n, "si_sdr": float(self.sisdr) / n}
+        return {
+            "mr_stft": float(self.stft) / n,
+            "mel_l1": float(self.mel) / n,
+            "si_sdr": float(self.sisdr) / n,
+        }

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from soundsmith.eval._compat import load_audio, log_mel
+from soundsmith.eval._compat import MelConfig, load_audio, log_mel
 
 # metric key -> (description, which direction is better)
 METRICS: dict[str, tuple[str, str]] = {
     "fad": ("Fréchet distance of tagger embeddings", "lower"),
     "fad_inf": ("FAD extrapolated to infinite clips", "lower"),
-    "kl_softmax": ("KL(reference || generated), softmax posteriors", "lower"),
-    "kl_sigmoid": ("KL(reference || generated), per-class sigmoid", "lower"),
+    "kl_softmax": ("KL(reference ‖ generated), softmax posteriors", "lower"),
+    "kl_sigmoid": ("KL(reference ‖ generated), per-class sigmoid", "lower"),
     "inception_score": ("Inception score (baseline: reference set)", "higher"),
     "clap_score": ("cosine(prompt, audio) in CLAP space", "higher"),
     "adherence_topk": ("asked class in the tagger's top-k", "higher"),
@@ -63,10 +63,7 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, path: Path, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from soundsmith.models.tagger import mel_config_from
-    from soundsmith.models.tagger import TaggerConfig
-
-    cfg = mel_config_from(TaggerConfig(labels=["_"], sample_rate=sample_rate, fmax=sample_rate / 2))
+    cfg = MelConfig(sample_rate=sample_rate, fmax=sample_rate / 2)
     mel = log_mel(audio, cfg).numpy()
     fig, ax = plt.subplots(figsize=(5, 2), dpi=80)
     ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
@@ -130,21 +127,33 @@ def write_report(
     images: dict[int, str] = {}
     for i, clip in enumerate(clips[:max_clips]):
         png = spec_dir / f"{i:04d}_{_safe(clip['id'])}.png"
-        spectrogram_png(load_audio(clip["audio"], sample_rate), sample_rate, png, clip["prompt"] or clip["id"])
+        spectrogram_png(
+            load_audio(clip["audio"], sample_rate), sample_rate, png, clip["prompt"] or clip["id"]
+        )
         images[i] = os.path.relpath(png, out_dir)
 
     def rel_audio(clip: dict[str, Any]) -> str:
         return os.path.relpath(Path(clip["audio"]).resolve(), out_dir.resolve())
 
     worst = set(metrics.get("worst_outliers", []))
-    head = f"{info['n_generated']} generated vs {info['n_reference']} reference clips; tagger: {info['tagger']}"
+    head = (
+        f"{info['n_generated']} generated vs {info['n_reference']} reference clips; tagger: {info['tagger']}"
+    )
     kl_note = f"KL mode: {info.get('kl_mode')} ({info.get('n_pairs', 0)} pairs)"
     table = _rows(summary)
 
     # report.md
-    md = ["# Evaluation report", "", head, "", kl_note, "", "| metric | generated | real vs real | better | what |"]
+    md = [
+        "# Evaluation report",
+        "",
+        head,
+        "",
+        kl_note,
+        "",
+        "| metric | generated | real vs real | better | what |",
+    ]
     md.append("|---|---|---|---|---|")
-    md += [f"| {k} | {g} | {b} | {d} | {w} |" for k, g, b, d, w in table]
+    md += [f"| {k} | {g} | {b} | {d} | {w.replace('|', '/')} |" for k, g, b, d, w in table]
     md += ["", "## Worst outliers (Mahalanobis distance under the reference Gaussian)", ""]
     md += [f"- {c['id']}: {c['outlier_score']:.3g}" for c in clips if c["id"] in worst]
     if curves:
@@ -170,7 +179,10 @@ def write_report(
         f"<h1>Evaluation report</h1><p>{e(head)}</p><p>{e(kl_note)}</p>",
         "<table><tr><th>metric</th><th>generated</th><th>real vs real</th><th>better</th><th>what</th></tr>",
     ]
-    parts += [f"<tr><td>{e(k)}</td><td>{g}</td><td>{b}</td><td>{d}</td><td>{e(w)}</td></tr>" for k, g, b, d, w in table]
+    parts += [
+        f"<tr><td>{e(k)}</td><td>{g}</td><td>{b}</td><td>{d}</td><td>{e(w)}</td></tr>"
+        for k, g, b, d, w in table
+    ]
     parts.append("</table>")
     if curves:
         parts.append("<h2>Loss curves</h2><img src='loss_curves.png' alt='loss curves'>")

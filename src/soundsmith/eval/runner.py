@@ -67,7 +67,9 @@ def collect_generated(generated: str | Path, prompts: str | Path | None) -> list
             for r in read_rows(generated)
         ]
     else:
-        raise ManifestError(f"{generated}: neither a folder of audio nor a manifest; check the --generated path")
+        raise ManifestError(
+            f"{generated}: neither a folder of audio nor a manifest; check the --generated path"
+        )
     if not clips:
         raise ManifestError(f"{generated}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) found to evaluate")
     if prompts is not None:
@@ -155,7 +157,9 @@ def embed_files(
 # ---------------------------------------------------------------- model resolution
 
 
-def resolve_tagger(tagger: Any, reference_labels: list[str], bf16: bool = False) -> tuple[TaggerEmbedder, str]:
+def resolve_tagger(
+    tagger: Any, reference_labels: list[str], bf16: bool = False
+) -> tuple[TaggerEmbedder, str]:
     """A TaggerEmbedder from a model, a path/name, an embedder, or None (shipped "tagger", else random init)."""
     if isinstance(tagger, TaggerEmbedder):
         return tagger, "given"
@@ -201,7 +205,9 @@ def _sigmoid(logits: np.ndarray) -> torch.Tensor:
 
 def _marginal_kl(gen_logits: np.ndarray, ref_logits: np.ndarray, kind: str) -> float:
     post = _softmax if kind == "softmax" else _sigmoid
-    return float(kl_divergence(post(gen_logits).mean(0, keepdim=True), post(ref_logits).mean(0, keepdim=True), kind))
+    return float(
+        kl_divergence(post(gen_logits).mean(0, keepdim=True), post(ref_logits).mean(0, keepdim=True), kind)
+    )
 
 
 def distribution_metrics(
@@ -213,7 +219,9 @@ def distribution_metrics(
     perm = np.random.default_rng(seed).permutation(len(ref["emb"]))
     half_a, half_b = perm[: len(perm) // 2], perm[len(perm) // 2 :]
     out["fad"] = frechet_distance(gen["emb"], ref["emb"])
-    out["fad_baseline"] = frechet_distance(ref["emb"][half_a], ref["emb"][half_b]) if len(half_a) >= 2 else math.nan
+    out["fad_baseline"] = (
+        frechet_distance(ref["emb"][half_a], ref["emb"][half_b]) if len(half_a) >= 2 else math.nan
+    )
     if len(gen["emb"]) >= MIN_FAD_INF_CLIPS:
         out["fad_inf"] = fad_infinity(gen["emb"], ref["emb"], seed=seed)["fad_inf"]
     if len(half_a) >= MIN_FAD_INF_CLIPS:
@@ -301,7 +309,9 @@ def evaluate(
     with_attrs = [c for c in clips if c.attributes]
     if with_attrs:
         sr = embedder.sample_rate
-        audio_attrs = [(load_audio(c.path, sr), c.attributes) for c in tqdm(with_attrs, desc="attributes", disable=None)]
+        audio_attrs = [
+            (load_audio(c.path, sr), c.attributes) for c in tqdm(with_attrs, desc="attributes", disable=None)
+        ]
         summary.update(attribute_errors(audio_attrs, sr))
     clap_emb = resolve_clap(clap)
     clap_per_clip: dict[int, float] = {}
@@ -358,7 +368,9 @@ def evaluate(
     # 6. report
     from soundsmith.eval.report import write_report
 
-    write_report(out_dir, metrics, run_dir=run_dir, max_clips=max_report_clips, sample_rate=embedder.sample_rate)
+    write_report(
+        out_dir, metrics, run_dir=run_dir, max_clips=max_report_clips, sample_rate=embedder.sample_rate
+    )
     return metrics
 
 

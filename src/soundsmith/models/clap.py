@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundsmith.audio import MelConfig
 from soundsmith.errors import ConfigError
 from soundsmith.models.tagger import ConvAudioEncoder, mel_config_from
 
@@ -45,7 +46,7 @@ class ClapConfig:
         if not 0 < self.init_temperature < 1:
             raise ConfigError(f"ClapConfig.init_temperature={self.init_temperature}: use a value in (0, 1)")
 
-    def mel_config(self):
+    def mel_config(self) -> MelConfig:
         return mel_config_from(self)
 
 

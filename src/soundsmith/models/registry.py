@@ -117,7 +117,9 @@ def read_model_config(directory: str | Path) -> dict[str, Any]:
     """Read and migrate a model directory's ``config.json``."""
     path = Path(directory) / "config.json"
     if not path.is_file():
-        raise ModelError(f"{directory}: no config.json; a model directory holds config.json + model.safetensors")
+        raise ModelError(
+            f"{directory}: no config.json; a model directory holds config.json + model.safetensors"
+        )
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -147,7 +149,11 @@ def resolve_model_dir(name_or_path: str | Path) -> Path:
     shipped = SHIPPED_DIR / str(name_or_path)
     if (shipped / "config.json").is_file():
         return shipped
-    names = sorted(p.name for p in SHIPPED_DIR.glob("*") if (p / "config.json").is_file()) if SHIPPED_DIR.is_dir() else []
+    names = (
+        sorted(p.name for p in SHIPPED_DIR.glob("*") if (p / "config.json").is_file())
+        if SHIPPED_DIR.is_dir()
+        else []
+    )
     raise ModelError(
         f"{name_or_path}: not a model directory, a run directory with model/, or a shipped model name"
         + (f"; shipped models: {', '.join(names)}" if names else "")
@@ -170,7 +176,9 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     try:
         state = load_file(str(weights), device="cpu")
     except Exception as e:  # safetensors raises its own error types for damaged files
-        raise ModelError(f"{weights}: cannot read weights ({e}); the file is damaged, re-export the model") from e
+        raise ModelError(
+            f"{weights}: cannot read weights ({e}); the file is damaged, re-export the model"
+        ) from e
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(

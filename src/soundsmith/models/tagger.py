@@ -10,11 +10,13 @@ Input layout: log-mel `[B, n_mels, frames]` as produced by `soundsmith.audio.mel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundsmith.audio import MelConfig
 from soundsmith.errors import ConfigError
 
 
@@ -43,17 +45,13 @@ class TaggerConfig:
         if self.embed_dim <= 0:
             raise ConfigError(f"TaggerConfig.embed_dim={self.embed_dim} must be positive")
 
-    def mel_config(self):
+    def mel_config(self) -> MelConfig:
         """The `soundsmith.audio.MelConfig` this model's input is computed with."""
         return mel_config_from(self)
 
 
-def mel_config_from(cfg) -> object:
+def mel_config_from(cfg: Any) -> MelConfig:
     """Build a MelConfig from any config with the front-end fields (sample_rate, n_fft, ...)."""
-    try:
-        from soundsmith.audio import MelConfig
-    except ImportError:  # audio package not landed yet: fall back to the eval copy of the dataclass
-        from soundsmith.eval._compat import MelConfig
     return MelConfig(
         sample_rate=cfg.sample_rate,
         n_fft=cfg.n_fft,
@@ -115,7 +113,9 @@ class AudioTagger(nn.Module):
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ConvAudioEncoder(config.n_mels, list(config.channels), config.embed_dim, config.dropout)
+        self.encoder = ConvAudioEncoder(
+            config.n_mels, list(config.channels), config.embed_dim, config.dropout
+        )
         self.head = nn.Linear(config.embed_dim, len(config.labels))
 
     @property

@@ -45,6 +45,32 @@ class GeneratedAudio:
         return out
 
 
+MAX_DURATION_S = 600.0
+MAX_CANDIDATES = 64
+
+
+def check_request(prompt: Any, duration: float, num_candidates: int) -> None:
+    """Validate the arguments every pipeline shares; raise a clear error naming the bad value.
+
+    ``prompt`` may be ``""`` (unconditional generation); a prompt of only white space is an error, since it
+    almost always means a quoting mistake on the command line.
+    """
+    import math
+
+    from soundsmith.errors import ConfigError, TextError
+
+    if not isinstance(prompt, str):
+        raise TextError(f"prompt must be text, got {type(prompt).__name__}")
+    if prompt and not prompt.strip():
+        raise TextError('the prompt is only white space; give a description such as "a bell rings twice"')
+    if not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration <= 0:
+        raise ConfigError(f"duration={duration!r} must be a positive number of seconds")
+    if duration > MAX_DURATION_S:
+        raise ConfigError(f"duration={duration} s is over the {MAX_DURATION_S:.0f} s limit; generate shorter clips")
+    if not isinstance(num_candidates, int) or not 1 <= num_candidates <= MAX_CANDIDATES:
+        raise ConfigError(f"num_candidates={num_candidates!r} must be an integer from 1 to {MAX_CANDIDATES}")
+
+
 PIPELINES: dict[str, str] = {
     "wavenet": "soundsmith.pipelines.wavenet:WaveNetPipeline",
 }

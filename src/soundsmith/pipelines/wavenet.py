@@ -11,7 +11,7 @@ import torch
 from soundsmith.audio import mu_law_decode, mu_law_encode, save_audio
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.wavenet import WaveNet
-from soundsmith.pipelines import GeneratedAudio
+from soundsmith.pipelines import GeneratedAudio, check_request
 from soundsmith.sampling.wavenet import generate_wavenet
 
 
@@ -84,10 +84,7 @@ class WaveNetPipeline:
         """
         c = self.model.config
         device = self.model.embed.weight.device
-        if duration <= 0 or not np.isfinite(duration):
-            raise ConfigError(f"duration={duration!r} must be a positive number of seconds")
-        if num_candidates < 1:
-            raise ConfigError(f"num_candidates={num_candidates} must be >= 1")
+        check_request(prompt, duration, num_candidates)
         if save_every is not None and save_path is None:
             raise ConfigError("save_every needs save_path (where to write the partial audio)")
         n_samples = int(round(duration * c.sample_rate))

@@ -1,0 +1,1 @@
+"""Sampling: autoregressive draws (autoregressive.py) and WaveNet generation engines (wavenet*.py)."""

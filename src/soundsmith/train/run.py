@@ -24,16 +24,24 @@ log = logging.getLogger("soundsmith.train")
 
 
 def adapt_model_config(model_cfg: Any, labels: list[str]) -> Any:
-    """Fill data-dependent fields left empty in a preset: ``labels`` and ``gc_cardinality`` (from ``labels``)."""
+    """Fill data-dependent fields left empty in a preset.
+
+    ``labels`` (empty) becomes the dataset's label vocabulary. ``gc_cardinality`` (0) becomes the number of labels
+    when the model has a global-conditioning vector (``gc_channels > 0``) and no caption conditioning
+    (``text_dim == 0``). A caption model that should also see categories sets ``gc_cardinality`` itself.
+    """
     names = {f.name for f in dataclasses.fields(model_cfg)}
     changes: dict[str, Any] = {}
     current = list(getattr(model_cfg, "labels", []) or [])
     if "labels" in names and not current:
         changes["labels"] = list(labels)
         current = list(labels)
-    if "gc_cardinality" in names and getattr(model_cfg, "gc_channels", 0) > 0 and model_cfg.gc_cardinality == 0:
+    wants_categories = getattr(model_cfg, "gc_channels", 0) > 0 and getattr(model_cfg, "text_dim", 0) == 0
+    if "gc_cardinality" in names and wants_categories and model_cfg.gc_cardinality == 0:
         if not current:
-            raise ConfigError("model.gc_channels > 0 needs category labels in the manifest (or model.gc_cardinality)")
+            raise ConfigError(
+                "model.gc_channels > 0 needs category labels in the manifest (or model.gc_cardinality)"
+            )
         changes["gc_cardinality"] = len(current)
     return dataclasses.replace(model_cfg, **changes) if changes else model_cfg
 
@@ -71,7 +79,9 @@ def resolve_run_config(
     return run_config_from_dict(apply_overrides(data, overrides), where=where)
 
 
-def train_run(run_cfg: RunConfig, manifest: str | Path, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+def train_run(
+    run_cfg: RunConfig, manifest: str | Path, out_dir: str | Path, resume: bool = False
+) -> dict[str, Any]:
     """Train ``run_cfg`` on ``manifest`` into ``out_dir``; returns the trainer's final metrics."""
     from soundsmith.data import ClipDataset, collate_clips, read_manifest
     from soundsmith.models.registry import get_family

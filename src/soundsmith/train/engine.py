@@ -169,6 +169,7 @@ class Trainer:
         self.ema = EMA(self.objective.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.step = 0
         self.nan = {"consecutive": 0, "skipped": 0, "restores": 0}
+        self._bad_seen: set[str] = set()
         self.lr_scale = 1.0
         self.best: float | None = None
         self.last_saved_step = -1
@@ -408,6 +409,8 @@ class Trainer:
         w["samples"] += self.cfg.batch_size
         rate = self.objective.sample_rate
         for b in micro_batches:
+            if isinstance(b, dict) and b.get("skipped"):  # bad files met inside DataLoader workers
+                self._bad_seen.update(b["skipped"])
             audio = b.get("audio") if isinstance(b, dict) else None
             if isinstance(audio, torch.Tensor) and audio.ndim >= 1:
                 w["audio_s"] += audio.numel() / rate * self.world  # every rank sees a batch this size
@@ -445,10 +448,12 @@ class Trainer:
         self._window_reset()
 
     def _bad_files(self) -> int:
+        """Bad files met so far: the dataset's own record (main process) united with those batches reported
+        from DataLoader workers (``batch["skipped"]``), whose dataset copies the main process never sees."""
         value = getattr(self.train_set, "bad_files", 0)
         if isinstance(value, (list, tuple, set, dict)):
-            value = len(value)
-        return int(value or 0)
+            return len(set(value) | self._bad_seen)
+        return max(int(value or 0), len(self._bad_seen))
 
     # --- data ----------------------------------------------------------------------------------------------
 

@@ -1,0 +1,56 @@
+"""train_from_files: data-dependent model fields, resume config, and bad files counted across workers."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundsmith.errors import ConfigError
+from soundsmith.models.wavenet import WaveNetConfig
+from soundsmith.train.run import adapt_model_config, train_from_files
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "wavenet" / "tiny.yaml"
+
+
+def test_adapt_fills_labels_and_categories():
+    cfg = adapt_model_config(WaveNetConfig(gc_channels=4), ["bell", "rain"])
+    assert cfg.labels == ["bell", "rain"] and cfg.gc_cardinality == 2
+    # Caption-conditioned: the global vector carries the caption; categories only when asked for.
+    cap = adapt_model_config(WaveNetConfig(gc_channels=4, text_encoder="hashed:8", text_dim=8), ["bell", "rain"])
+    assert cap.gc_cardinality == 0
+    # Explicit values are kept.
+    kept = adapt_model_config(WaveNetConfig(gc_channels=4, labels=["x"], gc_cardinality=1), ["bell", "rain"])
+    assert dataclasses.asdict(kept) == dataclasses.asdict(WaveNetConfig(gc_channels=4, labels=["x"], gc_cardinality=1))
+    with pytest.raises(ConfigError, match="labels"):
+        adapt_model_config(WaveNetConfig(gc_channels=4), [])
+
+
+def _manifest(tmp_path: Path, n_good: int, bad: int) -> Path:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_good + bad):
+        name = f"audio/{i}.wav"
+        (tmp_path / "audio").mkdir(exist_ok=True)
+        if i < n_good:
+            sf.write(tmp_path / name, 0.2 * rng.standard_normal(1600).astype(np.float32), 16000)
+        else:
+            (tmp_path / name).write_bytes(b"RIFF\x00\x00garbage")
+        rows.append({"audio": name, "captions": ["noise"], "labels": ["noise" if i % 2 else "hiss"], "duration": 0.1,
+                     "sample_rate": 16000, "split": "train"})
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_bad_files_counted_from_workers_and_run_completes(tmp_path):
+    manifest = _manifest(tmp_path, n_good=8, bad=2)
+    sets = ["train.max_steps=3", "train.num_workers=2", "train.batch_size=4", "train.checkpoint_every=0",
+            "train.valid_every=0"]
+    result = train_from_files(TINY, manifest, tmp_path / "run", overrides=sets)
+    assert result["step"] == 3
+    assert result["bad_files"] == 2
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "gc_cardinality: 2" in saved  # filled from the manifest's labels and saved for --resume

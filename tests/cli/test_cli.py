@@ -20,7 +20,10 @@ FAST = ["--set", "train.max_steps=4", "--set", "train.checkpoint_every=2", "--se
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
-    assert main(["data", "synth", "--out", str(out), "--clips", "24", "--seed", "3", "--families", "events"]) == 0
+    assert (
+        main(["data", "synth", "--out", str(out), "--clips", "24", "--seed", "3", "--families", "events"])
+        == 0
+    )
     return out / "manifest.jsonl"
 
 
@@ -94,16 +97,53 @@ def test_wavenet_compat_front_end(tmp_path, capsys):
         for i in range(3):
             sf.write(data / speaker / f"{i}.wav", 0.3 * rng.standard_normal(1600).astype(np.float32), 16000)
     params = tmp_path / "params.json"
-    params.write_text(json.dumps({"dilations": [1, 2, 4, 1, 2, 4], "residual_channels": 4, "dilation_channels": 4,
-                                  "skip_channels": 8}))
+    params.write_text(
+        json.dumps(
+            {
+                "dilations": [1, 2, 4, 1, 2, 4],
+                "residual_channels": 4,
+                "dilation_channels": 4,
+                "skip_channels": 8,
+            }
+        )
+    )
     logdir = tmp_path / "logdir"
-    base = ["wavenet", "train", "--data_dir", str(data), "--wavenet_params", str(params), "--sample_size", "400",
-            "--batch_size", "2", "--checkpoint_every", "2", "--gc_channels", "4"]
+    base = [
+        "wavenet",
+        "train",
+        "--data_dir",
+        str(data),
+        "--wavenet_params",
+        str(params),
+        "--sample_size",
+        "400",
+        "--batch_size",
+        "2",
+        "--checkpoint_every",
+        "2",
+        "--gc_channels",
+        "4",
+    ]
     assert main([*base, "--logdir", str(logdir), "--num_steps", "2"]) == 0
     assert main([*base, "--restore_from", str(logdir), "--num_steps", "3"]) == 0
     out = tmp_path / "gen.wav"
-    argv = ["wavenet", "generate", str(logdir), "--samples", "300", "--wav_out_path", str(out), "--gc_id", "1",
-            "--gc_channels", "4", "--gc_cardinality", "2", "--seed", "7"]
+    argv = [
+        "wavenet",
+        "generate",
+        str(logdir),
+        "--samples",
+        "300",
+        "--wav_out_path",
+        str(out),
+        "--gc_id",
+        "1",
+        "--gc_channels",
+        "4",
+        "--gc_cardinality",
+        "2",
+        "--seed",
+        "7",
+    ]
     assert main(argv) == 0
     fast, _ = load_audio(out)
     assert fast.shape == (300,)

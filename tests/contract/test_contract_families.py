@@ -58,7 +58,9 @@ def _batch(run, model, n: int = 4) -> dict:
     rng = np.random.default_rng(0)
     T = int(round(run.data.clip_seconds * run.data.sample_rate))
     t = np.arange(T) / run.data.sample_rate
-    audio = np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.05 * rng.standard_normal(T) for i in range(n)])
+    audio = np.stack(
+        [0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.05 * rng.standard_normal(T) for i in range(n)]
+    )
     picks = [i % len(labels) for i in range(n)]
     return {
         "audio": torch.tensor(audio, dtype=torch.float32),
@@ -96,7 +98,9 @@ def test_save_load_identical(family, tmp_path):
     assert type(loaded) is type(model) and loaded.config == model.config
     batch = get_objective(family)(model).prepare_batch(_batch(run, model))
     with torch.no_grad():
-        torch.testing.assert_close(_forward(family, loaded, batch), _forward(family, model, batch), rtol=0, atol=0)
+        torch.testing.assert_close(
+            _forward(family, loaded, batch), _forward(family, model, batch), rtol=0, atol=0
+        )
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -19,11 +19,15 @@ def test_adapt_fills_labels_and_categories():
     cfg = adapt_model_config(WaveNetConfig(gc_channels=4), ["bell", "rain"])
     assert cfg.labels == ["bell", "rain"] and cfg.gc_cardinality == 2
     # Caption-conditioned: the global vector carries the caption; categories only when asked for.
-    cap = adapt_model_config(WaveNetConfig(gc_channels=4, text_encoder="hashed:8", text_dim=8), ["bell", "rain"])
+    cap = adapt_model_config(
+        WaveNetConfig(gc_channels=4, text_encoder="hashed:8", text_dim=8), ["bell", "rain"]
+    )
     assert cap.gc_cardinality == 0
     # Explicit values are kept.
     kept = adapt_model_config(WaveNetConfig(gc_channels=4, labels=["x"], gc_cardinality=1), ["bell", "rain"])
-    assert dataclasses.asdict(kept) == dataclasses.asdict(WaveNetConfig(gc_channels=4, labels=["x"], gc_cardinality=1))
+    assert dataclasses.asdict(kept) == dataclasses.asdict(
+        WaveNetConfig(gc_channels=4, labels=["x"], gc_cardinality=1)
+    )
     with pytest.raises(ConfigError, match="labels"):
         adapt_model_config(WaveNetConfig(gc_channels=4), [])
 
@@ -38,8 +42,16 @@ def _manifest(tmp_path: Path, n_good: int, bad: int) -> Path:
             sf.write(tmp_path / name, 0.2 * rng.standard_normal(1600).astype(np.float32), 16000)
         else:
             (tmp_path / name).write_bytes(b"RIFF\x00\x00garbage")
-        rows.append({"audio": name, "captions": ["noise"], "labels": ["noise" if i % 2 else "hiss"], "duration": 0.1,
-                     "sample_rate": 16000, "split": "train"})
+        rows.append(
+            {
+                "audio": name,
+                "captions": ["noise"],
+                "labels": ["noise" if i % 2 else "hiss"],
+                "duration": 0.1,
+                "sample_rate": 16000,
+                "split": "train",
+            }
+        )
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -47,8 +59,13 @@ def _manifest(tmp_path: Path, n_good: int, bad: int) -> Path:
 
 def test_bad_files_counted_from_workers_and_run_completes(tmp_path):
     manifest = _manifest(tmp_path, n_good=8, bad=2)
-    sets = ["train.max_steps=3", "train.num_workers=2", "train.batch_size=4", "train.checkpoint_every=0",
-            "train.valid_every=0"]
+    sets = [
+        "train.max_steps=3",
+        "train.num_workers=2",
+        "train.batch_size=4",
+        "train.checkpoint_every=0",
+        "train.valid_every=0",
+    ]
     result = train_from_files(TINY, manifest, tmp_path / "run", overrides=sets)
     assert result["step"] == 3
     assert result["bad_files"] == 2

@@ -66,7 +66,9 @@ def check_request(prompt: Any, duration: float, num_candidates: int) -> None:
     if not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration <= 0:
         raise ConfigError(f"duration={duration!r} must be a positive number of seconds")
     if duration > MAX_DURATION_S:
-        raise ConfigError(f"duration={duration} s is over the {MAX_DURATION_S:.0f} s limit; generate shorter clips")
+        raise ConfigError(
+            f"duration={duration} s is over the {MAX_DURATION_S:.0f} s limit; generate shorter clips"
+        )
     if not isinstance(num_candidates, int) or not 1 <= num_candidates <= MAX_CANDIDATES:
         raise ConfigError(f"num_candidates={num_candidates!r} must be an integer from 1 to {MAX_CANDIDATES}")
 

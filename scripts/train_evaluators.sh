@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the shipped evaluators (models/tagger, models/clap) on the built-in corpus, on a 2-core CPU.
-# Figures they reach: docs/evaluation.md. Takes about 25 minutes on 2 cores.
+# Figures they reach: docs/evaluation.md. Takes about 30 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,9 +11,9 @@ common=(--set train.valid_every=200 --set train.checkpoint_every=200 --set train
         --set train.warmup_steps=50 --set train.num_workers=1)
 rm -rf work/runs/tagger work/runs/clap
 soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl --out work/runs/tagger \
-  --max-steps 800 --set train.lr=2e-3 "${common[@]}"
+  --max-steps 400 --set train.lr=2e-3 "${common[@]}"
 soundsmith train --config configs/clap/base.yaml --data $CORPUS/manifest.jsonl --out work/runs/clap \
-  --max-steps 800 --set train.batch_size=48 --set train.lr=1e-3 "${common[@]}"
+  --max-steps 400 --set train.batch_size=48 --set train.lr=1e-3 "${common[@]}"
 rm -rf models/tagger models/clap
 mkdir -p models
 cp -r work/runs/tagger/model models/tagger

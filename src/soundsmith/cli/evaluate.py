@@ -22,6 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", help="JSONL: audio, prompt, optional labels/attributes/id per generated clip")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--run", help="training run directory whose loss curves go into the report")
+    p.add_argument("--tagger", help="tagger model directory or name (default: the shipped models/tagger)")
+    p.add_argument("--clap", help="CLAP model directory or name (default: the shipped models/clap, if any)")
+    p.add_argument(
+        "--bf16", action="store_true", help="run the evaluator CNNs under CPU bf16 autocast (faster)"
+    )
     p.set_defaults(func=run)
 
 
@@ -29,7 +34,14 @@ def run(args: argparse.Namespace) -> int:
     from soundsmith.eval.runner import evaluate
 
     metrics = evaluate(
-        args.generated, args.reference, prompts=args.prompts, out_dir=args.out, run_dir=args.run
+        args.generated,
+        args.reference,
+        prompts=args.prompts,
+        out_dir=args.out,
+        run_dir=args.run,
+        tagger=args.tagger,
+        clap=args.clap,
+        bf16=args.bf16,
     )
     for key, value in metrics.get("summary", metrics).items():
         if isinstance(value, (int, float)):

@@ -2,6 +2,7 @@
 
 `evaluate(generated, reference, prompts, out_dir, run_dir, tagger, clap)` is the one entry point the CLI wraps;
 see docs/evaluation.md for what each metric means. Heavy modules (runner, embedders) load on first use.
+`soundsmith.eval.evaluators` scores the evaluator networks themselves (tagger accuracy/mAP, CLAP retrieval).
 """
 
 from soundsmith.eval.base import Metric

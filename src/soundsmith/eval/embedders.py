@@ -18,8 +18,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from soundsmith.audio import mel_spectrogram
 from soundsmith.errors import ModelError
-from soundsmith.eval._compat import log_mel
 
 
 @runtime_checkable
@@ -85,7 +85,7 @@ class TaggerEmbedder:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`[B, T]` -> (`[B, embed_dim]`, `[B, num_classes]`)."""
         x = _resample(audio, sr, self.sample_rate).to(self.device)
-        mel = log_mel(x, self.mel_cfg)  # [B, n_mels, frames]
+        mel = mel_spectrogram(x, self.mel_cfg)  # [B, n_mels, frames]
         ctx = torch.autocast(self.device, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with ctx:
             emb, logits = self.model.embed_and_logits(mel)
@@ -99,22 +99,33 @@ class ClapEmbedder:
     """The built-in `AudioTextContrastive`: audio and prompt embeddings in one space (CLAP score).
 
     `text_encoder` is any `soundsmith.text.TextEncoder`; built from `model.config.text_encoder` when None.
+    `bf16=True` runs the audio CNN under CPU bf16 autocast (as `TaggerEmbedder`); text stays float32.
     """
 
     def __init__(
-        self, model: torch.nn.Module, text_encoder: object | None = None, device: str = "cpu"
+        self,
+        model: torch.nn.Module,
+        text_encoder: object | None = None,
+        device: str = "cpu",
+        bf16: bool = False,
     ) -> None:
         self.model = model.eval().to(device)
         self.device = device
+        self.bf16 = bf16
         self.mel_cfg = model.config.mel_config()
         self.sample_rate = model.config.sample_rate
         self._text_encoder = text_encoder
-        self.name = f"clap-{model_identity(model)}"
+        self.name = f"clap-{model_identity(model)}" + ("-bf16" if bf16 else "")  # cache key part
 
     @torch.inference_mode()
     def embed(self, audio: torch.Tensor | np.ndarray, sr: int) -> torch.Tensor:
+        """`[B, T]` -> normalised `[B, proj_dim]`."""
         x = _resample(audio, sr, self.sample_rate).to(self.device)
-        return self.model.encode_audio(log_mel(x, self.mel_cfg)).float().cpu()
+        mel = mel_spectrogram(x, self.mel_cfg)  # [B, n_mels, frames]
+        ctx = torch.autocast(self.device, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        with ctx:
+            emb = self.model.encode_audio(mel)
+        return torch.nn.functional.normalize(emb.float(), dim=-1).cpu()
 
     @torch.inference_mode()
     def embed_text(self, prompts: list[str]) -> torch.Tensor:

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from soundsmith.eval._compat import log_mel
+from soundsmith.audio import mel_spectrogram
 from soundsmith.eval.base import Metric
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop), as in Parallel WaveGAN
@@ -38,7 +38,12 @@ def multi_resolution_stft_distance(
 def mel_l1(est: torch.Tensor, ref: torch.Tensor, mel_cfg: Any) -> torch.Tensor:
     """Mean |log-mel(est) - log-mel(ref)|: `[B, T], [B, T] -> [B]`."""
     est, ref = _align(torch.as_tensor(est), torch.as_tensor(ref))
-    return (log_mel(est.float(), mel_cfg) - log_mel(ref.float(), mel_cfg)).abs().mean(dim=(-2, -1)).double()
+    return (
+        (mel_spectrogram(est.float(), mel_cfg) - mel_spectrogram(ref.float(), mel_cfg))
+        .abs()
+        .mean(dim=(-2, -1))
+        .double()
+    )
 
 
 def si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from soundsmith.eval._compat import MelConfig, load_audio, log_mel
+from soundsmith.audio import MelConfig, load_audio, mel_spectrogram
 
 # metric key -> (description, which direction is better)
 METRICS: dict[str, tuple[str, str]] = {
@@ -64,7 +64,7 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, path: Path, title: str 
     import matplotlib.pyplot as plt
 
     cfg = MelConfig(sample_rate=sample_rate, fmax=sample_rate / 2)
-    mel = log_mel(audio, cfg).numpy()
+    mel = mel_spectrogram(audio, cfg).numpy()
     fig, ax = plt.subplots(figsize=(5, 2), dpi=80)
     ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
     ax.set_title(title[:60], fontsize=8)
@@ -128,7 +128,10 @@ def write_report(
     for i, clip in enumerate(clips[:max_clips]):
         png = spec_dir / f"{i:04d}_{_safe(clip['id'])}.png"
         spectrogram_png(
-            load_audio(clip["audio"], sample_rate), sample_rate, png, clip["prompt"] or clip["id"]
+            load_audio(clip["audio"], sample_rate=sample_rate)[0],
+            sample_rate,
+            png,
+            clip["prompt"] or clip["id"],
         )
         images[i] = os.path.relpath(png, out_dir)
 

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from soundsmith.audio import load_audio
+from soundsmith.data import read_manifest
 from soundsmith.errors import ManifestError, ModelError
-from soundsmith.eval._compat import load_audio, read_rows
 from soundsmith.eval.attributes import attribute_errors
 from soundsmith.eval.embedders import ClapEmbedder, TaggerEmbedder, load_eval_model
 from soundsmith.eval.frechet import fad_infinity, frechet_distance, mahalanobis_scores
@@ -62,9 +63,15 @@ def collect_generated(generated: str | Path, prompts: str | Path | None) -> list
         files = sorted(p for p in generated.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
         clips = [Clip(id=p.stem, path=p) for p in files]
     elif generated.is_file():
+        m = read_manifest(generated)
         clips = [
-            Clip(id=r.id, path=r.path, prompt=r.captions[0] if r.captions else "", labels=r.labels)
-            for r in read_rows(generated)
+            Clip(
+                id=r.id,
+                path=r.audio_path(m.root),
+                prompt=r.captions[0] if r.captions else "",
+                labels=list(r.labels),
+            )
+            for r in m.rows
         ]
     else:
         raise ManifestError(
@@ -129,7 +136,7 @@ def embed_files(
             with np.load(f) as z:
                 results[i] = {name: z[name] for name in z.files}
         else:
-            audio = load_audio(p, embedder.sample_rate)
+            audio, _ = load_audio(p, sample_rate=embedder.sample_rate)  # mono float32 [T]
             todo.setdefault(len(audio), []).append((i, audio))
     with tqdm(total=sum(len(v) for v in todo.values()), desc=desc, disable=None, leave=False) as bar:
         for group in todo.values():
@@ -179,17 +186,18 @@ def resolve_tagger(
         return TaggerEmbedder(model, bf16=bf16), "random-init (no trained tagger found; indicative only)"
 
 
-def resolve_clap(clap: Any) -> ClapEmbedder | None:
+def resolve_clap(clap: Any, bf16: bool = False) -> ClapEmbedder | None:
+    """A ClapEmbedder from a model, a path/name, an embedder, or None (shipped "clap", else None: no score)."""
     if clap is None:
         try:
-            return ClapEmbedder(load_eval_model("clap", "clap"))
+            return ClapEmbedder(load_eval_model("clap", "clap"), bf16=bf16)
         except ModelError:
             return None
     if isinstance(clap, ClapEmbedder):
         return clap
     if isinstance(clap, torch.nn.Module):
-        return ClapEmbedder(clap)
-    return ClapEmbedder(load_eval_model(clap, "clap"))
+        return ClapEmbedder(clap, bf16=bf16)
+    return ClapEmbedder(load_eval_model(clap, "clap"), bf16=bf16)
 
 
 # ---------------------------------------------------------------- (3)-(5) metrics
@@ -266,7 +274,8 @@ def evaluate(
     """Evaluate generated audio against a reference manifest; write metrics.json, report.md, report.html.
 
     `tagger`/`clap`: a model, an embedder, a model directory or registered name, or None (shipped model;
-    for the tagger a random-weight fallback, for CLAP the CLAP score is skipped). Returns the metrics dict.
+    for the tagger a random-weight fallback, for CLAP the CLAP score is skipped). `bf16`: CPU bf16 autocast
+    for both evaluator CNNs (not for embedders passed in ready-made). Returns the metrics dict.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -274,7 +283,9 @@ def evaluate(
 
     # 1. inputs
     clips = collect_generated(generated, prompts)
-    ref_rows = read_rows(reference)
+    ref_manifest = read_manifest(reference)
+    ref_rows = ref_manifest.rows
+    ref_paths = [r.audio_path(ref_manifest.root) for r in ref_rows]
     if len(ref_rows) < 2:
         raise ManifestError(f"{reference}: needs at least 2 reference clips to fit a distribution")
     ref_labels = sorted({label for r in ref_rows for label in r.labels})
@@ -282,10 +293,10 @@ def evaluate(
 
     # 2. embeddings
     gen = embed_files([c.path for c in clips], embedder, cache, batch_size, "generated")
-    ref = embed_files([r.path for r in ref_rows], embedder, cache, batch_size, "reference")
+    ref = embed_files(ref_paths, embedder, cache, batch_size, "reference")
 
     # 3. distribution metrics, paired by id where ids match
-    ref_index = {r.id: i for i, r in enumerate(ref_rows)} | {r.path.stem: i for i, r in enumerate(ref_rows)}
+    ref_index = {r.id: i for i, r in enumerate(ref_rows)} | {p.stem: i for i, p in enumerate(ref_paths)}
     pairs = [(i, ref_index[c.id]) for i, c in enumerate(clips) if c.id in ref_index]
     summary, info = distribution_metrics(gen, ref, pairs, seed)
 
@@ -310,10 +321,11 @@ def evaluate(
     if with_attrs:
         sr = embedder.sample_rate
         audio_attrs = [
-            (load_audio(c.path, sr), c.attributes) for c in tqdm(with_attrs, desc="attributes", disable=None)
+            (load_audio(c.path, sample_rate=sr)[0], c.attributes)
+            for c in tqdm(with_attrs, desc="attributes", disable=None)
         ]
         summary.update(attribute_errors(audio_attrs, sr))
-    clap_emb = resolve_clap(clap)
+    clap_emb = resolve_clap(clap, bf16=bf16)
     clap_per_clip: dict[int, float] = {}
     prompted = [i for i, c in enumerate(clips) if c.prompt]
     if clap_emb is not None and prompted:

@@ -1,9 +1,16 @@
 """Spoken words (espeak-ng) and scenes (background + foreground events at SNRs)."""
 
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from soundsmith.data.synth import VOICES, WORDS, render_scene, render_speech
+from soundsmith.data.synth.speech import _engine, _word_audio
 from soundsmith.errors import ConfigError
 
 SR = 16000
@@ -31,6 +38,61 @@ def test_voices_differ_and_speech_is_deterministic():
     b, _ = render_speech("yes", voice=1, duration=1.5, onset=0.2)
     c, _ = render_speech("yes", voice=0, duration=1.5, onset=0.2)
     assert not np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def _say(word, voice):
+    _, name, pitch, rate, pitch_range, _ = VOICES[voice]
+    return _engine().say(word, name, pitch, rate, pitch_range)
+
+
+def test_same_word_and_voice_give_identical_samples_whatever_came_before():
+    # issue 3: espeak-ng carried state from one utterance to the next (9273 then 9276 samples), and seeded
+    # its breath/whisper noise from the clock; voice 3 (breathy f2) and 7 (whisper) exercise the noise
+    first = [_say("five", 0), _say("yes", 3), _say("off", 7)]
+    for word, voice in (("seven", 6), ("no", 5), ("five", 1), ("up", 2), ("yes", 7)):
+        assert _say(word, voice).size > 1000
+    again = [_say("five", 0), _say("yes", 3), _say("off", 7)]
+    for a, b in zip(first, again):
+        assert a.dtype == np.int16 and a.size > 1000 and np.array_equal(a, b)
+    # the memoised float waveform agrees with an uncached rendering done after other words
+    cached = _word_audio("yes", 3, 16000)
+    assert np.array_equal(_word_audio.__wrapped__("yes", 3, 16000), cached)
+
+
+_CORPUS_SCRIPT = """
+import hashlib, json, sys
+from pathlib import Path
+from soundsmith.data.synth import render_speech, synthesize_corpus
+out, warm = Path(sys.argv[1]), sys.argv[2] == "warm"
+if warm:  # render (and memoise) other utterances first, in an order the corpus does not use
+    for i, word in enumerate(("nine", "go", "stop", "two", "left", "on")):
+        render_speech(word, voice=(7 * i) % 8, duration=1.5)
+manifest = synthesize_corpus(out, clips=16, seed=5, families=("speech", "scenes"), duration=2.0,
+                             workers=1, progress=False)
+files = sorted(out.rglob("*.*"))
+print(json.dumps({str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}))
+"""
+
+
+def test_fresh_processes_synthesize_byte_identical_speech_corpus(tmp_path):
+    hashes = []
+    for name, warm in (("a", "cold"), ("b", "warm")):
+        done = subprocess.run(
+            [sys.executable, "-c", _CORPUS_SCRIPT, str(tmp_path / name), warm],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        hashes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rows = [json.loads(line) for line in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()]
+    families = {row["meta"]["family"] for row in rows}
+    speaking = [r for r in rows if any(e["class"].startswith("speech_") for e in r["meta"]["events"])]
+    assert families == {"speech", "scenes"} and len(speaking) >= 4
+    assert len(hashes[0]) == 17 and "manifest.jsonl" in hashes[0]
+    assert hashes[0] == hashes[1]
+    digest = hashlib.sha256((tmp_path / "b" / "manifest.jsonl").read_bytes()).hexdigest()
+    assert digest == hashes[0]["manifest.jsonl"] and Path(tmp_path / "b" / "audio").is_dir()
 
 
 def test_unknown_word_raises():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print how good the shipped evaluators are: tagger accuracy / mAP and CLAP retrieval.
 
-    python scripts/evaluator_figures.py --manifest work/corpus3k/manifest.jsonl --split test --json out.json
+    python scripts/evaluator_figures.py --manifest work/corpus4k/manifest.jsonl --split test --json out.json
     python scripts/evaluator_figures.py --sample   # the fixed sample; writes docs/evaluator_figures.json
 
 `--sample` synthesizes the small fixed corpus sample of `soundsmith.eval.evaluators.SAMPLE_SPEC` in a
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MANIFEST = "work/corpus3k/manifest.jsonl"
+DEFAULT_MANIFEST = "work/corpus4k/manifest.jsonl"
 SAMPLE_JSON = REPO / "docs" / "evaluator_figures.json"
 
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Reproduce the shipped evaluators (models/tagger, models/clap) on the built-in corpus, on a 2-core CPU.
-# Figures they reach: docs/evaluation.md. Takes about 30 minutes on 2 cores.
+# Figures they reach: docs/evaluation.md. Takes about 45 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-CORPUS=work/corpus3k
-[ -f $CORPUS/manifest.jsonl ] || soundsmith data synth --out $CORPUS --clips 3000 --seed 0 --workers 2
+CORPUS=work/corpus4k
+[ -f $CORPUS/manifest.jsonl ] || soundsmith data synth --out $CORPUS --clips 4000 --seed 0 --workers 2
 common=(--set train.valid_every=200 --set train.checkpoint_every=200 --set train.log_every=50
         --set train.warmup_steps=50 --set train.num_workers=1)
 rm -rf work/runs/tagger work/runs/clap
 soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl --out work/runs/tagger \
-  --max-steps 400 --set train.lr=2e-3 "${common[@]}"
+  --max-steps 700 --set train.lr=2e-3 "${common[@]}"
 soundsmith train --config configs/clap/base.yaml --data $CORPUS/manifest.jsonl --out work/runs/clap \
   --max-steps 400 --set train.batch_size=48 --set train.lr=1e-3 "${common[@]}"
 rm -rf models/tagger models/clap

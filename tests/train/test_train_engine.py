@@ -121,3 +121,20 @@ def test_set_epoch_called_and_bad_config_rejected(tmp_path, one_thread):
         Trainer(make_objective(), SineSet(4), None, small_config(), tmp_path / "y").fit()
     with pytest.raises(ConfigError, match="multiple of grad_accum"):
         Trainer(make_objective(), SineSet(16), None, small_config(grad_accum=3), tmp_path / "z").fit()
+
+
+def test_resume_with_longer_max_steps_follows_the_new_schedule(tmp_path, one_thread):
+    # A cosine run of 6 steps, resumed to 12: the restored schedule must stretch to 12, as a 12-step run's would.
+    short = small_config(max_steps=6, checkpoint_every=3, schedule="cosine", min_lr_ratio=0.0)
+    long = small_config(max_steps=12, checkpoint_every=3, schedule="cosine", min_lr_ratio=0.0)
+    run(tmp_path / "r", short)
+    run(tmp_path / "r", long, resume=True, stop_at=9)
+    resumed = load_checkpoint(tmp_path / "r" / "checkpoints" / "step-0000009.ckpt")["schedulers"][0][
+        "_last_lr"
+    ]
+    run(tmp_path / "ref", long, stop_at=9)
+    reference = load_checkpoint(tmp_path / "ref" / "checkpoints" / "step-0000009.ckpt")["schedulers"][0][
+        "_last_lr"
+    ]
+    assert resumed == pytest.approx(reference, rel=1e-12)
+    assert resumed[0] > 0  # the 6-step schedule would have reached 0 here

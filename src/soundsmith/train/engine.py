@@ -29,7 +29,7 @@ from soundsmith.train.config import TrainConfig
 from soundsmith.train.ema import EMA
 from soundsmith.train.monitor import Monitor
 from soundsmith.train.objectives.base import Objective
-from soundsmith.train.schedules import build_scheduler, set_lr_scale
+from soundsmith.train.schedules import build_scheduler, reconfigure, set_lr_scale
 
 log = logging.getLogger(__name__)
 
@@ -536,6 +536,7 @@ class Trainer:
             opt.load_state_dict(s)
         for sched, s in zip(self.schedulers, state["schedulers"]):
             sched.load_state_dict(s)
+            reconfigure(sched, self.cfg, self.steps_per_epoch)  # e.g. resumed with a new --max-steps
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         elif self.ema is not None:

@@ -77,6 +77,24 @@ def build_scheduler(optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int
     return LambdaLR(optimizer, multiplier)
 
 
+def reconfigure(scheduler: LambdaLR, cfg: TrainConfig, steps_per_epoch: int) -> None:
+    """Give a restored scheduler the schedule shape of the current config (kind, length, warmup, steps).
+
+    ``LambdaLR.load_state_dict`` brings back the multiplier's fields as they were when the checkpoint was written;
+    a run resumed with another ``--max-steps`` (or schedule setting) must follow the new one. The step counter and
+    the NaN-recovery ``scale`` stay as restored; call :func:`set_lr_scale` afterwards to apply the LR.
+    """
+    for fn in scheduler.lr_lambdas:
+        if isinstance(fn, LRMultiplier):
+            fn.kind = cfg.schedule
+            fn.max_steps = int(cfg.max_steps)
+            fn.warmup_steps = int(cfg.warmup_steps)
+            fn.min_lr_ratio = float(cfg.min_lr_ratio)
+            fn.steps_per_epoch = int(steps_per_epoch)
+            fn.step_every_epochs = int(cfg.step_every_epochs)
+            fn.step_gamma = float(cfg.step_gamma)
+
+
 def set_lr_scale(scheduler: LambdaLR, scale: float) -> None:
     """Set the extra LR factor (NaN recovery) on every group and apply it to the optimizer now."""
     for fn in scheduler.lr_lambdas:

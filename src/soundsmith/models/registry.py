@@ -76,6 +76,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model directory is meant to be shared and read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ import soxr
 import torch
 
 from soundsmith.errors import AudioError
+from soundsmith.fileio import publish
 
 #: Extensions that ``save_audio`` writes, with the libsndfile format and sample subtype used.
 WRITE_FORMATS: dict[str, tuple[str, str]] = {
@@ -268,7 +269,7 @@ def save_audio(
                 f"save_audio({path}): the metadata is too large for {fmt} "
                 "(WAV holds about 2,000 characters per field); shorten it or save as .flac/.ogg"
             )
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from soundsmith.fileio import publish
+
 log = logging.getLogger("soundsmith.data")
 
 CACHE_VERSION = 1  # bump when the stored layout or feature code changes meaning
@@ -145,7 +147,7 @@ class FeatureCache:
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
-            os.replace(tmp, target)
+            publish(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from soundsmith.errors import ManifestError
+from soundsmith.fileio import publish
 
 SPLITS = ("train", "valid", "test")
 MAX_LISTED_ERRORS = 20
@@ -222,7 +223,7 @@ def write_manifest(
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("\n".join(out_lines) + ("\n" if out_lines else ""))
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

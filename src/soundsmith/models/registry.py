@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError, ModelError
+from soundsmith.fileio import publish
 
 SCHEMA_VERSION = 1
 
@@ -76,8 +77,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model directory is meant to be shared and read
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -19,6 +19,7 @@ import yaml
 
 from soundsmith.config import RunConfig, apply_overrides, read_yaml, run_config_from_dict
 from soundsmith.errors import ConfigError
+from soundsmith.fileio import publish
 
 log = logging.getLogger("soundsmith.train")
 
@@ -53,7 +54,7 @@ def _write_yaml_atomic(path: Path, data: dict[str, Any]) -> None:
         yaml.safe_dump(data, f, sort_keys=False)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    publish(tmp, path)
 
 
 def resolve_run_config(

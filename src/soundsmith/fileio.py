@@ -25,3 +25,25 @@ def publish(tmp: str | Path, path: str | Path) -> None:
     """Give ``tmp`` ordinary file permissions and atomically rename it to ``path``."""
     os.chmod(tmp, DEFAULT_FILE_MODE)
     os.replace(tmp, path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file beside it, fsync, :func:`publish`.
+
+    A crash leaves either the old file or the new one, never part of it, and no temp file on error.
+    """
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

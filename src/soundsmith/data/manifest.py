@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from soundsmith.errors import ManifestError
-from soundsmith.fileio import publish
+from soundsmith.fileio import write_bytes_atomic
 
 SPLITS = ("train", "valid", "test")
 MAX_LISTED_ERRORS = 20
@@ -219,15 +218,7 @@ def write_manifest(
         absolute = audio if audio.is_absolute() else base / audio
         d["audio"] = Path(os.path.relpath(os.path.abspath(absolute), folder)).as_posix()
         out_lines.append(json.dumps(d, ensure_ascii=False))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(out_lines) + ("\n" if out_lines else ""))
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_bytes_atomic(path, ("\n".join(out_lines) + ("\n" if out_lines else "")).encode("utf-8"))
     return path
 
 

@@ -10,7 +10,6 @@ import dataclasses
 import importlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError, ModelError
-from soundsmith.fileio import publish
+from soundsmith.fileio import write_bytes_atomic
 
 SCHEMA_VERSION = 1
 
@@ -70,19 +69,6 @@ def family_of(model: torch.nn.Module) -> str:
     raise ModelError(f"{type(model).__name__} is not a registered model family ({', '.join(family_names())})")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: torch.nn.Module, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors`` for ``model`` (which holds its config dataclass as ``.config``)."""
     from soundsmith import __version__
@@ -110,7 +96,7 @@ def save_model(model: torch.nn.Module, directory: str | Path, extra: dict[str, A
         "config": dataclasses.asdict(config),
         "extra": extra or {},
     }
-    _atomic_write_bytes(directory / "config.json", (json.dumps(meta, indent=2) + "\n").encode())
+    write_bytes_atomic(directory / "config.json", (json.dumps(meta, indent=2) + "\n").encode())
     return directory
 
 

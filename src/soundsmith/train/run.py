@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import yaml
 
 from soundsmith.config import RunConfig, apply_overrides, read_yaml, run_config_from_dict
 from soundsmith.errors import ConfigError
-from soundsmith.fileio import publish
+from soundsmith.fileio import write_bytes_atomic
 
 log = logging.getLogger("soundsmith.train")
 
@@ -45,16 +43,6 @@ def adapt_model_config(model_cfg: Any, labels: list[str]) -> Any:
             )
         changes["gc_cardinality"] = len(current)
     return dataclasses.replace(model_cfg, **changes) if changes else model_cfg
-
-
-def _write_yaml_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-        f.flush()
-        os.fsync(f.fileno())
-    publish(tmp, path)
 
 
 def resolve_run_config(
@@ -119,7 +107,9 @@ def train_run(
         collate_fn=collate_clips,
     )
     if trainer.fabric.global_rank == 0:
-        _write_yaml_atomic(out_dir / "config.yaml", run_cfg.to_dict())
+        write_bytes_atomic(
+            out_dir / "config.yaml", yaml.safe_dump(run_cfg.to_dict(), sort_keys=False).encode()
+        )
     return trainer.fit(resume=resume)
 
 

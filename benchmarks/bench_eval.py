@@ -14,10 +14,10 @@ import time
 import numpy as np
 import torch
 
-from soundsmith.config import load_run_config
 from soundsmith.eval.embedders import TaggerEmbedder
 from soundsmith.eval.frechet import frechet_distance
 from soundsmith.models.tagger import AudioTagger
+from soundsmith.train.runconfig import load_run_config
 
 
 def throughput(embedder: TaggerEmbedder, audio: torch.Tensor, batch: int, repeats: int) -> float:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from soundsmith.config import apply_overrides, dataclass_from_dict, load_run_config
+from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError
+from soundsmith.train.runconfig import apply_overrides, load_run_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

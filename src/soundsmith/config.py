@@ -1,13 +1,8 @@
-"""Configuration: YAML files fill dataclasses; unknown keys and wrong types are errors naming the key.
+"""Config dataclasses from plain dicts (YAML, JSON): unknown keys and wrong types are errors naming the key.
 
-A run configuration (``configs/<family>/{tiny,base}.yaml``) has four sections::
-
-    family: wavenet
-    model: {...}   # the family's config dataclass (e.g. WaveNetConfig)
-    data:  {...}   # soundsmith.data.dataset.DataConfig
-    train: {...}   # soundsmith.train.config.TrainConfig
-
-``--set section.key=value`` overrides any field; the value is parsed as YAML (``1e-3``, ``[1, 2]``, ``true``).
+This module is generic and imports nothing of soundsmith but ``errors``, so that every layer (``models``'s
+registry, ``data``, ``train``) can use it. Run configurations (family + model + data + train sections) are read
+by :mod:`soundsmith.train.runconfig`.
 """
 
 from __future__ import annotations
@@ -15,11 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from soundsmith.errors import ConfigError
 
@@ -103,99 +94,12 @@ def dataclass_from_dict(cls: type, data: Any, where: str = "config") -> Any:
         raise ConfigError(f"{where}: {e}") from e
 
 
-def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
-    """``["train.lr=1e-3"]`` -> ``[(["train", "lr"], 0.001)]``."""
-    out = []
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
-        key, raw = item.split("=", 1)
-        parts = [p for p in key.strip().split(".") if p]
-        if not parts:
-            raise ConfigError(f"--set {item!r}: empty key")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {item!r}: cannot parse value ({e})") from e
-        out.append((parts, value))
-    return out
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set`` overrides to a nested dict (returns a new dict)."""
-    import copy
-
-    data = copy.deepcopy(data)
-    for parts, value in parse_overrides(overrides):
-        node = data
-        for p in parts[:-1]:
-            child = node.setdefault(p, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {'.'.join(parts)}: {p!r} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return data
-
-
-@dataclass
-class RunConfig:
-    """A whole training run: family, model, data and train sections, each a dataclass."""
-
-    family: str
-    model: Any
-    data: Any
-    train: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "family": self.family,
-            "model": dataclasses.asdict(self.model),
-            "data": dataclasses.asdict(self.data),
-            "train": dataclasses.asdict(self.train),
-        }
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"{path}: config file not found; presets live in configs/<family>/{{tiny,base}}.yaml"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with family/model/data/train sections")
-    return data
-
-
-def run_config_from_dict(data: dict[str, Any], where: str = "config") -> RunConfig:
-    from soundsmith.data.dataset import DataConfig
-    from soundsmith.models.registry import get_family
-    from soundsmith.train.config import TrainConfig
-
-    unknown = sorted(set(data) - {"family", "model", "data", "train"})
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown section(s) {', '.join(unknown)}; valid: family, model, data, train"
-        )
-    family = data.get("family")
-    if not isinstance(family, str):
-        raise ConfigError(f"{where}: missing 'family' (e.g. family: wavenet)")
-    try:
-        config_cls, _ = get_family(family)
-    except Exception as e:
-        raise ConfigError(f"{where}: {e}") from e
-    return RunConfig(
-        family=family,
-        model=dataclass_from_dict(config_cls, data.get("model") or {}, f"{where}: model"),
-        data=dataclass_from_dict(DataConfig, data.get("data") or {}, f"{where}: data"),
-        train=dataclass_from_dict(TrainConfig, data.get("train") or {}, f"{where}: train"),
-    )
-
-
-def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read a run config YAML, apply ``--set`` overrides and validate every section."""
-    data = apply_overrides(read_yaml(path), overrides or [])
-    return run_config_from_dict(data, where=str(path))
+def as_dataclass(cls: type, value: Any, where: str = "config") -> Any:
+    """``value`` as a ``cls`` instance: an instance is returned as is, a mapping fills ``cls``'s fields (see
+    :func:`dataclass_from_dict`); anything else is a ConfigError naming ``where``. For nested config fields
+    (``TaggerConfig(mel={"hop_length": 320})``)."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return dataclass_from_dict(cls, value, where)
+    raise ConfigError(f"{where}: expected a {cls.__name__} or a mapping of its fields, got {value!r}")

@@ -73,9 +73,11 @@ def test_crops_are_a_pure_function_of_seed_epoch_index(corpus):
         crops.add(a[0]["audio"][:5].numpy().tobytes())
         captions.add(a[0]["caption"])
     assert len(crops) > 3 and len(captions) > 1
+    # another seed, the same epoch (3 for both): other crops (tests/data/test_data_crops_seed.py reads offsets)
     other = ClipDataset(corpus, _cfg(), "train", seed=8)
     other.set_epoch(3)
-    assert not torch.equal(other[0]["audio"], a[0]["audio"]) or other[0]["caption"] != a[0]["caption"]
+    a.set_epoch(3)
+    assert not torch.equal(other[0]["audio"], a[0]["audio"])
 
 
 def test_valid_crops_are_deterministic(corpus, tmp_path):

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from soundsmith.config import load_run_config
 from soundsmith.errors import ConfigError
 from soundsmith.models.clap import AudioTextContrastive, ClapConfig
 from soundsmith.models.registry import load_model, save_model
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.clap import OBJECTIVE, ClapObjective, clap_loss, contrastive_targets
+from soundsmith.train.runconfig import load_run_config
 
 
 def tiny() -> AudioTextContrastive:
@@ -66,10 +66,10 @@ def test_presets_build():
         AudioTextContrastive(rc.model)
 
 
-def test_objective_lowers_loss_on_fixed_batch():
+def test_objective_lowers_loss_on_fixed_batch(tiny_text_encoder):
     assert OBJECTIVE is ClapObjective
     model = tiny().train()
-    obj = ClapObjective(model)
+    obj = ClapObjective(model, text_encoder=tiny_text_encoder)
     g = torch.Generator().manual_seed(0)
     batch = {
         "audio": 0.1 * torch.randn(4, 8000, generator=g),

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from soundsmith.config import load_run_config
 from soundsmith.errors import ConfigError
 from soundsmith.models.registry import load_model, save_model
 from soundsmith.models.tagger import AudioTagger, TaggerConfig
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.tagger import OBJECTIVE, TaggerObjective, multi_hot
+from soundsmith.train.runconfig import load_run_config
 
 LABELS = ["dog", "rain", "piano"]
 

@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from train_fixtures import SineSet, assert_same, make_objective, small_config, weights
+from train_fixtures import (
+    SineSet,
+    assert_same,
+    make_gan_objective,
+    make_objective,
+    objective_weights,
+    small_config,
+)
 
 from soundsmith.train import Trainer
 from soundsmith.train.checkpoint import list_checkpoints
@@ -20,13 +27,13 @@ SCRIPT = f"""
 import sys
 import torch
 sys.path.insert(0, {str(HERE)!r})
-from train_fixtures import SineSet, make_objective, small_config
+from train_fixtures import SineSet, make_gan_objective, make_objective, small_config
 from soundsmith.train import Trainer
 
 if __name__ == "__main__":  # Fabric's DDP launcher re-runs this file for rank 1
     torch.set_num_threads(1)
     mode, out = sys.argv[1], sys.argv[2]
-    objective = make_objective()
+    objective = make_gan_objective() if sys.argv[-1] == "gan" else make_objective()
     if mode == "kill":
         objective.sleep = float(sys.argv[4])
         cfg = small_config(max_steps=12, checkpoint_every=3, ema_decay=0.9)
@@ -44,13 +51,16 @@ def _env():
     return env
 
 
-@pytest.mark.slow  # ~40 s on a loaded 2-core machine: two fresh interpreters importing torch
-def test_sigkill_then_resume_equals_straight_run(tmp_path, one_thread):
+@pytest.mark.slow  # ~40 s each on a loaded 2-core machine: two fresh interpreters importing torch
+@pytest.mark.parametrize(
+    "kind", ["tiny", "gan"]
+)  # gan: a second optimizer, delayed, every 2 steps, own clip/LR
+def test_sigkill_then_resume_equals_straight_run(tmp_path, one_thread, kind):
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, str(script), "kill", str(out), "0", "0.15"],
+        [sys.executable, str(script), "kill", str(out), "0", "0.15", kind],
         env=_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -69,13 +79,13 @@ def test_sigkill_then_resume_equals_straight_run(tmp_path, one_thread):
     saved = list_checkpoints(out / "checkpoints")
     assert saved and saved[-1].name != "step-0000012.ckpt"
     subprocess.run(
-        [sys.executable, str(script), "kill", str(out), "1", "0"],
+        [sys.executable, str(script), "kill", str(out), "1", "0", kind],
         env=_env(),
         check=True,
         capture_output=True,
         timeout=120,
     )
-    straight = make_objective()
+    straight = make_gan_objective() if kind == "gan" else make_objective()
     Trainer(
         straight,
         SineSet(24),
@@ -83,7 +93,7 @@ def test_sigkill_then_resume_equals_straight_run(tmp_path, one_thread):
         small_config(max_steps=12, checkpoint_every=3, ema_decay=0.9),
         tmp_path / "s",
     ).fit()
-    assert_same(weights(straight), weights(out))
+    assert_same(objective_weights(straight), objective_weights(out))
 
 
 @pytest.mark.slow  # ~45 s: Fabric launches a second interpreter, gloo rendezvous
@@ -102,7 +112,7 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path, one_thread):
     single.noise = 0.0
     cfg = small_config(max_steps=4, sample_every=2, valid_every=2)
     result = Trainer(single, SineSet(24), SineSet(5), cfg, tmp_path / "single").fit()
-    assert_same(weights(single), weights(tmp_path / "ddp"), atol=1e-5)
+    assert_same(objective_weights(single), objective_weights(tmp_path / "ddp"), atol=1e-5)
 
     def valid_losses(d):
         rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]

@@ -61,7 +61,7 @@ def test_bad_files_counted_from_workers_and_run_completes(tmp_path):
     manifest = _manifest(tmp_path, n_good=8, bad=2)
     sets = [
         "train.max_steps=3",
-        "train.num_workers=2",
+        "data.num_workers=2",
         "train.batch_size=4",
         "train.checkpoint_every=0",
         "train.valid_every=0",

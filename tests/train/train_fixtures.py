@@ -146,3 +146,58 @@ def assert_same(a: dict[str, Tensor], b: dict[str, Tensor], atol: float = 0.0) -
             assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0), (
                 f"{k} differs: max {float((a[k].float() - b[k].float()).abs().max())}"
             )
+
+
+class TinyGanObjective(TinyObjective):
+    """Two optimizers: the generator (``model``, AdamW, every step) and a discriminator (SGD with momentum,
+    from step ``D_START`` every ``D_EVERY`` steps, its own clipping and cosine schedule with warmup)."""
+
+    D_START, D_EVERY, D_CLIP, D_LR = 3, 2, 0.5, 0.05
+
+    def __init__(self, model: TinyNet) -> None:
+        super().__init__(model)
+        self.disc = nn.Sequential(nn.Linear(LENGTH, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def configure_optimizers(self, cfg: TrainConfig) -> list[Any]:
+        from soundsmith.train.optimizers import OptimizerSpec
+        from soundsmith.train.schedules import ScheduleConfig
+
+        gen = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        disc = torch.optim.SGD(self.disc.parameters(), lr=self.D_LR, momentum=0.9)
+        schedule = ScheduleConfig(kind="cosine", warmup_steps=2, min_lr_ratio=0.1)
+        return [
+            gen,  # a bare optimizer: the old interface, train.* clipping and schedule
+            OptimizerSpec(disc, every=self.D_EVERY, start_step=self.D_START, clip_grad_norm=self.D_CLIP,
+                          schedule=schedule),
+        ]  # fmt: skip
+
+    def losses(self, batch: dict[str, Any], opt_index: int) -> dict[str, Tensor]:
+        x = batch["audio"]  # [B, T]
+        fake = self.model(x + self.noise * torch.randn_like(x))  # [B, T]; global RNG: resume must restore it
+        if opt_index == 0:
+            recon = (fake - x).pow(2).mean()
+            adv = (
+                nn.functional.softplus(-self.disc(fake)).mean()
+                if 1 in self.active_optimizers
+                else 0.0 * recon
+            )
+            return {"loss": recon + 0.1 * adv, "adv": adv.detach()}
+        real_logit, fake_logit = self.disc(x), self.disc(fake.detach())  # [B, 1]
+        loss = nn.functional.softplus(-real_logit).mean() + nn.functional.softplus(fake_logit).mean()
+        return {"loss": 10.0 * loss}  # large gradients, so that the discriminator's clipping binds
+
+
+def make_gan_objective(seed: int = 0) -> TinyGanObjective:
+    torch.manual_seed(seed)
+    return TinyGanObjective(TinyNet(TinyConfig()))
+
+
+def objective_weights(path_or_objective: Any) -> dict[str, Tensor]:
+    """All weights of an objective (model and discriminator), or of the newest checkpoint in ``out_dir``."""
+    if isinstance(path_or_objective, Objective):
+        return {k: v.detach().clone() for k, v in path_or_objective.state_dict().items()}
+    from soundsmith.train.checkpoint import latest_checkpoint
+
+    found = latest_checkpoint(Path(path_or_objective) / "checkpoints")
+    assert found is not None
+    return dict(found[1]["objective"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def available() -> bool:
@@ -35,9 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from soundsmith.train.run import train_from_files
+    from soundsmith.train.run import resolve_run_config, train_run
+    from soundsmith.train.runconfig import parse_overrides
 
-    overrides = list(args.set)
+    # --set strings are parsed once (as YAML); the typed flags go in as values, never re-parsed.
+    overrides = parse_overrides(args.set)
     for flag, key in (
         ("max_steps", "train.max_steps"),
         ("accelerator", "train.accelerator"),
@@ -48,9 +51,11 @@ def run(args: argparse.Namespace) -> int:
     ):
         value = getattr(args, flag)
         if value is not None:
-            overrides.append(f"{key}={value}")
-    result = train_from_files(args.config, args.data, args.out, overrides=overrides, resume=args.resume)
+            overrides[key] = value
+    out = Path(args.out)
+    run_cfg = resolve_run_config(args.config, out, overrides, resume=args.resume)
+    result = train_run(run_cfg, args.data, out, resume=args.resume)
     summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items())
     print(f"finished: {summary}")
-    print(f"model written to {args.out}/model")
+    print(f"model written to {out / 'model'}")
     return 0

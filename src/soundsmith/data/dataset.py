@@ -21,6 +21,7 @@ from soundsmith.audio import MelConfig, load_audio, mel_spectrogram
 from soundsmith.data.cache import FeatureCache
 from soundsmith.data.manifest import Manifest, read_manifest
 from soundsmith.errors import AudioError, ConfigError, ManifestError, SoundsmithError
+from soundsmith.seeding import mix_seed
 
 log = logging.getLogger("soundsmith.data")
 
@@ -312,7 +313,7 @@ def clip_loader(
     ``(seed, epoch)`` (so the order, like the crops, is reproducible) and batches with :func:`collate_clips`."""
     dataset.set_epoch(epoch)
     workers = dataset.config.num_workers if num_workers is None else num_workers
-    generator = torch.Generator().manual_seed(dataset.seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(mix_seed(dataset.seed, epoch, "clip_loader"))
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -52,7 +52,15 @@ def model_identity(model: torch.nn.Module) -> str:
     """Short hash of a model's config and weights: changes whenever the embeddings could change."""
     h = hashlib.sha256()
     cfg = getattr(model, "config", None)
-    cfg_dict = asdict(cfg) if is_dataclass(cfg) else getattr(cfg, "to_dict", lambda: {"repr": repr(cfg)})()
+    if is_dataclass(cfg):
+        # Nested config sections hash as if their fields were flat, so regrouping fields (schema 2 nested the
+        # mel front end as `mel`) keeps the identities of models whose embeddings did not change.
+        cfg_dict = {}
+        for key, value in asdict(cfg).items():
+            nested = getattr(cfg, key, None)
+            cfg_dict.update(value if is_dataclass(nested) else {key: value})
+    else:
+        cfg_dict = getattr(cfg, "to_dict", lambda: {"repr": repr(cfg)})()
     # transformers configs carry bookkeeping (source path, version, dtype) that does not change the outputs
     cfg_dict = {k: v for k, v in cfg_dict.items() if not k.startswith("_") and k not in _VOLATILE_KEYS}
     h.update(json.dumps(cfg_dict, sort_keys=True, default=str).encode())
@@ -74,8 +82,8 @@ class TaggerEmbedder:
         self.model = tagger.eval().to(device, memory_format=torch.channels_last)
         self.device = device
         self.bf16 = bf16
-        self.mel_cfg = tagger.config.mel_config()
-        self.sample_rate = tagger.config.sample_rate
+        self.mel_cfg = tagger.config.mel
+        self.sample_rate = self.mel_cfg.sample_rate
         self.labels = list(tagger.config.labels)
         self.name = f"tagger-{model_identity(tagger)}" + ("-bf16" if bf16 else "")  # cache key part
 
@@ -112,8 +120,8 @@ class ClapEmbedder:
         self.model = model.eval().to(device)
         self.device = device
         self.bf16 = bf16
-        self.mel_cfg = model.config.mel_config()
-        self.sample_rate = model.config.sample_rate
+        self.mel_cfg = model.config.mel
+        self.sample_rate = self.mel_cfg.sample_rate
         self._text_encoder = text_encoder
         self.name = f"clap-{model_identity(model)}" + ("-bf16" if bf16 else "")  # cache key part
 
@@ -271,12 +279,8 @@ EXTERNAL = {
 
 def load_eval_model(path_or_name: str | Path, family: str) -> torch.nn.Module:
     """Load a tagger or CLAP model directory (or registered name) through the models registry."""
-    try:
-        from soundsmith.models.registry import load_model
-    except ImportError as exc:  # registry not landed yet
-        raise ModelError(
-            f"cannot load {family} model {path_or_name}: soundsmith.models.registry missing"
-        ) from exc
+    from soundsmith.models.registry import load_model
+
     model = load_model(str(path_or_name))
     expected = {"tagger": "AudioTagger", "clap": "AudioTextContrastive"}[family]
     if type(model).__name__ != expected:

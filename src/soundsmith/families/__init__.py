@@ -18,11 +18,15 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from soundsmith.errors import ModelError
 
 KINDS = ("generator", "evaluator", "autoencoder", "vocoder")
+
+# The presets of the source tree (configs/<family>/{tiny,base}.yaml); absent in an installed wheel.
+CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,10 @@ class Family:
             ``T`` samples.
         contract_overrides: config fields replaced in the tiny preset for the contract tests (e.g. a weight-free
             text encoder).
-        tiny_config: the tiny preset, relative to the repository's ``configs/`` (default ``<name>/tiny.yaml``).
+        contract_build: ``(config) -> model`` for the contract tests (default ``Model(config)``); a composite family
+            builds its tiny components here.
+        tiny_config: the tiny preset, relative to the repository's ``configs/`` (default ``<name>/tiny.yaml``),
+            or an absolute path (families declared in tests write theirs to a temporary folder).
     """
 
     name: str
@@ -58,6 +65,7 @@ class Family:
     contract_shape: Callable[[Any, int, int], tuple[int, ...]] | None = None
     contract_overrides: dict[str, Any] = field(default_factory=dict)
     tiny_config: str = ""
+    contract_build: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -76,6 +84,18 @@ class Family:
 
     def pipeline_class(self) -> type | None:
         return None if self.pipeline is None else _resolve(self.pipeline, self.name, "pipeline")
+
+    def tiny_config_path(self) -> Path:
+        """The tiny preset's path (``configs/<tiny_config>`` of the source tree unless absolute)."""
+        path = Path(self.tiny_config)
+        return path if path.is_absolute() else CONFIGS_DIR / path
+
+    def defines(self, cls: type, what: str = "model") -> bool:
+        """Whether ``cls`` is this family's ``what`` class, checked without importing the family's modules."""
+        ref = getattr(self, what)
+        if isinstance(ref, str):
+            return ref == f"{cls.__module__}:{cls.__qualname__}"
+        return ref is cls
 
 
 def _resolve(ref: str | type, family: str, what: str) -> Any:
@@ -136,4 +156,4 @@ def get(name: str) -> Family:
     return families[name]
 
 
-__all__ = ["KINDS", "Family", "all_families", "family_names", "get", "register", "unregister"]
+__all__ = ["CONFIGS_DIR", "KINDS", "Family", "all_families", "family_names", "get", "register", "unregister"]

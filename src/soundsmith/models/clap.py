@@ -1,8 +1,9 @@
 """CLAP-style audio-text contrastive model for evaluation (CLAP score, embeddings).
 
-Audio branch: the tagger's CNN (`ConvAudioEncoder`) over log-mel + a projection. Text branch: a projection over
-the pooled embedding of a frozen text encoder that is supplied from outside (`config.text_encoder` names it,
-e.g. "minilm" -> `soundsmith.text.build_text_encoder("minilm")`, 384-d). A learnable temperature scales the
+Audio branch: the shared log-mel CNN (`soundsmith.nn.conv.ConvAudioEncoder`, as the tagger's) over log-mel
+computed with `config.mel`, + a projection. Text branch: a projection over the pooled embedding of a frozen text
+encoder that is supplied from outside (`config.text_encoder` names it, e.g. "minilm" ->
+`soundsmith.text.build_text_encoder("minilm")`, 384-d). A learnable temperature scales the
 cosine similarities. The symmetric InfoNCE loss lives in train/objectives/clap.py.
 """
 
@@ -16,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundsmith.audio import MelConfig
+from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError
-from soundsmith.models.tagger import ConvAudioEncoder, mel_config_from
+from soundsmith.nn.conv import ConvAudioEncoder
 
 
 @dataclass
@@ -30,24 +32,25 @@ class ClapConfig:
     dropout: float = 0.1
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0
-    # front end
-    sample_rate: int = 16000
-    n_fft: int = 1024
-    hop_length: int = 160
-    win_length: int = 1024
-    n_mels: int = 64
-    fmin: float = 0.0
-    fmax: float = 8000.0
+    # the front end the model expects (travels with the weights); a mapping fills MelConfig's fields
+    mel: MelConfig = field(default_factory=MelConfig)
 
     def __post_init__(self) -> None:
+        self.mel = as_dataclass(MelConfig, self.mel, "ClapConfig.mel")
         for name in ("text_dim", "audio_embed_dim", "proj_dim"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"ClapConfig.{name}={getattr(self, name)} must be positive")
         if not 0 < self.init_temperature < 1:
             raise ConfigError(f"ClapConfig.init_temperature={self.init_temperature}: use a value in (0, 1)")
 
+    @property
+    def sample_rate(self) -> int:
+        """The audio rate the model expects (``mel.sample_rate``)."""
+        return self.mel.sample_rate
+
     def mel_config(self) -> MelConfig:
-        return mel_config_from(self)
+        """The `soundsmith.audio.MelConfig` this model's input is computed with (``self.mel``)."""
+        return self.mel
 
 
 class Projection(nn.Module):
@@ -75,7 +78,7 @@ class AudioTextContrastive(nn.Module):
         super().__init__()
         self.config = config
         self.audio_encoder = ConvAudioEncoder(
-            config.n_mels, list(config.channels), config.audio_embed_dim, config.dropout
+            config.mel.n_mels, list(config.channels), config.audio_embed_dim, config.dropout
         )
         self.audio_proj = Projection(config.audio_embed_dim, config.proj_dim, config.dropout)
         self.text_proj = Projection(config.text_dim, config.proj_dim, config.dropout)

@@ -11,35 +11,29 @@ import torch
 from soundsmith.audio import mu_law_decode, mu_law_encode, save_audio
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.wavenet import WaveNet
-from soundsmith.pipelines import GeneratedAudio, check_request
+from soundsmith.pipelines.base import ModelSource, Pipeline
 from soundsmith.sampling.wavenet import generate_wavenet
 
 
-class WaveNetPipeline:
+class WaveNetPipeline(Pipeline):
     """``WaveNetPipeline(model, text_encoder=None)(prompt, duration=1.0, seed=0, ...) -> GeneratedAudio``.
 
     Conditioning comes from what the model was trained with: the prompt through the text encoder (when the
     config names one), a category (``gc_id``: an int or a name from ``config.labels``), a mel spectrogram
     ``[lc_channels, frames]`` or ``[N, lc_channels, frames]``, and/or a ``prime`` waveform ``[T]`` (float, at
-    the model's sample rate) to continue.
+    the model's sample rate) to continue. Request checks, seeds, several prompts and provenance come from
+    :class:`~soundsmith.pipelines.base.Pipeline`.
     """
 
-    def __init__(self, model: WaveNet, text_encoder: Any = None) -> None:
-        self.model = model.eval()
+    family = "wavenet"
+
+    def __init__(self, model: WaveNet, text_encoder: Any = None, source: ModelSource | None = None) -> None:
+        super().__init__(model, text_encoder=text_encoder, source=source)
         c = model.config
-        if text_encoder is None and c.text_encoder:
-            from soundsmith.text import build_text_encoder
-
-            text_encoder = build_text_encoder(c.text_encoder)
-        if text_encoder is not None and text_encoder.dim != c.text_dim:
+        if self.text_encoder is not None and self.text_encoder.dim != c.text_dim:
             raise ModelError(
-                f"text encoder gives {text_encoder.dim}-d embeddings, the model expects text_dim={c.text_dim}"
+                f"text encoder gives {self.text_encoder.dim}-d embeddings, the model expects text_dim={c.text_dim}"
             )
-        self.text_encoder = text_encoder
-
-    @property
-    def sample_rate(self) -> int:
-        return self.model.config.sample_rate
 
     def _gc_ids(self, gc_id: int | str | None) -> torch.Tensor | None:
         c = self.model.config
@@ -56,14 +50,15 @@ class WaveNetPipeline:
         return torch.tensor([int(gc_id)])
 
     @torch.no_grad()
-    def __call__(
+    def generate(
         self,
-        prompt: str = "",
-        duration: float = 1.0,
+        prompt: str,
+        duration: float,
+        *,
         steps: int | None = None,
         guidance: float | None = None,
-        seed: int = 0,
-        num_candidates: int = 1,
+        seeds: list[int],
+        progress: bool = True,
         temperature: float = 1.0,
         top_k: int = 0,
         top_p: float = 1.0,
@@ -72,19 +67,16 @@ class WaveNetPipeline:
         prime: np.ndarray | torch.Tensor | None = None,
         save_every: float | None = None,
         save_path: str | Path | None = None,
-        progress: bool = True,
         method: str = "auto",
-    ) -> GeneratedAudio:
-        """Generate ``num_candidates`` clips of ``duration`` seconds (new audio, the prime excluded).
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """``len(seeds)`` clips of ``duration`` seconds (new audio, the prime excluded).
 
         ``steps``/``guidance`` are accepted for the common pipeline signature and ignored (WaveNet takes one step
-        per sample and has no guidance). Candidate ``i`` uses seed ``seed + i``, so candidates equal single runs.
-        ``save_every`` seconds of new audio, the partial result is written to ``save_path`` (candidate ``i`` of
-        several to ``stem-i.wav``).
+        per sample and has no guidance). ``save_every`` seconds of new audio, the partial result is written to
+        ``save_path`` (candidate ``i`` of several to ``stem-i.wav``).
         """
         c = self.model.config
         device = self.model.embed.weight.device
-        check_request(prompt, duration, num_candidates)
         if save_every is not None and save_path is None:
             raise ConfigError("save_every needs save_path (where to write the partial audio)")
         n_samples = int(round(duration * c.sample_rate))
@@ -115,13 +107,13 @@ class WaveNetPipeline:
                 audio = mu_law_decode(codes, c.quantization_channels).numpy()
                 for i, row in enumerate(audio):
                     target = path if len(audio) == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
-                    save_audio(target, row, c.sample_rate, metadata={"prompt": prompt, "seed": str(seed + i)})
+                    save_audio(target, row, c.sample_rate, metadata={"prompt": prompt, "seed": str(seeds[i])})
 
         # 3. sample, one code at a time (the engine's step loop lives in soundsmith.sampling.wavenet)
         codes = generate_wavenet(
             self.model,
             n_samples,
-            seed=[seed + i for i in range(num_candidates)],
+            seed=list(seeds),
             prime=prime_codes,
             gc_ids=gc_ids,
             text_emb=text_emb,
@@ -138,11 +130,64 @@ class WaveNetPipeline:
         # 4. decode mu-law to float audio
         audio = mu_law_decode(codes, c.quantization_channels).numpy().astype(np.float32)
         meta = {
-            "family": "wavenet",
             "temperature": temperature,
             "top_k": top_k,
             "top_p": top_p,
             "gc_id": gc_id,
             "prime_samples": 0 if prime_codes is None else int(prime_codes.numel()),
         }
-        return GeneratedAudio(audio=audio, sample_rate=c.sample_rate, prompt=prompt, seed=seed, meta=meta)
+        return audio, meta
+
+
+def generate_tf_wavenet(
+    checkpoint: str | Path,
+    wav_out_path: str | Path,
+    samples: int = 16000,
+    save_every: int | None = None,
+    fast_generation: bool = True,
+    temperature: float = 1.0,
+    gc_channels: int | None = None,
+    gc_cardinality: int | None = None,
+    gc_id: int | str | None = None,
+    wav_seed: str | Path | None = None,
+    seed: int = 0,
+    prompt: str | None = None,
+) -> list[Path]:
+    """tensorflow-wavenet ``generate.py``: ``samples`` samples from a run or model directory to ``wav_out_path``.
+
+    ``gc_channels``/``gc_cardinality``, when given, must match the model's; ``gc_id`` is a category id or name;
+    ``wav_seed`` primes the generation; ``save_every`` (samples) writes the partial WAV as it grows.
+    """
+    from soundsmith.pipelines.loader import load_pipeline
+
+    pipe = load_pipeline(checkpoint)
+    if not isinstance(pipe, WaveNetPipeline):
+        raise ConfigError(f"{checkpoint}: a {pipe.family} model, not a WaveNet")
+    c = pipe.model.config
+    if gc_channels is not None and gc_channels != c.gc_channels:
+        raise ConfigError(f"--gc_channels {gc_channels} does not match the model's {c.gc_channels}")
+    if gc_cardinality is not None and gc_cardinality != c.gc_cardinality:
+        raise ConfigError(f"--gc_cardinality {gc_cardinality} does not match the model's {c.gc_cardinality}")
+    if samples <= 0:
+        raise ConfigError(f"--samples {samples} must be positive")
+    if save_every is not None and save_every < 0:
+        raise ConfigError(f"--save_every {save_every} must be a positive number of samples (0: off)")
+    if isinstance(gc_id, str) and gc_id.lstrip("-").isdigit():
+        gc_id = int(gc_id)
+    prime = None
+    if wav_seed:
+        from soundsmith.audio import load_audio
+
+        prime, _ = load_audio(wav_seed, sample_rate=c.sample_rate)
+    result = pipe(
+        prompt or "",
+        duration=samples / c.sample_rate,
+        seed=seed,
+        temperature=temperature,
+        gc_id=gc_id,
+        prime=prime,
+        save_every=save_every / c.sample_rate if save_every else None,
+        save_path=wav_out_path if save_every else None,
+        method="auto" if fast_generation else "naive",
+    )
+    return result.save(wav_out_path)

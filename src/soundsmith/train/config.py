@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from soundsmith.errors import ConfigError
@@ -19,6 +19,10 @@ class TrainConfig:
 
     ``batch_size`` is the global batch per optimizer step: ``batch_size = micro_batch * grad_accum * world_size``.
     Steps count optimizer iterations (a step skipped by the NaN guard still counts toward ``max_steps``).
+    DataLoader workers are a data setting: ``data.num_workers`` (``train.num_workers`` is refused).
+    The optimizer fields (``lr``, ``betas``, ``weight_decay``, the schedule, ``clip_grad_norm``) are the defaults an
+    objective's optimizers follow; an objective with several optimizers may give each its own through
+    :class:`~soundsmith.train.optimizers.OptimizerSpec`.
     """
 
     max_steps: int = 1000
@@ -41,7 +45,6 @@ class TrainConfig:
     keep_last: int = 3
     seed: int = 0
     log_every: int = 50
-    num_workers: int = 0
     nan_patience: int = 5  # consecutive non-finite steps before restoring the last checkpoint
     nan_lr_factor: float = 0.5  # LR multiplier applied at each restore
     max_nan_restores: int = 3
@@ -49,7 +52,6 @@ class TrainConfig:
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | fsdp
-    extra: dict[str, Any] = field(default_factory=dict)  # family-specific knobs read by objectives
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)  # YAML gives lists
@@ -62,7 +64,6 @@ class TrainConfig:
             "sample_every",
             "checkpoint_every",
             "seed",
-            "num_workers",
             "max_nan_restores",
         )
         for key in non_negative:
@@ -102,13 +103,16 @@ class TrainConfig:
             or (isinstance(self.devices, str) and self.devices)
         ):
             raise ConfigError(f"train.devices must be a positive int, -1 or 'auto', got {self.devices!r}")
-        if not isinstance(self.extra, dict):
-            raise ConfigError(f"train.extra must be a mapping, got {type(self.extra).__name__}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a (YAML) mapping; an unknown key is a ConfigError naming it and listing the valid ones."""
         known = {f.name for f in fields(cls)}
+        if "num_workers" in values:
+            raise ConfigError(
+                "train.num_workers is not a train key: DataLoader workers are set by data.num_workers; "
+                "move the value there"
+            )
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import MethodType
@@ -20,68 +20,24 @@ from typing import Any
 
 import torch
 from lightning_fabric import Fabric
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from soundsmith.errors import ConfigError, TrainingError
 from soundsmith.train import checkpoint as ckpt
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.ema import EMA
-from soundsmith.train.monitor import Monitor
+from soundsmith.train.loader import ShardSampler, StepBatchSampler, batch_len, train_loader, valid_loader
+from soundsmith.train.monitor import Monitor, TrainWindow
 from soundsmith.train.objectives.base import Objective
+from soundsmith.train.optimizers import OptimizerSpec, as_specs
 from soundsmith.train.schedules import build_scheduler, reconfigure, set_lr_scale
 
 log = logging.getLogger(__name__)
 
 _FORWARD_METHODS = ("prepare_batch", "losses", "validate", "sample")
 
-
-class StepBatchSampler(Sampler[list[int]]):
-    """Micro-batches of one epoch for one rank, from optimizer step ``start_step`` of that epoch on.
-
-    The epoch's order is ``randperm(n)`` from a generator seeded by ``(seed, epoch)``; global batch ``s`` is
-    ``perm[s*B:(s+1)*B]``; rank ``r`` takes its ``B / world`` slice, cut into ``grad_accum`` micro-batches.
-    The last ``n % B`` items of an epoch are dropped (they come first in another epoch's order).
-    """
-
-    def __init__(
-        self, n: int, global_batch: int, grad_accum: int, world_size: int, rank: int, seed: int, epoch: int,
-        start_step: int = 0,
-    ) -> None:  # fmt: skip
-        self.n, self.global_batch, self.grad_accum = n, global_batch, grad_accum
-        self.world_size, self.rank, self.seed, self.epoch = world_size, rank, seed, epoch
-        self.start_step = start_step
-        self.steps_per_epoch = n // global_batch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        g = torch.Generator()
-        g.manual_seed((self.seed * 1_000_003 + self.epoch * 7_919 + 17) % (2**62))
-        perm = torch.randperm(self.n, generator=g)
-        per_rank = self.global_batch // self.world_size
-        micro = per_rank // self.grad_accum
-        for s in range(self.start_step, self.steps_per_epoch):
-            mine = perm[s * self.global_batch + self.rank * per_rank :][:per_rank]  # [B / world]
-            for k in range(self.grad_accum):
-                yield mine[k * micro : (k + 1) * micro].tolist()
-
-    def __len__(self) -> int:
-        return max(0, self.steps_per_epoch - self.start_step) * self.grad_accum
-
-
-class ShardSampler(Sampler[list[int]]):
-    """Validation: ``0..n-1`` padded (by wrapping) to a multiple of ``world``, rank ``r`` takes ``r::world``."""
-
-    def __init__(self, n: int, batch_size: int, world_size: int, rank: int) -> None:
-        total = math.ceil(n / world_size) * world_size
-        self.indices = [i % n for i in range(total)][rank::world_size]
-        self.batch_size = batch_size
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for i in range(0, len(self.indices), self.batch_size):
-            yield self.indices[i : i + self.batch_size]
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.indices) / self.batch_size)
+__all__ = ["OptimizerSpec", "ShardSampler", "StepBatchSampler", "Trainer"]  # the samplers: old import path
 
 
 class Trainer:
@@ -94,6 +50,8 @@ class Trainer:
     Layout: ``checkpoints/step-XXXXXXX.ckpt`` (last ``keep_last``) + ``checkpoints/best.ckpt``, ``model/``
     (inference export of the EMA or raw model), ``metrics.jsonl``, ``tb/``, ``loss.png``, ``samples/``,
     ``train_config.json``.
+
+    ``num_workers``: DataLoader worker processes (``data.num_workers`` of a run config).
     """
 
     def __init__(
@@ -105,6 +63,7 @@ class Trainer:
         out_dir: str | Path,
         run_config: dict[str, Any] | None = None,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        num_workers: int = 0,
     ) -> None:
         self.objective = objective
         self.train_set = train_set
@@ -114,6 +73,7 @@ class Trainer:
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.run_config = run_config or {}
         self.collate_fn = collate_fn or getattr(train_set, "collate_fn", None) or default_collate
+        self.num_workers = int(num_workers)
         if cfg.strategy == "fsdp" and cfg.ema_decay > 0:
             raise ConfigError(
                 "train.ema_decay > 0 is not supported with strategy 'fsdp'; use 'ddp' or ema_decay: 0"
@@ -159,13 +119,12 @@ class Trainer:
         for name in _FORWARD_METHODS:
             if isinstance(getattr(self.objective, name, None), MethodType):  # not e.g. a patched-in function
                 self.module.mark_forward_method(name)
-        self.optimizers = list(self.objective.configure_optimizers(cfg))  # raw optimizers (state lives here)
-        if not self.optimizers:
-            raise ConfigError(f"{type(self.objective).__name__}.configure_optimizers returned no optimizer")
+        self.specs = as_specs(self.objective.configure_optimizers(cfg), type(self.objective).__name__)
+        self.optimizers = [s.optimizer for s in self.specs]  # raw optimizers (state lives here)
         self.objective.num_optimizers = len(self.optimizers)
         fab_opts = fabric.setup_optimizers(*self.optimizers)
         self.fab_opts = list(fab_opts) if isinstance(fab_opts, Sequence) else [fab_opts]
-        self.schedulers = [build_scheduler(o, cfg, self.steps_per_epoch) for o in self.optimizers]
+        self.schedulers = [build_scheduler(s.optimizer, cfg, self.steps_per_epoch, s) for s in self.specs]
         self.ema = EMA(self.objective.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.step = 0
         self.nan = {"consecutive": 0, "skipped": 0, "restores": 0}
@@ -174,6 +133,7 @@ class Trainer:
         self.best: float | None = None
         self.last_saved_step = -1
         self.monitor = Monitor(self.out_dir, enabled=self.rank == 0)
+        self.window = TrainWindow()
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -211,7 +171,7 @@ class Trainer:
         stop = min(cfg.max_steps, stop_at if stop_at is not None else cfg.max_steps)
         self.module.train()
         t_start = time.perf_counter()
-        self._window_reset()
+        self.window.reset()
         self.last_valid: dict[str, float] = {}
         self.last_train: dict[str, float] = {}
         self._pbar = tqdm(
@@ -264,13 +224,22 @@ class Trainer:
             self._periodic(stop)
 
     def _train_step(self, micro_batches: list[dict[str, Any]]) -> tuple[bool, dict[str, float]]:
-        """Forward/backward over the micro-batches and one update per optimizer, in order."""
+        """Forward/backward over the micro-batches and one update per optimizer active at this step, in order.
+
+        Before the first ``losses`` call the objective's ``global_step`` (0-based index of this step) and
+        ``active_optimizers`` (indices stepping now) are set, e.g. for a generator loss whose adversarial term
+        starts with its discriminator.
+        """
         cfg, fabric, module = self.cfg, self.fabric, self.module
         accum = cfg.grad_accum
+        active = [i for i, spec in enumerate(self.specs) if spec.active(self.step)]
+        self.objective.global_step = self.step
+        self.objective.active_optimizers = tuple(active)
         with torch.no_grad():
             prepared = [module.prepare_batch(b) for b in micro_batches]
         all_ok, metrics = True, {}
-        for i, (opt, raw, sched) in enumerate(zip(self.fab_opts, self.optimizers, self.schedulers)):
+        for i in active:
+            spec, opt, raw, sched = self.specs[i], self.fab_opts[i], self.optimizers[i], self.schedulers[i]
             raw.zero_grad(set_to_none=True)
             sums: dict[str, torch.Tensor] = {}
             for k, batch in enumerate(prepared):
@@ -283,8 +252,10 @@ class Trainer:
                     fabric.backward(out["loss"] / accum)
                 for key, value in out.items():
                     sums[key] = sums.get(key, 0.0) + value.detach().float().mean() / accum
-            max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm > 0 else float("inf")
-            norm = fabric.clip_gradients(module, opt, max_norm=max_norm, error_if_nonfinite=False)
+            clip = cfg.clip_grad_norm if spec.clip_grad_norm is None else spec.clip_grad_norm
+            norm = fabric.clip_gradients(
+                module, opt, max_norm=clip if clip > 0 else float("inf"), error_if_nonfinite=False
+            )
             bad = (~torch.isfinite(sums["loss"])).float()
             if norm is not None:
                 bad = bad + (~torch.isfinite(norm.to(bad.device))).float()
@@ -300,7 +271,7 @@ class Trainer:
             metrics.update({key + suffix: float(v) for key, v in sums.items()})
             if norm is not None:
                 metrics["grad_norm" + suffix] = float(norm)
-        if all_ok and self.ema is not None:
+        if all_ok and active and self.ema is not None:
             self.ema.update(self.objective.model)
         return all_ok, metrics
 
@@ -346,26 +317,19 @@ class Trainer:
             set_lr_scale(sched, self.lr_scale)
         self._pbar.n = self.step
         self._pbar.refresh()
-        self._window_reset()
+        self.window.reset()
 
     # --- validation, sampling, logging ---------------------------------------------------------------------
 
     def _run_validation(self) -> dict[str, float]:
         fabric, module = self.fabric, self.module
-        sampler = ShardSampler(len(self.valid_set), self.micro, self.world, self.rank)
-        loader = DataLoader(
-            self.valid_set,
-            batch_sampler=sampler,
-            num_workers=self.cfg.num_workers,
-            collate_fn=self.collate_fn,
-        )
-        loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        loader = valid_loader(fabric, self.valid_set, self.micro, self.collate_fn, self.num_workers)
         module.eval()
         sums: dict[str, float] = {}
         count = 0
         with torch.no_grad():
             for batch in loader:
-                n = _batch_len(batch)
+                n = batch_len(batch)
                 for key, value in module.validate(module.prepare_batch(batch)).items():
                     sums[key] = sums.get(key, 0.0) + float(value) * n
                 count += n
@@ -398,27 +362,19 @@ class Trainer:
         if audio is not None:
             self.monitor.log_audio(self.step, audio, self.objective.sample_rate)
 
-    def _window_reset(self) -> None:
-        self._window = {"sums": {}, "steps": 0, "samples": 0, "audio_s": 0.0, "t0": time.perf_counter()}
-
     def _window_add(self, metrics: dict[str, float], micro_batches: list[dict[str, Any]]) -> None:
-        w = self._window
-        for key, value in metrics.items():
-            w["sums"][key] = w["sums"].get(key, 0.0) + value
-        w["steps"] += 1
-        w["samples"] += self.cfg.batch_size
-        rate = self.objective.sample_rate
+        audio_s = 0.0
         for b in micro_batches:
             if isinstance(b, dict) and b.get("skipped"):  # bad files met inside DataLoader workers
                 self._bad_seen.update(b["skipped"])
             audio = b.get("audio") if isinstance(b, dict) else None
             if isinstance(audio, torch.Tensor) and audio.ndim >= 1:
-                w["audio_s"] += audio.numel() / rate * self.world  # every rank sees a batch this size
+                audio_s += audio.numel() / self.objective.sample_rate * self.world  # same size on every rank
+        self.window.add(metrics, self.cfg.batch_size, audio_s)
 
     def _log_train(self) -> None:
-        w = self._window
-        elapsed = max(1e-9, time.perf_counter() - w["t0"])
-        means = {k: v / max(1, w["steps"]) for k, v in w["sums"].items()}
+        means = self.window.means()
+        samples_per_s, x_realtime = self.window.rates()
         if self.world > 1 and means:
             keys = sorted(means)
             vals = self.fabric.all_reduce(
@@ -427,11 +383,12 @@ class Trainer:
             means = dict(zip(keys, vals.cpu().tolist()))
         lr = self.schedulers[0].get_last_lr()[0]
         row = {f"train/{k}": v for k, v in means.items()}
+        row.update({f"lr_{i}": sched.get_last_lr()[0] for i, sched in enumerate(self.schedulers) if i})
         row.update(
             lr=lr,
             epoch=self.step // self.steps_per_epoch,
-            samples_per_s=w["samples"] / elapsed,
-            x_realtime=w["audio_s"] / elapsed,
+            samples_per_s=samples_per_s,
+            x_realtime=x_realtime,
             nan_skipped=self.nan["skipped"],
             nan_restores=self.nan["restores"],
             bad_files=self._bad_files(),
@@ -445,7 +402,7 @@ class Trainer:
                 sps=f"{row['samples_per_s']:.1f}",
                 xRT=f"{row['x_realtime']:.1f}",
             )
-        self._window_reset()
+        self.window.reset()
 
     def _bad_files(self) -> int:
         """Bad files met so far: the dataset's own record (main process) united with those batches reported
@@ -459,27 +416,10 @@ class Trainer:
 
     def _train_loader(self, epoch: int, position: int) -> DataLoader:
         cfg = self.cfg
-        sampler = StepBatchSampler(
-            len(self.train_set),
-            cfg.batch_size,
-            cfg.grad_accum,
-            self.world,
-            self.rank,
-            cfg.seed,
-            epoch,
-            position,
-        )
-        g = torch.Generator()  # worker seeds come from here, not from the global RNG
-        g.manual_seed((cfg.seed * 1_000_003 + epoch * 7_919 + self.rank * 104_729) % (2**62))
-        loader = DataLoader(
-            self.train_set,
-            batch_sampler=sampler,
-            num_workers=cfg.num_workers,
-            collate_fn=self.collate_fn,
-            generator=g,
-            pin_memory=self.fabric.device.type == "cuda",
-        )
-        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        return train_loader(
+            self.fabric, self.train_set, cfg.batch_size, cfg.grad_accum, cfg.seed, epoch, position,
+            self.collate_fn, self.num_workers,
+        )  # fmt: skip
 
     # --- checkpoints ---------------------------------------------------------------------------------------
 
@@ -534,9 +474,9 @@ class Trainer:
             )
         for opt, s in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(s)
-        for sched, s in zip(self.schedulers, state["schedulers"]):
+        for sched, s, spec in zip(self.schedulers, state["schedulers"], self.specs):
             sched.load_state_dict(s)
-            reconfigure(sched, self.cfg, self.steps_per_epoch)  # e.g. resumed with a new --max-steps
+            reconfigure(sched, self.cfg, self.steps_per_epoch, spec)  # e.g. resumed with a new --max-steps
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         elif self.ema is not None:
@@ -554,15 +494,3 @@ class Trainer:
             self.best = state.get("best")
         for sched in self.schedulers:
             set_lr_scale(sched, self.lr_scale)
-
-
-def _batch_len(batch: Any) -> int:
-    if isinstance(batch, dict):
-        for value in batch.values():
-            if isinstance(value, torch.Tensor) and value.ndim > 0:
-                return int(value.shape[0])
-            if isinstance(value, (list, tuple)):
-                return len(value)
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0])
-    return 1

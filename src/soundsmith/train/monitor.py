@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,33 @@ def _save_spectrogram(path: Path, clip: np.ndarray, sample_rate: int) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+class TrainWindow:
+    """Training metrics and throughput since the last log line (means per key over the steps that logged it)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.steps, self.samples, self.audio_s = 0, 0, 0.0
+        self.t0 = time.perf_counter()
+
+    def add(self, metrics: dict[str, float], samples: int, audio_s: float) -> None:
+        """One step's metrics; an optimizer that steps every k steps adds its keys every k steps."""
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.steps += 1
+        self.samples += samples
+        self.audio_s += audio_s
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.counts[k] for k, v in self.sums.items()}
+
+    def rates(self) -> tuple[float, float]:
+        """``(samples per second, seconds of audio per second)`` since :meth:`reset`."""
+        elapsed = max(1e-9, time.perf_counter() - self.t0)
+        return self.samples / elapsed, self.audio_s / elapsed

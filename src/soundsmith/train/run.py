@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from soundsmith.config import RunConfig, apply_overrides, read_yaml, run_config_from_dict
 from soundsmith.errors import ConfigError
 from soundsmith.fileio import write_bytes_atomic
+from soundsmith.train.runconfig import RunConfig, apply_overrides, read_yaml, run_config_from_dict
 
 log = logging.getLogger("soundsmith.train")
 
@@ -105,6 +105,7 @@ def train_run(
         out_dir,
         run_config=run_cfg.to_dict(),
         collate_fn=collate_clips,
+        num_workers=data_cfg.num_workers,
     )
     if trainer.fabric.global_rank == 0:
         write_bytes_atomic(

@@ -42,19 +42,44 @@ EVENT_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     "footsteps": (("footsteps", "someone walking", "steps"), ("go by", "pass"), ("passing", "going by")),
     "heartbeat": (("a heartbeat", "a heart", "a beating heart"), ("beats", "pounds", "thumps"),
                   ("beating", "pounding")),
+    # recorded percussion and GM sound effects (issue 16)
+    "tom_drum": (("a tom", "a tom-tom", "a tom drum"), ("booms", "is struck"), ("booming", "being struck")),
+    "crash_cymbal": (("a crash cymbal", "a cymbal crash"), ("crashes", "is struck"), ("crashing",)),
+    "ride_cymbal": (("a ride cymbal", "a ride"), ("rings", "pings"), ("ringing", "pinging")),
+    "hand_clap": (("a hand clap", "a clap", "someone clapping"), ("sounds", "snaps"), ("sounding", "snapping")),
+    "cowbell": (("a cowbell",), ("clanks", "is struck"), ("clanking", "clanging")),
+    "tambourine": (("a tambourine",), ("jingles", "is struck"), ("jingling", "rattling")),
+    "bongo": (("a bongo", "a bongo drum"), ("is tapped", "pops"), ("popping", "being tapped")),
+    "conga": (("a conga", "a conga drum"), ("is slapped", "thumps"), ("thumping", "being slapped")),
+    "woodblock": (("a woodblock", "a wood block"), ("knocks", "clicks"), ("knocking", "clicking")),
+    "triangle": (("a triangle",), ("rings", "tings"), ("ringing", "tinging")),
+    "maracas": (("maracas", "a shaker"), ("shakes", "rattles"), ("shaking", "rattling")),
+    "claves": (("claves", "a clave"), ("clicks", "clacks"), ("clicking", "clacking")),
+    "guitar_fret_noise": (("guitar fret noise", "a finger sliding on guitar strings"), ("squeaks", "scrapes"),
+                          ("squeaking", "scraping")),
+    "breath_noise": (("someone", "a person"), ("breathes out", "takes a breath"), ("breathing", "taking a breath")),
+    "seashore": (("the sea", "the surf", "surf on a beach"), ("washes ashore", "rolls in"),
+                 ("washing ashore", "rolling in")),
+    "bird_tweet": (("birds", "songbirds", "a flock of birds"), ("tweets", "sings"), ("tweeting", "singing")),
+    "telephone_ring": (("a telephone", "a phone", "an old telephone"), ("rings",), ("ringing",)),
+    "helicopter": (("a helicopter",), ("flies overhead", "whirs"), ("flying overhead", "whirring")),
+    "applause": (("a crowd", "an audience", "a clapping crowd"), ("applauds", "claps"),
+                 ("applauding", "clapping")),
+    "gunshot": (("a gun", "a gunshot", "a rifle"), ("fires", "goes off"), ("firing", "going off")),
 }  # fmt: skip
-PLURAL_NOUNS = {"footsteps", "steps", "water droplets"}
+PLURAL_NOUNS = {"footsteps", "steps", "water droplets", "maracas", "claves", "birds", "songbirds"}
 TEMPO_WORDS = {
     "slow": ("slowly", "at a slow pace", "at a slow tempo"),
     "fast": ("quickly", "at a fast pace", "fast"),
 }
-PITCH_WORDS = {
-    "low": ("low", "low-pitched", "deep"),
-    "middle": ("mid-pitched", "medium"),
-    "high": ("high", "high-pitched"),
-}
-INSTRUMENT_NAMES = {"acoustic_guitar": ("acoustic guitar", "guitar"), "organ": ("organ", "church organ"),
-                    "saxophone": ("saxophone", "sax"), "bass": ("bass", "bass guitar")}  # fmt: skip
+INSTRUMENT_NAMES = {"acoustic_guitar": ("acoustic guitar", "nylon-string guitar"), "organ": ("organ", "church organ"),
+                    "saxophone": ("saxophone", "sax"), "bass": ("bass", "bass guitar"),
+                    "steel_string_guitar": ("steel-string guitar", "folk guitar"),
+                    "electric_guitar": ("electric guitar", "clean electric guitar"),
+                    "distorted_guitar": ("distorted guitar", "overdriven electric guitar"),
+                    "string_ensemble": ("string ensemble", "string section"), "choir": ("choir", "chorus"),
+                    "solo_voice": ("singer", "solo voice"), "brass_section": ("brass section", "brass band"),
+                    "steel_drums": ("steel drum", "steelpan"), "electric_piano": ("electric piano", "Rhodes")}  # fmt: skip
 PHRASE_WORDS = {
     "single_note": ("a single note", "one note", "a long note"),
     "rising_scale": ("a rising scale", "an ascending scale", "a scale going up"),
@@ -80,6 +105,7 @@ BACKGROUNDS = {  # background -> (noun phrases, clauses)
         ("an engine hum", "a humming motor", "an idling engine"),
         ("an engine hums", "a motor drones"),
     ),
+    "seashore": (("the sea", "waves on a beach", "the surf"), ("waves wash ashore", "the sea rolls in")),
     "quiet": (("silence", "a quiet room", "near silence"), ("all is quiet", "the room is quiet")),
 }
 

@@ -17,7 +17,13 @@ import numpy as np
 
 from soundsmith.data.synth.captions import caption_clip
 from soundsmith.data.synth.events import EVENT_CLASSES, PITCHED, REGISTERS, draw_event_attrs, render_event
-from soundsmith.data.synth.instruments import INSTRUMENTS, PHRASES, draw_instrument_attrs, render_instrument
+from soundsmith.data.synth.instruments import (
+    INSTRUMENTS,
+    PHRASES,
+    draw_instrument_attrs,
+    phrases_for,
+    render_instrument,
+)
 from soundsmith.data.synth.scenes import (
     BACKGROUND_CLASSES,
     FOREGROUND_EVENTS,
@@ -74,7 +80,8 @@ def _draw_instruments(
     name = _choice(rng, INSTRUMENTS)
     held = held_out_register(name)
     register = held if test else _choice(rng, [r for r in REGISTER_NAMES if r != held])
-    attrs = draw_instrument_attrs(name, rng, duration, register=register, phrase=_choice(rng, phrases))
+    phrase = _choice(rng, [p for p in phrases if p in phrases_for(name)])
+    attrs = draw_instrument_attrs(name, rng, duration, register=register, phrase=phrase)
     return {"family": "instruments", "name": name, "attrs": attrs}
 
 
@@ -183,6 +190,8 @@ def make_clip(task: tuple[int, int, tuple[str, ...], float, int, str]) -> dict[s
     save_audio(Path(out_dir) / rel, audio, sample_rate)
     meta = {"id": f"synth-{seed}-{index:06d}", "family": spec["family"], "events": annotations}
     meta["caption_templates"] = template_ids
+    # what rendered it: dsp, espeak-ng, the SoundFont (FluidR3_GM / TimGM6mb), hydrogen (+ kit in the event)
+    meta["sources"] = sorted({str(e.get("source", "dsp")) for e in annotations if e["class"] != "quiet"})
     return {
         "audio": rel,
         "captions": captions,

@@ -22,11 +22,29 @@ from soundsmith.data.synth.dsp import (
     place,
     set_loudness,
 )
+from soundsmith.data.synth.sampled import (
+    GM_SFX,
+    HIT_COUNTS,
+    PERCUSSION,
+    counted_hits,
+    draw_sfx_attrs,
+    draw_source,
+    hit,
+    sfx,
+)
 from soundsmith.errors import ConfigError
 
 REGISTERS: dict[str, tuple[int, int]] = {"low": (48, 59), "middle": (60, 71), "high": (72, 83)}
 PITCHED = ("sine_tone", "buzzer", "beeps", "bell")
-COUNTED = ("beeps", "bell", "kick_drum", "snare_drum", "hi_hat", "bird_chirps", "water_drops")
+COUNTED = ("beeps", "bell", "kick_drum", "snare_drum", "hi_hat", "bird_chirps", "water_drops") + tuple(
+    HIT_COUNTS
+)
+SAMPLED_VARIANTS = ("kick_drum", "snare_drum", "hi_hat", "drum_beat")  # dsp, SoundFont or Hydrogen
+DRUM_PATTERNS = {  # eighth-note positions in a bar of 8: (kick, snare)
+    "rock": ((0, 4), (2, 6)),
+    "four_on_the_floor": ((0, 2, 4, 6), (2, 6)),
+    "half_time": ((0,), (4,)),
+}
 TEMPO = ("drum_beat", "clock_ticking", "heartbeat", "footsteps")
 TEXTURES = ("white_noise", "pink_noise", "brown_noise", "rain", "wind", "engine_hum", "siren")
 TEMPO_RANGES = {
@@ -36,7 +54,7 @@ TEMPO_RANGES = {
     "footsteps": {"slow": (80, 100), "fast": (130, 160)},
 }
 COUNT_RANGES = {"beeps": (1, 5), "bell": (1, 3), "bird_chirps": (2, 6), "water_drops": (2, 6)}
-COUNT_RANGES.update({"kick_drum": (1, 4), "snare_drum": (1, 4), "hi_hat": (1, 6)})
+COUNT_RANGES.update({"kick_drum": (1, 4), "snare_drum": (1, 4), "hi_hat": (1, 6)} | HIT_COUNTS)
 LOUDNESS_RANGE = (-32.0, -20.0)  # LUFS drawn for a stand-alone event
 
 
@@ -71,6 +89,12 @@ def draw_event_attrs(name: str, rng: np.random.Generator, **given: Any) -> dict[
         a["start_hz"], a["end_hz"] = (low, high) if name == "rising_sweep" else (high, low)
         if given.get("start_hz") is not None and given.get("end_hz") is not None:
             a["start_hz"], a["end_hz"] = float(given["start_hz"]), float(given["end_hz"])
+    if name == "drum_beat":
+        a["pattern"] = given.get("pattern") or str(rng.choice(list(DRUM_PATTERNS)))
+    if name in SAMPLED_VARIANTS or name in PERCUSSION:
+        a.update(draw_source(name, rng, given))
+    if name in GM_SFX:
+        a.update(draw_sfx_attrs(name, rng, given))
     lufs = given.get("loudness_db")
     a["loudness_db"] = float(lufs) if lufs is not None else round(float(rng.uniform(*LOUDNESS_RANGE)), 1)
     a["seed"] = int(given["seed"]) if given.get("seed") is not None else int(rng.integers(0, 2**31 - 1))
@@ -103,6 +127,7 @@ def render_event(
     audio, reached = set_loudness(body, sample_rate, a["loudness_db"])
     ann = {"class": name, "onset": round(start, 3), "offset": round(stop, 3)}
     ann.update({k: v for k, v in a.items() if k not in ("seed", "loudness_db")})
+    ann.setdefault("source", "dsp")
     ann["loudness_db"] = reached
     return audio, [ann]
 
@@ -204,10 +229,19 @@ def _rain(n, sr, rng, a, onset):
 
 
 def _wind(n, sr, rng, a, onset):
-    gust = np.interp(np.arange(n), np.linspace(0, n, 8), rng.uniform(0.2, 1.0, 8)) ** 2
-    low = filt(colored_noise(n, rng, 1.5), "lowpass", rng.uniform(400, 900), sr)
-    whistle = filt(rng.standard_normal(n), "bandpass", tuple(sorted(rng.uniform(250, 700, 2) + [0, 80])), sr)
-    return fade((low + 0.5 * whistle / (np.std(whistle) + 1e-9)) * gust, sr, 0.3, 0.3), 0.0, n / sr
+    """Wind through trees: broadband rustling noise, no whistle. Slow gusts set the level; a fast random
+    flutter (leaves) modulates the high band. Flatness 0.12-0.34 over 12 seeds (the old band-pass: 0.000)."""
+    k = int(rng.integers(5, 10))
+    gust = np.interp(np.arange(n), np.linspace(0, n, k), rng.uniform(0.3, 1.0, k))
+    base = colored_noise(n, rng, float(rng.uniform(0.4, 0.9)))
+    body = filt(base, "lowpass", float(rng.uniform(500, 1200)), sr)
+    leaves = filt(base, "highpass", float(rng.uniform(700, 1200)), sr)
+    flutter = np.abs(
+        1.0 + 0.8 * filt(rng.standard_normal(n), "lowpass", float(rng.uniform(8, 25)), sr, 1) * 6
+    )
+    rumble = filt(colored_noise(n, rng, 2.0), "lowpass", 120.0, sr) * float(rng.uniform(0.2, 0.6))
+    x = gust * body + gust * flutter * leaves * float(rng.uniform(0.6, 1.2)) + rumble
+    return fade(x, sr, 0.3, 0.3), 0.0, n / sr
 
 
 BELL_PARTIALS = ((1.0, 1.0, 1.0), (2.0, 0.6, 0.7), (2.76, 0.3, 0.5), (4.07, 0.2, 0.35), (5.4, 0.1, 0.25))
@@ -236,7 +270,9 @@ def _kick(sr, rng):
     m = int(0.35 * sr)
     t = np.arange(m) / sr
     f = 45 + rng.uniform(80, 130) * np.exp(-t / 0.04)
-    return np.sin(2 * np.pi * np.cumsum(f) / sr) * decay_env(m, sr, rng.uniform(0.08, 0.15))
+    body = np.sin(2 * np.pi * np.cumsum(f) / sr) * decay_env(m, sr, rng.uniform(0.08, 0.15))
+    click = filt(rng.standard_normal(m), "highpass", min(2500.0, 0.4 * sr), sr)  # the beater on the head
+    return body + rng.uniform(0.1, 0.25) * click * decay_env(m, sr, 0.003, attack=0.0005)
 
 
 def _snare(sr, rng):
@@ -252,7 +288,9 @@ def _hat(sr, rng):
     return noise * decay_env(m, sr, rng.uniform(0.015, 0.04))
 
 
-def _hits(make: Callable[[int, np.random.Generator], np.ndarray], spacing: tuple[float, float]):
+def _hits(name: str, make: Callable[[int, np.random.Generator], np.ndarray], spacing: tuple[float, float]):
+    """``count`` hits of ``name``: synthesized by ``make`` (source ``dsp``) or recorded (SoundFont/Hydrogen)."""
+
     def render(n, sr, rng, a, onset):
         count, step = a["count"], int(rng.uniform(*spacing) * sr)
         total = (count - 1) * step
@@ -260,24 +298,34 @@ def _hits(make: Callable[[int, np.random.Generator], np.ndarray], spacing: tuple
         start = int(onset * sr) if onset is not None else int(rng.integers(0, slack + 1))
         out = np.zeros(n)
         for i in range(count):
-            place(out, make(sr, rng) * rng.uniform(0.85, 1.0), start + i * step)
+            x = make(sr, rng) if a.get("source", "dsp") == "dsp" else hit(name, a, sr, rng)
+            place(out, x * rng.uniform(0.85, 1.0), start + i * step)
         return out, start / sr, min(start + total + int(0.15 * sr), n) / sr
 
     return render
 
 
 def _drum_beat(n, sr, rng, a, onset):
+    """A bar-repeating pattern (``pattern``) at ``tempo_bpm``; annotates the number of each hit in ``hits``."""
     eighth = int(30.0 / a["tempo_bpm"] * sr)
     start = int(onset * sr) if onset is not None else int(rng.integers(0, int(0.2 * sr) + 1))
     out = np.zeros(n)
-    kicks = {0, 4} | ({5} if rng.random() < 0.5 else set())
+    kicks, snares = DRUM_PATTERNS[a.get("pattern", "rock")]
+    kicks = set(kicks) | ({5} if a.get("pattern", "rock") == "rock" and rng.random() < 0.5 else set())
+    dsp = a.get("source", "dsp") == "dsp"
+
+    def play(cls, make, gain, at):  # counts land in the annotation (render_event copies ``a`` after this)
+        place(out, gain * (make(sr, rng) if dsp else hit(cls, a, sr, rng)), at)
+        a["hits"][cls] += 1
+
+    a["hits"] = {"kick_drum": 0, "snare_drum": 0, "hi_hat": 0}
     pos, i = start, 0
     while pos < n - int(0.05 * sr):
-        place(out, 0.4 * _hat(sr, rng) * (1.0 if i % 2 == 0 else 0.6), pos)
+        play("hi_hat", _hat, 0.4 * (1.0 if i % 2 == 0 else 0.6), pos)
         if i % 8 in kicks:
-            place(out, _kick(sr, rng), pos)
-        if i % 8 in (2, 6):
-            place(out, 0.8 * _snare(sr, rng), pos)
+            play("kick_drum", _kick, 1.0, pos)
+        if i % 8 in snares:
+            play("snare_drum", _snare, 0.8, pos)
         pos, i = pos + int(eighth * (1 + rng.normal(0, 0.01))), i + 1
     return fade(out, sr, 0.0, 0.02), start / sr, n / sr
 
@@ -351,17 +399,24 @@ def _footsteps(n, sr, rng, a, onset):
     return out, start / sr, n / sr
 
 
+def _heart_sound(sr: int, rng: np.random.Generator, f: float, length: float) -> np.ndarray:
+    """One heart sound (S1 "lub" / S2 "dub"): a damped low thud plus a low-passed noise burst, not a sine."""
+    m = int(length * sr)
+    thud = np.sin(2 * np.pi * f * np.arange(m) / sr + rng.uniform(0, 6.3)) * decay_env(
+        m, sr, length / 3, 0.01
+    )
+    burst = filt(rng.standard_normal(m), "lowpass", rng.uniform(100, 160), sr, order=4) * np.hanning(m)
+    return thud + 1.5 * burst / (np.std(burst) + 1e-9) * np.std(thud)
+
+
 def _heartbeat(n, sr, rng, a, onset):
     period = int(60.0 / a["tempo_bpm"] * sr)
     start = int(onset * sr) if onset is not None else int(rng.integers(0, period // 2 + 1))
-    m = int(0.1 * sr)
-    t = np.arange(m) / sr
-    lub = np.sin(2 * np.pi * 50 * t) * np.hanning(m)
-    dub = 0.7 * np.sin(2 * np.pi * 65 * t) * np.hanning(m)
     out = np.zeros(n)
-    for pos in range(start, n - m, period):
-        place(out, lub, pos)
-        place(out, dub, pos + int(0.28 * sr * (70 / a["tempo_bpm"]) ** 0.5))
+    for pos in range(start, n - int(0.1 * sr), period):
+        place(out, _heart_sound(sr, rng, rng.uniform(40, 55), 0.12), pos)
+        dub = pos + int(0.28 * sr * (70 / a["tempo_bpm"]) ** 0.5)
+        place(out, 0.7 * _heart_sound(sr, rng, rng.uniform(55, 75), 0.09), dub)
     return out, start / sr, n / sr
 
 
@@ -378,9 +433,9 @@ EVENT_CLASSES: dict[str, Callable[..., tuple[np.ndarray, float, float]]] = {
     "rain": _rain,
     "wind": _wind,
     "bell": _bell,
-    "kick_drum": _hits(_kick, (0.35, 0.6)),
-    "snare_drum": _hits(_snare, (0.3, 0.6)),
-    "hi_hat": _hits(_hat, (0.15, 0.35)),
+    "kick_drum": _hits("kick_drum", _kick, (0.35, 0.6)),
+    "snare_drum": _hits("snare_drum", _snare, (0.3, 0.6)),
+    "hi_hat": _hits("hi_hat", _hat, (0.15, 0.35)),
     "drum_beat": _drum_beat,
     "clock_ticking": _clock,
     "engine_hum": _engine,
@@ -389,3 +444,6 @@ EVENT_CLASSES: dict[str, Callable[..., tuple[np.ndarray, float, float]]] = {
     "footsteps": _footsteps,
     "heartbeat": _heartbeat,
 }
+EVENT_CLASSES.update({name: counted_hits(name) for name in PERCUSSION})  # recorded percussion (issue 16)
+EVENT_CLASSES.update({name: sfx(name) for name in GM_SFX})  # GM sound-effect programs
+TEXTURES += tuple(name for name, (_, _, _, texture) in GM_SFX.items() if texture)

@@ -1,4 +1,7 @@
-"""Instrument phrases rendered from MIDI notes with pretty_midi's General MIDI SoundFont via tinysoundfont.
+"""Instrument phrases rendered from MIDI notes with a General MIDI SoundFont via tinysoundfont.
+
+The SoundFont is FluidR3 GM (Debian ``fluid-soundfont-gm``: real instrument samples) when installed, else
+pretty_midi's small ``TimGM6mb.sf2``; each annotation's ``source`` names the one used.
 
 ``render_instrument("flute", note="A4", phrase="single_note", dynamics="soft", duration=2.0)`` returns
 ``(audio [T] float32, [annotation])``. The SoundFont is loaded once per process and sample rate; between
@@ -16,22 +19,49 @@ import numpy as np
 from soundsmith.data.synth.dsp import limit_peak, loudness, midi_to_note, note_to_midi
 from soundsmith.errors import ConfigError
 
-# name -> (General MIDI program (0-based), lowest MIDI note, highest MIDI note, calibration gain dB).
-# The gain brings a loud C4 of each program to roughly -20 dBFS RMS (measured on TimGM6mb.sf2).
-INSTRUMENTS: dict[str, tuple[int, int, int, float]] = {
-    "piano": (0, 36, 96, 14.0),
-    "organ": (19, 36, 84, 8.0),
-    "acoustic_guitar": (24, 40, 76, 6.0),
-    "violin": (40, 55, 91, 3.0),
-    "cello": (42, 36, 69, 0.0),
-    "trumpet": (56, 55, 82, 2.0),
-    "flute": (73, 60, 96, -1.0),
-    "clarinet": (71, 50, 86, 4.0),
-    "saxophone": (65, 49, 80, 2.0),
-    "marimba": (12, 45, 96, 11.0),
-    "harp": (46, 36, 91, -1.0),
-    "bass": (33, 28, 55, 1.0),
+# name -> (General MIDI program (0-based), lowest MIDI note, highest MIDI note, polyphonic?).
+# Monophonic instruments (one note at a time: winds, brass, solo voice and bowed strings in these phrases)
+# never play chords; their note events never overlap. Levels are calibrated per SoundFont (see _gain_db).
+INSTRUMENTS: dict[str, tuple[int, int, int, bool]] = {
+    "piano": (0, 36, 96, True),
+    "organ": (19, 36, 84, True),
+    "acoustic_guitar": (24, 40, 76, True),
+    "violin": (40, 55, 91, False),
+    "cello": (42, 36, 69, False),
+    "trumpet": (56, 55, 82, False),
+    "flute": (73, 60, 96, False),
+    "clarinet": (71, 50, 86, False),
+    "saxophone": (65, 49, 80, False),
+    "marimba": (12, 45, 96, True),
+    "harp": (46, 36, 91, True),
+    "bass": (33, 28, 55, False),
+    # added with issue 16 (FluidR3 GM has real samples for each)
+    "electric_piano": (4, 36, 91, True),
+    "harpsichord": (6, 41, 89, True),
+    "vibraphone": (11, 53, 89, True),
+    "accordion": (21, 53, 89, True),
+    "steel_string_guitar": (25, 40, 76, True),
+    "electric_guitar": (27, 40, 81, True),
+    "distorted_guitar": (30, 40, 76, True),
+    "string_ensemble": (48, 36, 91, True),
+    "choir": (52, 48, 79, True),
+    "solo_voice": (53, 53, 77, False),
+    "trombone": (57, 40, 72, False),
+    "tuba": (58, 28, 58, False),
+    "french_horn": (60, 41, 77, False),
+    "brass_section": (61, 41, 82, True),
+    "oboe": (68, 58, 91, False),
+    "bassoon": (70, 34, 70, False),
+    "pan_flute": (75, 60, 91, False),
+    "banjo": (105, 48, 84, True),
+    "kalimba": (108, 55, 88, True),
+    "steel_drums": (114, 52, 88, True),
 }
+MONOPHONIC = tuple(name for name, (_, _, _, poly) in INSTRUMENTS.items() if not poly)
+SOUNDFONTS = ("FluidR3_GM", "TimGM6mb")  # preferred first
+FLUID_PATHS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/FluidR3_GM.sf2")
+SILENT_NOTES = {("TimGM6mb", "saxophone"): {64}}  # keys with no sample (scanned over every range, both fonts)
+CALIBRATION_DB = -20.0  # a loud middle note of every program is scaled to this RMS (dBFS)
 PHRASES = (
     "single_note",
     "rising_scale",
@@ -48,8 +78,19 @@ DYNAMICS = {"soft": ((35, 50), -6.0), "loud": ((100, 120), 0.0)}  # velocity ran
 PENTATONIC = (0, 2, 4, 7, 9, 12)
 
 
-def soundfont_path() -> str:
-    """Path of the General MIDI SoundFont shipped inside pretty_midi (``TimGM6mb.sf2``)."""
+def soundfont_path(name: str = "TimGM6mb") -> str:
+    """Path of SoundFont ``name``: ``TimGM6mb`` (inside pretty_midi) or ``FluidR3_GM`` (Debian
+    ``fluid-soundfont-gm``); ConfigError naming the fix when it is not installed."""
+    if name == "FluidR3_GM":
+        for path in FLUID_PATHS:
+            if os.path.isfile(path):
+                return path
+        raise ConfigError(
+            f"FluidR3_GM not found at {' or '.join(FLUID_PATHS)}; install it (apt-get install fluid-soundfont-gm)"
+            " or use soundfont='TimGM6mb'"
+        )
+    if name != "TimGM6mb":
+        raise ConfigError(f"unknown SoundFont {name!r}; choose one of {list(SOUNDFONTS)}")
     import pretty_midi
 
     path = os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")
@@ -58,13 +99,18 @@ def soundfont_path() -> str:
     return path
 
 
+def default_soundfont() -> str:
+    """``FluidR3_GM`` (real instrument samples) when installed, else the small ``TimGM6mb``."""
+    return "FluidR3_GM" if any(os.path.isfile(p) for p in FLUID_PATHS) else "TimGM6mb"
+
+
 @lru_cache(maxsize=4)
-def _synth(sample_rate: int):
-    """One loaded synth per process and sample rate: (tinysoundfont.Synth, soundfont id)."""
+def _synth(sample_rate: int, soundfont: str = "TimGM6mb"):
+    """One loaded synth per process, sample rate and SoundFont: (tinysoundfont.Synth, soundfont id)."""
     import tinysoundfont
 
     synth = tinysoundfont.Synth(samplerate=sample_rate)
-    sfid = synth.sfload(soundfont_path(), max_voices=256)
+    sfid = synth.sfload(soundfont_path(soundfont), max_voices=256)
     return synth, sfid
 
 
@@ -91,15 +137,27 @@ def _phrase_offsets(phrase: str, mode: str, n_notes: int, rng: np.random.Generat
     return [0] * n_notes  # single_note, repeated_note (chord handled apart)
 
 
+def phrases_for(name: str) -> tuple[str, ...]:
+    """The phrases instrument ``name`` can play (no chords on a monophonic instrument)."""
+    return PHRASES if INSTRUMENTS[name][3] else tuple(p for p in PHRASES if p != "chord")
+
+
 def draw_instrument_attrs(
     name: str, rng: np.random.Generator, duration: float, **given: Any
 ) -> dict[str, Any]:
     """Complete the attributes of a phrase on instrument ``name``; ``given`` values win, the rest from ``rng``."""
     if name not in INSTRUMENTS:
         raise ConfigError(f"unknown instrument {name!r}; choose one of {sorted(INSTRUMENTS)}")
-    phrase = given.get("phrase") or str(rng.choice(PHRASES))
+    phrase = given.get("phrase") or str(rng.choice(phrases_for(name)))
     if phrase not in PHRASES:
         raise ConfigError(f"unknown phrase {phrase!r}; choose one of {list(PHRASES)}")
+    if phrase not in phrases_for(name):
+        raise ConfigError(
+            f"{name} is monophonic and cannot play a {phrase}; choose one of {phrases_for(name)}"
+        )
+    soundfont = given.get("soundfont") or default_soundfont()
+    if soundfont not in SOUNDFONTS:
+        raise ConfigError(f"unknown SoundFont {soundfont!r}; choose one of {list(SOUNDFONTS)}")
     mode = given.get("mode") or str(rng.choice(list(MODES)))
     dynamics = given.get("dynamics") or str(rng.choice(list(DYNAMICS)))
     tempo = given.get("tempo") or str(rng.choice(list(TEMPOS)))
@@ -152,6 +210,9 @@ def draw_instrument_attrs(
         lo, hi = register_range(name, register)
         hi = max(min(hi, INSTRUMENTS[name][2] - span), lo)
         root = int(rng.integers(lo, hi + 1))
+        silent = SILENT_NOTES.get((soundfont, name), set())
+        if silent & {root + o for o in offsets}:  # move the phrase off a missing sample, within the register
+            root = root - 1 if root - 1 >= lo else root + 1
     a: dict[str, Any] = {
         "instrument": name,
         "phrase": phrase,
@@ -162,6 +223,7 @@ def draw_instrument_attrs(
         "velocity": velocity,
         "notes": [root + o for o in offsets],
         "onset": onset,
+        "soundfont": soundfont,
     }
     if given.get("notes"):
         a["notes"] = [int(m) for m in given["notes"]]
@@ -174,28 +236,59 @@ def draw_instrument_attrs(
     return a
 
 
-def _render_notes(program: int, events: list[tuple[int, int, int]], n: int, sample_rate: int, velocity: int):
-    """Play ``events`` = [(start sample, stop sample, midi)] on a reset synth; returns mono ``[n]`` float64."""
-    synth, sfid = _synth(sample_rate)
+def render_notes(
+    program: int,
+    events: list[tuple[int, int, int, int]],
+    n: int,
+    sample_rate: int,
+    soundfont: str = "TimGM6mb",
+    drums: bool = False,
+) -> np.ndarray:
+    """Play ``events`` = [(start sample, stop sample, midi, velocity)] on a reset synth; mono ``[n]`` float64.
+
+    ``drums`` plays them on the General MIDI percussion channel (10), where the key picks the instrument.
+    """
+    synth, sfid = _synth(sample_rate, soundfont)
     synth.soundfonts[sfid].reset()  # voices enter a quick release; render them out so nothing leaks
     for _ in range(400):
         if not np.frombuffer(synth.generate(256), dtype=np.float32).any():
             break
-    synth.program_select(0, sfid, 0, program)
-    changes = sorted([(s, 1, m) for s, _, m in events] + [(e, 0, m) for _, e, m in events])
+    chan = 9 if drums else 0
+    synth.program_select(chan, sfid, 128 if drums else 0, program, drums)
+    changes = sorted([(s, 1, m, v) for s, _, m, v in events] + [(e, 0, m, 0) for _, e, m, _ in events])
     out = np.zeros((n, 2), dtype=np.float32)
     pos = 0
-    for at, on, midi in changes + [(n, -1, 0)]:
+    for at, on, midi, velocity in changes + [(n, -1, 0, 0)]:
         at = min(at, n)
         if at > pos:
             out[pos:at] = np.frombuffer(synth.generate(at - pos), dtype=np.float32).reshape(-1, 2)
             pos = at
         if on == 1:
-            synth.noteon(0, midi, velocity)
+            synth.noteon(chan, midi, velocity)
         elif on == 0:
-            synth.noteoff(0, midi)
+            synth.noteoff(chan, midi)
     synth.notes_off()
     return out.astype(np.float64).mean(axis=1)
+
+
+@lru_cache(maxsize=256)
+def _gain_db(name: str, soundfont: str, sample_rate: int) -> float:
+    """Gain that brings loud 1 s notes of ``name`` (median of three across its range) to ``CALIBRATION_DB``
+    RMS on ``soundfont``. TimGM6mb's saxophone has no sample for E4 (MIDI 64: silence), so silent notes are
+    skipped here and :func:`draw_instrument_attrs` moves a phrase off them.
+
+    Measured once per process (a pure function of its arguments), so every SoundFont's programs play at
+    comparable levels without a hand-kept table.
+    """
+    program, lo, hi, _ = INSTRUMENTS[name]
+    rms = []
+    for note in (lo + (hi - lo) // 3, (lo + hi) // 2, hi - (hi - lo) // 3):
+        mono = render_notes(
+            program, [(0, sample_rate, note, 110)], sample_rate * 5 // 4, sample_rate, soundfont
+        )
+        rms.append(float(np.sqrt(np.mean(mono**2))))
+    level = float(np.median([r for r in rms if r > 1e-6] or [1e-9]))
+    return float(np.clip(CALIBRATION_DB - 20.0 * np.log10(level), -20.0, 40.0))
 
 
 def render_instrument(
@@ -212,8 +305,10 @@ def render_instrument(
     """Render a phrase on instrument ``name`` into a clip of ``duration`` s.
 
     ``note`` is the root ("A4"); ``attrs`` may fix ``midi_pitch``, ``register``, ``tempo`` (slow/fast),
-    ``tempo_bpm``, ``mode`` (major/minor), ``count`` (repeated_note) and ``onset`` (s). Missing values are
-    drawn from ``rng`` (default: seeded 0). Returns ``(audio [T] float32, [annotation])``.
+    ``tempo_bpm``, ``mode`` (major/minor), ``count`` (repeated_note), ``onset`` (s) and ``soundfont``
+    (``FluidR3_GM`` | ``TimGM6mb``; default :func:`default_soundfont`). Missing values are drawn from ``rng``
+    (default: seeded 0). Returns ``(audio [T] float32, [annotation])``; the annotation's ``source`` names the
+    SoundFont and ``note_events`` lists ``[onset s, offset s, midi]`` per note.
     """
     if duration <= 0 or sample_rate <= 0:
         raise ConfigError(f"duration ({duration}) and sample_rate ({sample_rate}) must be positive")
@@ -230,11 +325,19 @@ def render_instrument(
         hold = int(0.9 * beat)
         events = [(start + i * beat, start + i * beat + hold, m) for i, m in enumerate(a["notes"])]
         stop = events[-1][1]
-    program, _, _, gain_db = INSTRUMENTS[name]
-    mono = _render_notes(program, events, n, sample_rate, a["velocity"])
+    program = INSTRUMENTS[name][0]
+    gain_db = _gain_db(name, a["soundfont"], sample_rate)
+    mono = render_notes(
+        program, [(s, e, m, a["velocity"]) for s, e, m in events], n, sample_rate, a["soundfont"]
+    )
     audio = limit_peak(mono * 10.0 ** ((gain_db + DYNAMICS[a["dynamics"]][1]) / 20.0))
     ann: dict[str, Any] = {"class": name, "onset": round(start / sample_rate, 3)}
     ann["offset"] = round(min(stop, n) / sample_rate, 3)
-    ann.update({k: v for k, v in a.items() if k != "onset"})
+    ann.update({k: v for k, v in a.items() if k not in ("onset", "soundfont")})
+    ann["source"] = a["soundfont"]
+    # one [onset s, offset s, midi] per played note: a monophonic instrument's never overlap
+    ann["note_events"] = [
+        [round(s / sample_rate, 3), round(min(e, n) / sample_rate, 3), m] for s, e, m in events if s < n
+    ]
     ann["loudness_db"] = round(loudness(audio, sample_rate), 2)
     return audio, [ann]

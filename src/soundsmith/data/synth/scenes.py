@@ -21,6 +21,7 @@ BACKGROUND_CLASSES = {
     "wind": "wind",
     "noise": "pink_noise",
     "engine_hum": "engine_hum",
+    "seashore": "seashore",
     "quiet": None,
 }
 REF_DB = {"loud": (-40.0, -30.0), "quiet": (-66.0, -62.0)}  # background loudness range (LUFS)
@@ -49,6 +50,7 @@ FOREGROUND_EVENTS = tuple(
         "heartbeat",
         "siren",
     )
+    + ("hand_clap", "cowbell", "crash_cymbal", "tom_drum", "telephone_ring", "gunshot", "bird_tweet")
     if c not in TEXTURES
 )
 
@@ -80,7 +82,7 @@ def render_scene(
     sample_rate: int = 16000,
     seed: int = 0,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Mix ``background`` (rain|wind|noise|engine_hum|quiet) at ``ref_db`` LUFS with the ``foreground`` specs.
+    """Mix ``background`` (rain|wind|noise|engine_hum|seashore|quiet) at ``ref_db`` LUFS with the ``foreground`` specs.
 
     Foreground ``i`` (``{"family", "name", "attrs"}``, attrs complete) is rendered in slot ``i`` of
     ``len(foreground)`` equal slots at loudness ``ref_db + snr_db[i]``. ``seed`` drives the background.

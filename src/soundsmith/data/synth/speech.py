@@ -223,6 +223,7 @@ def render_speech(
         "voice": a["voice"],
         "voice_name": label,
         "speaker": gender,
+        "source": "espeak-ng",
         "loudness_db": reached,
     }
     return audio, [ann]

@@ -1,34 +1,31 @@
-"""Training objectives, one module per model family: ``soundsmith.train.objectives.<family>.OBJECTIVE``."""
+"""Training objectives, one module per model family, found through the family's declaration
+(``soundsmith/families/<name>.py``: ``Family(objective="soundsmith.train.objectives.<name>:TheObjective")``)."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
-from soundsmith.errors import ConfigError
+from soundsmith import families
+from soundsmith.errors import ConfigError, ModelError
 from soundsmith.train.objectives.base import Objective
 
 
 def available_objectives() -> list[str]:
-    """Family names that have an objective module here."""
-    return sorted(
-        m.name for m in pkgutil.iter_modules(__path__) if m.name != "base" and not m.name.startswith("_")
-    )
+    """Names of the declared families that have a training objective."""
+    return sorted(name for name, fam in families.all_families().items() if fam.objective is not None)
 
 
 def get_objective(family: str) -> type[Objective]:
-    """The ``OBJECTIVE`` class of ``soundsmith.train.objectives.<family>``; unknown names list the valid ones."""
+    """The objective class that family ``family`` declares; unknown names list the families that have one."""
     names = available_objectives()
     if not isinstance(family, str) or family not in names:
         raise ConfigError(
             f"no training objective for model family {family!r}; families with one: {', '.join(names) or 'none'}"
         )
-    module = importlib.import_module(f"{__name__}.{family}")
-    cls = getattr(module, "OBJECTIVE", None)
-    if cls is None:
-        raise ConfigError(
-            f"soundsmith.train.objectives.{family} defines no OBJECTIVE class; add OBJECTIVE = YourClass"
-        )
+    try:
+        cls = families.get(family).objective_class()
+    except ModelError as e:
+        raise ConfigError(str(e)) from e
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise ConfigError(f"family {family!r}: its objective {cls!r} is not a subclass of Objective")
     return cls
 
 

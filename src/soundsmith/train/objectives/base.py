@@ -14,18 +14,34 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from soundsmith.train.config import TrainConfig
+from soundsmith.train.optimizers import OptimizerSpec
 
 
 class Objective(nn.Module):
     """Base objective; a family overrides at least :meth:`losses`.
 
+    Several optimizers (e.g. a GAN): :meth:`configure_optimizers` returns one item per optimizer, each a bare
+    ``Optimizer`` (steps every step with the ``train.*`` clipping and schedule) or an
+    :class:`~soundsmith.train.optimizers.OptimizerSpec` (``every``, ``start_step``, ``clip_grad_norm``,
+    ``schedule``). At each step the engine runs, for each optimizer ``i`` active at that step in list order:
+    zero its grads, ``losses(batch, i)`` + backward per micro-batch, clip its parameters' gradients, step it and
+    its LR schedule. Gradients reach every parameter the loss touches; only optimizer ``i``'s parameters are
+    stepped (a generator loss through the discriminator leaves grads there that the discriminator's turn zeroes
+    first). Detach what optimizer ``i`` must not train.
+
     Attributes:
         model: the inference network (what gets exported and EMA-averaged).
         find_unused_parameters: DDP flag; keep True when a loss leaves some parameters unused
             (GAN steps, conditional branches); set False for speed when every loss touches every parameter.
+        global_step: set by the engine before each step's ``losses`` calls: the 0-based index of that step.
+        active_optimizers: set with it: the indices of the optimizers stepping at this step (e.g. add the
+            adversarial term of a generator loss only once its discriminator has started:
+            ``1 in self.active_optimizers`` or ``self.global_step >= start``).
     """
 
     find_unused_parameters: bool = True
+    global_step: int = 0
+    active_optimizers: tuple[int, ...] = (0,)
 
     def __init__(self, model: nn.Module, sample_rate: int | None = None) -> None:
         super().__init__()
@@ -43,8 +59,12 @@ class Objective(nn.Module):
     def forward(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         return self.losses(batch, opt_index)
 
-    def configure_optimizers(self, cfg: TrainConfig) -> list[Optimizer]:
-        """One AdamW over the trainable parameters of the objective (weight decay on matrices only)."""
+    def configure_optimizers(self, cfg: TrainConfig) -> list[Optimizer | OptimizerSpec]:
+        """One AdamW over the trainable parameters of the objective (weight decay on matrices only).
+
+        Override to return several optimizers (``Optimizer`` or ``OptimizerSpec`` items; index ``i`` is the
+        ``opt_index`` that :meth:`losses` receives).
+        """
         params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]

@@ -1,0 +1,121 @@
+"""Pitch tracks for attribute checks: pYIN (librosa, the default) or torchcrepe (optional).
+
+``track_pitch(audio [T], sr)`` returns a :class:`PitchTrack` (f0 per frame, NaN where unvoiced, and which
+frames carry sound), from which the attribute checks read a clip's median pitch, its lowest sustained pitch
+(the root of a phrase), the direction of its pitch movement and how tonal it is.
+
+Measured on corpus notes with known MIDI pitch (docs/evaluation.md, ``scripts/pitch_accuracy.py``): pYIN is
+the default; torchcrepe needs ``pip install torchcrepe``, whose import needs a torchaudio matching torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from soundsmith.errors import ModelError
+
+FMIN_HZ = 30.0  # below the corpus's lowest note (bass E1, 41 Hz)
+FMAX_HZ = 4200.0  # above the corpus's highest sweep end (4 kHz)
+FRAME = 2048
+HOP = 256
+ACTIVE_DB = -35.0  # frames within this many dB of the clip's loudest frame carry sound
+METHODS = ("pyin", "crepe")
+
+
+@dataclass
+class PitchTrack:
+    """``f0_hz [F]`` (NaN when unvoiced) and ``active [F]`` (frame energy near the clip's peak)."""
+
+    f0_hz: np.ndarray
+    active: np.ndarray
+    hop_s: float
+
+    @property
+    def voiced(self) -> np.ndarray:
+        return self.active & np.isfinite(self.f0_hz)
+
+    def voiced_fraction(self) -> float:
+        """Share of sounding frames with a pitch (tonal sounds near 1, noise near 0)."""
+        n = int(self.active.sum())
+        return float(self.voiced.sum() / n) if n else 0.0
+
+    def median_midi(self) -> float:
+        f = self.f0_hz[self.voiced]
+        return hz_to_midi(float(np.median(f))) if f.size else math.nan
+
+    def low_midi(self, q: float = 10.0) -> float:
+        """The ``q``-th percentile of voiced pitch in MIDI (a phrase's root: its lowest sustained note)."""
+        f = self.f0_hz[self.voiced]
+        return hz_to_midi(float(np.percentile(f, q))) if f.size else math.nan
+
+    def direction(self, min_semitones: float = 1.0) -> int:
+        """+1 rising, -1 falling, 0 flat/unknown: median pitch of the last third of voiced frames against the
+        first third, in semitones."""
+        f = self.f0_hz[self.voiced]
+        if f.size < 6:
+            return 0
+        k = f.size // 3
+        delta = 12.0 * math.log2(float(np.median(f[-k:])) / float(np.median(f[:k])))
+        return 0 if abs(delta) < min_semitones else (1 if delta > 0 else -1)
+
+
+def hz_to_midi(hz: float) -> float:
+    return 69.0 + 12.0 * math.log2(hz / 440.0) if hz > 0 else math.nan
+
+
+def midi_to_hz(midi: float) -> float:
+    return 440.0 * 2.0 ** ((float(midi) - 69.0) / 12.0)
+
+
+def cents_error(measured_midi: float, target_midi: float) -> float:
+    """|measured - target| in cents (NaN when nothing was measured)."""
+    return abs(100.0 * (measured_midi - float(target_midi))) if math.isfinite(measured_midi) else math.nan
+
+
+def _active_frames(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    import librosa
+
+    rms = librosa.feature.rms(y=audio, frame_length=FRAME, hop_length=HOP, center=True)[0][:n_frames]
+    db = 20 * np.log10(np.maximum(rms, 1e-10))
+    active = db > max(db.max() + ACTIVE_DB, -70.0)
+    return np.pad(active, (0, n_frames - active.size))
+
+
+def track_pitch(
+    audio: np.ndarray, sr: int, method: str = "pyin", fmin: float = FMIN_HZ, fmax: float = FMAX_HZ
+) -> PitchTrack:
+    """Pitch track of a mono clip ``[T]`` at ``sr`` Hz with ``method`` ("pyin" or "crepe")."""
+    x = np.asarray(audio, dtype=np.float32)
+    fmax = min(fmax, sr / 2 - 1)
+    if method == "pyin":
+        import librosa
+
+        f0, voiced, _ = librosa.pyin(
+            x, fmin=fmin, fmax=fmax, sr=sr, frame_length=FRAME, hop_length=HOP, center=True
+        )
+        f0 = np.where(voiced, f0, np.nan)
+    elif method == "crepe":
+        f0 = _crepe(x, sr, fmin, fmax)
+    else:
+        raise ModelError(f"pitch method {method!r}: use one of {', '.join(METHODS)}")
+    return PitchTrack(f0_hz=f0.astype(np.float64), active=_active_frames(x, f0.shape[0]), hop_s=HOP / sr)
+
+
+def _crepe(x: np.ndarray, sr: int, fmin: float, fmax: float) -> np.ndarray:
+    try:
+        import torch
+        import torchcrepe
+    except ImportError as e:  # torchcrepe imports torchaudio, which must match the installed torch
+        raise ModelError(
+            f"pitch method 'crepe' needs torchcrepe (pip install torchcrepe) and a torchaudio matching torch ({e})"
+        ) from e
+    audio = torch.from_numpy(x).view(1, -1)
+    f0, periodicity = torchcrepe.predict(
+        audio, sr, HOP, fmin, min(fmax, 1900.0), "tiny", return_periodicity=True, batch_size=512, device="cpu"
+    )
+    f0 = f0[0].numpy()
+    voiced = periodicity[0].numpy() >= 0.5
+    return np.where(voiced, f0, np.nan)

@@ -1,0 +1,157 @@
+"""Neural vocoder, log-mel -> waveform: a Vocos-style ConvNeXt backbone with an inverse-STFT head.
+
+The backbone runs at the mel frame rate (100 frames/s at 16 kHz, hop 160) and predicts, per frame, the log
+magnitude and the phase of a short-time spectrum (``head_n_fft`` points, 4x overlap); an inverse STFT turns them
+into samples. Nothing runs at the sample rate, which is why it is fast on a CPU (Siuzdak 2023, "Vocos").
+
+Input: log-mel ``[B, n_mels, frames]`` exactly as :func:`soundsmith.audio.mel_spectrogram` computes it with
+:meth:`VocoderConfig.mel_config`. Output: ``[B, frames * hop_length]``; sample ``t * hop_length`` lines up with the
+centre of mel frame ``t``, so a clip of ``T`` samples comes back as ``(T // hop + 1) * hop >= T`` samples (crop to
+``T``). The network is pure: GAN losses and discriminators live in ``train/objectives/vocoder.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from soundsmith.audio import MelConfig
+from soundsmith.errors import ConfigError
+from soundsmith.nn.convnext import ConvNeXtBackbone
+
+MEL_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax")
+
+
+@dataclass
+class VocoderConfig:
+    dim: int = 256  # backbone channels
+    intermediate_dim: int = 768  # ConvNeXt MLP width
+    depth: int = 8  # ConvNeXt blocks
+    kernel_size: int = 7  # depthwise conv over frames
+    head_n_fft: int = 0  # inverse-STFT size of the head; 0 = 4 * hop_length (4x overlap, as Vocos)
+    max_log_magnitude: float = math.log(100.0)  # the predicted log magnitude is clipped here (Vocos)
+    # mel front end the vocoder inverts (travels with the weights; a different mel is refused)
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 160
+    win_length: int = 1024
+    n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float = 8000.0
+
+    def __post_init__(self) -> None:
+        for key in ("dim", "intermediate_dim", "depth", "kernel_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"VocoderConfig.{key}={getattr(self, key)} must be positive")
+        if self.kernel_size % 2 != 1:
+            raise ConfigError(f"VocoderConfig.kernel_size={self.kernel_size} must be odd")
+        if self.head_n_fft and (self.head_n_fft < 2 * self.hop_length or self.head_n_fft % 2):
+            raise ConfigError(
+                f"VocoderConfig.head_n_fft={self.head_n_fft} must be even and >= 2 * hop_length "
+                f"({2 * self.hop_length}), or 0 for 4 * hop_length"
+            )
+        self.mel_config()  # validates the front end
+
+    @property
+    def istft_n_fft(self) -> int:
+        return self.head_n_fft or 4 * self.hop_length
+
+    def mel_config(self) -> MelConfig:
+        """The :class:`~soundsmith.audio.MelConfig` of the mels this vocoder inverts."""
+        return MelConfig(**{k: getattr(self, k) for k in MEL_FIELDS})
+
+
+def check_mel_config(expected: MelConfig, given: MelConfig, who: str = "vocoder") -> None:
+    """Raise ConfigError naming every field where ``given`` differs from the ``expected`` mel front end."""
+    diffs = [
+        f"{f.name}={getattr(given, f.name)} (expects {getattr(expected, f.name)})"
+        for f in fields(MelConfig)
+        if getattr(given, f.name) != getattr(expected, f.name)
+    ]
+    if diffs:
+        raise ConfigError(
+            f"the mel given to the {who} was computed with different settings: {', '.join(diffs)}; compute the "
+            f"mel with the {who}'s own mel_config()"
+        )
+
+
+class ISTFTHead(nn.Module):
+    """``[B, frames, dim] -> [B, frames * hop]``: per-frame log magnitude and phase, then inverse STFT.
+
+    The inverse STFT is a windowed overlap-add normalised by the summed squared window, trimmed so that frame
+    ``t`` is centred on sample ``t * hop`` (like the centred STFT of the mel front end); the output length is
+    exactly ``frames * hop`` for any number of frames.
+    """
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int, max_log_magnitude: float) -> None:
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop_length
+        self.max_log_magnitude = max_log_magnitude
+        self.proj = nn.Linear(dim, n_fft + 2)  # n_fft // 2 + 1 log magnitudes and as many phases
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
+
+    def forward(self, h: Tensor) -> Tensor:
+        B, frames, _ = h.shape
+        log_mag, phase = self.proj(h).transpose(1, 2).float().chunk(2, dim=1)  # each [B, n_fft/2 + 1, frames]
+        mag = torch.exp(log_mag.clamp(max=self.max_log_magnitude))
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        frames_t = (
+            torch.fft.irfft(spec, n=self.n_fft, dim=1) * self.window[None, :, None]
+        )  # [B, n_fft, frames]
+        full = (frames - 1) * self.hop + self.n_fft
+        kernel, stride = (1, self.n_fft), (1, self.hop)
+        wav = F.fold(frames_t, output_size=(1, full), kernel_size=kernel, stride=stride)[:, 0, 0]  # [B, full]
+        envelope = F.fold(
+            self.window.square()[None, :, None].expand(1, -1, frames),
+            output_size=(1, full),
+            kernel_size=kernel,
+            stride=stride,
+        )[0, 0, 0]  # [full]
+        start = self.n_fft // 2
+        stop = start + frames * self.hop
+        return wav[:, start:stop] / envelope[start:stop].clamp(min=1e-8)
+
+
+class Vocoder(nn.Module):
+    """Log-mel ``[B, n_mels, frames]`` -> waveform ``[B, frames * hop_length]``."""
+
+    def __init__(self, config: VocoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.backbone = ConvNeXtBackbone(c.n_mels, c.dim, c.intermediate_dim, c.depth, c.kernel_size)
+        self.head = ISTFTHead(c.dim, c.istft_n_fft, c.hop_length, c.max_log_magnitude)
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    def mel_config(self) -> MelConfig:
+        return self.config.mel_config()
+
+    def forward(self, mel: Tensor) -> Tensor:
+        if mel.dim() != 3 or mel.shape[1] != self.config.n_mels:
+            raise ConfigError(
+                f"vocoder expects a log-mel [B, {self.config.n_mels}, frames], got shape {tuple(mel.shape)}; "
+                "compute it with the vocoder's mel_config()"
+            )
+        return self.head(self.backbone(mel))  # [B, frames * hop]
+
+    @torch.no_grad()
+    def vocode(self, mel: Tensor, mel_config: MelConfig | None = None, length: int | None = None) -> Tensor:
+        """Inference: log-mel ``[..., n_mels, frames]`` -> ``[..., frames * hop]`` (or ``length`` samples).
+
+        ``mel_config``, when given, must equal this vocoder's front end (else ConfigError naming the fields).
+        """
+        if mel_config is not None:
+            check_mel_config(self.mel_config(), mel_config)
+        lead = mel.shape[:-2]
+        flat = mel.reshape(-1, *mel.shape[-2:]).to(next(self.parameters()).dtype)
+        wav = self(flat)
+        if length is not None:
+            wav = wav[..., :length] if length <= wav.shape[-1] else F.pad(wav, (0, length - wav.shape[-1]))
+        return wav.reshape(*lead, wav.shape[-1])

@@ -1,0 +1,140 @@
+"""Composite model directories: named components saved in sub-folders, shipped models and text encoders by
+reference, frozen parts built once per process and kept out of optimizers and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from soundsmith import families
+from soundsmith.errors import ModelError
+from soundsmith.models.composite import CompositeModel
+from soundsmith.models.registry import (
+    SHIPPED_ENV,
+    ShippedRef,
+    TextEncoderSpec,
+    frozen_component,
+    load_model,
+    save_model,
+    text_encoder,
+)
+from soundsmith.train.config import TrainConfig
+from soundsmith.train.objectives import Objective
+
+
+@dataclass
+class PartConfig:
+    dim: int = 8
+
+
+class Part(nn.Module):
+    """``x [B, dim] -> [B, dim]``: a stand-in for a VAE, vocoder or denoiser."""
+
+    def __init__(self, config: PartConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.layer = nn.Linear(config.dim, config.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.layer(x))
+
+
+@dataclass
+class LatentConfig:
+    dim: int = 8
+    text_encoder: str = "hashed:8"
+
+
+class Latent(CompositeModel):
+    """text -> (frozen text encoder) -> denoiser (trainable) -> vae (frozen, shipped) -> own gain."""
+
+    def __init__(self, config: LatentConfig, components) -> None:
+        super().__init__(config, components)
+        self.gain = nn.Parameter(torch.tensor(1.5))
+
+    def forward(self, prompts: list[str]) -> torch.Tensor:
+        pooled = self.part("text_encoder").encode(prompts).pooled  # [B, dim]
+        return self.gain * self.part("vae")(self.part("denoiser")(pooled))  # [B, dim]
+
+
+@pytest.fixture
+def composite_families(tmp_path, monkeypatch):
+    families.register(families.Family(name="part", config=PartConfig, model=Part, kind="autoencoder"))
+    families.register(families.Family(name="latent", config=LatentConfig, model=Latent))
+    shipped = tmp_path / "shipped"
+    torch.manual_seed(1)
+    save_model(Part(PartConfig()), shipped / "tiny_vae")
+    monkeypatch.setenv(SHIPPED_ENV, str(shipped))
+    yield
+    families.unregister("part")
+    families.unregister("latent")
+
+
+def _composite() -> Latent:
+    torch.manual_seed(2)
+    components = {
+        "text_encoder": TextEncoderSpec("hashed:8"),
+        "vae": ShippedRef("tiny_vae"),
+        "denoiser": Part(PartConfig()),
+    }
+    return Latent(LatentConfig(), components).eval()
+
+
+def test_composite_save_load_is_exact(composite_families, tmp_path):
+    model = _composite()
+    with torch.no_grad():
+        model.gain.fill_(0.7)
+    save_model(model, tmp_path / "latent", extra={"note": "x"})
+    meta = json.loads((tmp_path / "latent" / "config.json").read_text())
+    assert meta["components"] == {
+        "text_encoder": {"text_encoder": "hashed:8"},
+        "vae": {"shipped": "tiny_vae"},
+        "denoiser": {"path": "denoiser"},
+    }
+    assert (tmp_path / "latent" / "denoiser" / "model.safetensors").is_file()
+    assert not (tmp_path / "latent" / "vae").exists()  # the shipped VAE is referenced, not copied
+    loaded = load_model(tmp_path / "latent")
+    assert type(loaded) is Latent and loaded.config == model.config
+    assert loaded.component_refs()["vae"] == ShippedRef("tiny_vae")
+    prompts = ["a bell", "rain on a roof"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(prompts), model(prompts), rtol=0, atol=0)
+        # every part counts: another shipped VAE changes the output
+        other = Latent(LatentConfig(), {**loaded.component_refs(), "vae": Part(PartConfig())}).eval()
+        other.load_state_dict(loaded.state_dict(), strict=False)
+        assert not torch.equal(other(prompts), loaded(prompts))
+
+
+def test_frozen_parts_are_shared_and_never_trained_or_checkpointed(composite_families, tmp_path):
+    model = _composite()
+    vae = frozen_component(ShippedRef("tiny_vae"))
+    assert model.part("vae") is vae and _composite().part("vae") is vae  # built once per process
+    assert model.part("text_encoder") is text_encoder("hashed:8")
+    assert not any(p.requires_grad for p in vae.parameters())
+    own = {"gain", "components.denoiser.layer.weight", "components.denoiser.layer.bias"}
+    assert set(model.state_dict()) == own  # what the EMA and training checkpoints hold
+    objective = Objective(model)
+    (opt,) = objective.configure_optimizers(TrainConfig())
+    optimized = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert optimized == {id(p) for p in model.parameters()}
+    assert not optimized & {id(p) for p in vae.parameters()}
+
+
+def test_bad_component_entries_are_one_line_errors(composite_families, tmp_path):
+    save_model(_composite(), tmp_path / "latent")
+    path = tmp_path / "latent" / "config.json"
+    meta = json.loads(path.read_text())
+    meta["components"]["vae"] = {"weights": "../elsewhere"}
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="component 'vae'.*expected one of"):
+        load_model(tmp_path / "latent")
+    meta["components"]["vae"] = {"shipped": "no_such_model"}
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="no_such_model.*shipped models: tiny_vae"):
+        load_model(tmp_path / "latent").part("vae")
+    with pytest.raises(ModelError, match="Python identifier"):
+        Latent(LatentConfig(), {"../x": Part(PartConfig())})

@@ -1,0 +1,77 @@
+"""The dataset seed reaches the crops: same (seed, epoch) -> same crops; another seed, same epoch -> other crops.
+
+Each file holds a ramp whose sample ``n`` is ``n * STEP`` (float WAV, exact), so the crop offset is read back
+from the first sample of the clip: the test compares offsets, not just "some audio differs".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundsmith.data import ClipDataset, DataConfig, ManifestRow, write_manifest
+
+SR = 8000
+STEP = 1.0 / 16384  # exact in float32: the offset is first_sample / STEP
+N_FILES, FILE_SAMPLES, CLIP_SECONDS = 6, 8000, 0.125  # 1000-sample clips: 7001 possible offsets per file
+
+
+@pytest.fixture
+def ramps(tmp_path):
+    rows = []
+    (tmp_path / "audio").mkdir()
+    for i in range(N_FILES):
+        name = f"audio/ramp{i}.wav"
+        sf.write(tmp_path / name, (np.arange(FILE_SAMPLES) * STEP).astype(np.float32), SR, subtype="FLOAT")
+        rows.append(ManifestRow(name, [f"c{i}a", f"c{i}b"], [], FILE_SAMPLES / SR, SR, "train", {}))
+    return write_manifest(tmp_path / "manifest.jsonl", rows, root=tmp_path)
+
+
+def offsets(ds: ClipDataset, epoch: int) -> list[int]:
+    ds.set_epoch(epoch)
+    out = []
+    for i in range(len(ds)):
+        first = float(ds[i]["audio"][0])
+        assert first / STEP == round(first / STEP)  # the ramp came back exactly
+        out.append(round(first / STEP))
+    return out
+
+
+def _ds(manifest, seed: int) -> ClipDataset:
+    return ClipDataset(manifest, DataConfig(sample_rate=SR, clip_seconds=CLIP_SECONDS), "train", seed=seed)
+
+
+def test_ramp_offsets_are_the_crops(ramps):
+    ds = _ds(ramps, seed=0)
+    ds.set_epoch(1)
+    item = ds[0]
+    off = offsets(ds, 1)[0]
+    expected = (np.arange(off, off + 1000) * STEP).astype(np.float32)
+    assert np.array_equal(item["audio"].numpy(), expected)
+
+
+def test_same_seed_and_epoch_give_the_same_crops(ramps):
+    a, b = _ds(ramps, seed=11), _ds(ramps, seed=11)
+    b.set_epoch(4)
+    b[0]  # history does not matter
+    assert offsets(a, 2) == offsets(b, 2)
+
+
+@pytest.mark.parametrize("epoch", [0, 3])
+def test_another_seed_gives_other_crops_in_the_same_epoch(ramps, epoch):
+    a, b = offsets(_ds(ramps, seed=11), epoch), offsets(_ds(ramps, seed=12), epoch)
+    # 7001 offsets per file: two independent draws coincide with probability ~1/7001 each
+    assert sum(x != y for x, y in zip(a, b)) >= N_FILES - 1, (a, b)
+
+
+def test_config_seed_is_the_default_and_the_argument_overrides_it(ramps):
+    by_cfg = ClipDataset(ramps, DataConfig(sample_rate=SR, clip_seconds=CLIP_SECONDS, seed=12), "train")
+    assert offsets(by_cfg, 3) == offsets(_ds(ramps, seed=12), 3)
+    assert offsets(by_cfg, 3) != offsets(_ds(ramps, seed=11), 3)
+
+
+def test_the_epoch_changes_the_crops_for_one_seed(ramps):
+    ds = _ds(ramps, seed=11)
+    per_epoch = [offsets(ds, e) for e in range(3)]
+    assert per_epoch[0] != per_epoch[1] != per_epoch[2]

@@ -1,0 +1,149 @@
+"""Diffusion samplers on 1-D Gaussian data, where the exact denoiser is known in closed form.
+
+For ``x0 ~ N(mu, s^2)`` and ``x_t = a x0 + b eps``: ``E[x0 | x_t] = mu + a s^2 (x_t - a mu) / (a^2 s^2 + b^2)`` and
+``E[eps | x_t] = (x_t - a E[x0 | x_t]) / b``. Plugged into each sampler as its "network", a correct sampler returns
+samples distributed as ``N(mu, s^2)``.
+"""
+
+import pytest
+import torch
+
+from soundsmith.errors import ConfigError
+from soundsmith.sampling.diffusion import SAMPLERS, DiffusionSampler, NoiseSchedule
+
+MU, S, N = 1.5, 0.4, 20_000
+CASES = [(name, kind) for name, kinds in SAMPLERS.items() for kind in kinds]
+STEPS = {"ddim": 50, "dpmpp": 25, "euler": 50, "flow_euler": 50}
+
+
+def exact_model(schedule: NoiseSchedule, mu: float = MU, s: float = S):
+    """The ideal network for N(mu, s^2) data: input ``a x0 + b eps`` at ``t`` -> eps, v or flow velocity."""
+
+    def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, b = (float(v) for v in schedule.alpha_sigma(t))
+        x = x_t.double()
+        x0 = mu + a * s * s * (x - a * mu) / (a * a * s * s + b * b)
+        eps = (x - a * x0) / b
+        out = {"epsilon": eps, "v_prediction": a * eps - b * x0, "flow": eps - x0}[schedule.prediction_type]
+        return out.to(x_t.dtype)
+
+    return model
+
+
+def run(sampler: DiffusionSampler, model, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    for t in sampler.timesteps:
+        x = sampler.step(model(sampler.scale_model_input(x, t), t), t, x, generator)
+    return x
+
+
+def make(name: str, kind: str) -> DiffusionSampler:
+    return DiffusionSampler(name, NoiseSchedule(prediction_type=kind))
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES)
+def test_sampler_reaches_the_data_distribution(name, kind):
+    sampler = make(name, kind)
+    sampler.set_steps(STEPS[name])
+    g = torch.Generator().manual_seed(0)
+    x = run(sampler, exact_model(sampler.schedule), sampler.init_noise((N,), g, dtype=torch.float64), g)
+    assert float(x.mean()) == pytest.approx(
+        MU, abs=0.02 * S
+    )  # sampling error of the mean: S / sqrt(N) = 0.007 S
+    assert float(x.std()) == pytest.approx(S, rel=0.03)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("ddim", "v_prediction"), ("euler", "epsilon"), ("flow_euler", "flow")]
+)
+def test_wrong_model_gives_the_wrong_distribution(name, kind):
+    # The same check fails for a network trained on other data: the tolerance above can tell them apart.
+    sampler = make(name, kind)
+    sampler.set_steps(STEPS[name])
+    g = torch.Generator().manual_seed(0)
+    model = exact_model(sampler.schedule, mu=MU, s=S * 1.1)
+    x = run(sampler, model, sampler.init_noise((N,), g, dtype=torch.float64), g)
+    assert abs(float(x.std()) - S) > 0.05 * S
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES)
+def test_partial_noising_from_data_keeps_the_distribution(name, kind):
+    # img2img with x0 drawn from the data: noised to the start of a strength-0.6 run, x is a sample of the true
+    # marginal there, so the remaining steps must end at N(mu, s^2) again.
+    sampler = make(name, kind)
+    sampler.set_steps(STEPS[name], strength=0.6)
+    assert len(sampler.timesteps) == round(0.6 * STEPS[name]) * sampler.scheduler.order or name == "dpmpp"
+    g = torch.Generator().manual_seed(1)
+    x0 = MU + S * torch.randn(N, generator=g, dtype=torch.float64)
+    noise = torch.randn(N, generator=g, dtype=torch.float64)
+    x = run(sampler, exact_model(sampler.schedule), sampler.add_noise(x0, noise, sampler.timesteps[0]), g)
+    assert float(x.mean()) == pytest.approx(MU, abs=0.02 * S)
+    assert float(x.std()) == pytest.approx(S, rel=0.03)
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler", "flow_euler"])
+def test_strength_moves_a_point_toward_the_data(name):
+    sampler = make(name, SAMPLERS[name][0])
+    model = exact_model(sampler.schedule)
+    start = torch.full((4000,), -1.0, dtype=torch.float64)  # an input far from the data (mean 1.5)
+    means, stds = [], []
+    for strength in (0.0, 0.3, 0.7, 1.0):
+        sampler.set_steps(20, strength=strength)
+        g = torch.Generator().manual_seed(2)
+        if len(sampler.timesteps) == 0:
+            x = start.clone()
+        else:
+            noise = torch.randn(start.shape, generator=g, dtype=torch.float64)
+            x = run(sampler, model, sampler.add_noise(start, noise, sampler.timesteps[0]), g)
+        means.append(float(x.mean()))
+        stds.append(float(x.std()))
+    assert means[0] == -1.0 and stds[0] == 0.0
+    assert means[0] < means[1] < means[2] < means[3]
+    assert means[3] == pytest.approx(MU, abs=0.05)  # full strength forgets the input
+    assert 0 < stds[1] < stds[2] and stds[3] == pytest.approx(S, rel=0.05)
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES)
+def test_same_generator_same_samples(name, kind):
+    outs = []
+    for seed in (5, 5, 6):
+        sampler = make(name, kind)
+        sampler.set_steps(8)
+        g = torch.Generator().manual_seed(seed)
+        outs.append(run(sampler, exact_model(sampler.schedule), sampler.init_noise((64,), g), g))
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "flow"])
+def test_training_pair_matches_the_definitions(kind):
+    schedule = NoiseSchedule(prediction_type=kind)
+    x0 = torch.randn(512, 3)
+    g = torch.Generator().manual_seed(0)
+    x_t, t, target = schedule.training_pair(x0, g)
+    g = torch.Generator().manual_seed(0)
+    t_again = schedule.sample_timesteps(512, g)
+    noise = torch.randn(x0.shape, generator=g)
+    assert torch.equal(t, t_again)
+    a, b = (v.float()[:, None] for v in schedule.alpha_sigma(t))
+    assert torch.allclose(x_t, a * x0 + b * noise, atol=1e-6)
+    # the exact denoiser for these targets recovers x0 and noise from (x_t, target)
+    if kind == "epsilon":
+        assert torch.equal(target, noise)
+    elif kind == "v_prediction":
+        assert torch.allclose(a * x_t - b * target, x0, atol=1e-5)  # x0 = a x_t - b v (a^2 + b^2 = 1)
+    else:
+        assert torch.allclose(x_t - (b * target), (1 - b) * x0 + 0 * noise, atol=1e-5)
+    lo, hi = float(t.min()), float(t.max())
+    assert 0 <= lo and hi <= schedule.num_train_timesteps and hi - lo > 0.5 * schedule.num_train_timesteps
+
+
+def test_bad_names_and_values_are_refused():
+    with pytest.raises(ConfigError, match="unknown sampler 'heun'; choose one of ddim"):
+        DiffusionSampler("heun")
+    with pytest.raises(
+        ConfigError, match="does not run prediction_type 'flow'; samplers that do: dpmpp, flow_euler"
+    ):
+        DiffusionSampler("ddim", NoiseSchedule(prediction_type="flow"))
+    with pytest.raises(ConfigError, match="prediction_type must be one of"):
+        NoiseSchedule(prediction_type="sample")
+    with pytest.raises(ConfigError, match="strength must be in"):
+        DiffusionSampler("ddim").set_steps(10, strength=1.5)

@@ -8,7 +8,7 @@ bash scripts/setup.sh
 CORPUS=work/corpus4k
 [ -f $CORPUS/manifest.jsonl ] || soundsmith data synth --out $CORPUS --clips 4000 --seed 0 --workers 2
 common=(--set train.valid_every=200 --set train.checkpoint_every=200 --set train.log_every=50
-        --set train.warmup_steps=50 --set train.num_workers=1)
+        --set train.warmup_steps=50 --set data.num_workers=1)
 rm -rf work/runs/tagger work/runs/clap
 soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl --out work/runs/tagger \
   --max-steps 700 --set train.lr=2e-3 "${common[@]}"

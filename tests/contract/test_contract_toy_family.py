@@ -115,7 +115,9 @@ def test_toy_family_is_found_by_every_reader(toy_family, tmp_path):
 
 def test_unregistered_family_is_unknown(tmp_path):
     families.register(families.Family(name="toy", config=ToyConfig, model=ToyNet))
-    save_model(ToyNet(ToyConfig()), tmp_path / "m")
-    families.unregister("toy")
+    try:
+        save_model(ToyNet(ToyConfig()), tmp_path / "m")
+    finally:
+        families.unregister("toy")
     with pytest.raises(ModelError, match="unknown model family 'toy'; valid families: .*wavenet"):
         soundsmith.load(tmp_path / "m")

@@ -13,7 +13,10 @@ from soundsmith.sampling.diffusion import SAMPLERS, DiffusionSampler, NoiseSched
 
 MU, S, N = 1.5, 0.4, 20_000
 CASES = [(name, kind) for name, kinds in SAMPLERS.items() for kind in kinds]
-STEPS = {"ddim": 50, "dpmpp": 25, "euler": 50, "flow_euler": 50}
+# First-order samplers shrink the spread a little at each step (about 7 % at 50 steps for DDIM/Euler here, 2 % at
+# 200); DPM-Solver++ (2nd order) is within 1 % at 50 steps.
+STEPS = {"ddim": 200, "dpmpp": 50, "euler": 200, "flow_euler": 200}
+MEAN_TOL = 5 * S / N**0.5  # five standard errors of a mean of N samples (0.035 S)
 
 
 def exact_model(schedule: NoiseSchedule, mu: float = MU, s: float = S):
@@ -46,9 +49,7 @@ def test_sampler_reaches_the_data_distribution(name, kind):
     sampler.set_steps(STEPS[name])
     g = torch.Generator().manual_seed(0)
     x = run(sampler, exact_model(sampler.schedule), sampler.init_noise((N,), g, dtype=torch.float64), g)
-    assert float(x.mean()) == pytest.approx(
-        MU, abs=0.02 * S
-    )  # sampling error of the mean: S / sqrt(N) = 0.007 S
+    assert float(x.mean()) == pytest.approx(MU, abs=MEAN_TOL)
     assert float(x.std()) == pytest.approx(S, rel=0.03)
 
 
@@ -71,12 +72,12 @@ def test_partial_noising_from_data_keeps_the_distribution(name, kind):
     # marginal there, so the remaining steps must end at N(mu, s^2) again.
     sampler = make(name, kind)
     sampler.set_steps(STEPS[name], strength=0.6)
-    assert len(sampler.timesteps) == round(0.6 * STEPS[name]) * sampler.scheduler.order or name == "dpmpp"
+    assert len(sampler.timesteps) == round(0.6 * STEPS[name])
     g = torch.Generator().manual_seed(1)
     x0 = MU + S * torch.randn(N, generator=g, dtype=torch.float64)
     noise = torch.randn(N, generator=g, dtype=torch.float64)
     x = run(sampler, exact_model(sampler.schedule), sampler.add_noise(x0, noise, sampler.timesteps[0]), g)
-    assert float(x.mean()) == pytest.approx(MU, abs=0.02 * S)
+    assert float(x.mean()) == pytest.approx(MU, abs=MEAN_TOL)
     assert float(x.std()) == pytest.approx(S, rel=0.03)
 
 
@@ -87,7 +88,7 @@ def test_strength_moves_a_point_toward_the_data(name):
     start = torch.full((4000,), -1.0, dtype=torch.float64)  # an input far from the data (mean 1.5)
     means, stds = [], []
     for strength in (0.0, 0.3, 0.7, 1.0):
-        sampler.set_steps(20, strength=strength)
+        sampler.set_steps(100, strength=strength)
         g = torch.Generator().manual_seed(2)
         if len(sampler.timesteps) == 0:
             x = start.clone()
@@ -131,7 +132,7 @@ def test_training_pair_matches_the_definitions(kind):
     elif kind == "v_prediction":
         assert torch.allclose(a * x_t - b * target, x0, atol=1e-5)  # x0 = a x_t - b v (a^2 + b^2 = 1)
     else:
-        assert torch.allclose(x_t - (b * target), (1 - b) * x0 + 0 * noise, atol=1e-5)
+        assert torch.allclose(x_t - b * target, x0, atol=1e-5)  # x_t = (1 - b) x0 + b noise
     lo, hi = float(t.min()), float(t.max())
     assert 0 <= lo and hi <= schedule.num_train_timesteps and hi - lo > 0.5 * schedule.num_train_timesteps
 

@@ -31,6 +31,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "pitch_within_50_cents": ("share of pitched prompts within 50 cents", "higher"),
     "onset_count_error": ("|detected onsets - asked count|", "lower"),
     "loudness_order_accuracy": ("louder-asked clip measured louder", "higher"),
+    "attribute_adherence": ("share of asked attributes met (per clip, averaged)", "higher"),
     "silence_rate": ("share of clips below -60 dBFS RMS", "lower"),
     "clipping_rate": ("share of clips with > 0.1% clipped samples", "lower"),
 }
@@ -50,6 +51,32 @@ def _rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         if key in summary:
             rows.append((key, _fmt(summary[key]), _fmt(summary.get(f"{key}_baseline")), better, desc))
     return rows
+
+
+def adherence_rows(adherence: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(attribute, generated, real clips, shuffled real clips, chance) rows, with n in brackets; "overall" last."""
+
+    def cell(row: dict[str, Any], kind: str) -> str:
+        if kind not in row:
+            return "n/a"
+        return f"{_fmt(row[kind])} ({row[f'n_{kind}']})"
+
+    rows = [
+        (attr, cell(r, "generated"), cell(r, "real"), cell(r, "shuffled"), _fmt(r.get("chance")))
+        for attr, r in adherence.get("table", {}).items()
+    ]
+    overall = adherence.get("overall", {})
+    rows.append(
+        ("overall", *(_fmt(overall.get(k)) for k in ("generated", "real", "shuffled")), "")  # type: ignore[misc]
+    )
+    return rows
+
+
+ADHERENCE_NOTE = (
+    "Each asked attribute checked by its own measurement (soundsmith.eval.adherence); accuracy (number of "
+    "checks). real: annotated reference clips scored against their own annotations; shuffled: against another "
+    "clip's; overall: mean over clips of the share of their asks met."
+)
 
 
 def _safe(name: str) -> str:
@@ -157,6 +184,11 @@ def write_report(
     ]
     md.append("|---|---|---|---|---|")
     md += [f"| {k} | {g} | {b} | {d} | {w.replace('|', '/')} |" for k, g, b, d, w in table]
+    adherence = metrics.get("adherence")
+    if adherence:
+        md += ["", "## Attribute adherence", "", ADHERENCE_NOTE, ""]
+        md += ["| attribute | generated | real clips | shuffled real | chance |", "|---|---|---|---|---|"]
+        md += [f"| {a} | {g} | {r} | {s} | {c} |" for a, g, r, s, c in adherence_rows(adherence)]
     md += ["", "## Worst outliers (Mahalanobis distance under the reference Gaussian)", ""]
     md += [f"- {c['id']}: {c['outlier_score']:.3g}" for c in clips if c["id"] in worst]
     if curves:
@@ -187,6 +219,17 @@ def write_report(
         for k, g, b, d, w in table
     ]
     parts.append("</table>")
+    if adherence:
+        parts.append(f"<h2>Attribute adherence</h2><p>{e(ADHERENCE_NOTE)}</p>")
+        parts.append(
+            "<table><tr><th>attribute</th><th>generated</th><th>real clips</th><th>shuffled real</th>"
+            "<th>chance</th></tr>"
+        )
+        parts += [
+            f"<tr><td>{e(a)}</td><td>{g}</td><td>{r}</td><td>{s_}</td><td>{c}</td></tr>"
+            for a, g, r, s_, c in adherence_rows(adherence)
+        ]
+        parts.append("</table>")
     if curves:
         parts.append("<h2>Loss curves</h2><img src='loss_curves.png' alt='loss curves'>")
     parts.append("<h2>Clips</h2><table><tr><th>id</th><th>prompt</th><th>asked</th><th>tagger top</th>")

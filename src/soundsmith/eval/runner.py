@@ -51,6 +51,8 @@ class Clip:
     prompt: str = ""
     labels: list[str] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)  # corpus annotations (meta.events)
+    family: str | None = None
 
 
 # ---------------------------------------------------------------- (1) inputs
@@ -70,6 +72,8 @@ def collect_generated(generated: str | Path, prompts: str | Path | None) -> list
                 path=r.audio_path(m.root),
                 prompt=r.captions[0] if r.captions else "",
                 labels=list(r.labels),
+                events=list(r.meta.get("events") or []),
+                family=r.meta.get("family"),
             )
             for r in m.rows
         ]
@@ -104,6 +108,9 @@ def _attach_prompts(clips: list[Clip], prompts: Path, gen_root: Path) -> None:
         clip.labels = list(row.get("labels") or [])
         clip.attributes = dict(row.get("attributes") or {})
         clip.id = str(row.get("id", clip.id))
+        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        clip.events = list(row.get("events") or meta.get("events") or [])
+        clip.family = meta.get("family", clip.family)
 
 
 # ---------------------------------------------------------------- (2) embeddings with a content cache
@@ -258,7 +265,7 @@ def distribution_metrics(
 
 def evaluate(
     generated: str | Path,
-    reference: str | Path,
+    reference: str | Path | None,
     prompts: str | Path | None = None,
     out_dir: str | Path = "eval_report",
     run_dir: str | Path | None = None,
@@ -270,12 +277,20 @@ def evaluate(
     seed: int = 0,
     bf16: bool = False,
     max_report_clips: int = 50,
+    keyword: Any = None,
+    pitch_method: str = "pyin",
+    adherence_reference_clips: int = 200,
 ) -> dict[str, Any]:
     """Evaluate generated audio against a reference manifest; write metrics.json, report.md, report.html.
 
     `tagger`/`clap`: a model, an embedder, a model directory or registered name, or None (shipped model;
     for the tagger a random-weight fallback, for CLAP the CLAP score is skipped). `bf16`: CPU bf16 autocast
-    for both evaluator CNNs (not for embedders passed in ready-made). Returns the metrics dict.
+    for both evaluator CNNs (not for embedders passed in ready-made). `reference=None` (prompt-only mode)
+    skips the distribution metrics and outliers. `keyword`: the spoken-word recognizer (model, directory or
+    name; None = shipped "keyword" if present). Per-attribute adherence (`soundsmith.eval.adherence`) runs on
+    clips whose prompts ask for attributes, and on up to `adherence_reference_clips` annotated reference
+    clips (their own asks: the real-clip column; another clip's asks: the shuffled column). Returns the
+    metrics dict.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,22 +298,27 @@ def evaluate(
 
     # 1. inputs
     clips = collect_generated(generated, prompts)
-    ref_manifest = read_manifest(reference)
-    ref_rows = ref_manifest.rows
-    ref_paths = [r.audio_path(ref_manifest.root) for r in ref_rows]
-    if len(ref_rows) < 2:
-        raise ManifestError(f"{reference}: needs at least 2 reference clips to fit a distribution")
+    ref_rows, ref_paths = [], []
+    if reference is not None:
+        ref_manifest = read_manifest(reference)
+        ref_rows = ref_manifest.rows
+        ref_paths = [r.audio_path(ref_manifest.root) for r in ref_rows]
+        if len(ref_rows) < 2:
+            raise ManifestError(f"{reference}: needs at least 2 reference clips to fit a distribution")
     ref_labels = sorted({label for r in ref_rows for label in r.labels})
     embedder, tagger_name = resolve_tagger(tagger, ref_labels, bf16=bf16)
 
     # 2. embeddings
     gen = embed_files([c.path for c in clips], embedder, cache, batch_size, "generated")
-    ref = embed_files(ref_paths, embedder, cache, batch_size, "reference")
+    ref = embed_files(ref_paths, embedder, cache, batch_size, "reference") if ref_rows else None
 
     # 3. distribution metrics, paired by id where ids match
     ref_index = {r.id: i for i, r in enumerate(ref_rows)} | {p.stem: i for i, p in enumerate(ref_paths)}
     pairs = [(i, ref_index[c.id]) for i, c in enumerate(clips) if c.id in ref_index]
-    summary, info = distribution_metrics(gen, ref, pairs, seed)
+    summary: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    if ref is not None:
+        summary, info = distribution_metrics(gen, ref, pairs, seed)
 
     # 4. prompt metrics
     labels = embedder.labels
@@ -325,6 +345,12 @@ def evaluate(
             for c in tqdm(with_attrs, desc="attributes", disable=None)
         ]
         summary.update(attribute_errors(audio_attrs, sr))
+    adherence, adherence_per_clip = attribute_adherence(
+        clips, gen, ref_rows, ref_paths, ref, labels, keyword, embedder.sample_rate,
+        pitch_method, adherence_reference_clips, seed,
+    )  # fmt: skip
+    if adherence:
+        summary["attribute_adherence"] = adherence["overall"]["generated"]
     clap_emb = resolve_clap(clap, bf16=bf16)
     clap_per_clip: dict[int, float] = {}
     prompted = [i for i, c in enumerate(clips) if c.prompt]
@@ -341,7 +367,7 @@ def evaluate(
     for level, clipped in zip(gen["level_db"], gen["clipped"]):
         sanity.update_stats(float(level), float(clipped))
     summary.update(sanity.compute())
-    outlier = mahalanobis_scores(gen["emb"], ref["emb"])
+    outlier = mahalanobis_scores(gen["emb"], ref["emb"]) if ref is not None else np.zeros(len(clips))
     for i, c in enumerate(clips):
         top = probs[i].argsort(descending=True)[:3].tolist()
         per_clip.append(
@@ -355,15 +381,16 @@ def evaluate(
                 "level_db": float(gen["level_db"][i]),
                 "clap_score": clap_per_clip.get(i),
             }
+            | adherence_per_clip.get(i, {})
         )
-    worst = [per_clip[i]["id"] for i in np.argsort(-outlier)[:WORST_OUTLIERS]]
+    worst = [per_clip[i]["id"] for i in np.argsort(-outlier)[:WORST_OUTLIERS]] if ref is not None else []
 
     metrics = {
         "summary": summary,
         "info": {
             **info,
             "generated": str(generated),
-            "reference": str(reference),
+            "reference": str(reference) if reference is not None else None,
             "n_generated": len(clips),
             "n_reference": len(ref_rows),
             "n_pairs": len(pairs),
@@ -375,6 +402,8 @@ def evaluate(
         "worst_outliers": worst,
         "per_clip": per_clip,
     }
+    if adherence:
+        metrics["adherence"] = adherence
     (out_dir / "metrics.json").write_text(json.dumps(_finite_json(metrics), indent=2) + "\n")
 
     # 6. report
@@ -384,6 +413,74 @@ def evaluate(
         out_dir, metrics, run_dir=run_dir, max_clips=max_report_clips, sample_rate=embedder.sample_rate
     )
     return metrics
+
+
+def attribute_adherence(
+    clips: list[Clip],
+    gen: dict[str, np.ndarray],
+    ref_rows: list[Any],
+    ref_paths: list[Path],
+    ref: dict[str, np.ndarray] | None,
+    labels: list[str],
+    keyword: Any,
+    sample_rate: int,
+    pitch_method: str,
+    max_reference: int,
+    seed: int,
+) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+    """Per-attribute adherence of the generated clips, of annotated reference clips and of shuffled ones.
+
+    Returns ``({"table": {attr: {generated, n_generated, real, n_real, shuffled, chance}}, "overall": {...},
+    "recognizer": name}, {clip index: {"asks", "checks", "adherence"}})``; ``({}, {})`` when no prompt asks
+    for an attribute.
+    """
+    from soundsmith.eval import adherence as adh
+
+    recognizer = adh.load_recognizer(keyword)
+    words = list(recognizer.config.words) if recognizer is not None else None
+    asks = [adh.clip_asks(c.events, c.family, c.labels, c.attributes, c.prompt, words) for c in clips]
+    asked = [i for i, a in enumerate(asks) if a]
+    if not asked:
+        return {}, {}
+    n_words = len(recognizer.classes) if recognizer is not None else 0
+    measured = adh.measure_files(
+        [clips[i].path for i in asked], gen["logits"][asked], labels, recognizer, sample_rate, pitch_method
+    )
+    gen_res, gen_per = adh.score_clips([asks[i] for i in asked], measured, len(labels), n_words)
+    results = {"generated": gen_res}
+    annotated = [j for j, r in enumerate(ref_rows) if r.meta.get("events")]
+    if ref is not None and annotated:
+        rng = np.random.default_rng(seed)
+        if len(annotated) > max_reference:
+            annotated = sorted(rng.choice(annotated, size=max_reference, replace=False).tolist())
+        ref_asks = [
+            adh.asks_from_events(ref_rows[j].meta["events"], ref_rows[j].meta.get("family"))
+            for j in annotated
+        ]
+        ref_measured = adh.measure_files(
+            [ref_paths[j] for j in annotated], ref["logits"][annotated], labels, recognizer, sample_rate,
+            pitch_method,
+        )  # fmt: skip
+        results["real"], _ = adh.score_clips(ref_asks, ref_measured, len(labels), n_words)
+        perm = adh.derangement(len(annotated), seed)
+        results["shuffled"], _ = adh.score_clips(ref_asks, ref_measured, len(labels), n_words, perm)
+    table: dict[str, dict[str, Any]] = {}
+    for attr in adh.ATTRIBUTES:
+        row: dict[str, Any] = {}
+        for kind, res in results.items():
+            cell = res["table"].get(attr)
+            if cell:
+                row[kind] = cell["accuracy"]
+                row[f"n_{kind}"] = cell["n"]
+                row.setdefault("chance", cell["chance"])
+        if row:
+            table[attr] = row
+    overall = {kind: res["overall"] for kind, res in results.items()}
+    name = str(keyword) if keyword is not None else ("shipped keyword" if recognizer is not None else None)
+    per_clip = {
+        i: {"asks": asks[i], "checks": p["checks"], "adherence": p["score"]} for i, p in zip(asked, gen_per)
+    }
+    return {"table": table, "overall": overall, "recognizer": name, "pitch_method": pitch_method}, per_clip
 
 
 def _finite_json(obj: Any) -> Any:

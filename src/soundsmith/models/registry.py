@@ -158,7 +158,7 @@ class TextEncoderSpec:
 
 
 _FROZEN: dict[tuple[Any, str, str], torch.nn.Module] = {}
-_FROZEN_LOCK = threading.Lock()
+_FROZEN_LOCK = threading.RLock()  # re-entrant: building a shipped model may ask for its own parts
 
 
 def frozen_component(

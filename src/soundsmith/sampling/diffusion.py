@@ -109,7 +109,9 @@ class NoiseSchedule:
         if self.is_flow:
             s = t / self.num_train_timesteps
             return 1.0 - s, s
-        ratio = torch.from_numpy(np.asarray(np.interp(t.numpy(), np.arange(self.num_train_timesteps), self._vp_ratio)))
+        ratio = torch.from_numpy(
+            np.asarray(np.interp(t.numpy(), np.arange(self.num_train_timesteps), self._vp_ratio))
+        )
         alpha = 1.0 / torch.sqrt(1.0 + ratio**2)
         return alpha, ratio * alpha
 

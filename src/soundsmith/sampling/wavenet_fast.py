@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from numba import njit
 
 from soundsmith.models.wavenet import WaveNet
+from soundsmith.sampling import numba_cache  # before any cached kernel is decorated (autoregressive's too)
 from soundsmith.sampling.autoregressive import sample_from_logits, sample_logits_nb
 
 
@@ -97,7 +98,7 @@ def layer_conditioning(model: WaveNet, g: torch.Tensor | None, batch: int) -> to
 
 
 # --- numba engine -----------------------------------------------------------------------------------------------
-@njit(fastmath=True, cache=True, inline="always")
+@njit(fastmath=True, cache=numba_cache.ENABLED, inline="always")
 def fast_tanh(x):  # pragma: no cover - compiled
     """float32 tanh as a 13/6 rational polynomial (Eigen's ``generic_fast_tanh_float``; max error ~2e-7).
 
@@ -118,7 +119,7 @@ def fast_tanh(x):  # pragma: no cover - compiled
     return x * p / q
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=numba_cache.ENABLED)  # on disk: a fresh process skips the compile
 def numba_steps(
     seq, t_begin, t_end, prime_len, uniforms, ring, offsets, sizes, dilations,
     emb, w_dil, b_dil, cond, w_lc, lc, w_rs, b_rs, w1, b1, w2, b2,

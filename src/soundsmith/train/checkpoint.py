@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from soundsmith.errors import SoundsmithError, TrainingError
+from soundsmith.seeding import mix_seed
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def restore_rng_state(state: dict[str, torch.Tensor]) -> None:
 
 def seed_process(seed: int, rank: int) -> None:
     """Seed the global RNGs of this process from ``(seed, rank)`` (for objectives that draw from them)."""
-    value = (seed * 1_000_003 + rank) % (2**31 - 1)
+    value = mix_seed(seed, rank, "process", bits=32)  # np.random.seed takes 32 bits
     torch.manual_seed(value)
     np.random.seed(value)
     random.seed(value)

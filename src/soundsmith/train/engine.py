@@ -27,7 +27,7 @@ from soundsmith.errors import ConfigError, TrainingError
 from soundsmith.train import checkpoint as ckpt
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.ema import EMA
-from soundsmith.train.loader import ShardSampler, StepBatchSampler, batch_len, train_loader, valid_loader
+from soundsmith.train.loader import ShardSampler, StepBatchSampler, train_loader, validation_means
 from soundsmith.train.monitor import Monitor, TrainWindow
 from soundsmith.train.objectives.base import Objective
 from soundsmith.train.optimizers import OptimizerSpec, as_specs
@@ -322,24 +322,9 @@ class Trainer:
     # --- validation, sampling, logging ---------------------------------------------------------------------
 
     def _run_validation(self) -> dict[str, float]:
-        fabric, module = self.fabric, self.module
-        loader = valid_loader(fabric, self.valid_set, self.micro, self.collate_fn, self.num_workers)
-        module.eval()
-        sums: dict[str, float] = {}
-        count = 0
-        with torch.no_grad():
-            for batch in loader:
-                n = batch_len(batch)
-                for key, value in module.validate(module.prepare_batch(batch)).items():
-                    sums[key] = sums.get(key, 0.0) + float(value) * n
-                count += n
-        module.train()
-        keys = sorted(sums)
-        totals = torch.tensor([count] + [sums[k] for k in keys], dtype=torch.float64, device=fabric.device)
-        if self.world > 1:
-            totals = fabric.all_reduce(totals, reduce_op="sum")
-        totals = totals.cpu().tolist()
-        result = {k: totals[i + 1] / max(1.0, totals[0]) for i, k in enumerate(keys)}
+        result = validation_means(
+            self.fabric, self.module, self.valid_set, self.micro, self.collate_fn, self.num_workers
+        )
         self.last_valid = {**result, "_step": self.step}
         self.monitor.log(self.step, {f"valid/{k}": v for k, v in result.items()})
         loss = result.get("loss")
@@ -348,7 +333,7 @@ class Trainer:
             state = self._state()
             if self.rank == 0:
                 ckpt.atomic_save(state, self.ckpt_dir / "best.ckpt")
-            fabric.barrier()
+            self.fabric.barrier()
         return result
 
     def _run_sampling(self) -> None:

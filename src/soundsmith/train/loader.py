@@ -1,4 +1,5 @@
-"""Data order for training and validation: which items each rank reads at each optimizer step.
+"""Data order for training and validation (which items each rank reads at each optimizer step), and the
+validation pass over it.
 
 The order is ours, not the DataLoader's: a deterministic permutation per ``(seed, epoch)`` cut into global
 batches, each shared out by rank and micro-batch, so that a run resumed after any kill replays exactly the batches
@@ -13,15 +14,18 @@ from typing import Any
 
 import torch
 from lightning_fabric import Fabric
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from soundsmith.seeding import mix_seed
 
 
 class StepBatchSampler(Sampler[list[int]]):
     """Micro-batches of one epoch for one rank, from optimizer step ``start_step`` of that epoch on.
 
-    The epoch's order is ``randperm(n)`` from a generator seeded by ``(seed, epoch)``; global batch ``s`` is
-    ``perm[s*B:(s+1)*B]``; rank ``r`` takes its ``B / world`` slice, cut into ``grad_accum`` micro-batches.
-    The last ``n % B`` items of an epoch are dropped (they come first in another epoch's order).
+    The epoch's order is ``randperm(n)`` from a generator seeded by ``mix_seed(seed, epoch, "batches")``; global
+    batch ``s`` is ``perm[s*B:(s+1)*B]``; rank ``r`` takes its ``B / world`` slice, cut into ``grad_accum``
+    micro-batches. The last ``n % B`` items of an epoch are dropped (they come first in another epoch's order).
     """
 
     def __init__(
@@ -35,7 +39,7 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator()
-        g.manual_seed((self.seed * 1_000_003 + self.epoch * 7_919 + 17) % (2**62))
+        g.manual_seed(mix_seed(self.seed, self.epoch, "batches"))
         perm = torch.randperm(self.n, generator=g)
         per_rank = self.global_batch // self.world_size
         micro = per_rank // self.grad_accum
@@ -79,7 +83,7 @@ def train_loader(
     world, rank = fabric.world_size, fabric.global_rank
     sampler = StepBatchSampler(len(dataset), batch_size, grad_accum, world, rank, seed, epoch, position)
     g = torch.Generator()  # worker seeds come from here, not from the global RNG
-    g.manual_seed((seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**62))
+    g.manual_seed(mix_seed(seed, epoch, rank, "workers"))
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -102,6 +106,35 @@ def valid_loader(
     sampler = ShardSampler(len(dataset), batch_size, fabric.world_size, fabric.global_rank)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_fn)
     return fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+
+def validation_means(
+    fabric: Fabric,
+    module: nn.Module,
+    dataset: Dataset,
+    batch_size: int,
+    collate_fn: Callable[[list[Any]], Any],
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """``module.validate`` over every item of ``dataset`` (sharded over ranks), item-weighted means of each key,
+    summed over all ranks. ``module`` is the Fabric-wrapped objective; it is left in train mode."""
+    loader = valid_loader(fabric, dataset, batch_size, collate_fn, num_workers)
+    module.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    with torch.no_grad():
+        for batch in loader:
+            n = batch_len(batch)
+            for key, value in module.validate(module.prepare_batch(batch)).items():
+                sums[key] = sums.get(key, 0.0) + float(value) * n
+            count += n
+    module.train()
+    keys = sorted(sums)
+    totals = torch.tensor([count] + [sums[k] for k in keys], dtype=torch.float64, device=fabric.device)
+    if fabric.world_size > 1:
+        totals = fabric.all_reduce(totals, reduce_op="sum")
+    totals = totals.cpu().tolist()
+    return {k: totals[i + 1] / max(1.0, totals[0]) for i, k in enumerate(keys)}
 
 
 def batch_len(batch: Any) -> int:

@@ -13,9 +13,12 @@ from soundsmith.data.synth.corpus import (
     HELD_OUT_SCENES,
     draw_clip_spec,
     held_out_register,
-    held_out_voice,
+    held_out_voices,
 )
 from soundsmith.errors import ConfigError
+
+
+KNOWN_SOURCES = {"dsp", "espeak-ng", "piper:joe-us-medium", "FluidR3_GM", "TimGM6mb", "hydrogen"}
 
 
 def _held_out_combos(spec):
@@ -28,7 +31,7 @@ def _held_out_combos(spec):
         found.append("event_register")
     if spec["family"] == "instruments" and spec["attrs"]["register"] == held_out_register(spec["name"]):
         found.append("instrument_register")
-    if spec["family"] == "speech" and spec["attrs"]["voice"] == held_out_voice(spec["name"]):
+    if spec["family"] == "speech" and spec["attrs"]["voice"] in held_out_voices(spec["name"]):
         found.append("word_voice")
     if spec["family"] == "scenes":
         found += [f for f in spec["foreground"] if (spec["background"], f["family"]) in HELD_OUT_SCENES]
@@ -68,6 +71,8 @@ def test_manifest_rows_are_complete(tmp_path):
         assert sr == 16000 and audio.shape == (32000,) and 0 < abs(audio).max() < 1.0
         assert len(row.captions) >= 3 and len(set(row.captions)) == len(row.captions)
         assert row.labels and row.meta["family"] in ("events", "instruments", "speech", "scenes")
+        sources = {e.get("source", "dsp") for e in row.meta["events"] if e["class"] != "quiet"}
+        assert row.meta["sources"] == sorted(sources) and sources <= KNOWN_SOURCES
         events = row.meta["events"]
         assert set(row.labels) <= {e["class"] for e in events}
         assert all(0.0 <= e["onset"] <= e["offset"] <= 2.0 for e in events)

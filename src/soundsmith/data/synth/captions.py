@@ -96,6 +96,9 @@ VOICE_WORDS = {
     "caribbean_male": ("a man with a Caribbean accent", "a Caribbean man"),
     "deep_slow": ("a deep, slow voice", "a man with a deep voice"),
     "high_fast": ("a high, fast voice", "a woman speaking quickly"), "whisper": ("a whisper", "a whispering voice"),
+    "natural_male": ("a man", "a male voice"), "natural_male_slow": ("a man speaking slowly", "a slow male voice"),
+    "natural_male_fast": ("a man speaking quickly", "a fast male voice"),
+    "natural_male_high": ("a man with a high voice", "a high male voice"),
 }  # fmt: skip
 BACKGROUNDS = {  # background -> (noun phrases, clauses)
     "rain": (("rain", "the sound of rain", "falling rain"), ("rain falls", "it is raining")),

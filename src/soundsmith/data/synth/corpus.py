@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from soundsmith.data.synth.augment import apply_chain, draw_chain
 from soundsmith.data.synth.captions import caption_clip
 from soundsmith.data.synth.events import EVENT_CLASSES, PITCHED, REGISTERS, draw_event_attrs, render_event
 from soundsmith.data.synth.instruments import (
@@ -33,7 +34,14 @@ from soundsmith.data.synth.scenes import (
     SNR_DB,
     render_scene,
 )
-from soundsmith.data.synth.speech import VOICES, WORDS, draw_speech_attrs, render_speech
+from soundsmith.data.synth.speech import (
+    PIPER_VOICES,
+    VOICES,
+    WORDS,
+    draw_speech_attrs,
+    render_speech,
+    voice_count,
+)
 from soundsmith.errors import ConfigError
 
 FAMILY_WEIGHTS = {"events": 0.35, "instruments": 0.30, "speech": 0.15, "scenes": 0.20}
@@ -55,8 +63,15 @@ def held_out_register(instrument: str) -> str:
 
 
 def held_out_voice(word: str) -> int:
-    """The voice index that says ``word`` only in the test split."""
+    """The espeak-ng voice index that says ``word`` only in the test split."""
     return (-WORDS.index(word)) % len(VOICES)
+
+
+def held_out_voices(word: str) -> tuple[int, ...]:
+    """Every voice index that says ``word`` only in the test split: one espeak-ng voice, and one piper voice
+    when piper is installed (``len(VOICES) + word index mod len(PIPER_VOICES)``)."""
+    piper = (len(VOICES) + WORDS.index(word) % len(PIPER_VOICES),) if voice_count() > len(VOICES) else ()
+    return (held_out_voice(word), *piper)
 
 
 def _choice(rng: np.random.Generator, options) -> Any:
@@ -87,8 +102,8 @@ def _draw_instruments(
 
 def _draw_speech(rng: np.random.Generator, test: bool) -> dict[str, Any]:
     word = _choice(rng, WORDS)
-    held = held_out_voice(word)
-    voice = held if test else _choice(rng, [v for v in range(len(VOICES)) if v != held])
+    held = held_out_voices(word)
+    voice = _choice(rng, held) if test else _choice(rng, [v for v in range(voice_count()) if v not in held])
     attrs = draw_speech_attrs(word, rng, voice=voice)
     return {"family": "speech", "name": word, "attrs": {k: v for k, v in attrs.items() if k != "word"}}
 
@@ -123,9 +138,18 @@ def _draw_scene(rng: np.random.Generator, test: bool, duration: float) -> dict[s
 
 
 def draw_clip_spec(
-    index: int, seed: int, families: tuple[str, ...] = tuple(FAMILY_WEIGHTS), duration: float = 4.0
+    index: int,
+    seed: int,
+    families: tuple[str, ...] = tuple(FAMILY_WEIGHTS),
+    duration: float = 4.0,
+    augment_rate: float = 0.0,
 ) -> dict[str, Any]:
-    """The complete description of clip ``index`` (family, split and every attribute), from ``(seed, index)``."""
+    """The complete description of clip ``index`` (family, split and every attribute), from ``(seed, index)``.
+
+    With probability ``augment_rate`` the spec also holds a recording ``chain`` (reverb, mic EQ, noise,
+    codec: :mod:`augment`), drawn from its own generator ``default_rng([seed, index, 2])`` so that the rest
+    of the spec is the same whatever the rate.
+    """
     rng = np.random.default_rng([seed, index])
     split = str(rng.choice(list(SPLIT_WEIGHTS), p=list(SPLIT_WEIGHTS.values())))
     weights = np.array([FAMILY_WEIGHTS[f] for f in families])
@@ -139,13 +163,28 @@ def draw_clip_spec(
         spec = _draw_speech(rng, test)
     else:
         spec = _draw_scene(rng, test, duration)
-    return spec | {"split": split}
+    spec = spec | {"split": split}
+    if augment_rate > 0:
+        chain_rng = np.random.default_rng([seed, index, 2])
+        if chain_rng.random() < augment_rate:
+            spec["chain"] = draw_chain(chain_rng)
+    return spec
 
 
 def render_clip_spec(
     spec: dict[str, Any], duration: float, sample_rate: int
 ) -> tuple[np.ndarray, list[dict]]:
-    """Render a spec from :func:`draw_clip_spec`; returns ``(audio [T] float32, annotations)``."""
+    """Render a spec from :func:`draw_clip_spec`; returns ``(audio [T] float32, annotations)``.
+
+    A spec's ``chain`` (recording chain) is applied after rendering; annotations keep the pre-chain levels.
+    """
+    audio, annotations = _render_dry(spec, duration, sample_rate)
+    if "chain" in spec:
+        audio = apply_chain(audio, sample_rate, spec["chain"])
+    return audio, annotations
+
+
+def _render_dry(spec: dict[str, Any], duration: float, sample_rate: int) -> tuple[np.ndarray, list[dict]]:
     rng = np.random.default_rng(0)  # specs are complete: nothing is drawn from it
     family = spec["family"]
     if family == "events":
@@ -176,12 +215,12 @@ def labels_of(annotations: list[dict[str, Any]]) -> list[str]:
     return sorted({a["class"] for a in annotations if a["class"] != "quiet"})
 
 
-def make_clip(task: tuple[int, int, tuple[str, ...], float, int, str]) -> dict[str, Any]:
+def make_clip(task: tuple[int, int, tuple[str, ...], float, int, str, float]) -> dict[str, Any]:
     """Draw, render, caption and save clip ``index``; returns its manifest row as a dict (spawn-safe)."""
     from soundsmith.audio import save_audio
 
-    index, seed, families, duration, sample_rate, out_dir = task
-    spec = draw_clip_spec(index, seed, families, duration)
+    index, seed, families, duration, sample_rate, out_dir, augment_rate = task
+    spec = draw_clip_spec(index, seed, families, duration, augment_rate)
     audio, annotations = render_clip_spec(spec, duration, sample_rate)
     captions, template_ids = caption_clip(
         spec["family"], annotations, np.random.default_rng([seed, index, 1]), held_out=spec["split"] == "test"
@@ -192,6 +231,8 @@ def make_clip(task: tuple[int, int, tuple[str, ...], float, int, str]) -> dict[s
     meta["caption_templates"] = template_ids
     # what rendered it: dsp, espeak-ng, the SoundFont (FluidR3_GM / TimGM6mb), hydrogen (+ kit in the event)
     meta["sources"] = sorted({str(e.get("source", "dsp")) for e in annotations if e["class"] != "quiet"})
+    if "chain" in spec:
+        meta["render_chain"] = spec["chain"]
     return {
         "audio": rel,
         "captions": captions,
@@ -214,12 +255,15 @@ def synthesize_corpus(
     sample_rate: int = 16000,
     workers: int = 1,
     progress: bool = True,
+    augment_rate: float = 0.0,
 ) -> Path:
     """Write the synthetic captioned corpus: ``out_dir/audio/NNNNNN.wav`` (16-bit PCM) and ``manifest.jsonl``.
 
     Give ``clips`` or ``hours`` (clips = ceil(hours * 3600 / duration)). ``families`` picks a subset of
     events/instruments/speech/scenes (their weights are renormalised). Same arguments and ``seed`` give
-    byte-identical files whatever ``workers`` is. Returns the manifest path.
+    byte-identical files whatever ``workers`` is. ``augment_rate`` (default 0: off) is the fraction of clips
+    passed through a drawn recording chain (room reverb, mic EQ, noise at an SNR, codec band limit), annotated
+    in ``meta["render_chain"]``. Returns the manifest path.
     """
     from tqdm import tqdm
 
@@ -229,6 +273,8 @@ def synthesize_corpus(
         raise ConfigError(f"give exactly one of clips ({clips}) or hours ({hours}) for the synthetic corpus")
     if duration <= 0 or sample_rate <= 0:
         raise ConfigError(f"duration ({duration}) and sample_rate ({sample_rate}) must be positive")
+    if not 0.0 <= augment_rate <= 1.0:
+        raise ConfigError(f"augment_rate ({augment_rate}) must be between 0 and 1")
     n = int(clips) if clips is not None else math.ceil(float(hours) * 3600.0 / duration)
     if n <= 0:
         raise ConfigError(f"the corpus needs at least one clip; got clips={clips}, hours={hours}")
@@ -238,7 +284,10 @@ def synthesize_corpus(
         raise ConfigError(f"unknown families {unknown or families}; choose from {list(FAMILY_WEIGHTS)}")
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    tasks = [(i, int(seed), families, float(duration), int(sample_rate), str(out)) for i in range(n)]
+    tasks = [
+        (i, int(seed), families, float(duration), int(sample_rate), str(out), float(augment_rate))
+        for i in range(n)
+    ]
     bar = tqdm(total=n, desc="synth", unit="clip", disable=not progress)
     rows: list[dict[str, Any]] = []
     if workers <= 1:

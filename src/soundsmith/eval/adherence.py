@@ -1,0 +1,444 @@
+"""Per-attribute adherence: every attribute a prompt asks for, checked by its own measurement.
+
+An *ask* is what a prompt requests, as a dict (:data:`ATTRIBUTES` are its keys, plus ``register_range``):
+
+| attribute | ask | measurement | met when |
+|---|---|---|---|
+| ``class`` | tagger labels (events, instruments, backgrounds) | tagger posteriors | every asked label is among the top ``len(asked) + CLASS_TOPK_SLACK`` |
+| ``word`` | one of the recognizer's words | spoken-word recognizer | its top class is the word |
+| ``pitch`` | ``midi_pitch`` of a held note | pYIN median f0 over voiced frames | within 50 cents |
+| ``register`` | low / middle / high (+ the MIDI range it means for that instrument or event) | pYIN 10th-percentile f0 (the phrase's root) | inside the range, +-1 semitone |
+| ``count`` | number of events | onsets (librosa spectral flux, >= 80 ms apart) | equal |
+| ``direction`` | rising / falling | pYIN track: last third of voiced frames against the first third | same sign, >= 1 semitone |
+| ``loudness`` | soft / loud | RMS level, over pairs of clips asked soft and loud | the loud clip is louder |
+| ``noise_tone`` | noise / tone | share of sounding frames that pYIN finds voiced | >= 0.5 for tone, < 0.5 for noise |
+| ``brightness`` | bright / dark | median spectral centroid of sounding frames | above / below ``BRIGHT_HZ`` |
+
+Asks come from corpus annotations (:func:`asks_from_events`, the ``meta.events`` of manifest rows), from a
+prompts file's ``labels`` + ``attributes`` (:func:`asks_from_attributes`), or from free text
+(``soundsmith.eval.prompt_parse.parse_prompt``). Scenes ask for their classes and spoken word only: measuring
+the pitch or count of one item inside a mix is not reliable with these tools.
+
+:class:`AttributeAdherence` accumulates checks (``update`` / ``merge`` / ``compute``) into the table
+attribute -> (accuracy, n, chance) and the overall adherence (mean over clips of the share of asks met).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from soundsmith.eval.attributes import count_onsets
+from soundsmith.eval.metrics import rms_dbfs
+from soundsmith.eval.pitch import PitchTrack, cents_error, track_pitch
+
+ATTRIBUTES = (
+    "class",
+    "word",
+    "pitch",
+    "register",
+    "count",
+    "direction",
+    "loudness",
+    "noise_tone",
+    "brightness",
+)
+CLASS_TOPK_SLACK = (
+    2  # an asked class may be beaten by this many other classes (tagger errors are near misses)
+)
+PITCH_TOLERANCE_CENTS = 50.0
+REGISTER_TOLERANCE = 1.0  # semitones outside the register's range still counted in it
+BRIGHT_HZ = 2000.0
+TONE_VOICED_FRACTION = 0.5
+# chance of meeting an ask by luck, for the table: pitch = one semitone of the three corpus octaves, count =
+# one of the five usual counts (1-5), the rest one of their values; class and word are set from the models
+CHANCE = {
+    "pitch": 1 / 36,
+    "register": 1 / 3,
+    "count": 1 / 5,
+    "direction": 1 / 2,
+    "loudness": 1 / 2,
+    "noise_tone": 1 / 2,
+    "brightness": 1 / 2,
+}
+NOISE_CLASSES = ("white_noise", "pink_noise", "brown_noise", "rain", "wind")
+TONE_CLASSES = ("sine_tone", "buzzer", "rising_sweep", "falling_sweep", "siren", "beeps", "bell")
+BRIGHT_CLASSES = ("white_noise", "hi_hat")
+DARK_CLASSES = ("brown_noise",)
+PITCHED_EVENTS = ("sine_tone", "buzzer", "beeps", "bell")
+NOTE_PHRASES = ("single_note", "repeated_note")
+DIRECTIONS = {
+    "rising_sweep": "rising",
+    "falling_sweep": "falling",
+    "rising_scale": "rising",
+    "falling_scale": "falling",
+}
+EVENT_REGISTERS = {"low": (48, 59), "middle": (60, 71), "high": (72, 83)}  # as in data/synth/events.py
+
+
+def register_range(register: str, instrument: str | None = None) -> tuple[int, int]:
+    """MIDI range of ``register`` for ``instrument`` (a third of its range), or of the pitched events."""
+    if instrument:
+        from soundsmith.data.synth.instruments import INSTRUMENTS
+        from soundsmith.data.synth.instruments import register_range as instrument_range
+
+        if instrument in INSTRUMENTS:
+            return instrument_range(instrument, register)
+    return EVENT_REGISTERS[register]
+
+
+def _speech_word(label: str) -> str | None:
+    return label[len("speech_") :] if label.startswith("speech_") else None
+
+
+def asks_from_events(events: list[dict[str, Any]], family: str | None = None) -> dict[str, Any]:
+    """The asks of a corpus clip from its ``meta.events`` (see the module table)."""
+    asks: dict[str, Any] = {}
+    classes = sorted(
+        {e["class"] for e in events if not e["class"].startswith("speech_") and e["class"] != "quiet"}
+    )
+    if classes:
+        asks["class"] = classes
+    words = [e["word"] for e in events if e.get("word")]
+    if len(words) == 1:
+        asks["word"] = words[0]
+    if family == "scenes" or len(events) != 1 or words:
+        return asks
+    (e,) = events
+    name, instrument = e["class"], e.get("instrument")
+    held = (instrument and e.get("phrase") in NOTE_PHRASES) or (not instrument and name in PITCHED_EVENTS)
+    if held and e.get("midi_pitch") is not None:
+        asks["pitch"] = float(e["midi_pitch"])
+    if e.get("register") and (instrument or name in PITCHED_EVENTS):
+        asks["register"] = e["register"]
+        asks["register_range"] = list(register_range(e["register"], instrument))
+    if e.get("count") is not None:
+        asks["count"] = int(e["count"])
+    direction = DIRECTIONS.get(e.get("phrase") or name)
+    if direction:
+        asks["direction"] = direction
+    if e.get("dynamics") in ("soft", "loud"):
+        asks["loudness"] = e["dynamics"]
+    if instrument or name in TONE_CLASSES:
+        asks["noise_tone"] = "tone"
+    elif name in NOISE_CLASSES:
+        asks["noise_tone"] = "noise"
+    if name in BRIGHT_CLASSES:
+        asks["brightness"] = "bright"
+    elif name in DARK_CLASSES:
+        asks["brightness"] = "dark"
+    return asks
+
+
+def asks_from_attributes(labels: list[str], attributes: dict[str, Any]) -> dict[str, Any]:
+    """The asks of a prompts-file row: ``labels`` (classes, ``speech_<word>``) and ``attributes`` (``midi_pitch``
+    or ``pitch``, ``register``, ``count``, ``direction``, ``loudness``, ``noise_tone``, ``brightness``, ``word``)."""
+    asks: dict[str, Any] = {}
+    classes = sorted(lb for lb in labels if not lb.startswith("speech_"))
+    if classes:
+        asks["class"] = classes
+    words = [w for w in map(_speech_word, labels) if w]
+    word = attributes.get("word") or (words[0] if len(words) == 1 else None)
+    if word:
+        asks["word"] = str(word)
+    pitch = attributes.get("midi_pitch", attributes.get("pitch"))
+    if pitch is not None:
+        asks["pitch"] = float(pitch)
+    if attributes.get("register") in EVENT_REGISTERS:
+        instrument = next((c for c in classes if _is_instrument(c)), None)
+        asks["register"] = attributes["register"]
+        asks["register_range"] = list(
+            attributes.get("register_range") or register_range(asks["register"], instrument)
+        )
+    if attributes.get("count") is not None:
+        asks["count"] = int(attributes["count"])
+    for key, values in (
+        ("direction", ("rising", "falling")),
+        ("loudness", ("soft", "loud")),
+        ("noise_tone", ("noise", "tone")),
+        ("brightness", ("bright", "dark")),
+    ):
+        value = attributes.get(key)
+        if key == "loudness" and value == "quiet":
+            value = "soft"
+        if value in values:
+            asks[key] = value
+    return asks
+
+
+def _is_instrument(name: str) -> bool:
+    from soundsmith.data.synth.instruments import INSTRUMENTS
+
+    return name in INSTRUMENTS
+
+
+@dataclass
+class Measurements:
+    """What the checks read from one clip."""
+
+    class_rank: dict[str, int] = field(
+        default_factory=dict
+    )  # label -> rank in the tagger posteriors (0 = top)
+    word: str | None = None  # the recognizer's top class (None: no recognizer)
+    track: PitchTrack | None = None
+    onsets: int = 0
+    level_db: float = -200.0
+    centroid_hz: float = math.nan
+
+
+def spectral_centroid_hz(audio: np.ndarray, sr: int) -> float:
+    """Median spectral centroid over the frames within 35 dB of the loudest (NaN for silence)."""
+    import librosa
+
+    x = np.asarray(audio, dtype=np.float32)
+    cent = librosa.feature.spectral_centroid(y=x, sr=sr, n_fft=1024, hop_length=512)[0]
+    rms = librosa.feature.rms(y=x, frame_length=1024, hop_length=512)[0]
+    db = 20 * np.log10(np.maximum(rms, 1e-10))
+    active = db > max(db.max() - 35.0, -70.0)
+    return float(np.median(cent[active])) if active.any() else math.nan
+
+
+def measure(
+    audio: np.ndarray,
+    sr: int,
+    class_probs: np.ndarray | None = None,
+    class_labels: list[str] | None = None,
+    word: str | None = None,
+    pitch_method: str = "pyin",
+) -> Measurements:
+    """All measurements of a clip ``[T]``: ``class_probs [C]`` (tagger) and ``word`` (recognizer) are given."""
+    m = Measurements(word=word)
+    if class_probs is not None and class_labels is not None:
+        order = np.argsort(-np.asarray(class_probs), kind="stable")
+        m.class_rank = {class_labels[j]: r for r, j in enumerate(order)}
+    m.track = track_pitch(audio, sr, pitch_method)
+    m.onsets = count_onsets(audio, sr)
+    m.level_db = rms_dbfs(audio)
+    m.centroid_hz = spectral_centroid_hz(audio, sr)
+    return m
+
+
+def check(asks: dict[str, Any], m: Measurements) -> dict[str, bool]:
+    """attribute -> met, for every ask that ``m`` can judge (loudness is judged across clips, not here)."""
+    out: dict[str, bool] = {}
+    if "class" in asks and m.class_rank:
+        known = [c for c in asks["class"] if c in m.class_rank]
+        if known:
+            k = len(known) + CLASS_TOPK_SLACK
+            out["class"] = all(m.class_rank[c] < k for c in known)
+    if "word" in asks and m.word is not None:
+        out["word"] = m.word == asks["word"]
+    track = m.track
+    if track is not None:
+        if "pitch" in asks:
+            err = cents_error(track.median_midi(), asks["pitch"])
+            out["pitch"] = bool(err <= PITCH_TOLERANCE_CENTS)  # NaN (no pitch) is a miss
+        if "register" in asks:
+            lo, hi = asks.get("register_range") or register_range(asks["register"])
+            low = track.low_midi()
+            out["register"] = bool(lo - REGISTER_TOLERANCE <= low <= hi + REGISTER_TOLERANCE)
+        if "direction" in asks:
+            out["direction"] = track.direction() == (1 if asks["direction"] == "rising" else -1)
+        if "noise_tone" in asks:
+            tonal = track.voiced_fraction() >= TONE_VOICED_FRACTION
+            out["noise_tone"] = tonal == (asks["noise_tone"] == "tone")
+    if "count" in asks:
+        out["count"] = m.onsets == int(asks["count"])
+    if "brightness" in asks and math.isfinite(m.centroid_hz):
+        out["brightness"] = (m.centroid_hz >= BRIGHT_HZ) == (asks["brightness"] == "bright")
+    return out
+
+
+def loudness_checks(asked: list[str | None], level_db: list[float]) -> tuple[list[list[bool]], int, int]:
+    """Per clip, the outcome of each soft/loud pair it belongs to; also (pairs right, pairs) overall."""
+    per: list[list[bool]] = [[] for _ in asked]
+    soft = [i for i, a in enumerate(asked) if a == "soft"]
+    loud = [i for i, a in enumerate(asked) if a == "loud"]
+    right = 0
+    for i in soft:
+        for j in loud:
+            ok = level_db[j] > level_db[i]
+            per[i].append(ok)
+            per[j].append(ok)
+            right += ok
+    return per, right, len(soft) * len(loud)
+
+
+class AttributeAdherence:
+    """Accumulates per-clip checks; ``compute()`` -> ``{"table": {attr: {...}}, "overall": float, "clips": n}``.
+
+    ``chance`` for ``class`` is the mean of ``k / n_classes`` over checked clips and for ``word``
+    ``1 / n_recognizer_classes``; the others come from :data:`CHANCE`.
+    """
+
+    def __init__(self, n_classes: int = 0, n_word_classes: int = 0) -> None:
+        self.n_classes, self.n_word_classes = n_classes, n_word_classes
+        self.hits = {a: 0 for a in ATTRIBUTES}
+        self.counts = {a: 0 for a in ATTRIBUTES}
+        self.class_chance_sum = 0.0
+        self.clip_scores: list[float] = []
+
+    def update(self, results: dict[str, bool | list[bool]], asks: dict[str, Any] | None = None) -> float:
+        """Add one clip's results (``loudness`` may be a list of pair outcomes); returns its share met."""
+        met, total = 0.0, 0
+        for attr, value in results.items():
+            outcomes = value if isinstance(value, list) else [value]
+            if not outcomes:
+                continue
+            self.hits[attr] += sum(bool(v) for v in outcomes)
+            self.counts[attr] += len(outcomes)
+            met += sum(bool(v) for v in outcomes) / len(outcomes)
+            total += 1
+            if attr == "class" and asks is not None and self.n_classes:
+                self.class_chance_sum += min(1.0, (len(asks["class"]) + CLASS_TOPK_SLACK) / self.n_classes)
+        score = met / total if total else math.nan
+        if total:
+            self.clip_scores.append(score)
+        return score
+
+    def merge(self, other: AttributeAdherence) -> AttributeAdherence:
+        for a in ATTRIBUTES:
+            self.hits[a] += other.hits[a]
+            self.counts[a] += other.counts[a]
+        self.class_chance_sum += other.class_chance_sum
+        self.clip_scores += other.clip_scores
+        return self
+
+    def chance(self, attr: str) -> float:
+        if attr == "class":
+            return self.class_chance_sum / self.counts["class"] if self.counts["class"] else math.nan
+        if attr == "word":
+            return 1.0 / self.n_word_classes if self.n_word_classes else math.nan
+        return CHANCE[attr]
+
+    def compute(self) -> dict[str, Any]:
+        table = {
+            a: {
+                "accuracy": self.hits[a] / self.counts[a],
+                "n": self.counts[a],
+                "chance": self.chance(a),
+            }
+            for a in ATTRIBUTES
+            if self.counts[a]
+        }
+        overall = float(np.mean(self.clip_scores)) if self.clip_scores else math.nan
+        return {"table": table, "overall": overall, "clips": len(self.clip_scores)}
+
+
+def score_clips(
+    asks: list[dict[str, Any]],
+    measurements: list[Measurements],
+    n_classes: int = 0,
+    n_word_classes: int = 0,
+    permutation: list[int] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Check clip ``i``'s measurements against ``asks[permutation[i]]`` (default: its own asks).
+
+    Returns ``(AttributeAdherence.compute(), per-clip [{"checks": {...}, "score": float}])``.
+    """
+    perm = list(range(len(asks))) if permutation is None else list(permutation)
+    used = [asks[p] for p in perm]
+    loud_per, _, _ = loudness_checks([a.get("loudness") for a in used], [m.level_db for m in measurements])
+    acc = AttributeAdherence(n_classes, n_word_classes)
+    per_clip = []
+    for a, m, loud in zip(used, measurements, loud_per):
+        results: dict[str, Any] = dict(check(a, m))
+        if loud:
+            results["loudness"] = loud
+        score = acc.update(results, a)
+        shown = {k: (float(np.mean(v)) if isinstance(v, list) else v) for k, v in results.items()}
+        per_clip.append({"checks": shown, "score": score})
+    return acc.compute(), per_clip
+
+
+# ---------------------------------------------------------------- running it over files
+
+
+def clip_asks(
+    events: list[dict[str, Any]] | None,
+    family: str | None,
+    labels: list[str],
+    attributes: dict[str, Any],
+    prompt: str,
+    words: list[str] | None = None,
+) -> dict[str, Any]:
+    """A clip's asks: from its annotations when it has them, else its labels + attributes, else its prompt text."""
+    if events:
+        return asks_from_events(events, family)
+    if labels or attributes:
+        return asks_from_attributes(labels, attributes)
+    if prompt:
+        from soundsmith.eval.prompt_parse import parse_prompt
+
+        return parse_prompt(prompt, words)
+    return {}
+
+
+def load_recognizer(recognizer: Any = None) -> Any:
+    """A keyword-spotter model from a model, a model directory or name, or None (the shipped "keyword"; None
+    when it is not there)."""
+    import torch
+
+    from soundsmith.errors import ModelError
+    from soundsmith.models.registry import load_model
+
+    if isinstance(recognizer, torch.nn.Module):
+        return recognizer.eval()
+    try:
+        model = load_model(recognizer if recognizer is not None else "keyword")
+    except ModelError:
+        if recognizer is not None:
+            raise
+        return None
+    if not hasattr(model, "recognize"):
+        raise ModelError(f"{recognizer}: not a spoken-word recognizer (family keyword)")
+    return model
+
+
+def recognize_file(model: Any, audio: np.ndarray) -> str:
+    """The recognizer's top class (a word or ``NO_WORD``) for a clip ``[T]`` at the model's rate."""
+    import torch
+
+    ((word, _),) = model.recognize(torch.as_tensor(np.asarray(audio, dtype=np.float32)).view(1, -1))
+    return word
+
+
+def measure_files(
+    paths: list[Any],
+    logits: np.ndarray | None,
+    class_labels: list[str] | None,
+    recognizer: Any = None,
+    sample_rate: int = 16000,
+    pitch_method: str = "pyin",
+    progress: bool = True,
+) -> list[Measurements]:
+    """:func:`measure` for each file; ``logits [N, C]`` are the tagger's for the same files (or None)."""
+    from tqdm.auto import tqdm
+
+    from soundsmith.audio import load_audio
+
+    out = []
+    for i, path in enumerate(tqdm(paths, desc="attributes", disable=None if progress else True, leave=False)):
+        audio, _ = load_audio(path, sample_rate=sample_rate)
+        word = None
+        if recognizer is not None:
+            rate = recognizer.config.sample_rate
+            heard = audio if rate == sample_rate else load_audio(path, sample_rate=rate)[0]
+            word = recognize_file(recognizer, heard)
+        probs = None if logits is None else logits[i]
+        out.append(measure(audio, sample_rate, probs, class_labels, word, pitch_method))
+    return out
+
+
+def derangement(n: int, seed: int = 0) -> list[int]:
+    """A seeded permutation with no fixed point (one cycle through a random order); identity for n < 2."""
+    if n < 2:
+        return list(range(n))
+    order = np.random.default_rng(seed).permutation(n)
+    perm = [0] * n
+    for k in range(n):
+        perm[int(order[k])] = int(order[(k + 1) % n])
+    return perm

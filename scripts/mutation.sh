@@ -129,12 +129,17 @@ counts: dict[str, int] = {}
 for s in status.values():
     counts[s] = counts.get(s, 0) + 1
 killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("segfault", 0)
-survived = [n for n, s in status.items() if s == "survived"]
+# a mutant that no selected test runs ("no tests") survives as surely as one the tests miss
+survived = [(n, s) for n, s in status.items() if s in ("survived", "no tests", "suspicious")]
 tested = killed + len(survived)
 score = 100.0 * killed / tested if tested else float("nan")
-print(f"   {mod}: {killed}/{tested} killed = {score:.1f}%  ({elapsed} s; all states: {dict(sorted(counts.items()))})")
-for name in survived:
-    print(f"   survived: {name}")
+unchecked = counts.get("not checked", 0)
+print(
+    f"   {mod}: {killed}/{tested} killed = {score:.1f}%  ({elapsed} s; {unchecked} not reached in time; "
+    f"all states: {dict(sorted(counts.items()))})"
+)
+for name, s in survived:
+    print(f"   {s}: {name}")
 PY
     echo "   details: cd $work && $MUTMUT show <name>"
 done

@@ -15,26 +15,9 @@ import soundfile as sf
 from soundsmith.audio import load_audio
 from soundsmith.cli.main import main
 from soundsmith.errors import ConfigError
-from soundsmith.models.wavenet import WaveNetConfig
 from soundsmith.train.wavenet_compat import TfWaveNetTraining, wavenet_params_to_model
 
 TINY_PARAMS = {"dilations": [1, 2, 4], "residual_channels": 4, "dilation_channels": 4, "skip_channels": 8}
-
-
-def _gc_channels_zero_allowed() -> bool:
-    try:
-        WaveNetConfig(gc_channels=0)
-    except ConfigError:
-        return False
-    return True
-
-
-# An unconditional WaveNet has gc_channels=0; until WaveNetConfig accepts it this test is expected to fail.
-needs_unconditional_config = pytest.mark.xfail(
-    not _gc_channels_zero_allowed(),
-    reason="WaveNetConfig must accept gc_channels=0 when nothing is globally conditioned",
-    strict=True,
-)
 
 
 @pytest.fixture
@@ -50,7 +33,6 @@ def plain_wavs(tmp_path):
     return folder, params
 
 
-@needs_unconditional_config
 def test_plain_folder_trains_unconditional_and_generates(plain_wavs, tmp_path, capsys):
     folder, params = plain_wavs
     logdir = tmp_path / "logdir"

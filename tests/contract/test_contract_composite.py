@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from contract_checks import check_all
 from torch import nn
 
 from soundsmith import families
@@ -61,10 +62,40 @@ class Latent(CompositeModel):
         return self.gain * self.part("vae")(self.part("denoiser")(pooled))  # [B, dim]
 
 
+class LatentObjective(Objective):
+    def losses(self, batch, opt_index):
+        return {"loss": torch.mean((self.model(batch["caption"]) - 0.5) ** 2)}
+
+
+def _composite_for(config: LatentConfig) -> Latent:
+    components = {
+        "text_encoder": TextEncoderSpec(config.text_encoder),
+        "vae": ShippedRef("tiny_vae"),
+        "denoiser": Part(PartConfig(dim=config.dim)),
+    }
+    return Latent(config, components)
+
+
 @pytest.fixture
 def composite_families(tmp_path, monkeypatch):
+    preset = tmp_path / "latent_tiny.yaml"
+    preset.write_text(
+        "family: latent\nmodel: {dim: 8, text_encoder: 'hashed:8'}\ndata: {sample_rate: 8000, clip_seconds: 0.01}\n"
+    )
     families.register(families.Family(name="part", config=PartConfig, model=Part, kind="autoencoder"))
-    families.register(families.Family(name="latent", config=LatentConfig, model=Latent))
+    families.register(
+        families.Family(
+            name="latent",
+            config=LatentConfig,
+            model=Latent,
+            objective=LatentObjective,
+            kind="autoencoder",
+            contract_forward=lambda model, b: model(b["caption"]),
+            contract_shape=lambda cfg, B, T: (B, cfg.dim),
+            contract_build=_composite_for,
+            tiny_config=str(preset),
+        )
+    )
     shipped = tmp_path / "shipped"
     torch.manual_seed(1)
     save_model(Part(PartConfig()), shipped / "tiny_vae")
@@ -76,12 +107,11 @@ def composite_families(tmp_path, monkeypatch):
 
 def _composite() -> Latent:
     torch.manual_seed(2)
-    components = {
-        "text_encoder": TextEncoderSpec("hashed:8"),
-        "vae": ShippedRef("tiny_vae"),
-        "denoiser": Part(PartConfig()),
-    }
-    return Latent(LatentConfig(), components).eval()
+    return _composite_for(LatentConfig()).eval()
+
+
+def test_a_composite_family_passes_the_contract_checks(composite_families, tmp_path):
+    check_all(families.get("latent"), tmp_path)
 
 
 def test_composite_save_load_is_exact(composite_families, tmp_path):

@@ -141,5 +141,7 @@ def test_empty_rank_is_a_named_error():
     metrics[0].update(generated=torch.zeros(2, 3))
     metrics[1].update(generated=torch.zeros(2, 3), reference=torch.zeros(1, 3))
     errors = run_ranks(metrics, 2, check=False)
-    named = [e for e in errors if isinstance(e, RuntimeError) and "reference is empty on one process" in str(e)]
+    named = [
+        e for e in errors if isinstance(e, RuntimeError) and "reference is empty on one process" in str(e)
+    ]
     assert len(named) == 1, errors  # the other rank sees its collective aborted

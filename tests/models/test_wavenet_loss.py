@@ -96,7 +96,11 @@ def _one_frame_mels(channels: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     "upsample,first,last",
     [
         ("transposed", K * HOP, (K + 1) * HOP - 1),  # kernel = stride = hop: frame k -> [k*hop, (k+1)*hop)
-        ("repeat_conv", K * HOP - 1, (K + 1) * HOP),  # repeat, then a centred 3-tap conv: one sample each side
+        (
+            "repeat_conv",
+            K * HOP - 1,
+            (K + 1) * HOP,
+        ),  # repeat, then a centred 3-tap conv: one sample each side
     ],
 )
 def test_one_mel_frame_moves_exactly_its_samples(upsample, first, last):

@@ -116,12 +116,6 @@ def test_evaluators_load_bare_and_have_no_pipeline(tmp_path):
         load_pipeline(tmp_path / "t")
 
 
-# Remove this mark once train/objectives/{wavenet,clap}.py build their encoder with registry.text_encoder.
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="objectives still build their own text encoder from the spec string",
-)
 def test_pipeline_and_objective_share_one_frozen_text_encoder():
     from soundsmith.models.clap import AudioTextContrastive, ClapConfig
     from soundsmith.train.objectives.clap import ClapObjective

@@ -34,7 +34,9 @@ from soundsmith.sampling.wavenet_fast import (
 T = 300
 TANH_TOL = 5e-7  # Eigen's rational tanh claims ~2e-7; measured max 2.4e-7 on the grid below
 STATE_TOL_F32 = 2e-6  # float32 + fast_tanh vs float64 + libm tanh, relative to max |h| (measured 1.2e-7)
-LOGIT_TOL_F32 = 2e-6  # float32 torch cached step vs float64 forward, relative to max |logit| (measured 1.6e-7)
+LOGIT_TOL_F32 = (
+    2e-6  # float32 torch cached step vs float64 forward, relative to max |logit| (measured 1.6e-7)
+)
 
 
 def tiny(seed: int = 0, **kw) -> WaveNet:
@@ -42,7 +44,9 @@ def tiny(seed: int = 0, **kw) -> WaveNet:
     cfg.update(kw)
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(**cfg)).eval()
-    with torch.no_grad():  # larger pre-activations than the default init, so the gates leave their linear range
+    with (
+        torch.no_grad()
+    ):  # larger pre-activations than the default init, so the gates leave their linear range
         for layer in model.layers:
             layer.dilated.weight.mul_(3.0)
         model.out2.weight.mul_(8.0)
@@ -153,7 +157,9 @@ def test_torch_cached_float32_logits_track_float64_forward_at_every_position():
     with torch.no_grad():
         ref = model64.forward_features(x, g64, lc64).permute(0, 2, 1)  # [B, T, Q]
     stepper = TorchCachedStepper(
-        FastWeights.from_model(model32), layer_conditioning(model32, g32, 2), lc32.transpose(1, 2).contiguous()
+        FastWeights.from_model(model32),
+        layer_conditioning(model32, g32, 2),
+        lc32.transpose(1, 2).contiguous(),
     )
     got = torch.stack([stepper.step(x[:, t], t) for t in range(T)], dim=1).double()  # [B, T, Q]
     err = (got - ref).abs().amax(dim=(0, 2)) / ref.abs().max()

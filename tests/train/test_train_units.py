@@ -40,6 +40,18 @@ def test_config_from_dict_lists_unknown_keys_and_casts_betas():
     with pytest.raises(ConfigError, match="unknown train key.*lr_rate.*valid keys"):
         TrainConfig.from_dict({"lr_rate": 1e-3})
     assert TrainConfig.from_dict({"betas": [0.8, 0.99]}).betas == (0.8, 0.99)
+    with pytest.raises(ConfigError, match="train.num_workers is not a train key.*data.num_workers"):
+        TrainConfig.from_dict({"num_workers": 2})
+    with pytest.raises(ConfigError, match="unknown train key.*extra"):
+        TrainConfig.from_dict({"extra": {}})
+
+
+def test_schedule_stride_reads_global_steps():
+    # an optimizer stepping every 2 steps: its update u reads the factor of global step 2u
+    every_step = LRMultiplier("cosine", max_steps=10, warmup_steps=2)
+    strided = LRMultiplier("cosine", max_steps=10, warmup_steps=2, stride=2)
+    assert [strided(u) for u in range(6)] == [every_step(2 * u) for u in range(6)]
+    assert strided(5) == pytest.approx(0.0)
 
 
 # --- schedules ----------------------------------------------------------------------------------------------

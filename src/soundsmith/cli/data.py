@@ -8,10 +8,6 @@ import sys
 IMPORTERS = ["folder", "audiomnist", "clotho", "audiocaps", "esc50"]
 
 
-def available() -> bool:
-    return True
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="import, check and synthesize datasets", description="Dataset tools.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")

@@ -5,12 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-def available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("soundsmith.eval.runner") is not None
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",

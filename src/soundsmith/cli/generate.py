@@ -9,10 +9,6 @@ DEFAULT_DURATION_S = 1.0
 MAX_DURATION_S = 600.0
 
 
-def available() -> bool:
-    return True
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate", help="generate audio from a text prompt", description="Generate audio from text."

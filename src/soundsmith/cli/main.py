@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:
-        if module.available():
-            module.add_parser(sub)
+        module.add_parser(sub)
     return parser
 
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 
 
-def available() -> bool:
-    return True
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list model families and shipped models", description="Model families.")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")

@@ -6,10 +6,6 @@ import argparse
 from pathlib import Path
 
 
-def available() -> bool:
-    return True
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import argparse
 
-from soundsmith.train.wavenet_compat import TfWaveNetTraining
-
-_DEFAULTS = TfWaveNetTraining(data_dir="")  # tensorflow-wavenet's train.py defaults, kept in the library
-
-
-def available() -> bool:
-    return True
+# Flags left unset are not passed on, so tensorflow-wavenet's defaults live in one place:
+# soundsmith.train.wavenet_compat.TfWaveNetTraining (imported when a command runs: `--help` stays fast).
+_TRAIN_FLAGS = (
+    "data_dir",
+    "logdir",
+    "logdir_root",
+    "restore_from",
+    "batch_size",
+    "num_steps",
+    "learning_rate",
+    "sample_size",
+    "l2_regularization_strength",
+    "silence_threshold",
+    "checkpoint_every",
+    "max_checkpoints",
+    "gc_channels",
+)
 
 
 def _bool(text: str) -> bool:
@@ -38,31 +48,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     wsub = p.add_subparsers(dest="wavenet_command", metavar="ACTION")
     wsub.required = True
 
-    t = wsub.add_parser("train", help="train a WaveNet on a folder of audio (train.py flags)")
+    t = wsub.add_parser(
+        "train",
+        help="train a WaveNet on a folder of audio (train.py flags)",
+        description="Unset flags take tensorflow-wavenet's train.py defaults.",
+    )
     t.add_argument("--data_dir", required=True, help="folder of audio files (searched recursively)")
     t.add_argument("--logdir", help="run directory (default: ./logdir/train/<timestamp>)")
-    t.add_argument("--logdir_root", default=_DEFAULTS.logdir_root, help="root of the default --logdir")
+    t.add_argument("--logdir_root", help="root of the default --logdir")
     t.add_argument("--restore_from", help="run directory to continue training from")
-    t.add_argument("--batch_size", type=int, default=_DEFAULTS.batch_size)
-    t.add_argument("--num_steps", type=int, default=_DEFAULTS.num_steps)
-    t.add_argument("--learning_rate", type=float, default=_DEFAULTS.learning_rate)
+    t.add_argument("--batch_size", type=int)
+    t.add_argument("--num_steps", type=int)
+    t.add_argument("--learning_rate", type=float)
     t.add_argument("--wavenet_params", help="JSON file with filter_width, dilations, *_channels, sample_rate")
-    t.add_argument("--sample_size", type=int, default=_DEFAULTS.sample_size, help="samples per training crop")
-    t.add_argument("--l2_regularization_strength", type=float, default=_DEFAULTS.l2_regularization_strength)
-    t.add_argument(
-        "--silence_threshold",
-        type=float,
-        default=_DEFAULTS.silence_threshold,
-        help="> 0 trims leading/trailing silence",
-    )
+    t.add_argument("--sample_size", type=int, help="samples per training crop")
+    t.add_argument("--l2_regularization_strength", type=float)
+    t.add_argument("--silence_threshold", type=float, help="> 0 trims leading/trailing silence")
     t.add_argument("--optimizer", default="adam", choices=["adam"], help="only adam (as AdamW) is supported")
-    t.add_argument("--checkpoint_every", type=int, default=_DEFAULTS.checkpoint_every)
-    t.add_argument("--max_checkpoints", type=int, default=_DEFAULTS.max_checkpoints)
+    t.add_argument("--checkpoint_every", type=int)
+    t.add_argument("--max_checkpoints", type=int)
     t.add_argument(
         "--gc_channels",
         type=int,
-        default=_DEFAULTS.gc_channels,
-        help="> 0: condition on the file's folder (category); 0: unconditional",
+        help="> 0: condition on the file's folder (category); 0 (default): unconditional",
     )
     t.add_argument(
         "--store_metadata", type=_bool, default=False, help="accepted; TensorBoard is always written"
@@ -92,22 +100,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from soundsmith.train.wavenet_compat import TfWaveNetTraining, read_wavenet_params, train_tf_wavenet
 
-    settings = TfWaveNetTraining(
-        data_dir=args.data_dir,
-        logdir=args.logdir,
-        logdir_root=args.logdir_root,
-        restore_from=args.restore_from,
-        batch_size=args.batch_size,
-        num_steps=args.num_steps,
-        learning_rate=args.learning_rate,
-        wavenet_params=read_wavenet_params(args.wavenet_params),
-        sample_size=args.sample_size,
-        l2_regularization_strength=args.l2_regularization_strength,
-        silence_threshold=args.silence_threshold,
-        checkpoint_every=args.checkpoint_every,
-        max_checkpoints=args.max_checkpoints,
-        gc_channels=args.gc_channels,
-    )
+    given = {name: getattr(args, name) for name in _TRAIN_FLAGS if getattr(args, name) is not None}
+    settings = TfWaveNetTraining(**given, wavenet_params=read_wavenet_params(args.wavenet_params))
     out, result = train_tf_wavenet(settings)
     print(f"trained to step {result['step']}; run directory {out}")
     return 0

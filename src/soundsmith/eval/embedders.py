@@ -139,9 +139,9 @@ class ClapEmbedder:
     def embed_text(self, prompts: list[str]) -> torch.Tensor:
         """`B` prompts -> `[B, proj_dim]`."""
         if self._text_encoder is None:
-            from soundsmith.text import build_text_encoder
+            from soundsmith.models.registry import text_encoder
 
-            self._text_encoder = build_text_encoder(self.model.config.text_encoder)
+            self._text_encoder = text_encoder(self.model.config.text_encoder, self.device)
         pooled = self._text_encoder.encode(list(prompts)).pooled.to(self.device)
         return self.model.encode_text(pooled.float()).float().cpu()
 

@@ -56,7 +56,7 @@ EXTRA_SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "falling_sweep": ("downward sweep", "falling sweep", "falling tone", "descending tone", "sweep down"),
     "siren": ("siren", "police siren", "ambulance"),
-    "beeps": ("beep", "beeps", "beeping", "bleep", "bleeps", "alarm", "beeper"),
+    "beeps": ("beep", "beeps", "beeping", "bleep", "bleeps", "alarm", "alarm clock", "beeper"),
     "white_noise": ("white noise", "static", "hiss"),
     "pink_noise": ("pink noise",),
     "brown_noise": ("brown noise", "rumble", "rumbling"),

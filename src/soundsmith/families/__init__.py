@@ -36,10 +36,11 @@ class Family:
     Attributes:
         name: the family's name, as written in ``config.json`` and run configs (``family: wavenet``).
         config: the config dataclass, ``"module:Class"`` or the class.
-        model: the ``nn.Module``, built as ``Model(config)`` and holding ``.config``; ``"module:Class"`` or the class.
+        model: the ``nn.Module``, built as ``Model(config)`` (a ``models.composite.CompositeModel`` as
+            ``Model(config, components=...)``) and holding ``.config``; ``"module:Class"`` or the class.
         objective: the training objective (``train.objectives.base.Objective`` subclass), or None if untrainable.
-        pipeline: the inference pipeline (called as ``pipe(prompt, duration=..., seed=...)``), or None for
-            families that do not generate audio from a prompt (evaluators, autoencoders).
+        pipeline: the inference pipeline, a ``pipelines.base.Pipeline`` subclass, or None for families that do not
+            generate audio from a prompt (evaluators, autoencoders, vocoders); ``soundsmith.load`` returns it.
         kind: one of :data:`KINDS`; says what the family is for (``soundsmith models list`` groups by it).
         description: one line for listings.
         contract_forward: ``(model, prepared_batch) -> Tensor`` with the batch first: the network's output that

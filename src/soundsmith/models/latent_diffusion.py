@@ -166,11 +166,15 @@ class LatentDenoiser(nn.Module):
                 f"(latent_channels={c.latent_channels}, latent_bins={c.latent_bins}); use the VAE it was trained with"
             )
         if text_tokens.shape[-1] != c.text_dim:
-            raise ModelError(f"text embeddings are {text_tokens.shape[-1]}-d, the denoiser expects {c.text_dim}")
+            raise ModelError(
+                f"text embeddings are {text_tokens.shape[-1]}-d, the denoiser expects {c.text_dim}"
+            )
         text_mask = text_mask.bool()
         if drop is not None:
             keep = ~drop.bool()
-            text_tokens = torch.where(keep[:, None, None], text_tokens, self.null_tokens.expand_as(text_tokens))
+            text_tokens = torch.where(
+                keep[:, None, None], text_tokens, self.null_tokens.expand_as(text_tokens)
+            )
             pooled = torch.where(keep[:, None], pooled, self.null_pooled.expand_as(pooled))
             # a dropped row attends to its first (null) token only
             first = torch.zeros_like(text_mask)

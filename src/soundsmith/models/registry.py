@@ -170,6 +170,8 @@ def frozen_component(
     sharing a shipped VAE) gets the same instance: in eval mode, no gradients. Ask again for another device
     instead of calling ``.to()`` on the shared module.
     """
+    if not isinstance(ref, (ShippedRef, TextEncoderSpec)):
+        raise ModelError(f"{ref!r} is not a frozen component reference (ShippedRef or TextEncoderSpec)")
     # A shipped name is keyed by the directory it resolves to, so a changed search path is honoured.
     where = resolve_model_dir(ref.name) if isinstance(ref, ShippedRef) else None
     key = (ref, str(where), str(torch.device(device)))
@@ -180,12 +182,8 @@ def frozen_component(
                 from soundsmith.text import build_text_encoder
 
                 module = build_text_encoder(ref.spec)
-            elif isinstance(ref, ShippedRef):
-                module = load_model(where)
             else:
-                raise ModelError(
-                    f"{ref!r} is not a frozen component reference (ShippedRef or TextEncoderSpec)"
-                )
+                module = load_model(where)
             module = module.to(device).eval().requires_grad_(False)
             _FROZEN[key] = module
         return module

@@ -95,10 +95,13 @@ class ISTFTHead(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
 
     def forward(self, h: Tensor) -> Tensor:
-        B, frames, _ = h.shape
         log_mag, phase = self.proj(h).transpose(1, 2).float().chunk(2, dim=1)  # each [B, n_fft/2 + 1, frames]
         mag = torch.exp(log_mag.clamp(max=self.max_log_magnitude))
-        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        return self.istft(torch.complex(mag * torch.cos(phase), mag * torch.sin(phase)))
+
+    def istft(self, spec: Tensor) -> Tensor:
+        """Complex ``[B, n_fft/2 + 1, frames]`` -> ``[B, frames * hop]``; frame ``t`` centred on sample ``t * hop``."""
+        frames = spec.shape[-1]
         frames_t = (
             torch.fft.irfft(spec, n=self.n_fft, dim=1) * self.window[None, :, None]
         )  # [B, n_fft, frames]

@@ -55,18 +55,23 @@ class WaveNetConfig:
 
     def __post_init__(self) -> None:
         positive = ("quantization_channels", "residual_channels", "dilation_channels", "skip_channels")
-        for name in (*positive, "stacks", "layers_per_stack", "sample_rate", "hop_length", "gc_channels"):
+        for name in (*positive, "stacks", "layers_per_stack", "sample_rate", "hop_length"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"WaveNetConfig.{name}={getattr(self, name)!r} must be >= 1")
         if self.kernel_size < 2:
             raise ConfigError(
                 f"WaveNetConfig.kernel_size={self.kernel_size} must be >= 2 (causal convolution)"
             )
-        for name in ("gc_cardinality", "text_dim", "lc_channels"):
+        for name in ("gc_cardinality", "gc_channels", "text_dim", "lc_channels"):
             if int(getattr(self, name)) < 0:
                 raise ConfigError(
                     f"WaveNetConfig.{name}={getattr(self, name)!r} must be >= 0 (0 turns it off)"
                 )
+        if self.gc_channels == 0 and (self.gc_cardinality or self.text_dim):
+            raise ConfigError(
+                "WaveNetConfig.gc_channels=0 turns global conditioning off, but gc_cardinality="
+                f"{self.gc_cardinality} / text_dim={self.text_dim} need it; set gc_channels >= 1"
+            )
         if self.lc_upsample not in LC_UPSAMPLERS:
             raise ConfigError(
                 f"WaveNetConfig.lc_upsample={self.lc_upsample!r} is unknown; use one of {list(LC_UPSAMPLERS)}"

@@ -17,7 +17,6 @@ from soundsmith.data.synth.corpus import (
 )
 from soundsmith.errors import ConfigError
 
-
 KNOWN_SOURCES = {"dsp", "espeak-ng", "piper:joe-us-medium", "FluidR3_GM", "TimGM6mb", "hydrogen"}
 
 

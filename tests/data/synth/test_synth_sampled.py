@@ -115,3 +115,12 @@ def test_rendering_from_a_complete_spec_is_deterministic():
         a1, ann1 = render_event(name, duration=1.5, sample_rate=SR, rng=np.random.default_rng(9))
         a2, ann2 = render_event(name, duration=1.5, sample_rate=SR, rng=np.random.default_rng(9))
         assert np.array_equal(a1, a2) and ann1 == ann2
+
+
+def test_hydrogen_instrument_names_map_to_classes_on_word_starts():
+    from soundsmith.data.synth.sampled import _classify
+
+    assert _classify('Ride (Custom, Zagrebin 22")') == "ride_cymbal"  # "Custom" holds "tom" mid-word
+    assert _classify("tomhi2") == "tom_drum" and _classify("Closed HH") == "hi_hat"
+    assert _classify("BassDrum") == "kick_drum" and _classify("Hand Clap") == "hand_clap"
+    assert _classify("Zap 1") is None

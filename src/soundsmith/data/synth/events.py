@@ -276,16 +276,31 @@ def _kick(sr, rng):
 
 
 def _snare(sr, rng):
+    """Drum-head modes (~180 and ~330 Hz) plus snare-wire noise (1-7 kHz). The heads carry more of the energy
+    than the wires: recorded snares measure flatness ~0.07 and periodicity ~0.6 (Hydrogen kits)."""
     m = int(0.25 * sr)
     noise = filt(rng.standard_normal(m), "bandpass", (1000.0, min(7000.0, 0.45 * sr)), sr)
-    body = np.sin(2 * np.pi * rng.uniform(170, 220) * np.arange(m) / sr)
-    return (0.8 * noise + 0.5 * body) * decay_env(m, sr, rng.uniform(0.04, 0.08))
+    f1 = rng.uniform(170, 220)
+    t = np.arange(m) / sr
+    body = np.sin(2 * np.pi * f1 * t) + 0.5 * np.sin(2 * np.pi * f1 * 1.84 * t)
+    head = body * decay_env(m, sr, rng.uniform(0.06, 0.1))
+    return 0.7 * noise * decay_env(m, sr, rng.uniform(0.04, 0.08)) + head
+
+
+HAT_RATIOS = (1.0, 1.4836, 1.8003, 2.5459, 2.6303, 3.8968)  # six inharmonic square waves (the TR-808 hat)
 
 
 def _hat(sr, rng):
-    m = int(0.12 * sr)
-    noise = filt(rng.standard_normal(m), "highpass", min(6000.0, 0.35 * sr), sr)
-    return noise * decay_env(m, sr, rng.uniform(0.015, 0.04))
+    """Metallic partials (inharmonic square waves) through a high-pass, plus a little noise: recorded
+    hats centre around 3.5 kHz with some ring, where the old 6 kHz high-passed hiss centred at 6.1 kHz."""
+    m = int(0.15 * sr)
+    t = np.arange(m) / sr
+    base = rng.uniform(300, 420)
+    metal = sum(np.sign(np.sin(2 * np.pi * base * r * t + rng.uniform(0, 6.3))) for r in HAT_RATIOS)
+    band = (min(rng.uniform(1800, 2600), 0.2 * sr), min(6000.0, 0.4 * sr))
+    metal = filt(metal, "bandpass", band, sr, order=3)
+    noise = filt(rng.standard_normal(m), "bandpass", band, sr)
+    return (metal / 6 + 0.2 * noise) * decay_env(m, sr, rng.uniform(0.03, 0.08))
 
 
 def _hits(name: str, make: Callable[[int, np.random.Generator], np.ndarray], spacing: tuple[float, float]):

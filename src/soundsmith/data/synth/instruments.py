@@ -132,7 +132,11 @@ def _phrase_offsets(phrase: str, mode: str, n_notes: int, rng: np.random.Generat
     if phrase == "short_melody":
         idx = [0]  # start on the root, so the labelled note is played
         for _ in range(n_notes - 1):
-            idx.append(int(np.clip(idx[-1] + rng.choice([-2, -1, 1, 2]), 0, len(PENTATONIC) - 1)))
+            step = int(rng.choice([-2, -1, 1, 2]))
+            nxt = (
+                idx[-1] + step if 0 <= idx[-1] + step < len(PENTATONIC) else idx[-1] - step
+            )  # reflect: it moves
+            idx.append(nxt)
         return [PENTATONIC[i] for i in idx]
     return [0] * n_notes  # single_note, repeated_note (chord handled apart)
 

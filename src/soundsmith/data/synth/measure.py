@@ -104,7 +104,9 @@ def measure_references(sample_rate: int = 16000) -> dict[str, tuple[str, dict[st
     """class -> (what was measured, median features) of real recordings installed here (may be empty)."""
     import os
 
-    from soundsmith.audio import load_audio, resample
+    import soundfile as sf
+
+    from soundsmith.audio import resample
 
     out: dict[str, tuple[str, dict[str, float]]] = {}
     for cls in ("kick_drum", "snare_drum", "hi_hat", "tom_drum", "crash_cymbal"):
@@ -117,9 +119,8 @@ def measure_references(sample_rate: int = 16000) -> dict[str, tuple[str, dict[st
     for cls, (what, paths) in REAL_FILES.items():
         for path in paths:
             if os.path.isfile(path):
-                audio, sr = load_audio(path)
-                audio = np.asarray(audio, dtype=np.float32)
-                audio = audio.mean(axis=0) if audio.ndim == 2 else audio
+                data, sr = sf.read(path, dtype="float32", always_2d=True)  # .oga: Ogg Vorbis
+                audio = data.mean(axis=1)
                 out[cls] = (what, realism_features(np.asarray(resample(audio, sr, sample_rate)), sample_rate))
     return out
 
@@ -173,7 +174,7 @@ def spectrogram_pair(out_dir: str, sample_rate: int = 16000) -> list[str]:
         ("choir", "chord", "C4"),
     )
     for name, phrase, note in phrases:
-        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.4), sharey=True, dpi=80)
+        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.4), sharey=True, dpi=64)
         for ax, font in zip(axes, ("TimGM6mb", "FluidR3_GM")):
             audio, _ = render_instrument(
                 name, phrase=phrase, note=note, dynamics="loud", tempo_bpm=150, tempo="fast", duration=3.0,

@@ -16,6 +16,7 @@ All of it is optional: without the Debian packages the SoundFont is TimGM6mb and
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from functools import lru_cache
 from typing import Any
@@ -81,9 +82,11 @@ MAX_SAMPLE_S = 2.0  # a Hydrogen sample longer than this is cut (with a fade)
 
 
 def _classify(name: str) -> str | None:
+    """The class an instrument name denotes: a word of ``HYDROGEN_NAMES`` starting a word of the name
+    ("tomhi2" is a tom, "Ride (Custom 22")" is not)."""
     low = name.lower()
     for cls, words in HYDROGEN_NAMES.items():
-        if any(w in low for w in words):
+        if any(re.search(rf"(?<![a-z]){re.escape(w)}", low) for w in words):
             return cls
     return None
 

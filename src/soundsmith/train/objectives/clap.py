@@ -59,9 +59,9 @@ class ClapObjective(Objective):
 
     def text_encoder(self):
         if self._text[0] is None:
-            from soundsmith.text import build_text_encoder
+            from soundsmith.models.registry import text_encoder
 
-            self._text[0] = build_text_encoder(self.model.config.text_encoder)
+            self._text[0] = text_encoder(self.model.config.text_encoder)
         return self._text[0]
 
     @torch.no_grad()

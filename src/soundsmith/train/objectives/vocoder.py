@@ -32,7 +32,7 @@ from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.base import Objective
 from soundsmith.train.optimizers import OptimizerSpec
 
-DISC_START_STEP = 3000  # generator-only warm-up steps before the GAN starts (fast on a CPU)
+DISC_START_STEP = 20000  # generator-only steps before the GAN starts (a GAN step costs ~10x a warm-up step on a CPU)
 STFT_LOSS_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))  # (n_fft, hop, win)
 
 
@@ -79,7 +79,7 @@ class VocoderObjective(Objective):
         disc_lr: float | None = None,
         disc_clip_grad_norm: float = 10.0,
         mpd_channels: tuple[int, ...] = (16, 32, 64, 128),
-        mrd_channels: int = 16,
+        mrd_channels: int = 8,
     ) -> None:
         super().__init__(model, sample_rate)
         self.mel_config = model.mel_config()

@@ -55,9 +55,9 @@ class WaveNetObjective(Objective):
     ) -> None:
         super().__init__(model, sample_rate)
         if text_encoder is None and model.config.text_encoder:
-            from soundsmith.text import build_text_encoder
+            from soundsmith.models.registry import text_encoder as shared_text_encoder
 
-            text_encoder = build_text_encoder(model.config.text_encoder)
+            text_encoder = shared_text_encoder(model.config.text_encoder)
         if text_encoder is not None and text_encoder.dim != model.config.text_dim:
             raise TrainingError(
                 f"text encoder {getattr(text_encoder, 'name', '?')!r} gives {text_encoder.dim}-d embeddings but "
@@ -74,7 +74,10 @@ class WaveNetObjective(Objective):
 
     def _text_embedding(self, captions: list[str], device: torch.device) -> Tensor:
         """Pooled caption embeddings ``[B, text_dim]``; rows with an empty caption are zero (unconditional)."""
-        enc = self._text_encoder.to(device)
+        from soundsmith.models.registry import text_encoder as shared_text_encoder
+
+        # the shared copy on that device (built once per process); a shared module is never moved in place
+        enc = shared_text_encoder(self._text_encoder.name, device)
         out = torch.zeros(len(captions), self.model.config.text_dim, device=device)
         keep = [i for i, cap in enumerate(captions) if isinstance(cap, str) and cap.strip()]
         if keep:

@@ -1,0 +1,159 @@
+"""Per-attribute adherence: each measurement on signals with a known answer, the accumulator, the runner."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundsmith.eval import adherence as adh
+from soundsmith.eval.pitch import cents_error, hz_to_midi, track_pitch
+
+SR = 16000
+
+
+def tone(hz: float, seconds: float = 1.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def sweep(f0: float, f1: float, seconds: float = 1.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    f = f0 * (f1 / f0) ** (t / seconds)
+    return (0.3 * np.sin(2 * np.pi * np.cumsum(f) / SR)).astype(np.float32)
+
+
+def beeps(n: int) -> np.ndarray:
+    out = np.zeros(2 * SR, dtype=np.float32)
+    for k in range(n):
+        start = int((0.2 + 0.4 * k) * SR)
+        out[start : start + SR // 8] = tone(880, 0.125)
+    return out
+
+
+def noise(seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(SR)).astype(np.float32)
+
+
+def test_pitch_track_of_a_tone_and_a_sweep():
+    track = track_pitch(tone(440.0), SR)
+    assert cents_error(track.median_midi(), 69) < 20
+    assert cents_error(track.median_midi(), 70) > 50
+    assert track.voiced_fraction() > 0.9
+    assert track_pitch(sweep(200, 1200), SR).direction() == 1
+    assert track_pitch(sweep(1200, 200), SR).direction() == -1
+    assert track_pitch(noise(), SR).voiced_fraction() < 0.5
+    assert math.isclose(hz_to_midi(261.6256), 60.0, abs_tol=1e-3)
+
+
+def test_counts_brightness_and_checks():
+    assert [adh.count_events(beeps(n), SR) for n in (1, 3, 4)] == [1, 3, 4]
+    assert adh.spectral_centroid_hz(noise(), SR) > adh.BRIGHT_HZ > adh.spectral_centroid_hz(tone(200), SR)
+    m = adh.measure(beeps(3), SR, class_probs=np.array([0.1, 0.9, 0.2]), class_labels=["a", "beeps", "c"])
+    asks = {"class": ["beeps"], "count": 3, "pitch": 81.0, "noise_tone": "tone", "brightness": "dark"}
+    assert adh.check(asks, m) == {
+        "class": True,
+        "count": True,
+        "pitch": True,
+        "noise_tone": True,
+        "brightness": True,
+    }
+    wrong = {"count": 2, "pitch": 69.0, "noise_tone": "noise", "register": "low", "register_range": [48, 59]}
+    assert adh.check(wrong, m) == {"count": False, "pitch": False, "noise_tone": False, "register": False}
+
+
+def test_loudness_pairs_and_accumulator_merge():
+    per, right, total = adh.loudness_checks(["soft", "loud", None, "loud"], [-30.0, -20.0, 0.0, -40.0])
+    assert (right, total) == (1, 2) and per == [[True, False], [True], [], [False]]
+    a, b, both = (
+        adh.AttributeAdherence(10, 21),
+        adh.AttributeAdherence(10, 21),
+        adh.AttributeAdherence(10, 21),
+    )
+    rows = [
+        ({"word": True, "count": False}, None),
+        ({"word": False}, None),
+        ({"loudness": [True, True]}, None),
+    ]
+    for i, (res, asks) in enumerate(rows):
+        (a if i < 2 else b).update(res, asks)
+        both.update(res, asks)
+    merged = a.merge(b).compute()
+    assert merged == both.compute()
+    assert merged["table"]["word"] == {"accuracy": 0.5, "n": 2, "chance": 1 / 21}
+    assert merged["overall"] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+
+
+def test_derangement_moves_every_clip():
+    for n in (2, 3, 10):
+        perm = adh.derangement(n, seed=n)
+        assert sorted(perm) == list(range(n)) and all(p != i for i, p in enumerate(perm))
+
+
+def test_asks_from_corpus_annotations():
+    from soundsmith.data.synth import render_event, render_instrument
+
+    _, ann = render_event("beeps", duration=2.0, sample_rate=SR, rng=np.random.default_rng(0), count=3)
+    asks = adh.asks_from_events(ann, "events")
+    assert asks["class"] == ["beeps"] and asks["count"] == 3 and asks["noise_tone"] == "tone"
+    assert asks["pitch"] == ann[0]["midi_pitch"] and asks["register"] == ann[0]["register"]
+    _, ann = render_instrument("flute", note="A5", phrase="rising_scale", dynamics="soft", duration=2.0)
+    asks = adh.asks_from_events(ann, "instruments")
+    assert asks["direction"] == "rising" and asks["loudness"] == "soft" and "pitch" not in asks
+    assert adh.asks_from_events([{"class": "speech_go", "word": "go"}], "speech") == {"word": "go"}
+
+
+def test_own_asks_score_higher_than_shuffled_asks():
+    clips = [tone(440.0), beeps(3), noise(), sweep(200, 1200)]
+    asks = [
+        {"pitch": 69.0, "noise_tone": "tone"},
+        {"count": 3, "noise_tone": "tone"},
+        {"noise_tone": "noise", "brightness": "bright"},
+        {"direction": "rising", "noise_tone": "tone"},
+    ]
+    measured = [adh.measure(c, SR) for c in clips]
+    own, per_clip = adh.score_clips(asks, measured)
+    shuffled, _ = adh.score_clips(asks, measured, permutation=adh.derangement(4, seed=1))
+    assert own["overall"] == 1.0 and len(per_clip) == 4
+    assert shuffled["overall"] < 0.75
+
+
+def test_prompt_only_evaluate_writes_the_table(tmp_path):
+    import torch
+
+    from soundsmith.eval import evaluate
+    from soundsmith.models.keyword import KeywordConfig, KeywordSpotter
+    from soundsmith.models.tagger import AudioTagger, TaggerConfig
+
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    prompts = []
+    for name, audio, text in [
+        ("a", tone(440.0, 2.0), "a pure tone at A4"),
+        ("b", beeps(3), "an alarm beeping three times"),
+        ("c", noise(), "a hiss of static"),
+    ]:
+        sf.write(gen / f"{name}.wav", audio, SR)
+        prompts.append({"audio": f"{name}.wav", "prompt": text})
+    (tmp_path / "prompts.jsonl").write_text("\n".join(json.dumps(p) for p in prompts) + "\n")
+    torch.manual_seed(0)
+    tagger = AudioTagger(
+        TaggerConfig(labels=["sine_tone", "beeps", "white_noise"], channels=[8], embed_dim=8)
+    )
+    keyword = KeywordSpotter(KeywordConfig(stem_channels=8, channels=[8], strides=[2])).eval()
+    metrics = evaluate(
+        gen,
+        None,
+        prompts=tmp_path / "prompts.jsonl",
+        out_dir=tmp_path / "out",
+        tagger=tagger,
+        keyword=keyword,
+    )
+    table = metrics["adherence"]["table"]
+    assert table["pitch"]["generated"] == 1.0 and table["count"]["generated"] == 1.0
+    assert table["noise_tone"]["n_generated"] == 3 and "fad" not in metrics["summary"]
+    assert metrics["per_clip"][0]["asks"]["pitch"] == 69.0
+    assert "Attribute adherence" in (tmp_path / "out" / "report.md").read_text()

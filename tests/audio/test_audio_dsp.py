@@ -223,3 +223,83 @@ def test_cuda_matches_cpu() -> None:
     b = griffin_lim(cpu.cuda(), cfg, n_iter=4, seed=0)
     torch.testing.assert_close(b.cpu(), a, atol=1e-3, rtol=1e-3)
     torch.testing.assert_close(mu_law_encode(x.cuda()).cpu(), mu_law_encode(x))
+
+
+# --- edges found untested by mutation testing (scripts/mutation.sh audio/dsp, docs/testing.md) -----------------
+def test_mel_config_boundaries() -> None:
+    MelConfig(n_fft=8, win_length=1, hop_length=1)  # the smallest valid window and hop
+    MelConfig(fmin=0.0, fmax=8000.0)  # fmax may equal Nyquist
+    for bad in (dict(sample_rate=-1), dict(hop_length=0), dict(win_length=0)):
+        with pytest.raises(ConfigError):
+            MelConfig(**bad)
+    with pytest.raises(ConfigError, match="fmin"):
+        MelConfig(fmin=4000.0, fmax=4000.0)  # an empty band range
+
+
+@pytest.mark.parametrize(
+    "fn,name",
+    [(mel_spectrogram, "mel_spectrogram"), (mu_law_encode, "mu_law_encode"), (mu_law_decode, "mu_law_decode"),
+     (peak_normalize, "peak_normalize"), (griffin_lim, "griffin_lim")],
+)  # fmt: skip
+def test_wrong_input_type_is_named(fn, name) -> None:
+    with pytest.raises(AudioError, match=rf"^{name}: expected a numpy array or torch tensor, got list$"):
+        fn([0.1, 0.2])
+
+
+def test_griffin_lim_defaults_log_input_length_and_float64() -> None:
+    cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=20)
+    x = 0.3 * torch.sin(2 * torch.pi * 300 * torch.arange(2000, dtype=torch.float64) / 16000)
+    mel = mel_spectrogram(x, cfg)  # float64 in
+    # the documented defaults: 32 iterations, momentum 0.99, seed 0
+    default = griffin_lim(mel, cfg)
+    assert torch.equal(default, griffin_lim(mel, cfg, n_iter=32, momentum=0.99, seed=0))
+    assert default.dtype == torch.float64  # float64 stays float64 (complex128 phases)
+    # linear-mel input with log=False is the same computation as log-mel input
+    torch.testing.assert_close(
+        griffin_lim(mel.exp(), cfg, n_iter=4, log=False), griffin_lim(mel, cfg, n_iter=4)
+    )
+    # an explicit length (here the signal's own, between (frames - 1) * hop and frames * hop) is used in every
+    # iteration and for the output
+    assert griffin_lim(mel, cfg, n_iter=3, length=2000).shape == (2000,)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="bug (reported): griffin_lim re-analyses each iterate at `length`; a length outside "
+    "[(frames - 1) * hop, frames * hop) gives another frame count and the shapes clash",
+)
+def test_griffin_lim_any_output_length() -> None:
+    cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=20)
+    mel = mel_spectrogram(torch.randn(2000, generator=torch.Generator().manual_seed(1)), cfg)
+    for length in (1000, 4000):
+        assert griffin_lim(mel, cfg, n_iter=2, length=length).shape == (length,)
+
+
+def test_fast_griffin_lim_momentum_converges_faster_than_plain() -> None:
+    cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=32)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(8000, dtype=torch.float64) / 16000
+    x = 0.3 * torch.sin(2 * torch.pi * 300 * t) + 0.2 * torch.sin(2 * torch.pi * 1250 * t * (1 + t))
+    x = x + 0.01 * torch.randn(8000, generator=g, dtype=torch.float64)
+    target = mel_spectrogram(x, cfg, log=False)
+
+    def error(y: torch.Tensor) -> float:
+        return float((mel_spectrogram(y, cfg, log=False) - target).norm() / target.norm())
+
+    fast = error(griffin_lim(target, cfg, n_iter=16, log=False))
+    plain = error(griffin_lim(target, cfg, n_iter=16, log=False, momentum=0.0))
+    assert fast < plain < 1.0, (fast, plain)
+
+
+def test_peak_normalize_dtypes_and_torch_errors() -> None:
+    ints = peak_normalize(np.array([[0, 2, -4]], dtype=np.int16), 0.5)
+    assert ints.dtype == np.float32
+    np.testing.assert_allclose(ints, [[0.0, 0.25, -0.5]])
+    t = peak_normalize(torch.tensor([[0.0, 0.0], [0.2, -0.4]]), 0.8)
+    assert torch.equal(t[0], torch.zeros(2))
+    torch.testing.assert_close(t[1], torch.tensor([0.4, -0.8]))
+    with pytest.raises(AudioError, match="NaN"):
+        peak_normalize(torch.tensor([float("nan"), 1.0]))
+    with pytest.raises(AudioError, match="peak"):
+        peak_normalize(np.ones(3), peak=0.0)

@@ -16,18 +16,30 @@ objective drops captions at random during training; the pipeline runs each step 
 
 The model is a pure network: the diffusion/flow objective lives in ``train/objectives/``, sampling in
 ``soundsmith.sampling``.
+
+:class:`LatentDiffusion` is the composite that a model directory holds (docs/ARCHITECTURE.md): the denoiser
+(trainable, its weights in the directory's ``model.safetensors``) plus the frozen parts it works with, recorded by
+reference: the mel VAE (``ShippedRef("vae")``), the vocoder (``ShippedRef("vocoder")``) and the text encoder
+(``TextEncoderSpec("minilm")``). It turns audio into the denoiser's latents and latents back into audio; the
+pipeline (``pipelines/latent_diffusion.py``) runs the sampler between the two.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from soundsmith.audio import MelConfig, mel_spectrogram
+from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError, ModelError
+from soundsmith.models.composite import Component, CompositeModel
+from soundsmith.models.registry import ShippedRef, TextEncoderSpec
 
 PREDICTIONS = ("flow", "epsilon", "v_prediction")
 
@@ -187,3 +199,247 @@ class LatentDenoiser(nn.Module):
         shift, scale = self.out_mod(F.silu(cond))[:, None].chunk(2, dim=-1)
         h = self.out(self.out_norm(h) * (1 + scale) + shift)  # [B, T, C*F]
         return h.transpose(1, 2).reshape(B, C, Fb, T)
+
+
+# --- the composite: denoiser + frozen VAE, vocoder and text encoder ------------------------------------------
+
+SAMPLER_NAMES = ("ddim", "dpmpp", "euler", "flow_euler")  # soundsmith.sampling.diffusion.SAMPLERS (models
+# may not import sampling: the pipeline checks the pair (sampler, prediction) against the sampler table)
+
+
+@dataclass
+class LatentDiffusionConfig:
+    """A text-to-audio latent diffusion model: the denoiser's hyperparameters, the frozen parts it works with,
+    its noise schedule and its default sampling settings.
+
+    ``vae`` / ``vocoder``: shipped model names (or model/run directories) of the frozen mel VAE and vocoder used
+    when the model is built without explicit components (``soundsmith train``); a saved model records its own.
+    ``text_encoder`` is the frozen text encoder's spec (``denoiser.text_encoder`` follows it).
+    Schedule: ``denoiser.prediction`` (flow, epsilon, v_prediction) with ``num_train_timesteps``,
+    ``beta_schedule``/``beta_start``/``beta_end`` (VP only) and ``shift`` (flow only), as
+    ``soundsmith.sampling.diffusion.NoiseSchedule``. Training: ``cond_drop_prob`` of the captions are dropped
+    (classifier-free guidance); ``latent_sample`` draws latents from the VAE posterior instead of its mean.
+    Sampling defaults: ``sampler``, ``steps``, ``guidance``, ``duration`` (seconds); ``max_duration`` caps requests.
+    """
+
+    denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
+    vae: str = "vae"
+    vocoder: str = "vocoder"
+    text_encoder: str = "minilm"
+    sample_rate: int = 16000
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    shift: float = 1.0
+    cond_drop_prob: float = 0.1
+    latent_sample: bool = False
+    sampler: str = "flow_euler"
+    steps: int = 8
+    guidance: float = 3.0
+    duration: float = 4.0
+    max_duration: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.denoiser = as_dataclass(LatentDenoiserConfig, self.denoiser, "LatentDiffusionConfig.denoiser")
+        if self.denoiser.text_encoder != self.text_encoder:  # one spec: the composite's
+            self.denoiser = dataclasses.replace(self.denoiser, text_encoder=self.text_encoder)
+        if self.sampler not in SAMPLER_NAMES:
+            raise ConfigError(
+                f"LatentDiffusionConfig.sampler={self.sampler!r} is unknown; use one of {list(SAMPLER_NAMES)}"
+            )
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ConfigError(f"LatentDiffusionConfig.cond_drop_prob={self.cond_drop_prob} must be in [0, 1)")
+        if isinstance(self.steps, bool) or not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ConfigError(f"LatentDiffusionConfig.steps={self.steps!r} must be an integer >= 1")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0):
+            raise ConfigError(f"LatentDiffusionConfig.guidance={self.guidance} must be a number >= 0")
+        if not (0 < self.duration <= self.max_duration):
+            raise ConfigError(
+                f"LatentDiffusionConfig: need 0 < duration ({self.duration}) <= max_duration ({self.max_duration})"
+            )
+        if self.sample_rate <= 0:
+            raise ConfigError(f"LatentDiffusionConfig.sample_rate={self.sample_rate} must be positive")
+
+    @property
+    def prediction(self) -> str:
+        return self.denoiser.prediction
+
+    def schedule_kwargs(self) -> dict[str, object]:
+        """The forward process as ``soundsmith.sampling.diffusion.NoiseSchedule(**kwargs)`` (models do not import
+        sampling; the objective and the pipeline both build their schedule from this one definition)."""
+        return {
+            "num_train_timesteps": self.num_train_timesteps,
+            "prediction_type": self.prediction,
+            "beta_schedule": self.beta_schedule,
+            "beta_start": self.beta_start,
+            "beta_end": self.beta_end,
+            "shift": self.shift,
+        }
+
+
+class LatentDiffusion(CompositeModel):
+    """Text-to-audio latent diffusion: ``forward`` is the denoiser; the rest moves between audio and latents.
+
+    Components (``LatentDiffusion(config, components={...})``; any left out come from the config):
+    ``vae`` (a ``MelVAE``: ``encode(mel) -> (mean, logvar)``, ``decode(z, frames) -> mel``, ``config.scale_factor``,
+    ``latent_frames``, ``mel_config``), ``vocoder`` (``Vocoder``: log-mel ``[B, n_mels, frames] -> [B, frames * hop]``)
+    and ``text_encoder``. Given as ``ShippedRef``/``TextEncoderSpec`` they are frozen shared modules; given as
+    modules (tests) they are submodules, frozen here too (no gradients: the optimizer never steps them).
+
+    Latents: the VAE's ``[B, C_vae, T']`` (``T' = ceil(frames / time_downsample)``) times its ``scale_factor``,
+    viewed as ``[B, latent_channels, latent_bins, T']`` for the denoiser (``latent_channels * latent_bins == C_vae``).
+    """
+
+    def __init__(
+        self, config: LatentDiffusionConfig, components: Mapping[str, Component] | None = None
+    ) -> None:
+        parts: dict[str, Component] = {
+            "vae": ShippedRef(config.vae),
+            "vocoder": ShippedRef(config.vocoder),
+            "text_encoder": TextEncoderSpec(config.text_encoder),
+            **dict(components or {}),
+        }
+        unknown = sorted(set(parts) - {"vae", "vocoder", "text_encoder"})
+        if unknown:
+            raise ModelError(
+                f"LatentDiffusion has no component {unknown[0]!r}; its components: vae, vocoder, text_encoder"
+            )
+        super().__init__(config, parts)
+        for module in self.components.values():  # frozen parts given as modules stay frozen
+            module.requires_grad_(False)
+        self.denoiser = LatentDenoiser(config.denoiser)
+        self._checked = False
+
+    # -- parts -----------------------------------------------------------------------------------------------
+
+    @property
+    def vae(self) -> nn.Module:
+        return self.part("vae")
+
+    @property
+    def vocoder(self) -> nn.Module:
+        return self.part("vocoder")
+
+    @property
+    def text_encoder(self) -> nn.Module:
+        return self.part("text_encoder")
+
+    def mel_config(self) -> MelConfig:
+        """The mel front end shared by the VAE and the vocoder (checked to agree on first use)."""
+        self.check_parts()
+        return self.vae.mel_config()
+
+    def check_parts(self) -> None:
+        """One clear error if the VAE, vocoder, text encoder and denoiser do not fit together."""
+        if self._checked:
+            return
+        c, vae, vocoder = self.config, self.vae, self.vocoder
+        mel = vae.mel_config()
+        voc_mel = vocoder.mel_config()
+        if voc_mel != mel:
+            diffs = [
+                f.name
+                for f in dataclasses.fields(MelConfig)
+                if getattr(mel, f.name) != getattr(voc_mel, f.name)
+            ]
+            raise ModelError(
+                f"the VAE and the vocoder use different mel front ends ({', '.join(diffs)} differ); "
+                "pair a vocoder trained on the VAE's mel settings"
+            )
+        if mel.sample_rate != c.sample_rate:
+            raise ModelError(
+                f"the VAE works at {mel.sample_rate} Hz but the model's sample_rate is {c.sample_rate}; set them equal"
+            )
+        d = c.denoiser
+        if d.latent_channels * d.latent_bins != vae.config.latent_channels:
+            raise ModelError(
+                f"the VAE has {vae.config.latent_channels} latent channels but the denoiser expects "
+                f"latent_channels x latent_bins = {d.latent_channels} x {d.latent_bins}; match them"
+            )
+        if self.text_encoder.dim != d.text_dim:
+            raise ModelError(
+                f"text encoder {c.text_encoder!r} gives {self.text_encoder.dim}-d embeddings but the denoiser "
+                f"expects text_dim={d.text_dim}"
+            )
+        self._checked = True
+
+    # -- audio <-> latents -----------------------------------------------------------------------------------
+
+    def mel_frames(self, num_samples: int) -> int:
+        """Mel frames of a clip of ``num_samples`` samples (centred STFT: ``T // hop + 1``)."""
+        return num_samples // self.mel_config().hop_length + 1
+
+    def latent_frames(self, num_samples: int) -> int:
+        """Latent length ``T'`` of a clip of ``num_samples`` samples."""
+        return int(self.vae.latent_frames(self.mel_frames(num_samples)))
+
+    def latent_shape(self, num_samples: int) -> tuple[int, int, int]:
+        """``(latent_channels, latent_bins, T')`` of one clip."""
+        d = self.config.denoiser
+        return d.latent_channels, d.latent_bins, self.latent_frames(num_samples)
+
+    @torch.no_grad()
+    def audio_to_latents(self, audio: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Audio ``[B, T]`` at ``config.sample_rate`` -> scaled latents ``[B, C, F, T']`` (the posterior mean, or a
+        sample drawn from ``generator`` when given)."""
+        mel = mel_spectrogram(audio, self.mel_config())  # [B, n_mels, frames]
+        vae = self.vae
+        mean, logvar = vae.encode(mel)  # [B, C_vae, T']
+        z = mean
+        if generator is not None:
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
+            z = mean + torch.exp(0.5 * logvar) * noise
+        z = z * vae.config.scale_factor
+        d = self.config.denoiser
+        return z.reshape(z.shape[0], d.latent_channels, d.latent_bins, z.shape[-1])
+
+    @torch.no_grad()
+    def latents_to_mel(self, latents: Tensor, frames: int | None = None) -> Tensor:
+        """Scaled latents ``[B, C, F, T']`` -> log-mel ``[B, n_mels, frames]`` through the VAE decoder."""
+        vae = self.vae
+        z = latents.reshape(latents.shape[0], -1, latents.shape[-1]) / vae.config.scale_factor
+        return vae.decode(z.to(next(vae.parameters()).dtype), frames)
+
+    @torch.no_grad()
+    def mel_to_audio(self, mel: Tensor, num_samples: int) -> Tensor:
+        """Log-mel ``[B, n_mels, frames]`` -> audio ``[B, num_samples]`` through the vocoder (cropped or padded)."""
+        wav = self.vocoder(mel.to(next(self.vocoder.parameters()).dtype))  # [B, frames * hop]
+        if wav.shape[-1] >= num_samples:
+            return wav[..., :num_samples]
+        return F.pad(wav, (0, num_samples - wav.shape[-1]))
+
+    @torch.no_grad()
+    def latents_to_audio(self, latents: Tensor, num_samples: int) -> Tensor:
+        """Scaled latents ``[B, C, F, T']`` -> audio ``[B, num_samples]`` (VAE decode, then vocoder)."""
+        mel = self.latents_to_mel(latents, self.mel_frames(num_samples))
+        return self.mel_to_audio(mel, num_samples)
+
+    @torch.no_grad()
+    def round_trip(self, audio: Tensor) -> Tensor:
+        """Audio ``[B, T]`` -> VAE (posterior mean) -> vocoder -> ``[B, T]``: what the model keeps of a sound."""
+        return self.latents_to_audio(self.audio_to_latents(audio), audio.shape[-1])
+
+    # -- text -------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_text(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """Prompts -> ``(tokens [B, L, D], mask [B, L], pooled [B, D])`` on the model's device."""
+        self.check_parts()
+        emb = self.text_encoder.encode(list(prompts))
+        device = self._device()
+        return emb.tokens.float().to(device), emb.mask.to(device), emb.pooled.float().to(device)
+
+    # -- the network -----------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        text_tokens: Tensor,
+        text_mask: Tensor,
+        pooled: Tensor,
+        drop: Tensor | None = None,
+    ) -> Tensor:
+        """The denoiser: noisy latents ``x [B, C, F, T']`` at times ``t [B]`` in [0, 1] -> prediction, same shape."""
+        return self.denoiser(x, t, text_tokens, text_mask, pooled, drop)

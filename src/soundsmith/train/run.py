@@ -17,7 +17,7 @@ import yaml
 
 from soundsmith.errors import ConfigError
 from soundsmith.fileio import write_bytes_atomic
-from soundsmith.train.runconfig import RunConfig, apply_overrides, read_yaml, run_config_from_dict
+from soundsmith.train.runconfig import Overrides, RunConfig, apply_overrides, read_yaml, run_config_from_dict
 
 log = logging.getLogger("soundsmith.train")
 
@@ -46,7 +46,7 @@ def adapt_model_config(model_cfg: Any, labels: list[str]) -> Any:
 
 
 def resolve_run_config(
-    config_path: str | Path | None, out_dir: Path, overrides: list[str], resume: bool
+    config_path: str | Path | None, out_dir: Path, overrides: Overrides, resume: bool
 ) -> RunConfig:
     """The run config: the run's own ``config.yaml`` when resuming, else the given file; then overrides."""
     saved = out_dir / "config.yaml"
@@ -118,10 +118,10 @@ def train_from_files(
     config_path: str | Path | None,
     manifest: str | Path,
     out_dir: str | Path,
-    overrides: list[str] | None = None,
+    overrides: Overrides | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:
     """``soundsmith train``: read config (or the run's saved one on resume), apply overrides, train."""
     out_dir = Path(out_dir)
-    run_cfg = resolve_run_config(config_path, out_dir, list(overrides or []), resume)
+    run_cfg = resolve_run_config(config_path, out_dir, overrides or [], resume)
     return train_run(run_cfg, manifest, out_dir, resume=resume)

@@ -28,7 +28,8 @@ EVENT_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     "pink_noise": (("pink noise", "soft broadband noise"), ("hisses softly", "rushes"), ("hissing softly",)),
     "brown_noise": (("a low rumble", "brown noise", "deep rumbling noise"), ("rumbles",), ("rumbling",)),
     "rain": (("rain", "steady rain", "rainfall"), ("falls", "patters"), ("falling", "pattering")),
-    "wind": (("wind", "gusty wind", "a howling wind"), ("blows", "howls"), ("blowing", "gusting")),
+    "wind": (("wind", "wind in the trees", "a gusty breeze"), ("blows", "rustles the leaves"), ("blowing", "rustling")),
+    "wind_howl": (("a howling wind", "wind", "a moaning wind"), ("howls", "moans"), ("howling", "moaning")),
     "bell": (("a bell", "a chime", "a small bell"), ("rings", "chimes"), ("ringing", "chiming")),
     "kick_drum": (("a kick drum", "a bass drum"), ("thumps", "is struck"), ("thumping", "booming")),
     "snare_drum": (("a snare drum", "a snare"), ("cracks", "is hit"), ("cracking", "snapping")),
@@ -150,7 +151,7 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str
 
 
 def _sound_phrase(ann: dict[str, Any], rng: np.random.Generator) -> Phrase:
-    nouns, verbs, ings = EVENT_WORDS[ann["class"]]
+    nouns, verbs, ings = EVENT_WORDS["wind_howl" if ann.get("wind_type") == "howl" else ann["class"]]
     noun, verb, ing = _pick(rng, nouns), _pick(rng, verbs), _pick(rng, ings)
     if noun in PLURAL_NOUNS and verb.endswith("s") and not verb.endswith("ss"):
         verb = verb[:-1]

@@ -40,6 +40,7 @@ COUNTED = ("beeps", "bell", "kick_drum", "snare_drum", "hi_hat", "bird_chirps", 
     HIT_COUNTS
 )
 SAMPLED_VARIANTS = ("kick_drum", "snare_drum", "hi_hat", "drum_beat")  # dsp, SoundFont or Hydrogen
+WIND_TYPES = ("rustle", "rustle", "howl")  # drawn uniformly: trees twice as often as a howl
 DRUM_PATTERNS = {  # eighth-note positions in a bar of 8: (kick, snare)
     "rock": ((0, 4), (2, 6)),
     "four_on_the_floor": ((0, 2, 4, 6), (2, 6)),
@@ -89,6 +90,8 @@ def draw_event_attrs(name: str, rng: np.random.Generator, **given: Any) -> dict[
         a["start_hz"], a["end_hz"] = (low, high) if name == "rising_sweep" else (high, low)
         if given.get("start_hz") is not None and given.get("end_hz") is not None:
             a["start_hz"], a["end_hz"] = float(given["start_hz"]), float(given["end_hz"])
+    if name == "wind":
+        a["wind_type"] = given.get("wind_type") or str(rng.choice(WIND_TYPES))
     if name == "drum_beat":
         a["pattern"] = given.get("pattern") or str(rng.choice(list(DRUM_PATTERNS)))
     if name in SAMPLED_VARIANTS or name in PERCUSSION:
@@ -229,18 +232,30 @@ def _rain(n, sr, rng, a, onset):
 
 
 def _wind(n, sr, rng, a, onset):
-    """Wind through trees: broadband rustling noise, no whistle. Slow gusts set the level; a fast random
-    flutter (leaves) modulates the high band. Flatness 0.12-0.34 over 12 seeds (the old band-pass: 0.000)."""
+    """Wind, two kinds (``wind_type``), both noise with slow gusts, never a whistle:
+
+    - ``rustle`` (wind through trees): broadband; a fast random flutter (leaves) modulates the high band.
+      Flatness 0.04-0.33 over 16 seeds (the old band-pass "whistle": 0.000, periodicity 0.80).
+    - ``howl``: an octave-wide band of noise around 400-700 Hz that drifts with the gusts, steep above
+      1.6 kHz, as OpenSFX's recorded "Wind" (energy peak 400-800 Hz, -39 dB at 1.6-3.2 kHz; periodicity 0.32).
+    """
     k = int(rng.integers(5, 10))
     gust = np.interp(np.arange(n), np.linspace(0, n, k), rng.uniform(0.3, 1.0, k))
+    rumble = filt(colored_noise(n, rng, 2.0), "lowpass", 120.0, sr) * float(rng.uniform(0.2, 0.6))
+    if a.get("wind_type", "rustle") == "howl":
+        bands = []
+        for fc in sorted(rng.uniform(380, 720, 2)):
+            b = filt(colored_noise(n, rng, 1.0), "bandpass", (fc / 1.41, fc * 1.41), sr, order=3)
+            bands.append(b / (np.std(b) + 1e-9))
+        x = gust * ((1 - gust) * bands[0] + gust * bands[1]) + 0.3 * rumble  # stronger gusts howl higher
+        return fade(x, sr, 0.3, 0.3), 0.0, n / sr
     base = colored_noise(n, rng, float(rng.uniform(0.4, 0.9)))
-    body = filt(base, "lowpass", float(rng.uniform(500, 1200)), sr)
+    body = filt(base, "lowpass", float(rng.uniform(300, 1200)), sr)
     leaves = filt(base, "highpass", float(rng.uniform(700, 1200)), sr)
     flutter = np.abs(
         1.0 + 0.8 * filt(rng.standard_normal(n), "lowpass", float(rng.uniform(8, 25)), sr, 1) * 6
     )
-    rumble = filt(colored_noise(n, rng, 2.0), "lowpass", 120.0, sr) * float(rng.uniform(0.2, 0.6))
-    x = gust * body + gust * flutter * leaves * float(rng.uniform(0.6, 1.2)) + rumble
+    x = gust * body + gust * flutter * leaves * float(rng.uniform(0.25, 1.2)) + rumble
     return fade(x, sr, 0.3, 0.3), 0.0, n / sr
 
 

@@ -88,6 +88,36 @@ REAL_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+OPENSFX_CAT = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"  # Debian openttd-opensfx (CC0/CC-BY)
+# class -> OpenSFX entries (index: description in the catalog) recorded from the real thing
+OPENSFX_REFERENCES: dict[str, tuple[int, ...]] = {
+    "wind": (52, 57),  # "Wind", "Heavy wind" (wind1.wav by Anton)
+    "bird_chirps": (66, 72),  # "Tropical: Bird (1)", "(2)"
+    "engine_hum": (25, 27, 28),  # truck / modern bus / old bus starting
+    "applause": (29,),  # "Applause" (an audience of ~850)
+    "helicopter": (24,),  # "Helicopter"
+}
+
+
+def opensfx_sound(index: int) -> tuple[np.ndarray, int, str]:
+    """Entry ``index`` of OpenTTD's OpenSFX catalog (``opensfx.cat``: u32 offset/size table, then per entry a
+    length-prefixed description and a RIFF WAV): ``(mono float32 [T], sample rate, description)``."""
+    import io
+    import struct
+
+    import soundfile as sf
+
+    with open(OPENSFX_CAT, "rb") as f:
+        data = f.read()
+    offset, size = struct.unpack_from("<II", data, 8 * index)
+    offset &= 0x7FFFFFFF
+    length = data[offset]
+    name = data[offset + 1 : offset + 1 + length].rstrip(b"\0").decode("latin-1")
+    wav = data[offset + 1 + length : offset + size]
+    audio, sr = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), int(sr), name
+
+
 def _hydrogen_reference(cls: str, sample_rate: int, kits: int = 6) -> list[dict[str, float]]:
     from soundsmith.data.synth.sampled import _sample, hydrogen_index
 
@@ -114,6 +144,16 @@ def measure_references(sample_rate: int = 16000) -> dict[str, tuple[str, dict[st
         if feats:
             out[cls] = (
                 f"Hydrogen kits ({len(feats)} samples)",
+                {k: float(np.median([f[k] for f in feats])) for k in feats[0]},
+            )
+    if os.path.isfile(OPENSFX_CAT):
+        for cls, entries in OPENSFX_REFERENCES.items():
+            feats = []
+            for index in entries:
+                audio, sr, _ = opensfx_sound(index)
+                feats.append(realism_features(np.asarray(resample(audio, sr, sample_rate)), sample_rate))
+            out[cls] = (
+                f"OpenSFX recordings ({len(feats)})",
                 {k: float(np.median([f[k] for f in feats])) for k in feats[0]},
             )
     for cls, (what, paths) in REAL_FILES.items():

@@ -1,0 +1,82 @@
+"""Export trained autoencoders into the repository's models/ (fp16 storage; loading converts back to float32).
+
+For each run directory: the weights of ``checkpoints/best.ckpt`` (lowest validation mel L1) when present, else
+the run's ``model/``. For the VAE, the latent ``scale_factor`` is computed on training clips of ``--data`` and
+stored in its config. Prints the size of each exported model.
+
+    python scripts/export_autoencoders.py --vocoder runs/vocoder --vae runs/vae --data work/corpus_ae/manifest.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from soundsmith.audio import load_audio, mel_spectrogram
+from soundsmith.data import read_manifest
+from soundsmith.models.registry import load_model, save_model
+from soundsmith.models.vae import latent_scale_factor
+from soundsmith.train.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_model(run: Path) -> tuple[torch.nn.Module, dict]:
+    """The run's model with its best checkpoint's weights (``model.*`` of the objective state)."""
+    model = load_model(run / "model")
+    best = run / "checkpoints" / "best.ckpt"
+    info = {"run": str(run), "weights": "model/"}
+    if best.is_file():
+        state = load_checkpoint(best)
+        weights = {k[len("model.") :]: v for k, v in state["objective"].items() if k.startswith("model.")}
+        model.load_state_dict(weights)
+        info = {"run": str(run), "weights": "checkpoints/best.ckpt", "step": int(state["step"])}
+        info["best_valid_loss"] = state.get("best")
+    return model.eval(), info
+
+
+def training_mels(manifest: Path, mel_cfg, clips: int) -> list[torch.Tensor]:
+    rows = read_manifest(manifest)
+    root = rows.root
+    out = []
+    for row in rows.split("train")[:clips]:
+        audio, _ = load_audio(row.audio_path(root), sample_rate=mel_cfg.sample_rate)
+        out.append(mel_spectrogram(torch.as_tensor(audio)[None], mel_cfg))  # [1, M, frames]
+    return out
+
+
+def export(model: torch.nn.Module, name: str, info: dict) -> Path:
+    target = ROOT / "models" / name
+    save_model(model.half(), target, extra={**info, "storage": "float16"})
+    size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
+    print(f"{name}: exported to {target} ({size:.2f} MB) from {info}")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vocoder", type=Path, help="vocoder run directory")
+    parser.add_argument("--vae", type=Path, help="mel VAE run directory")
+    parser.add_argument("--data", type=Path, help="manifest whose train split sets the VAE's scale factor")
+    parser.add_argument("--scale-clips", type=int, default=256, help="training clips for the scale factor")
+    args = parser.parse_args()
+    if args.vocoder:
+        model, info = best_model(args.vocoder)
+        export(model, "vocoder", info)
+    if args.vae:
+        if args.data is None:
+            parser.error("--vae needs --data (the training manifest, for the latent scale factor)")
+        model, info = best_model(args.vae)
+        mels = training_mels(args.data, model.mel_config(), args.scale_clips)
+        factor = latent_scale_factor(model, mels)
+        scaled = type(model)(dataclasses.replace(model.config, scale_factor=factor))
+        scaled.load_state_dict(model.state_dict())
+        export(scaled, "vae", {**info, "scale_factor_clips": len(mels)})
+        print(f"vae: latent scale factor {factor:.5f} (1 / std over {len(mels)} training clips)")
+
+
+if __name__ == "__main__":
+    main()

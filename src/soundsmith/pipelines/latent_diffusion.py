@@ -1,0 +1,294 @@
+"""Latent-diffusion inference: prompt -> text embeddings -> denoised mel-VAE latents -> log-mel -> waveform.
+
+``pipe = soundsmith.load("default")``; ``pipe("a flute plays a high soft note", duration=4.0)``. Beyond the
+shared arguments (``steps``, ``guidance``, ``seed``, ``num_candidates``) the family takes ``negative_prompt``
+(the unconditional branch of classifier-free guidance), ``init_audio`` + ``strength`` (audio-to-audio by partial
+noising; ``strength=0`` gives back the init audio's VAE + vocoder round trip) and ``inpaint=(start_s, end_s)``
+(regenerate that range of ``init_audio``, keep the rest). ``num_candidates > 1`` re-ranks the candidates by the
+CLAP-style text-audio score (best first; ``meta["candidate_seeds"]`` and ``meta["clap_scores"]`` follow the order).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from soundsmith.errors import ConfigError, ModelError
+from soundsmith.models.latent_diffusion import LatentDiffusion
+from soundsmith.pipelines.base import GeneratedAudio, ModelSource, Pipeline
+from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
+
+DEFAULT_STRENGTH = 0.6  # audio-to-audio without an explicit strength: keep the init audio's broad shape
+AudioInput = str | Path | np.ndarray | Tensor
+
+# (tokens [1, L, D], mask [1, L], pooled [1, D], drop [1]): one branch of the guided batch
+Branch = tuple[Tensor, Tensor, Tensor, Tensor]
+
+
+class LatentDiffusionPipeline(Pipeline):
+    """``LatentDiffusionPipeline(model)(prompt, duration=None, steps=None, guidance=None, seed=0, ...)``.
+
+    ``steps``, ``guidance`` and ``duration`` default to the model's config (``sampler`` too, overridable per call).
+    ``reranker``: what scores candidates, an object with ``embed(audio [N, T], sr) -> [N, D]`` and
+    ``embed_text(prompts) -> [N, D]`` (``soundsmith.eval.embedders.ClapEmbedder``), a CLAP model name or directory,
+    or None for the shipped ``clap`` (loaded on first use).
+    """
+
+    family = "latent_diffusion"
+
+    def __init__(
+        self,
+        model: LatentDiffusion,
+        text_encoder: Any = None,
+        source: ModelSource | None = None,
+        reranker: Any = None,
+    ) -> None:
+        super().__init__(model, text_encoder=text_encoder, source=source)
+        model.check_parts()
+        self.schedule = NoiseSchedule(**model.config.schedule_kwargs())
+        self.default_duration = float(model.config.duration)
+        self._reranker = reranker
+
+    def __call__(
+        self, prompt: str | Sequence[str] = "", duration: float | None = None, **kwargs: Any
+    ) -> GeneratedAudio | list[GeneratedAudio]:
+        """As :meth:`Pipeline.__call__`; with ``init_audio`` and no ``duration``, the init audio's length."""
+        if kwargs.get("init_audio") is not None:
+            kwargs["init_audio"] = self.read_audio(kwargs["init_audio"])
+            if duration is None:
+                duration = len(kwargs["init_audio"]) / self.sample_rate
+        return super().__call__(prompt, duration, **kwargs)
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+
+    def read_audio(self, audio: AudioInput) -> np.ndarray:
+        """An audio file (resampled to the model's rate) or samples ``[T]`` at that rate -> float32 ``[T]``."""
+        if isinstance(audio, (str, Path)):
+            from soundsmith.audio import load_audio
+
+            samples, _ = load_audio(audio, sample_rate=self.sample_rate)  # AudioError names the file
+            return samples
+        if isinstance(audio, Tensor):
+            audio = audio.detach().cpu().numpy()
+        samples = np.asarray(audio, dtype=np.float32)
+        if samples.ndim == 2 and samples.shape[0] == 1:
+            samples = samples[0]
+        if samples.ndim != 1 or samples.size == 0 or not np.isfinite(samples).all():
+            raise ConfigError(
+                f"init_audio must be a file or finite mono samples [T] at {self.sample_rate} Hz, "
+                f"got shape {samples.shape}"
+            )
+        return samples
+
+    def _check(self, duration: float, steps: Any, guidance: Any, strength: Any) -> None:
+        c = self.model.config
+        if duration > c.max_duration:
+            raise ConfigError(f"duration={duration} s is over this model's {c.max_duration:g} s limit")
+        if isinstance(steps, bool) or not (isinstance(steps, int) and steps >= 1):
+            raise ConfigError(f"steps={steps!r} must be an integer >= 1")
+        if isinstance(guidance, bool) or not (
+            isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0
+        ):
+            raise ConfigError(f"guidance={guidance!r} must be a number >= 0 (1 = no guidance)")
+        if strength is not None and (
+            isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0
+        ):
+            raise ConfigError(
+                f"strength={strength!r} must be a number from 0 (keep the input) to 1 (ignore it)"
+            )
+
+    def _inpaint_mask(self, inpaint: Any, duration: float, frames: int) -> Tensor:
+        """``(start_s, end_s)`` -> bool ``[1, 1, 1, T']``, True on the latent frames to regenerate."""
+        try:
+            start, end = (float(v) for v in inpaint)
+        except (TypeError, ValueError):
+            raise ConfigError(f"inpaint={inpaint!r} must be a (start, end) pair of seconds") from None
+        if not (0.0 <= start < end <= duration + 1e-9):
+            raise ConfigError(
+                f"inpaint range {start:g}-{end:g} s must satisfy 0 <= start < end <= {duration:g} s (the clip)"
+            )
+        per_second = (
+            self.sample_rate / self.model.mel_config().hop_length / self.model.vae.config.time_downsample
+        )
+        lo, hi = math.floor(start * per_second), min(frames, math.ceil(end * per_second))
+        mask = torch.zeros(1, 1, 1, frames, dtype=torch.bool)
+        mask[..., lo : max(hi, lo + 1)] = True
+        return mask
+
+    def _branch(self, prompt: str | None, drop: bool) -> Branch:
+        if prompt:
+            tokens, mask, pooled = self.model.encode_text([prompt])
+        else:  # nothing to encode: the null embedding replaces whatever is here
+            d = self.model.config.denoiser
+            tokens, mask = torch.zeros(1, 1, d.text_dim), torch.ones(1, 1, dtype=torch.bool)
+            pooled = torch.zeros(1, d.text_dim)
+        return tokens, mask, pooled, torch.tensor([drop])
+
+    @staticmethod
+    def _batch(branches: list[Branch], n: int, device: torch.device) -> Branch:
+        """Stack branches (each repeated ``n`` times) into one batch, text padded to the longest."""
+        length = max(b[0].shape[1] for b in branches)
+        tokens, masks, pooled, drops = [], [], [], []
+        for tok, mask, pool, drop in branches:
+            pad = length - tok.shape[1]
+            tokens.append(torch.nn.functional.pad(tok, (0, 0, 0, pad)).expand(n, -1, -1))
+            masks.append(torch.nn.functional.pad(mask, (0, pad)).expand(n, -1))
+            pooled.append(pool.expand(n, -1))
+            drops.append(drop.expand(n))
+        return tuple(torch.cat(x).to(device) for x in (tokens, masks, pooled, drops))  # type: ignore[return-value]
+
+    # -- generation --------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str,
+        duration: float,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seeds: list[int],
+        progress: bool = True,
+        negative_prompt: str | None = None,
+        init_audio: AudioInput | None = None,
+        strength: float | None = None,
+        inpaint: tuple[float, float] | None = None,
+        sampler: str | None = None,
+        rerank: bool = True,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; see the module docstring."""
+        model, c = self.model, self.model.config
+        steps = c.steps if steps is None else steps
+        guidance = c.guidance if guidance is None else guidance
+        self._check(duration, steps, guidance, strength)
+        if negative_prompt is not None and not (isinstance(negative_prompt, str) and negative_prompt.strip()):
+            raise ConfigError("negative_prompt is empty; give text to steer away from, or leave it out")
+        if init_audio is None and (strength is not None or inpaint is not None):
+            raise ConfigError("strength and inpaint work on an input: give init_audio (a file or samples)")
+        num_samples = max(1, int(round(duration * self.sample_rate)))
+        shape = (1, *model.latent_shape(num_samples))  # [1, C, F, T']
+        device, n = self.device, len(seeds)
+
+        # 1. text: the prompt, and the unconditional branch (the negative prompt, or the learned null text)
+        conditional = bool(prompt.strip())
+        cond = self._branch(prompt if conditional else None, drop=not conditional)
+        guided = conditional and guidance != 1.0
+        branches = [cond]
+        if guided:
+            branches.append(
+                self._branch(negative_prompt, drop=False)
+                if negative_prompt
+                else cond[:3] + (torch.tensor([True]),)
+            )
+        text = self._batch(branches, n, device)
+
+        # 2. seeded initial latents: candidate i draws its noise from seeds[i] alone
+        run = DiffusionSampler(sampler or c.sampler, self.schedule)
+        if init_audio is None:
+            strength = 1.0
+        elif strength is None:
+            strength = 1.0 if inpaint is not None else DEFAULT_STRENGTH
+        run.set_steps(steps, strength=float(strength), device=device)
+        noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
+            device
+        )
+        known = mask = None
+        if init_audio is None:
+            x = noise * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
+        else:
+            audio_in = self.read_audio(init_audio)[:num_samples]
+            audio_in = np.pad(audio_in, (0, num_samples - len(audio_in)))
+            known = model.audio_to_latents(torch.from_numpy(audio_in)[None].to(device)).expand(n, -1, -1, -1)
+            x = run.add_noise(known, noise, run.timesteps[0]) if len(run.timesteps) else known.clone()
+            if inpaint is not None:
+                mask = self._inpaint_mask(inpaint, duration, shape[-1]).to(device)
+
+        # 3. denoising loop, classifier-free guidance on the batched [cond, uncond]
+        timesteps = run.timesteps
+        for i, t in enumerate(_progress(timesteps, progress)):
+            x_in = run.scale_model_input(x, t)
+            t_model = torch.full(
+                (len(branches) * n,), float(t) / self.schedule.num_train_timesteps, device=device
+            )
+            out = model(x_in.repeat(len(branches), 1, 1, 1), t_model, *text)
+            if guided:
+                out_cond, out_uncond = out.chunk(2)
+                out = out_uncond + guidance * (out_cond - out_uncond)
+            x = run.step(out, t, x)
+            if (
+                mask is not None
+            ):  # inpainting: the kept range follows the init latent, noised to the next time
+                last = i + 1 == len(timesteps)
+                x = torch.where(mask, x, known if last else run.add_noise(known, noise, timesteps[i + 1]))
+        if mask is not None and not len(timesteps):
+            x = known
+
+        # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
+        mel = model.latents_to_mel(x, model.mel_frames(num_samples))  # [N, n_mels, frames]
+        audio = model.mel_to_audio(mel, num_samples).float().cpu().numpy()  # [N, T]
+
+        meta: dict[str, Any] = {
+            "steps": steps,
+            "guidance": guidance,
+            "sampler": run.name,
+            "duration": duration,
+            "candidate_seeds": list(seeds),
+        }
+        if negative_prompt:
+            meta["negative_prompt"] = negative_prompt
+        if init_audio is not None:
+            meta["strength"] = float(strength)
+        if inpaint is not None:
+            meta["inpaint"] = f"{float(inpaint[0]):g}:{float(inpaint[1]):g}"
+
+        # 7. several candidates: best first by the CLAP-style text-audio score
+        if n > 1 and rerank and conditional:
+            scores = self.clap_scores(audio, prompt)
+            order = np.argsort(-scores, kind="stable")
+            audio = audio[order]
+            meta["candidate_seeds"] = [seeds[i] for i in order]
+            meta["clap_scores"] = [round(float(scores[i]), 6) for i in order]
+        return audio, meta
+
+    def reranker(self) -> Any:
+        """The CLAP-style scorer (built on first use; the shipped ``clap`` unless given)."""
+        if self._reranker is None or isinstance(self._reranker, (str, Path)):
+            from soundsmith.eval.embedders import ClapEmbedder, load_eval_model
+
+            name = self._reranker or "clap"
+            try:
+                self._reranker = ClapEmbedder(load_eval_model(name, "clap"), device=str(self.device))
+            except ModelError as e:
+                raise ModelError(
+                    f"num_candidates > 1 ranks candidates with the CLAP model {name!r}, which cannot be loaded "
+                    f"({e}); generate one candidate or pass rerank=False"
+                ) from e
+        return self._reranker
+
+    def clap_scores(self, audio: np.ndarray, prompt: str) -> np.ndarray:
+        """Cosine of each clip ``[N, T]`` with ``prompt`` in the CLAP-style space: ``[N]``."""
+        from soundsmith.eval.metrics import clap_score
+
+        scorer = self.reranker()
+        audio_emb = scorer.embed(torch.from_numpy(audio), self.sample_rate)  # [N, P]
+        text_emb = scorer.embed_text([prompt]).expand(len(audio), -1)  # [N, P]
+        return clap_score(audio_emb, text_emb).numpy()
+
+    def round_trip(self, audio: AudioInput) -> np.ndarray:
+        """What ``strength=0`` returns: the input through the VAE (posterior mean) and the vocoder, ``[T]``."""
+        samples = torch.from_numpy(self.read_audio(audio))[None].to(self.device)
+        return self.model.round_trip(samples)[0].float().cpu().numpy()
+
+
+def _progress(items: Tensor, enabled: bool) -> Any:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="denoising", leave=False)

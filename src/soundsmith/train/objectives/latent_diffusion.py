@@ -1,0 +1,130 @@
+"""Training objective for latent diffusion: denoise mel-VAE latents of the corpus, conditioned on captions.
+
+One step: audio ``[B, T]`` -> log-mel (the VAE's front end) -> frozen VAE (posterior mean, or a sample) x its
+scale factor -> latents ``[B, C, F, T']``; captions -> the shared frozen text encoder (cached by caption); then
+timesteps, noise and the target from :class:`soundsmith.sampling.diffusion.NoiseSchedule` (the definition the
+samplers use too), 10 % of the captions dropped for classifier-free guidance, and the MSE between the denoiser's
+prediction and the target.
+
+The frozen VAE, vocoder and text encoder are fetched through ``model.part`` (shared per process, never
+submodules), so no optimizer, EMA or training checkpoint holds them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from soundsmith.models.latent_diffusion import LatentDiffusion
+from soundsmith.sampling.diffusion import NoiseSchedule
+from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.clap import caption_of
+
+
+def pad_tokens(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Token matrices ``[L_i, D]`` -> ``(tokens [B, L, D], mask [B, L])``, zero-padded to the longest."""
+    length = max(r.shape[0] for r in rows)
+    tokens = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        tokens[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = True
+    return tokens, mask
+
+
+class LatentDiffusionObjective(Objective):
+    """``losses(batch)`` -> ``{"loss": MSE(prediction, target)}``; ``sample`` generates from batch captions.
+
+    Randomness (timesteps, noise, dropped captions, posterior samples) comes from a generator seeded by
+    ``(seed, global_step, rank)``: a step draws the same numbers however often it is recomputed.
+    """
+
+    find_unused_parameters = True  # the null text embeddings are unused in steps that drop no caption
+    sample_seconds = 2.0
+    text_cache_size = 20_000  # captions; a MiniLM caption is ~20 x 384 floats (~30 KB)
+
+    def __init__(self, model: LatentDiffusion, sample_rate: int | None = None, seed: int = 0) -> None:
+        super().__init__(model, sample_rate)
+        self.schedule = NoiseSchedule(**model.config.schedule_kwargs())
+        self.seed = seed
+        # caption -> (token vectors [L, D], pooled [D]) on the CPU: the encoder is frozen and corpora repeat
+        # captions every epoch (MiniLM costs ~7 ms a caption on 2 cores).
+        self._text_cache: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def _generator(self, salt: str) -> torch.Generator:
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        key = f"{self.seed}:{self.global_step}:{rank}:{salt}".encode()
+        return torch.Generator().manual_seed(zlib.crc32(key))
+
+    def encode_captions(self, captions: list[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(tokens [B, L, D], mask [B, L], pooled [B, D])`` on the CPU, through the per-caption cache."""
+        if len(self._text_cache) + len(captions) > self.text_cache_size:
+            self._text_cache.clear()
+        missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
+        if missing:
+            tokens, mask, pooled = self.model.encode_text(missing)
+            for i, caption in enumerate(missing):
+                self._text_cache[caption] = (tokens[i, mask[i]].cpu(), pooled[i].cpu())
+        tokens, mask = pad_tokens([self._text_cache[c][0] for c in captions])
+        pooled = torch.stack([self._text_cache[c][1] for c in captions])
+        return tokens, mask, pooled
+
+    @torch.no_grad()
+    def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        audio = batch["audio"]  # [B, T]
+        device = audio.device
+        gen = self._generator("latent") if self.model.config.latent_sample else None
+        batch["latents"] = self.model.audio_to_latents(audio, generator=gen).float()  # [B, C, F, T']
+        captions = [caption_of(batch, i) for i in range(len(audio))]
+        batch["captions"] = captions
+        tokens, mask, pooled = self.encode_captions(captions)
+        batch["text_tokens"], batch["text_mask"], batch["text_pooled"] = (
+            tokens.to(device),
+            mask.to(device),
+            pooled.to(device),
+        )
+        return batch
+
+    def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
+        if "latents" not in batch:
+            batch = self.prepare_batch(batch)
+        x0 = batch["latents"]  # [B, C, F, T']
+        # randomness first: timesteps, noise, dropped captions
+        gen = self._generator("step")
+        x_t, t, target = self.schedule.training_pair(x0, gen)
+        drop = (torch.rand(x0.shape[0], generator=gen) < self.model.config.cond_drop_prob).to(x0.device)
+        pred = self.model(
+            x_t,
+            t.float() / self.schedule.num_train_timesteps,  # the denoiser's time in [0, 1]
+            batch["text_tokens"],
+            batch["text_mask"],
+            batch["text_pooled"],
+            drop,
+        )
+        loss = F.mse_loss(pred.float(), target.float())
+        return {"loss": loss, "dropped": drop.float().mean()}
+
+    @torch.no_grad()
+    def sample(self, batch: dict[str, Any]) -> Tensor | None:
+        """Up to 2 clips of ``sample_seconds`` from the first captions of ``batch``: ``[N, T]`` float."""
+        from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+        captions = batch.get("captions") or [caption_of(batch, i) for i in range(len(batch["audio"]))]
+        was_training = self.model.training
+        pipe = LatentDiffusionPipeline(self.model)
+        try:
+            clips = [
+                pipe(c, duration=self.sample_seconds, seed=i, progress=False).audio[0]
+                for i, c in enumerate(captions[:2])
+            ]
+        finally:
+            self.model.train(was_training)
+        return torch.from_numpy(np.stack(clips))  # [N, T]
+
+
+OBJECTIVE = LatentDiffusionObjective

@@ -1,0 +1,188 @@
+"""Vocoder: output length, mel front-end checks, the inverse-STFT head, save/load, GAN losses by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from soundsmith.audio import MelConfig, mel_spectrogram, stft
+from soundsmith.errors import ConfigError
+from soundsmith.models.registry import load_model, save_model
+from soundsmith.models.vocoder import Vocoder, VocoderConfig
+from soundsmith.nn.discriminators import (
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from soundsmith.pipelines.reconstruct import Reconstructor
+from soundsmith.train.objectives.vocoder import VocoderObjective, multi_resolution_stft_loss
+
+TINY = dict(dim=16, intermediate_dim=32, depth=2)
+
+
+def _vocoder(seed: int = 0, **kw) -> Vocoder:
+    torch.manual_seed(seed)
+    return Vocoder(VocoderConfig(**{**TINY, **kw})).eval()
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 7, 50, 101])
+def test_output_length_is_hop_times_frames(frames):
+    voc = _vocoder()
+    with torch.no_grad():
+        out = voc(torch.randn(2, 64, frames))
+    assert out.shape == (2, frames * 160)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("samples", [1, 159, 160, 161, 4000, 16001])
+def test_any_clip_length_comes_back_at_least_as_long(samples):
+    voc = _vocoder()
+    mel = mel_spectrogram(torch.randn(samples) * 0.1, voc.mel_config())
+    wav = voc.vocode(mel)
+    assert wav.shape == ((samples // 160 + 1) * 160,)
+    assert voc.vocode(mel, length=samples).shape == (samples,)
+
+
+def test_mel_config_mismatch_is_a_clear_error():
+    voc = _vocoder()
+    mel = torch.randn(1, 64, 10)
+    with pytest.raises(ConfigError, match="hop_length=256 \\(expects 160\\)"):
+        voc.vocode(mel, mel_config=MelConfig(hop_length=256))
+    with pytest.raises(ConfigError, match="80"):
+        voc(torch.randn(1, 80, 10))
+    other = Vocoder(VocoderConfig(**TINY, n_mels=80))
+    with pytest.raises(ConfigError, match="n_mels=80"):
+        Reconstructor(vocoder=voc, mel_config=other.mel_config())
+
+
+def test_bad_head_size_is_refused():
+    with pytest.raises(ConfigError, match="head_n_fft"):
+        VocoderConfig(head_n_fft=200)  # < 2 * hop: the frames would not cover every sample
+
+
+def test_istft_head_inverts_a_centred_stft_exactly():
+    voc = _vocoder()
+    head = voc.head
+    x = torch.randn(2, 40 * 160, dtype=torch.float32)
+    spec = stft(x, head.n_fft, head.hop)  # [2, n_fft/2+1, 41], centred like the mel front end
+    y = head.istft(spec)
+    assert y.shape == (2, 41 * 160)
+    torch.testing.assert_close(y[:, : x.shape[1]], x, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_equals_singles_with_odd_lengths():
+    voc = _vocoder()
+    mel = torch.randn(3, 64, 13)
+    with torch.no_grad():
+        batch = voc(mel)
+        singles = torch.cat([voc(mel[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(batch, singles, rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_identity_and_fp16_storage(tmp_path):
+    voc = _vocoder(seed=3)
+    mel = torch.randn(1, 64, 20)
+    save_model(voc, tmp_path / "fp32")
+    loaded = load_model(tmp_path / "fp32")
+    assert isinstance(loaded, Vocoder) and loaded.config == voc.config
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), voc(mel), rtol=0, atol=0)
+    save_model(voc.half(), tmp_path / "fp16")
+    half = load_model(tmp_path / "fp16")  # stored fp16, loaded back as float32
+    assert next(half.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        ref = _vocoder(seed=3)(mel)
+        assert float((half(mel) - ref).abs().max()) < 0.02 * float(ref.abs().max()) + 1e-3
+
+
+# --- losses -------------------------------------------------------------------------------------------------
+
+
+def _judgements(values):
+    """[(logits, [features...])] from nested lists of floats."""
+    return [(torch.tensor([v]), [torch.tensor([f]) for f in feats]) for v, feats in values]
+
+
+def test_least_squares_gan_losses_by_hand():
+    real = _judgements([(0.5, [1.0, 2.0]), (1.0, [3.0])])
+    fake = _judgements([(0.25, [0.0, 2.5]), (-1.0, [1.0])])
+    # D: sum_k (1 - r_k)^2 + f_k^2
+    assert float(discriminator_loss(real, fake)) == pytest.approx((0.5**2 + 0.25**2) + (0.0 + 1.0))
+    # G: sum_k (1 - f_k)^2
+    assert float(generator_adversarial_loss(fake)) == pytest.approx(0.75**2 + 2.0**2)
+    # FM: sum_k mean_l |r_l - f_l|
+    assert float(feature_matching_loss(real, fake)) == pytest.approx((1.0 + 0.5) / 2 + 2.0)
+
+
+def test_mr_stft_loss_zero_on_equal_and_finite_on_silence():
+    y = torch.randn(2, 4000)
+    assert float(multi_resolution_stft_loss(y, y)) == pytest.approx(0.0, abs=1e-6)
+    assert float(multi_resolution_stft_loss(0.5 * y, y)) > 0.1
+    silent = multi_resolution_stft_loss(0.01 * torch.randn(2, 4000), torch.zeros(2, 4000))
+    assert math.isfinite(float(silent)) and float(silent) < 100
+
+
+def _objective():
+    torch.manual_seed(0)
+    obj = VocoderObjective(
+        Vocoder(VocoderConfig(**TINY)), disc_start_step=5, mpd_channels=(4, 8), mrd_channels=4
+    )
+    rng = np.random.default_rng(0)
+    t = np.arange(3200) / 16000
+    audio = torch.tensor(np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * rng.standard_normal(3200)]))
+    return obj, obj.prepare_batch({"audio": audio.float()})
+
+
+def test_generator_loss_is_the_weighted_sum_of_its_terms():
+    obj, batch = _objective()
+    obj.active_optimizers = (0,)  # warm-up: reconstruction only
+    with torch.no_grad():
+        out = obj.losses(batch, 0)
+    assert set(out) == {"loss", "mel", "stft"}
+    assert float(out["loss"]) == pytest.approx(45 * float(out["mel"]) + 2.5 * float(out["stft"]), rel=1e-5)
+    with torch.no_grad():  # the mel term by hand
+        y_hat = obj.model(batch["mel"])[:, : batch["audio"].shape[1]]
+        mel_hat = mel_spectrogram(y_hat, obj.mel_config)
+    assert float(out["mel"]) == pytest.approx(float((mel_hat - batch["mel"]).abs().mean()), rel=1e-5)
+    obj.active_optimizers = (0, 1)  # GAN phase: + adversarial + feature matching
+    with torch.no_grad():
+        out = obj.losses(batch, 0)
+    expected = 45 * out["mel"] + 2.5 * out["stft"] + out["adv"] + 2 * out["fm"]
+    assert float(out["loss"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_discriminator_loss_uses_the_generators_output_and_trains_only_judges():
+    obj, batch = _objective()
+    obj.active_optimizers = (0, 1)
+    obj.train()
+    obj.losses(batch, 0)["loss"].backward()  # caches the generator's output for the discriminator step
+    for p in obj.parameters():
+        p.grad = None
+    out = obj.losses(batch, 1)
+    y = batch["audio"]
+    with torch.no_grad():
+        y_hat = obj.model(batch["mel"])[:, : y.shape[1]]
+        expected = discriminator_loss(obj.mpd(y) + obj.mrd(y), obj.mpd(y_hat) + obj.mrd(y_hat))
+    assert float(out["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    out["loss"].backward()
+    assert all(p.grad is None for p in obj.model.parameters())  # the generator's output came in detached
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.mpd.parameters())
+
+
+def test_optimizer_specs_delay_the_discriminator():
+    from soundsmith.train.config import TrainConfig
+
+    obj, _ = _objective()
+    gen, disc = obj.configure_optimizers(TrainConfig())
+    assert gen.start_step == 0 and disc.start_step == 5
+    assert not disc.active(4) and disc.active(5)
+    gen_params = {id(p) for g in gen.optimizer.param_groups for p in g["params"]}
+    assert gen_params == {id(p) for p in obj.model.parameters()}
+
+
+def test_validation_loss_is_mel_l1():
+    obj, batch = _objective()
+    obj.eval()
+    metrics = obj.validate(batch)
+    assert metrics["loss"] == pytest.approx(float(obj.losses(batch, 0)["mel"]), rel=1e-5)

@@ -1,0 +1,191 @@
+"""The latent-diffusion pipeline on tiny parts: seeds, guidance, durations, audio-to-audio, inpainting, re-ranking,
+provenance and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from soundsmith.errors import AudioError, ConfigError, TextError
+from soundsmith.eval.embedders import ClapEmbedder
+from soundsmith.models.clap import AudioTextContrastive, ClapConfig
+from soundsmith.models.latent_diffusion import LatentDenoiserConfig, LatentDiffusion, LatentDiffusionConfig
+from soundsmith.models.vae import MelVAE, VAEConfig
+from soundsmith.models.vocoder import Vocoder, VocoderConfig
+from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+SR = 16000
+
+
+def tiny_model(seed: int = 0, **overrides) -> LatentDiffusion:
+    """Tiny denoiser (weights randomised: the zero-initialised output layer would predict 0), VAE and vocoder."""
+    torch.manual_seed(seed)
+    denoiser = LatentDenoiserConfig(latent_channels=4, latent_bins=2, d_model=32, layers=2, heads=2, text_dim=32)
+    config = LatentDiffusionConfig(
+        denoiser=denoiser, text_encoder="hashed:32", steps=3, guidance=2.0, duration=0.5, **overrides
+    )
+    parts = {
+        "vae": MelVAE(VAEConfig(channels=[16, 32, 32], latent_channels=8)),
+        "vocoder": Vocoder(VocoderConfig(dim=32, intermediate_dim=64, depth=2)),
+    }
+    model = LatentDiffusion(config, components=parts).eval()
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def pipe() -> LatentDiffusionPipeline:
+    return LatentDiffusionPipeline(tiny_model())
+
+
+def _tone(seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_same_inputs_same_audio_and_seeds_differ(pipe):
+    a = pipe("a bell rings", duration=0.3, seed=5, progress=False)
+    b = pipe("a bell rings", duration=0.3, seed=5, progress=False)
+    c = pipe("a bell rings", duration=0.3, seed=6, progress=False)
+    assert a.audio.shape == (1, int(0.3 * SR)) and a.audio.dtype == np.float32
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert not np.array_equal(a.audio, c.audio)
+
+
+def test_candidate_i_is_seed_plus_i(pipe):
+    both = pipe("rain", duration=0.2, seed=3, num_candidates=2, progress=False, rerank=False)
+    alone = pipe("rain", duration=0.2, seed=4, progress=False)
+    assert both.meta["candidate_seeds"] == [3, 4]
+    np.testing.assert_allclose(both.audio[1], alone.audio[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("duration", [0.01, 0.5, 1.37])
+def test_any_duration_gives_exactly_that_many_samples(pipe, duration):
+    out = pipe("a dog barks", duration=duration, seed=0, steps=1, progress=False)
+    assert out.audio.shape == (1, int(round(duration * SR)))
+    assert np.isfinite(out.audio).all()
+
+
+def test_prompt_guidance_and_negative_prompt_change_the_audio(pipe):
+    base = pipe("a bell rings", duration=0.3, seed=1, progress=False).audio
+    other = pipe("heavy rain on a tin roof", duration=0.3, seed=1, progress=False).audio
+    unguided = pipe("a bell rings", duration=0.3, seed=1, guidance=1.0, progress=False).audio
+    negative = pipe("a bell rings", duration=0.3, seed=1, negative_prompt="noise", progress=False)
+    for audio in (other, unguided, negative.audio):
+        assert np.abs(audio - base).max() > 1e-4
+    assert negative.meta["negative_prompt"] == "noise"
+
+
+def test_unconditional_prompt_ignores_guidance(pipe):
+    a = pipe("", duration=0.2, seed=2, guidance=1.0, progress=False).audio
+    b = pipe("", duration=0.2, seed=2, guidance=5.0, progress=False).audio
+    np.testing.assert_array_equal(a, b)
+
+
+def test_provenance_in_meta(pipe):
+    out = pipe("a bell rings", duration=0.2, seed=9, progress=False)
+    m = out.meta
+    assert m["family"] == "latent_diffusion" and m["sampler"] == "flow_euler"
+    assert m["steps"] == 3 and m["guidance"] == 2.0  # the model's defaults, recorded
+    assert len(m["weights_sha256"]) == 64 and m["soundsmith_version"]
+    assert out.prompt == "a bell rings" and out.seed == 9
+
+
+def test_default_duration_is_the_models(pipe):
+    assert pipe("a bell", seed=0, steps=1, progress=False).audio.shape == (1, int(0.5 * SR))
+
+
+def test_every_sampler_runs(pipe):
+    for sampler in ("flow_euler", "dpmpp"):
+        out = pipe("a bell", duration=0.2, seed=0, sampler=sampler, progress=False)
+        assert out.meta["sampler"] == sampler and np.isfinite(out.audio).all()
+    with pytest.raises(ConfigError, match="does not run prediction_type 'flow'"):
+        pipe("a bell", duration=0.2, sampler="ddim", progress=False)
+
+
+@pytest.mark.parametrize("prediction,sampler", [("epsilon", "ddim"), ("v_prediction", "euler")])
+def test_vp_predictions_run_with_their_samplers(prediction, sampler):
+    model = tiny_model(sampler=sampler)
+    model.config.denoiser.prediction = prediction
+    pipe = LatentDiffusionPipeline(model)
+    out = pipe("a bell", duration=0.2, seed=0, progress=False)
+    assert out.meta["sampler"] == sampler and np.isfinite(out.audio).all()
+
+
+def test_strength_zero_returns_the_round_trip_exactly(pipe):
+    tone = _tone(0.5)
+    out = pipe("a flute", init_audio=tone, strength=0.0, seed=0, progress=False)
+    assert out.audio.shape == (1, len(tone))  # duration follows the init audio
+    np.testing.assert_array_equal(out.audio[0], pipe.round_trip(tone))
+    varied = pipe("a flute", init_audio=tone, strength=0.5, seed=0, progress=False).audio[0]
+    full = pipe("a flute", init_audio=tone, strength=1.0, seed=0, progress=False).audio[0]
+    trip = pipe.round_trip(tone)
+    # partial noising stays nearer the input than full regeneration
+    assert np.abs(varied - trip).mean() < np.abs(full - trip).mean()
+
+
+def test_init_audio_from_a_file(pipe, tmp_path):
+    from soundsmith.audio import save_audio
+
+    path = tmp_path / "in.wav"
+    save_audio(path, _tone(0.4), SR)
+    out = pipe("a flute", init_audio=str(path), strength=0.0, progress=False)
+    np.testing.assert_allclose(out.audio[0], pipe.round_trip(str(path)), atol=1e-6)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(AudioError, match="bad.wav"):
+        pipe("a flute", init_audio=str(tmp_path / "bad.wav"), progress=False)
+
+
+def test_inpainting_keeps_the_rest_of_the_clip(pipe):
+    tone = _tone(1.0)
+    out = pipe("a dog barks", init_audio=tone, inpaint=(0.6, 1.0), seed=0, progress=False).audio[0]
+    trip = pipe.round_trip(tone)
+    kept = slice(0, int(0.45 * SR))  # away from the boundary (decoder and vocoder receptive fields)
+    new = slice(int(0.7 * SR), SR)
+    np.testing.assert_allclose(out[kept], trip[kept], atol=1e-4)
+    assert np.abs(out[new] - trip[new]).mean() > 10 * np.abs(out[kept] - trip[kept]).mean() + 1e-6
+
+
+def test_candidates_are_ranked_best_first_by_the_clap_score():
+    torch.manual_seed(0)
+    clap = AudioTextContrastive(
+        ClapConfig(text_encoder="hashed:32", text_dim=32, channels=[8, 16], audio_embed_dim=16, proj_dim=16)
+    )
+    pipe = LatentDiffusionPipeline(tiny_model(), reranker=ClapEmbedder(clap))
+    out = pipe("a bell rings", duration=0.3, seed=0, num_candidates=3, progress=False)
+    scores = out.meta["clap_scores"]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 3
+    assert sorted(out.meta["candidate_seeds"]) == [0, 1, 2]
+    unranked = pipe("a bell rings", duration=0.3, seed=0, num_candidates=3, progress=False, rerank=False)
+    for rank, seed in enumerate(out.meta["candidate_seeds"]):
+        np.testing.assert_array_equal(out.audio[rank], unranked.audio[seed])
+    np.testing.assert_allclose(pipe.clap_scores(out.audio, "a bell rings"), scores, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"prompt": "   "}, TextError, "white space"),
+        ({"duration": 0}, ConfigError, "duration"),
+        ({"duration": -1.0}, ConfigError, "duration"),
+        ({"duration": 31.0}, ConfigError, "30 s limit"),
+        ({"steps": 0}, ConfigError, "steps=0"),
+        ({"guidance": -1.0}, ConfigError, "guidance"),
+        ({"strength": 0.5}, ConfigError, "give init_audio"),
+        ({"init_audio": np.zeros(800, np.float32), "strength": 1.5}, ConfigError, "strength=1.5"),
+        ({"init_audio": np.zeros(8000, np.float32), "inpaint": (0.2, 0.9)}, ConfigError, "inpaint range"),
+        ({"init_audio": np.zeros(8000, np.float32), "inpaint": (0.3, 0.1)}, ConfigError, "inpaint range"),
+        ({"init_audio": np.zeros(0, np.float32)}, ConfigError, "init_audio"),
+        ({"negative_prompt": " "}, ConfigError, "negative_prompt"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(pipe, kwargs, error, match):
+    kwargs = {"prompt": "a bell", "duration": 0.2, "progress": False, **kwargs}
+    if "init_audio" in kwargs and kwargs["duration"] == 0.2:
+        del kwargs["duration"]
+    with pytest.raises(error, match=match) as info:
+        pipe(**kwargs)
+    assert "\n" not in str(info.value)

@@ -47,6 +47,15 @@ def best_time(fn: Callable[[], object], repeats: int, bf16: bool = False) -> flo
     return min(times)
 
 
+def gflop_per_audio_second(fn: Callable[[], object], seconds: float) -> float:
+    """Counted FLOPs (matmuls and convolutions) per second of audio: a load-independent cost figure."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9 / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
@@ -69,6 +78,10 @@ def main() -> None:
     )
     print(f"vocoder: {voc_src}, {n_voc:.2f} M parameters; VAE: {vae_src}, {n_vae:.2f} M parameters")
 
+    print(
+        f"counted GFLOP per second of audio: vocoder {gflop_per_audio_second(lambda: vocoder(mel), secs):.2f}, "
+        f"VAE encode + decode {gflop_per_audio_second(lambda: vae(mel), secs):.2f}"
+    )
     gl = secs / best_time(lambda: griffin_lim(mel, mel_cfg, n_iter=64), max(1, args.repeats // 2))
     print(f"Griffin-Lim 64 iterations : {gl:8.1f} x real time")
     for label, bf16 in (("float32", False), ("bf16 autocast", True)):

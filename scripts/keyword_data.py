@@ -7,7 +7,7 @@ Writes, under ``--out``:
   rows say words in (word, voice) pairs that training never hears: "seen voices, held-out clips");
   ``unseen.jsonl``: every clip with a held-out voice (``--holdout-voices``), all in split ``test``.
 
-  python scripts/keyword_data.py --out work/keyword --speech-clips 2400 --other-clips 1600 --workers 2
+  python scripts/keyword_data.py --out work/keyword2 --speech-clips 3000 --other-clips 1600 --workers 2
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 from soundsmith.data.manifest import ManifestRow, read_manifest, write_manifest
 from soundsmith.data.synth import synthesize_corpus
 
-HOLDOUT_VOICES = (3, 4)  # scottish_female, caribbean_male: one woman, one man, neither an extreme
+# scottish_female, caribbean_male (espeak: one woman, one man, neither an extreme) and natural_male_high (piper,
+# index 8 + 3; present only when piper is installed)
+HOLDOUT_VOICES = (3, 4, 11)
 
 
 def voices_of(row: ManifestRow) -> set[int]:

@@ -35,8 +35,8 @@ fi
 declare -A CORE_TESTS=(
     [audio/dsp]="tests/audio/test_audio_dsp.py tests/test_properties.py"
     [eval/base]="tests/eval/test_eval_metrics.py tests/eval/test_eval_sync_uneven.py"
-    [eval/frechet]="tests/eval/test_eval_frechet.py tests/eval/test_eval_metrics.py tests/eval/test_eval_sync_uneven.py"
-    [eval/metrics]="tests/eval/test_eval_metrics.py tests/eval/test_eval_sync_uneven.py"
+    [eval/frechet]="tests/eval/test_eval_frechet.py tests/eval/test_eval_frechet_exact.py tests/eval/test_eval_metrics.py tests/eval/test_eval_sync_uneven.py"
+    [eval/metrics]="tests/eval/test_eval_metrics.py tests/eval/test_eval_metrics_exact.py tests/eval/test_eval_sync_uneven.py"
     [data/dataset]="tests/data/test_data_dataset.py tests/data/test_data_crops_seed.py"
     [data/manifest]="tests/data/test_data_manifest.py tests/test_properties.py"
     [sampling/wavenet_fast]="tests/sampling/test_sampling_wavenet.py tests/sampling/test_wavenet_fast_numeric.py"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from soundsmith import families, pipelines
@@ -75,3 +77,193 @@ def test_duration_help_tells_the_real_default_and_limit():
     help_text = " ".join(r.stdout.split())
     assert f"default: {pipelines.DEFAULT_DURATION_S:g}" in help_text
     assert f"at most {pipelines.MAX_DURATION_S:g}" in help_text
+
+
+# --- the latent-diffusion family through `soundsmith generate` ---------------------------------------------------
+
+
+def _tiny_latent(directory):
+    """A tiny latent-diffusion model directory (VAE and vocoder saved as its sub-folders)."""
+    from soundsmith.models.latent_diffusion import (
+        LatentDenoiserConfig,
+        LatentDiffusion,
+        LatentDiffusionConfig,
+    )
+    from soundsmith.models.vae import MelVAE, VAEConfig
+    from soundsmith.models.vocoder import Vocoder, VocoderConfig
+
+    torch.manual_seed(0)
+    denoiser = LatentDenoiserConfig(
+        latent_channels=8, latent_bins=1, d_model=32, layers=1, heads=2, text_dim=32
+    )
+    config = LatentDiffusionConfig(denoiser=denoiser, text_encoder="hashed:32", steps=2, duration=0.3)
+    parts = {
+        "vae": MelVAE(VAEConfig(channels=[16, 32, 32], latent_channels=8)),
+        "vocoder": Vocoder(VocoderConfig(dim=32, intermediate_dim=64, depth=2)),
+    }
+    model = LatentDiffusion(config, components=parts)
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.05)
+    return save_model(model, directory)
+
+
+@pytest.fixture(scope="module")
+def latent_model(tmp_path_factory):
+    return _tiny_latent(tmp_path_factory.mktemp("ld") / "model")
+
+
+def _tone_file(path, seconds=0.5):
+    from soundsmith.audio import save_audio
+
+    t = np.arange(int(seconds * 16000)) / 16000
+    save_audio(path, (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 16000)
+    return path
+
+
+def test_latent_generate_is_reproducible_and_records_provenance(latent_model, tmp_path, capsys):
+    argv = [
+        "generate",
+        "a bell rings",
+        "--model",
+        str(latent_model),
+        "--seed",
+        "7",
+        "--negative-prompt",
+        "hiss",
+    ]
+    assert main([*argv, "-o", str(tmp_path / "a.wav"), "--steps", "3", "--guidance", "2.5"]) == 0
+    assert main([*argv, "-o", str(tmp_path / "b.wav"), "--steps", "3", "--guidance", "2.5"]) == 0
+    a, sr = load_audio(tmp_path / "a.wav")
+    b, _ = load_audio(tmp_path / "b.wav")
+    assert sr == 16000 and a.shape == (int(0.3 * 16000),)  # the model's default duration
+    np.testing.assert_array_equal(a, b)
+    meta = read_metadata(tmp_path / "a.wav")
+    assert meta["prompt"] == "a bell rings" and meta["seed"] == "7" and meta["negative_prompt"] == "hiss"
+    assert meta["steps"] == "3" and meta["guidance"] == "2.5" and meta["sampler"] == "flow_euler"
+    assert meta["family"] == "latent_diffusion" and meta["model"] == str(latent_model)
+    assert len(meta["weights_sha256"]) == 64 and meta["soundsmith_version"]
+    assert main([*argv, "-o", str(tmp_path / "c.wav"), "--duration", "0.55"]) == 0
+    assert load_audio(tmp_path / "c.wav")[0].shape == (int(0.55 * 16000),)
+
+
+def test_latent_candidates_are_ranked_by_the_shipped_clap(latent_model, tmp_path, monkeypatch, capsys):
+    from soundsmith.models.clap import AudioTextContrastive, ClapConfig
+    from soundsmith.models.registry import SHIPPED_ENV
+
+    torch.manual_seed(0)
+    clap = ClapConfig(
+        text_encoder="hashed:32", text_dim=32, channels=[8, 16], audio_embed_dim=16, proj_dim=16
+    )
+    save_model(AudioTextContrastive(clap), tmp_path / "shipped" / "clap")
+    monkeypatch.setenv(SHIPPED_ENV, str(tmp_path / "shipped"))
+    out = tmp_path / "gen.wav"
+    assert main(["generate", "rain", "--model", str(latent_model), "-o", str(out), "-n", "3"]) == 0
+    files = capsys.readouterr().out.split()
+    assert files == [str(tmp_path / f"gen-{i}.wav") for i in range(3)]
+    meta = read_metadata(files[0])
+    scores = json.loads(meta["clap_scores"])
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_latent_prompts_file_text_and_jsonl(latent_model, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text(
+        "# a comment\na bell rings\n\n"
+        '{"prompt": "rain on a roof", "seed": 4, "duration": 0.2, "name": "rain", "negative_prompt": "wind"}\n'
+    )
+    out_dir = tmp_path / "out"
+    argv = [
+        "generate",
+        "--model",
+        str(latent_model),
+        "--prompts-file",
+        str(prompts),
+        "--out-dir",
+        str(out_dir),
+    ]
+    assert main([*argv, "--seed", "1"]) == 0
+    rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["a bell rings", "rain on a roof"]
+    assert rows[0]["seed"] == 1 and rows[1]["seed"] == 4 and rows[1]["negative_prompt"] == "wind"
+    assert rows[1]["files"] == [str(out_dir / "rain.wav")]
+    assert load_audio(out_dir / "rain.wav")[0].shape == (int(0.2 * 16000),)
+    first, _ = load_audio(rows[0]["files"][0])
+    assert (
+        main(
+            [
+                "generate",
+                "a bell rings",
+                "--model",
+                str(latent_model),
+                "--seed",
+                "1",
+                "-o",
+                str(tmp_path / "x.wav"),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(first, load_audio(tmp_path / "x.wav")[0])  # same as the single command
+
+
+def test_latent_init_audio_strength_and_inpaint(latent_model, tmp_path):
+    from soundsmith.pipelines import load_pipeline
+
+    tone = _tone_file(tmp_path / "in.wav")
+    base = ["generate", "a dog barks", "--model", str(latent_model), "--init-audio", str(tone)]
+    assert main([*base, "--strength", "0", "-o", str(tmp_path / "s0.wav")]) == 0
+    trip = load_pipeline(latent_model).round_trip(str(tone))
+    got, _ = load_audio(tmp_path / "s0.wav")
+    np.testing.assert_allclose(got, trip, atol=1e-4)  # 16-bit-free float WAV round trip
+    assert main([*base, "--inpaint", "0.3:0.5", "-o", str(tmp_path / "ip.wav")]) == 0
+    assert read_metadata(tmp_path / "ip.wav")["inpaint"] == "0.3:0.5"
+    assert load_audio(tmp_path / "ip.wav")[0].shape == trip.shape
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--steps", "0"], "steps=0"),
+        (["--duration", "31"], "30 s limit"),
+        (["--duration", "0"], "duration"),
+        (["--inpaint", "0.3-0.5", "--init-audio", "{tone}"], "START:END"),
+        (["--inpaint", "0.3:9", "--init-audio", "{tone}"], "inpaint range"),
+        (["--strength", "2", "--init-audio", "{tone}"], "strength=2"),
+        (["--init-audio", "{missing}"], "missing.wav"),
+        (["--prompts-file", "{tone}"], "not both"),
+    ],
+)
+def test_latent_bad_input_is_one_line_exit_1(latent_model, tmp_path, capsys, extra, message):
+    tone = _tone_file(tmp_path / "in.wav")
+    extra = [e.format(tone=tone, missing=tmp_path / "missing.wav") for e in extra]
+    assert (
+        main(["generate", "a bell", "--model", str(latent_model), "-o", str(tmp_path / "o.wav"), *extra]) == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
+def test_empty_prompt_and_bad_prompts_files(latent_model, tmp_path, capsys):
+    assert main(["generate", "", "--model", str(latent_model), "-o", str(tmp_path / "o.wav")]) == 1
+    assert "prompt is empty" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "sed": 3}\n')
+    assert (
+        main(
+            ["generate", "--model", str(latent_model), "--prompts-file", str(bad), "--out-dir", str(tmp_path)]
+        )
+        == 1
+    )
+    assert "bad.jsonl:1: unknown key(s) sed" in capsys.readouterr().err
+    assert main(["generate", "--model", str(latent_model), "--prompts-file", str(bad)]) == 1
+    assert "needs --out-dir" in capsys.readouterr().err
+
+
+def test_options_a_family_does_not_take_are_clear_errors(latent_model, tmp_path, capsys):
+    wavenet = _tiny_wavenet(tmp_path / "wn")
+    tone = _tone_file(tmp_path / "in.wav")
+    assert main(["generate", "a", "--model", str(wavenet), "--init-audio", str(tone)]) == 1
+    assert "--init-audio is not supported by the wavenet family" in capsys.readouterr().err
+    assert main(["generate", "a", "--model", str(latent_model), "--temperature", "0.5"]) == 1
+    assert "--temperature is not supported by the latent_diffusion family" in capsys.readouterr().err

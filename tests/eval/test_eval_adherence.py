@@ -51,6 +51,9 @@ def test_pitch_track_of_a_tone_and_a_sweep():
 
 def test_counts_brightness_and_checks():
     assert [adh.count_events(beeps(n), SR) for n in (1, 3, 4)] == [1, 3, 4]
+    ringing = beeps(2)
+    ringing[-SR // 4 :] = tone(880, 0.25)  # sounding up to the last sample: no extra peak at the edge
+    assert adh.count_events(ringing, SR) == 3
     assert adh.spectral_centroid_hz(noise(), SR) > adh.BRIGHT_HZ > adh.spectral_centroid_hz(tone(200), SR)
     m = adh.measure(beeps(3), SR, class_probs=np.array([0.1, 0.9, 0.2]), class_labels=["a", "beeps", "c"])
     asks = {"class": ["beeps"], "count": 3, "pitch": 81.0, "noise_tone": "tone", "brightness": "dark"}

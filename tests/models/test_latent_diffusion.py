@@ -1,10 +1,23 @@
-"""The latent-diffusion denoiser: shapes, any length, text masking, caption dropping, bad input."""
+"""The latent-diffusion denoiser (shapes, any length, text masking, caption dropping, bad input) and the composite
+(shipped parts by reference, exact save/load, latent length following the duration, parts that do not fit)."""
+
+import json
 
 import pytest
 import torch
 
+from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError, ModelError
-from soundsmith.models.latent_diffusion import LatentDenoiser, LatentDenoiserConfig, rotary
+from soundsmith.models.latent_diffusion import (
+    LatentDenoiser,
+    LatentDenoiserConfig,
+    LatentDiffusion,
+    LatentDiffusionConfig,
+    rotary,
+)
+from soundsmith.models.registry import SHIPPED_ENV, ShippedRef, load_model, save_model
+from soundsmith.models.vae import MelVAE, VAEConfig
+from soundsmith.models.vocoder import Vocoder, VocoderConfig
 
 
 def _model(seed: int = 0, **kw) -> LatentDenoiser:
@@ -127,3 +140,126 @@ def test_bad_shapes_and_configs_are_clear_errors():
         LatentDenoiserConfig(d_model=30, heads=4)
     with pytest.raises(ConfigError, match="prediction"):
         LatentDenoiserConfig(prediction="score")
+
+
+# --- the composite: LatentDiffusion --------------------------------------------------------------------------
+
+
+def _composite_config(**kw) -> LatentDiffusionConfig:
+    denoiser = LatentDenoiserConfig(
+        latent_channels=8, latent_bins=1, d_model=32, layers=1, heads=2, text_dim=32
+    )
+    return LatentDiffusionConfig(denoiser=denoiser, text_encoder="hashed:32", **kw)
+
+
+@pytest.fixture
+def shipped_parts(tmp_path, monkeypatch):
+    """Tiny VAE and vocoder saved as shipped models ``tiny_vae`` / ``tiny_vocoder`` in a temporary folder."""
+    torch.manual_seed(0)
+    save_model(MelVAE(VAEConfig(channels=[16, 32, 32], latent_channels=8)), tmp_path / "shipped" / "tiny_vae")
+    save_model(
+        Vocoder(VocoderConfig(dim=32, intermediate_dim=64, depth=2)), tmp_path / "shipped" / "tiny_vocoder"
+    )
+    monkeypatch.setenv(SHIPPED_ENV, str(tmp_path / "shipped"))
+    return _composite_config(vae="tiny_vae", vocoder="tiny_vocoder")
+
+
+def test_composite_defaults_to_shipped_parts_and_round_trips_exactly(shipped_parts, tmp_path):
+    torch.manual_seed(3)
+    model = LatentDiffusion(shipped_parts).eval()
+    assert model.component_refs()["vae"] == ShippedRef("tiny_vae")
+    assert not list(model.components)  # frozen parts by reference: not submodules
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.1)
+    save_model(model, tmp_path / "ld")
+    meta = json.loads((tmp_path / "ld" / "config.json").read_text())
+    assert meta["components"] == {
+        "vae": {"shipped": "tiny_vae"},
+        "vocoder": {"shipped": "tiny_vocoder"},
+        "text_encoder": {"text_encoder": "hashed:32"},
+    }
+    assert sorted(p.name for p in (tmp_path / "ld").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load_model(tmp_path / "ld")
+    assert type(loaded) is LatentDiffusion and loaded.config == model.config
+    audio = torch.randn(2, 4000, generator=torch.Generator().manual_seed(0)) * 0.1
+    lat = model.audio_to_latents(audio)
+    tokens, mask, pooled = model.encode_text(["a bell", "soft rain falls"])
+    t = torch.tensor([0.3, 0.8])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(lat, t, tokens, mask, pooled), model(lat, t, tokens, mask, pooled))
+    torch.testing.assert_close(loaded.round_trip(audio), model.round_trip(audio), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.5, 4.0, 30.0])
+def test_latent_length_follows_the_duration(shipped_parts, seconds):
+    model = LatentDiffusion(shipped_parts)
+    n = int(seconds * 16000)
+    frames = n // 160 + 1  # the mel front end's centred frames
+    assert model.latent_shape(n) == (8, 1, -(-frames // 4))
+    if seconds <= 0.5:
+        audio = torch.zeros(1, n)
+        assert model.audio_to_latents(audio).shape == (1, *model.latent_shape(n))
+        assert model.round_trip(audio).shape == (1, n)
+
+
+def test_posterior_sample_is_seeded(shipped_parts):
+    model = LatentDiffusion(shipped_parts)
+    audio = torch.randn(1, 3200, generator=torch.Generator().manual_seed(1)) * 0.1
+    a = model.audio_to_latents(audio, generator=torch.Generator().manual_seed(5))
+    b = model.audio_to_latents(audio, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, model.audio_to_latents(audio))  # the mean differs from a sample
+
+
+def test_config_from_yaml_mapping_and_bad_values():
+    cfg = dataclass_from_dict(
+        LatentDiffusionConfig,
+        {"text_encoder": "hashed:32", "denoiser": {"d_model": 64, "heads": 2, "text_dim": 32}, "steps": 6},
+    )
+    assert cfg.denoiser.d_model == 64 and cfg.denoiser.text_encoder == "hashed:32" and cfg.steps == 6
+    with pytest.raises(ConfigError, match="unknown key"):
+        dataclass_from_dict(LatentDiffusionConfig, {"denoiser": {"width": 3}})
+    with pytest.raises(ConfigError, match="sampler"):
+        LatentDiffusionConfig(sampler="heun")
+    with pytest.raises(ConfigError, match="steps"):
+        LatentDiffusionConfig(steps=0)
+    with pytest.raises(ConfigError, match="duration"):
+        LatentDiffusionConfig(duration=40.0)
+
+
+def test_parts_that_do_not_fit_are_one_line_errors():
+    vae = MelVAE(VAEConfig(channels=[16, 32, 32], latent_channels=8))
+    voc = Vocoder(VocoderConfig(dim=32, intermediate_dim=64, depth=2))
+    with pytest.raises(ModelError, match="latent channels"):
+        LatentDiffusion(
+            LatentDiffusionConfig(
+                denoiser=LatentDenoiserConfig(
+                    latent_channels=4, latent_bins=1, d_model=32, heads=2, text_dim=32
+                ),
+                text_encoder="hashed:32",
+            ),
+            {"vae": vae, "vocoder": voc},
+        ).check_parts()
+    with pytest.raises(ModelError, match="expects text_dim=384"):
+        LatentDiffusion(
+            LatentDiffusionConfig(
+                denoiser=LatentDenoiserConfig(latent_channels=8, latent_bins=1, d_model=32, heads=2),
+                text_encoder="hashed:32",
+            ),
+            {"vae": vae, "vocoder": voc},
+        ).check_parts()
+    other_mel = Vocoder(VocoderConfig(dim=32, intermediate_dim=64, depth=2, n_mels=80))
+    with pytest.raises(ModelError, match="n_mels"):
+        LatentDiffusion(_composite_config(), {"vae": vae, "vocoder": other_mel}).check_parts()
+    with pytest.raises(ModelError, match="no component 'denoiser'"):
+        LatentDiffusion(_composite_config(), {"denoiser": voc})
+
+
+def test_module_parts_are_frozen():
+    vae = MelVAE(VAEConfig(channels=[16, 32, 32], latent_channels=8))
+    model = LatentDiffusion(
+        _composite_config(), {"vae": vae, "vocoder": Vocoder(VocoderConfig(dim=32, depth=1))}
+    )
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("denoiser.") for n in trainable)

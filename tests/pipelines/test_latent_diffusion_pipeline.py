@@ -21,7 +21,9 @@ SR = 16000
 def tiny_model(seed: int = 0, **overrides) -> LatentDiffusion:
     """Tiny denoiser (weights randomised: the zero-initialised output layer would predict 0), VAE and vocoder."""
     torch.manual_seed(seed)
-    denoiser = LatentDenoiserConfig(latent_channels=4, latent_bins=2, d_model=32, layers=2, heads=2, text_dim=32)
+    denoiser = LatentDenoiserConfig(
+        latent_channels=4, latent_bins=2, d_model=32, layers=2, heads=2, text_dim=32
+    )
     config = LatentDiffusionConfig(
         denoiser=denoiser, text_encoder="hashed:32", steps=3, guidance=2.0, duration=0.5, **overrides
     )
@@ -74,15 +76,9 @@ def test_prompt_guidance_and_negative_prompt_change_the_audio(pipe):
     other = pipe("heavy rain on a tin roof", duration=0.3, seed=1, progress=False).audio
     unguided = pipe("a bell rings", duration=0.3, seed=1, guidance=1.0, progress=False).audio
     negative = pipe("a bell rings", duration=0.3, seed=1, negative_prompt="noise", progress=False)
-    for audio in (other, unguided, negative.audio):
-        assert np.abs(audio - base).max() > 1e-4
+    for audio in (other, unguided, negative.audio):  # the same request gives identical audio (above)
+        assert np.abs(audio - base).max() > 1e-6
     assert negative.meta["negative_prompt"] == "noise"
-
-
-def test_unconditional_prompt_ignores_guidance(pipe):
-    a = pipe("", duration=0.2, seed=2, guidance=1.0, progress=False).audio
-    b = pipe("", duration=0.2, seed=2, guidance=5.0, progress=False).audio
-    np.testing.assert_array_equal(a, b)
 
 
 def test_provenance_in_meta(pipe):
@@ -169,6 +165,7 @@ def test_candidates_are_ranked_best_first_by_the_clap_score():
     "kwargs,error,match",
     [
         ({"prompt": "   "}, TextError, "white space"),
+        ({"prompt": ""}, TextError, "the prompt is empty"),
         ({"duration": 0}, ConfigError, "duration"),
         ({"duration": -1.0}, ConfigError, "duration"),
         ({"duration": 31.0}, ConfigError, "30 s limit"),

@@ -1,25 +1,61 @@
-"""``soundsmith generate``: text in, audio file out, through the model family's declared pipeline."""
+"""``soundsmith generate``: text in, audio file(s) out, through the model family's declared pipeline.
+
+One prompt: ``soundsmith generate "a flute plays a high soft note" -o flute.wav``. Many: ``--prompts-file F
+--out-dir D`` (text lines, or JSONL objects with per-line overrides) writes one file per prompt plus
+``D/results.jsonl``. Audio-to-audio: ``--init-audio F --strength S``; inpainting: ``--init-audio F --inpaint
+START:END``. The functions here (:func:`read_prompts_file`, :func:`generate_many`, :func:`family_kwargs`) are the
+library side of the command, callable from Python.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
+import re
+from pathlib import Path
+from typing import Any
 
 # Kept in step with soundsmith.pipelines.base (tests/cli checks it) so that `--help` need not import torch.
 DEFAULT_DURATION_S = 1.0
 MAX_DURATION_S = 600.0
+
+# command-line option -> the pipeline keyword it becomes (families declare support through their signature)
+FAMILY_OPTIONS = {
+    "--temperature": "temperature",
+    "--top-k": "top_k",
+    "--top-p": "top_p",
+    "--negative-prompt": "negative_prompt",
+    "--init-audio": "init_audio",
+    "--strength": "strength",
+    "--inpaint": "inpaint",
+}
+# keys a JSONL line of --prompts-file may set
+LINE_KEYS = (
+    "prompt",
+    "name",
+    "duration",
+    "steps",
+    "guidance",
+    "seed",
+    "num_candidates",
+    *FAMILY_OPTIONS.values(),
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate", help="generate audio from a text prompt", description="Generate audio from text."
     )
-    p.add_argument("prompt", help='what to generate, e.g. "three beeps over steady rain"')
+    p.add_argument(
+        "prompt", nargs="?", default=None, help='what to generate, e.g. "three beeps over steady rain"'
+    )
     p.add_argument(
         "--model",
         default="default",
         help="model directory, run directory, or shipped model name (`soundsmith models list` lists them)",
     )
-    p.add_argument("--out", default="out.wav", help="output audio file (.wav, .flac, .ogg)")
+    p.add_argument("-o", "--out", default="out.wav", help="output audio file (.wav, .flac, .ogg)")
     p.add_argument(
         "--duration",
         type=float,
@@ -29,22 +65,145 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--num-candidates", type=int, default=1, help="candidates to generate (out-0.wav, out-1.wav...)"
+        "-n",
+        "--num-candidates",
+        type=int,
+        default=1,
+        help="candidates to generate (out-0.wav, out-1.wav...; diffusion families rank them best first)",
     )
     p.add_argument("--steps", type=int, help="sampler steps (diffusion families)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (diffusion families)")
+    p.add_argument("--negative-prompt", help="what to steer away from (diffusion families)")
     p.add_argument("--temperature", type=float, help="sampling temperature (autoregressive families)")
     p.add_argument("--top-k", type=int, help="top-k sampling (autoregressive families)")
     p.add_argument("--top-p", type=float, help="nucleus sampling (autoregressive families)")
+    p.add_argument("--init-audio", help="audio file to vary (--strength) or inpaint (--inpaint)")
+    p.add_argument(
+        "--strength", type=float, help="with --init-audio: 0 keeps the input, 1 ignores it (default 0.6)"
+    )
+    p.add_argument(
+        "--inpaint", metavar="START:END", help="with --init-audio: seconds to regenerate, e.g. 1.5:2.5"
+    )
+    p.add_argument(
+        "--prompts-file",
+        help='one prompt per line, or JSONL objects with per-line overrides ({"prompt": ..., "seed": 3})',
+    )
+    p.add_argument("--out-dir", help="with --prompts-file: folder for the files and results.jsonl")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
 
 
+def parse_inpaint(value: Any) -> tuple[float, float]:
+    """``"1.5:2.5"`` or ``[1.5, 2.5]`` -> ``(1.5, 2.5)``; anything else is a one-line ConfigError."""
+    from soundsmith.errors import ConfigError
+
+    try:
+        parts = value.split(":") if isinstance(value, str) else list(value)
+        start, end = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--inpaint {value!r}: give START:END in seconds, e.g. 1.5:2.5") from None
+    return start, end
+
+
+def family_kwargs(pipe: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The family options that were given (not None), checked against what ``pipe`` takes.
+
+    ``options`` maps pipeline keywords (``FAMILY_OPTIONS`` values) to values; an option the family's
+    ``generate`` does not take is a one-line ConfigError naming it.
+    """
+    from soundsmith.errors import ConfigError
+
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = inspect.signature(pipe.generate).parameters
+    flags = {v: k for k, v in FAMILY_OPTIONS.items()}
+    for key in given:
+        if key not in accepted:
+            raise ConfigError(f"{flags.get(key, key)} is not supported by the {pipe.family} family")
+    if "inpaint" in given:
+        given["inpaint"] = parse_inpaint(given["inpaint"])
+    return given
+
+
+def read_prompts_file(path: str | Path) -> list[dict[str, Any]]:
+    """Requests from a prompts file: a text line is ``{"prompt": line}``; a line starting with ``{`` is a JSON
+    object with ``prompt`` and any of :data:`LINE_KEYS`. Blank lines and ``#`` comments are skipped."""
+    from soundsmith.errors import ConfigError
+
+    path = Path(path)
+    requests: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("{"):
+            requests.append({"prompt": line})
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
+            raise ConfigError(f'{path}:{number}: a JSON line needs a "prompt" string')
+        unknown = sorted(set(item) - set(LINE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{path}:{number}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(LINE_KEYS)}"
+            )
+        requests.append(item)
+    if not requests:
+        raise ConfigError(f'{path}: no prompts (one per line, or JSON objects with a "prompt")')
+    return requests
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "sound"
+
+
+def generate_many(
+    pipe: Any,
+    requests: list[dict[str, Any]],
+    out_dir: str | Path,
+    defaults: dict[str, Any],
+    progress: bool = True,
+) -> Path:
+    """Run every request (``defaults`` overridden per request) and write ``out_dir/<index>-<slug>.wav`` (or the
+    request's ``name``) plus ``out_dir/results.jsonl`` (one line per request: files, prompt, seed, provenance).
+    Returns the path of ``results.jsonl``."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = out_dir / "results.jsonl"
+    with open(results, "w", encoding="utf-8") as log:
+        for index, request in enumerate(tqdm(requests, desc="prompts", disable=not progress)):
+            settings = {**defaults, **{k: v for k, v in request.items() if k not in ("prompt", "name")}}
+            family = family_kwargs(pipe, {k: settings.pop(k, None) for k in FAMILY_OPTIONS.values()})
+            result = pipe(request["prompt"], progress=False, **settings, **family)
+            name = request.get("name") or f"{index:04d}-{_slug(request['prompt'])}"
+            files = result.save(out_dir / f"{name}.wav")
+            row = {
+                "index": index,
+                "prompt": request["prompt"],
+                "seed": result.seed,
+                "files": [str(f) for f in files],
+            }
+            row.update({k: v for k, v in result.meta.items() if k not in row})
+            log.write(json.dumps(row, default=str) + "\n")
+            log.flush()
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
-    from soundsmith.errors import ModelError
+    from soundsmith.errors import ConfigError, ModelError
     from soundsmith.models.registry import shipped_models
     from soundsmith.pipelines import load_pipeline
 
+    if (args.prompt is None) == (args.prompts_file is None):
+        raise ConfigError('give one prompt ("a bell rings") or --prompts-file F --out-dir D, not both')
+    if args.prompts_file is not None and not args.out_dir:
+        raise ConfigError("--prompts-file needs --out-dir (the folder for the files and results.jsonl)")
+    if args.prompts_file is not None:
+        requests = read_prompts_file(args.prompts_file)  # bad files fail before the model loads
     shipped = shipped_models()
     if args.model == "default" and "default" not in shipped:
         names = ", ".join(shipped) or "none"
@@ -52,20 +211,19 @@ def run(args: argparse.Namespace) -> int:
             f"there is no default generator yet; give --model a run or model directory (shipped models: {names})"
         )
     pipe = load_pipeline(args.model, device=args.device)
-    family_kwargs = {
-        k: v
-        for k, v in {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}.items()
-        if v is not None
+    options = {kw: getattr(args, flag[2:].replace("-", "_")) for flag, kw in FAMILY_OPTIONS.items()}
+    common = {
+        "duration": args.duration,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "seed": args.seed,
+        "num_candidates": args.num_candidates,
     }
-    result = pipe(
-        args.prompt,
-        duration=args.duration,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        num_candidates=args.num_candidates,
-        **family_kwargs,
-    )
+    if args.prompts_file is not None:
+        defaults = {**common, **{k: v for k, v in options.items() if v is not None}}
+        print(generate_many(pipe, requests, args.out_dir, defaults))
+        return 0
+    result = pipe(args.prompt, **common, **family_kwargs(pipe, options))
     for path in result.save(args.out):
         print(path)
     return 0

@@ -16,11 +16,12 @@ from soundsmith.cli import data as data_cmd
 from soundsmith.cli import evaluate as evaluate_cmd
 from soundsmith.cli import generate as generate_cmd
 from soundsmith.cli import models as models_cmd
+from soundsmith.cli import serve as serve_cmd
 from soundsmith.cli import train as train_cmd
 from soundsmith.cli import wavenet as wavenet_cmd
 
 # Each module adds its subcommand(s) with `add_parser(subparsers)` and sets `func` on the namespace.
-COMMANDS = [data_cmd, train_cmd, generate_cmd, evaluate_cmd, models_cmd, wavenet_cmd]
+COMMANDS = [data_cmd, train_cmd, generate_cmd, evaluate_cmd, models_cmd, serve_cmd, wavenet_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

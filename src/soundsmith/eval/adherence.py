@@ -8,7 +8,7 @@ An *ask* is what a prompt requests, as a dict (:data:`ATTRIBUTES` are its keys, 
 | ``word`` | one of the recognizer's words | spoken-word recognizer | its top class is the word |
 | ``pitch`` | ``midi_pitch`` of a held note | pYIN median f0 over voiced frames | within 50 cents |
 | ``register`` | low / middle / high (+ the MIDI range it means for that instrument or event) | pYIN 10th-percentile f0 (the phrase's root) | inside the range, +-1 semitone |
-| ``count`` | number of events | peaks of the 10 ms RMS envelope (dB) with >= 3 dB prominence, >= 80 ms apart | equal |
+| ``count`` | number of events | rises of the 10 ms RMS envelope by >= 3 dB after a >= 3 dB fall | equal |
 | ``direction`` | rising / falling | pYIN track: last third of voiced frames against the first third | same sign, >= 1 semitone |
 | ``loudness`` | soft / loud | RMS level, over pairs of clips asked soft and loud | the loud clip is louder |
 | ``noise_tone`` | noise / tone | share of sounding frames that pYIN finds voiced | >= 0.5 for tone, < 0.5 for noise |
@@ -189,19 +189,17 @@ class Measurements:
 
 
 COUNT_PROMINENCE_DB = 3.0
-COUNT_MIN_GAP_S = 0.08
 COUNT_FLOOR_DB = 40.0
 
 
 def count_events(audio: np.ndarray, sr: int) -> int:
-    """Number of sound events in a clip ``[T]``: peaks of its RMS envelope (dB, 10 ms hop, floored 40 dB below
-    the maximum) that stand >= 3 dB above their surroundings, >= 80 ms apart.
+    """Number of sound events in a clip ``[T]``: rises of its RMS envelope (dB, 10 ms hop, floored 40 dB below
+    the maximum) by >= 3 dB after a fall of >= 3 dB (hysteresis, so a steady or wobbling note counts once).
 
-    On corpus clips this counts repeated notes and drum hits better than spectral-flux onsets (which split a
-    kick drum's click and body and miss legato repeats): 0.875 against 0.675 exact on 200 counted clips.
+    On corpus clips this counts repeated notes, bells and drum hits better than spectral-flux onsets (which
+    split a kick drum's click and body and miss legato repeats): 0.950 against 0.615 exact on 200 counted clips.
     """
     import librosa
-    from scipy.signal import find_peaks
 
     x = np.asarray(audio, dtype=np.float32)
     if rms_dbfs(x) < -60.0:
@@ -209,13 +207,19 @@ def count_events(audio: np.ndarray, sr: int) -> int:
     hop = max(1, sr // 100)
     rms = librosa.feature.rms(y=x, frame_length=4 * hop, hop_length=hop)[0]
     db = 20 * np.log10(np.maximum(rms, 1e-8))
-    db = np.convolve(db, np.ones(3) / 3, mode="same")
+    db = np.convolve(np.pad(db, 1, mode="edge"), np.ones(3) / 3, mode="valid")  # edge-padded: no edge peaks
     db = np.maximum(db, db.max() - COUNT_FLOOR_DB)
-    padded = np.concatenate([[db.min()], db, [db.min()]])  # a clip that starts or ends loud still has a peak
-    peaks, _ = find_peaks(
-        padded, prominence=COUNT_PROMINENCE_DB, distance=max(1, int(COUNT_MIN_GAP_S * sr / hop))
-    )
-    return int(len(peaks))
+    count, rising, ref = 0, True, float(db.min())  # starts from the floor: a clip that starts loud counts
+    for v in db.tolist():
+        if rising:
+            ref = min(ref, v)
+            if v >= ref + COUNT_PROMINENCE_DB:
+                count, rising, ref = count + 1, False, v
+        else:
+            ref = max(ref, v)
+            if v <= ref - COUNT_PROMINENCE_DB:
+                rising, ref = True, v
+    return count
 
 
 def spectral_centroid_hz(audio: np.ndarray, sr: int) -> float:

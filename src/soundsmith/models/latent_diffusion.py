@@ -88,12 +88,20 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-def rotary(x: Tensor, base: float) -> Tensor:
+def rotary_angles(
+    T: int, D: int, base: float, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """``(cos, sin)``, each ``[T, D/2]``: the rotary angles of positions ``0..T-1`` (computed once per forward)."""
+    inv = 1.0 / (base ** (torch.arange(0, D, 2, device=device, dtype=torch.float32) / D))
+    angles = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv[None]  # [T, D/2]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotary(x: Tensor, base: float, angles: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Rotary position embedding over the sequence axis of ``x [B, H, T, D]`` (D even)."""
-    T, D = x.shape[-2], x.shape[-1]
-    inv = 1.0 / (base ** (torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D))
-    angles = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * inv[None]  # [T, D/2]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    cos, sin = (
+        angles if angles is not None else rotary_angles(x.shape[-2], x.shape[-1], base, x.device, x.dtype)
+    )
     x1, x2 = x[..., 0::2], x[..., 1::2]
     out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
     return out.flatten(-2)
@@ -123,13 +131,21 @@ class Block(nn.Module):
         B, T, d = x.shape
         return x.view(B, T, self.heads, d // self.heads).transpose(1, 2)
 
-    def forward(self, x: Tensor, cond: Tensor, text: Tensor, text_mask: Tensor) -> Tensor:
-        """x ``[B, T, d]``, cond ``[B, d]``, text ``[B, L, text_dim]``, text_mask ``[B, L]`` bool -> ``[B, T, d]``."""
+    def forward(
+        self,
+        x: Tensor,
+        cond: Tensor,
+        text: Tensor,
+        text_mask: Tensor,
+        angles: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """x ``[B, T, d]``, cond ``[B, d]``, text ``[B, L, text_dim]``, text_mask ``[B, L]`` bool -> ``[B, T, d]``;
+        ``angles``: :func:`rotary_angles` for ``T`` (computed here when None)."""
         B, T, d = x.shape
         s1, b1, g1, s2, b2, g2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
         h = self.norm1(x) * (1 + s1) + b1
         q, k, v = (self._heads(z) for z in self.qkv(h).chunk(3, dim=-1))
-        q, k = rotary(q, self.rope_base), rotary(k, self.rope_base)
+        q, k = rotary(q, self.rope_base, angles), rotary(k, self.rope_base, angles)
         a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, d)
         x = x + g1 * self.proj(a)
         q = self._heads(self.q_cross(self.norm2(x)))
@@ -194,8 +210,11 @@ class LatentDenoiser(nn.Module):
             text_mask = torch.where(keep[:, None], text_mask, first)
         h = self.inp(x.reshape(B, C * Fb, T).transpose(1, 2))  # [B, T, d]
         cond = self.time_mlp(timestep_embedding(t, c.d_model)) + self.pooled_proj(pooled)  # [B, d]
+        angles = rotary_angles(
+            T, c.d_model // c.heads, c.rope_base, h.device, h.dtype
+        )  # shared by the blocks
         for block in self.blocks:
-            h = block(h, cond, text_tokens, text_mask)
+            h = block(h, cond, text_tokens, text_mask, angles)
         shift, scale = self.out_mod(F.silu(cond))[:, None].chunk(2, dim=-1)
         h = self.out(self.out_norm(h) * (1 + scale) + shift)  # [B, T, C*F]
         return h.transpose(1, 2).reshape(B, C, Fb, T)

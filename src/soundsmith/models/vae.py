@@ -33,7 +33,7 @@ SILENCE_LOG_MEL = math.log(1e-5)  # what mel_spectrogram gives for silence (its 
 
 @dataclass
 class VAEConfig:
-    channels: list[int] = field(default_factory=lambda: [128, 256, 256])  # one level each; halve time between
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # one level each; halve time between
     latent_channels: int = 128
     kernel_size: int = 3
     mel_mean: float = -5.0  # log-mel normalisation: (mel - mel_mean) / mel_std before the encoder

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from soundsmith.errors import ConfigError, ModelError
+from soundsmith.errors import ConfigError, ModelError, TextError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource, Pipeline
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
@@ -121,13 +121,8 @@ class LatentDiffusionPipeline(Pipeline):
         mask[..., lo : max(hi, lo + 1)] = True
         return mask
 
-    def _branch(self, prompt: str | None, drop: bool) -> Branch:
-        if prompt:
-            tokens, mask, pooled = self.model.encode_text([prompt])
-        else:  # nothing to encode: the null embedding replaces whatever is here
-            d = self.model.config.denoiser
-            tokens, mask = torch.zeros(1, 1, d.text_dim), torch.ones(1, 1, dtype=torch.bool)
-            pooled = torch.zeros(1, d.text_dim)
+    def _branch(self, prompt: str, drop: bool) -> Branch:
+        tokens, mask, pooled = self.model.encode_text([prompt])
         return tokens, mask, pooled, torch.tensor([drop])
 
     @staticmethod
@@ -166,6 +161,8 @@ class LatentDiffusionPipeline(Pipeline):
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
         guidance = c.guidance if guidance is None else guidance
+        if not prompt.strip():
+            raise TextError('the prompt is empty; describe the sound, e.g. "a flute plays a high soft note"')
         self._check(duration, steps, guidance, strength)
         if negative_prompt is not None and not (isinstance(negative_prompt, str) and negative_prompt.strip()):
             raise ConfigError("negative_prompt is empty; give text to steer away from, or leave it out")
@@ -176,16 +173,16 @@ class LatentDiffusionPipeline(Pipeline):
         device, n = self.device, len(seeds)
 
         # 1. text: the prompt, and the unconditional branch (the negative prompt, or the learned null text)
-        conditional = bool(prompt.strip())
-        cond = self._branch(prompt if conditional else None, drop=not conditional)
-        guided = conditional and guidance != 1.0
+        cond = self._branch(prompt, drop=False)
+        guided = guidance != 1.0
         branches = [cond]
         if guided:
-            branches.append(
+            uncond = (
                 self._branch(negative_prompt, drop=False)
                 if negative_prompt
-                else cond[:3] + (torch.tensor([True]),)
+                else (*cond[:3], torch.tensor([True]))
             )
+            branches.append(uncond)
         text = self._batch(branches, n, device)
 
         # 2. seeded initial latents: candidate i draws its noise from seeds[i] alone
@@ -248,7 +245,7 @@ class LatentDiffusionPipeline(Pipeline):
             meta["inpaint"] = f"{float(inpaint[0]):g}:{float(inpaint[1]):g}"
 
         # 7. several candidates: best first by the CLAP-style text-audio score
-        if n > 1 and rerank and conditional:
+        if n > 1 and rerank:
             scores = self.clap_scores(audio, prompt)
             order = np.argsort(-scores, kind="stable")
             audio = audio[order]

@@ -47,6 +47,7 @@ def test_train_and_valid_never_hold_test_combinations():
         assert bool(combos) == (s["split"] == "test"), s
 
 
+@pytest.mark.slow  # ~25 s on the shared 2-core machine: each spawned worker imports torch, FluidR3 and piper
 def test_determinism_across_worker_counts(tmp_path):
     one = synthesize_corpus(tmp_path / "w1", clips=12, seed=3, duration=2.0, workers=1, progress=False)
     two = synthesize_corpus(tmp_path / "w2", clips=12, seed=3, duration=2.0, workers=2, progress=False)

@@ -74,6 +74,7 @@ print(json.dumps({str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdig
 """
 
 
+@pytest.mark.slow  # two fresh interpreters, each loading espeak-ng and piper
 def test_fresh_processes_synthesize_byte_identical_speech_corpus(tmp_path):
     hashes = []
     for name, warm in (("a", "cold"), ("b", "warm")):

@@ -252,6 +252,7 @@ def render_notes(
 
     ``drums`` plays them on the General MIDI percussion channel (10), where the key picks the instrument.
     """
+    soundfont_path(soundfont)  # a clear error if it was uninstalled (the loaded synth below is cached)
     synth, sfid = _synth(sample_rate, soundfont)
     synth.soundfonts[sfid].reset()  # voices enter a quick release; render them out so nothing leaks
     for _ in range(400):

@@ -171,20 +171,22 @@ def measure_classes(clips: int = 4, sample_rate: int = 16000, duration: float = 
     from soundsmith.data.synth.instruments import INSTRUMENTS, render_instrument
 
     rows = []
-    jobs = [("events", name) for name in EVENT_CLASSES] + [("instruments", name) for name in INSTRUMENTS]
-    for family, name in jobs:
+    jobs = [("events", name, {}) for name in EVENT_CLASSES if name != "wind"]
+    jobs[10:10] = [("events", "wind", {"wind_type": kind}) for kind in ("rustle", "howl")]
+    jobs += [("instruments", name, {}) for name in INSTRUMENTS]
+    for family, name, given in jobs:
         feats = []
         for i in range(clips):
             rng = np.random.default_rng([7, i])
             if family == "events":  # the synthesized variant of classes that also have recorded sources
-                given = (
-                    {"source": "dsp"} if name in ("kick_drum", "snare_drum", "hi_hat", "drum_beat") else {}
-                )
+                if name in ("kick_drum", "snare_drum", "hi_hat", "drum_beat"):
+                    given = {"source": "dsp"}
                 audio, _ = render_event(name, duration=duration, sample_rate=sample_rate, rng=rng, **given)
             else:
                 audio, _ = render_instrument(name, duration=duration, sample_rate=sample_rate, rng=rng)
             feats.append(realism_features(audio, sample_rate))
-        row: dict[str, Any] = {"family": family, "class": name}
+        label = f"{name} ({given['wind_type']})" if "wind_type" in given else name
+        row: dict[str, Any] = {"family": family, "class": label}
         row.update({k: float(np.median([f[k] for f in feats])) for k in feats[0]})
         rows.append(row)
     return rows
@@ -251,9 +253,10 @@ def main() -> None:
     print("| class | flatness | harmonic ratio | periodicity | centroid Hz | a real recording |")
     print("|---|---|---|---|---|---|")
     for r in measure_classes(args.clips):
-        real = REAL_TYPICAL.get(r["class"], "")
-        if r["class"] in refs:
-            what, f = refs[r["class"]]
+        name = r["class"].split(" ")[0]
+        real = REAL_TYPICAL.get(name, "")
+        if name in refs:
+            what, f = refs[name]
             real = (
                 f"{what}: {f['flatness']:.3f} / {f['harmonic_ratio']:.2f} / {f['periodicity']:.2f} / "
                 f"{f['centroid_hz']:.0f}"

@@ -1,0 +1,300 @@
+"""Speed of latent-diffusion generation on the CPU, against AudioLDM-S built from its public config, same run.
+
+Prints (1) a table of one guided denoiser step (batch 2: conditional + unconditional) for a 4 s latent at a few
+denoiser sizes, with how many steps fit the 150 ms denoiser budget of the 0.2 s target; (2) the soundsmith
+pipeline at its default settings (configs/latent_diffusion/base.yaml: sampler, steps, guidance), with the time
+split into text encoder, denoiser steps, VAE decode and vocoder, x real time and peak memory; (3) AudioLDM-S
+(diffusers UNet2DConditionModel + AutoencoderKL + transformers SpeechT5HifiGan + CLAP text tower, configs written
+out below from diffusers' conversion script defaults for audioldm-s-full) with random weights, at the same
+duration, steps and guidance, and the ratio. Speed does not depend on the weights. The shipped VAE/vocoder are used
+when present, else their base presets with random weights.
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_latent_diffusion.py [--seconds 4] [--threads 2] [--repeats 3]
+        [--skip-sizes] [--skip-audioldm] [--audioldm-steps N]
+
+``--audioldm-steps N`` times N UNet steps and extrapolates to the full step count (said in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from soundsmith.models.latent_diffusion import LatentDenoiser, LatentDenoiserConfig, LatentDiffusion
+from soundsmith.models.latent_diffusion import LatentDiffusionConfig
+from soundsmith.train.runconfig import read_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_MS = (
+    150.0  # the denoiser's share of 0.2 s for 4 s of audio (text ~5 ms, VAE decode + vocoder the rest)
+)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    with torch.no_grad():
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _part(name: str, config_cls: type, model_cls: type) -> tuple[torch.nn.Module, str]:
+    from soundsmith.models.registry import load_model
+
+    if (ROOT / "models" / name / "config.json").is_file():
+        return load_model(ROOT / "models" / name).eval(), f"models/{name}"
+    torch.manual_seed(0)
+    cfg = config_cls(**read_yaml(ROOT / "configs" / name / "base.yaml")["model"])
+    return model_cls(cfg).eval(), f"configs/{name}/base.yaml (random weights)"
+
+
+# --- (1) denoiser sizes -----------------------------------------------------------------------------------------
+
+
+def matmul_gflops(repeats: int = 50) -> float:
+    """Achieved fp32 GFLOP/s of a denoiser-sized matmul ([202, 256] x [256, 1024]): how loaded the CPU is now."""
+    a, w = torch.randn(202, 256), torch.randn(256, 1024)
+    return 2 * 202 * 256 * 1024 / median_time(lambda: a @ w, repeats) / 1e9
+
+
+def step_gflop(d: int, layers: int, tokens: int, text_tokens: int = 16) -> float:
+    """Matmul GFLOP of one denoiser call on ``tokens`` latent frames (self-attn, cross-attn, MLP x 4; batch incl.)."""
+    per_layer = 2 * tokens * 14 * d * d + 4 * tokens * tokens * d + 4 * tokens * text_tokens * d
+    return layers * per_layer / 1e9
+
+
+def denoiser_sizes(latent_frames: int, latent_width: int, repeats: int) -> None:
+    print(
+        f"\n(1) one guided denoiser step (batch 2), latent [{latent_width} x {latent_frames}] (4 s), 16 text tokens; "
+        f"matmul now: {matmul_gflops():.0f} GFLOP/s"
+    )
+    print(
+        f"{'d_model':>8} {'layers':>6} {'params':>8} {'GFLOP':>6} {'ms/step':>8} {'GFLOP/s':>8} {'steps in 150 ms':>16}"
+    )
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, latent_width, 1, latent_frames, generator=g)
+    t = torch.tensor([0.5, 0.5])
+    tokens = torch.randn(2, 16, 384, generator=g)
+    mask = torch.ones(2, 16, dtype=torch.bool)
+    pooled = torch.randn(2, 384, generator=g)
+    drop = torch.tensor([False, True])
+    for d, layers in ((192, 4), (192, 6), (256, 4), (256, 6), (256, 8)):
+        torch.manual_seed(0)
+        cfg = LatentDenoiserConfig(
+            latent_channels=latent_width, latent_bins=1, d_model=d, layers=layers, heads=4
+        )
+        net = LatentDenoiser(cfg).eval()
+        params = sum(p.numel() for p in net.parameters()) / 1e6
+        ms = 1000 * median_time(lambda: net(x, t, tokens, mask, pooled, drop), repeats)
+        flop = step_gflop(d, layers, 2 * latent_frames)
+        print(
+            f"{d:>8} {layers:>6} {params:>7.1f}M {flop:>6.2f} {ms:>8.1f} {flop / ms * 1000:>8.1f} "
+            f"{int(BUDGET_MS // ms):>16}"
+        )
+
+
+# --- (2) soundsmith ----------------------------------------------------------------------------------------------
+
+
+class Timers:
+    """Wall time spent in named methods of objects (patched on the instances)."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+
+    def wrap(self, obj: Any, method: str, name: str) -> None:
+        inner = getattr(obj, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.total[name] = self.total.get(name, 0.0) + time.perf_counter() - t0
+
+        setattr(obj, method, timed)
+
+
+def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
+    from soundsmith.models.vae import MelVAE, VAEConfig
+    from soundsmith.models.vocoder import Vocoder, VocoderConfig
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    base = read_yaml(ROOT / "configs" / "latent_diffusion" / "base.yaml")["model"]
+    config = LatentDiffusionConfig(**base)
+    vae, vae_src = _part("vae", VAEConfig, MelVAE)
+    vocoder, voc_src = _part("vocoder", VocoderConfig, Vocoder)
+    torch.manual_seed(0)
+    model = LatentDiffusion(config, components={"vae": vae, "vocoder": vocoder}).eval()
+    pipe = LatentDiffusionPipeline(model)
+    n_params = sum(p.numel() for p in model.denoiser.parameters()) / 1e6
+    print(
+        f"\n(2) soundsmith latent diffusion, configs/latent_diffusion/base.yaml: denoiser d={config.denoiser.d_model} "
+        f"x {config.denoiser.layers} layers ({n_params:.1f}M, random weights), VAE {vae_src}, vocoder {voc_src}, "
+        f"text {config.text_encoder}; sampler {config.sampler}, {config.steps} steps, guidance {config.guidance}"
+    )
+    prompt = "a flute plays a high soft note"
+    pipe(prompt, duration=seconds, seed=0, progress=False)  # warm-up (builds the text encoder)
+    runs = []
+    for i in range(repeats):
+        timers = Timers()
+        timers.wrap(model, "encode_text", "text encoder")
+        timers.wrap(model.denoiser, "forward", "denoiser steps")
+        timers.wrap(model, "latents_to_mel", "VAE decode")
+        timers.wrap(model, "mel_to_audio", "vocoder")
+        t0 = time.perf_counter()
+        pipe(prompt, duration=seconds, seed=i, progress=False)
+        timers.total["total"] = time.perf_counter() - t0
+        for name in ("encode_text", "latents_to_mel", "mel_to_audio"):
+            del model.__dict__[name]
+        del model.denoiser.__dict__["forward"]
+        runs.append(timers.total)
+    best = min(runs, key=lambda r: r["total"])
+    for name in ("text encoder", "denoiser steps", "VAE decode", "vocoder", "total"):
+        ms = 1000 * best.get(name, 0.0)
+        print(f"  {name:<15} {ms:8.1f} ms")
+    print(f"  x real time     {best['total'] / seconds:8.3f}  (target <= 0.05: 4 s in <= 0.2 s)")
+    print(f"  peak RSS        {peak_rss_mb():8.0f} MB (process so far)")
+    return best
+
+
+# --- (3) AudioLDM-S ----------------------------------------------------------------------------------------------
+
+# audioldm-s-full as diffusers' scripts/convert_original_audioldm_to_diffusers.py builds it from its DEFAULT_CONFIG
+# (model_channels 128, channel_mult [1, 2, 3, 5], attention at resolutions 8/4/2, 2 res blocks, FiLM text
+# embedding of 512 concatenated to the time embedding; VAE ch 128 x [1, 2, 4], z 8; HiFi-GAN 1024 channels,
+# upsampling 5-4-2-2-2). attention_head_dim is left at diffusers' default, as the conversion script does.
+AUDIOLDM_UNET = dict(
+    sample_size=128,
+    in_channels=8,
+    out_channels=8,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(128, 256, 384, 640),
+    layers_per_block=2,
+    cross_attention_dim=(128, 256, 384, 640),
+    class_embed_type="simple_projection",
+    projection_class_embeddings_input_dim=512,
+    class_embeddings_concat=True,
+)
+AUDIOLDM_VAE = dict(
+    sample_size=512,
+    in_channels=1,
+    out_channels=1,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(128, 256, 512),
+    latent_channels=8,
+    layers_per_block=2,
+)
+AUDIOLDM_VOCODER = dict(
+    model_in_dim=64,
+    sampling_rate=16000,
+    upsample_initial_channel=1024,
+    upsample_rates=[5, 4, 2, 2, 2],
+    upsample_kernel_sizes=[16, 16, 8, 4, 4],
+    resblock_kernel_sizes=[3, 7, 11],
+    resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+    normalize_before=False,
+)
+
+
+def audioldm_run(seconds: float, steps: int, guidance: float, timed_steps: int | None) -> float:
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import (
+        ClapTextConfig,
+        ClapTextModelWithProjection,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+    )
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**AUDIOLDM_UNET).eval()
+    vae = AutoencoderKL(**AUDIOLDM_VAE).eval()
+    vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(**AUDIOLDM_VOCODER)).eval()
+    text = ClapTextModelWithProjection(ClapTextConfig()).eval()  # laion/clap-htsat-unfused's text tower shape
+    scheduler = DDIMScheduler(
+        beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear", clip_sample=False
+    )
+    print(
+        f"\n(3) AudioLDM-S (random weights): UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f}M, "
+        f"VAE {sum(p.numel() for p in vae.parameters()) / 1e6:.0f}M, HiFi-GAN "
+        f"{sum(p.numel() for p in vocoder.parameters()) / 1e6:.0f}M, CLAP text "
+        f"{sum(p.numel() for p in text.parameters()) / 1e6:.0f}M; DDIM, {steps} steps, guidance {guidance}"
+    )
+    frames = int(seconds / 0.01)  # AudioLDM's mel: 100 frames/s; the pipeline rounds up to a multiple of 4
+    frames = -(-frames // 4) * 4
+    latents = torch.randn(1, 8, frames // 4, 16)  # [B, C, time, freq]
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        # text: the prompt and the empty unconditional prompt, padded to the tokenizer's 512 (as AudioLDMPipeline)
+        ids = torch.randint(5, 1000, (2, 512))
+        t0 = time.perf_counter()
+        emb = text(input_ids=ids, attention_mask=torch.ones_like(ids)).text_embeds  # [2, 512]
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+        out["text encoder"] = time.perf_counter() - t0
+        scheduler.set_timesteps(steps)
+        n = steps if timed_steps is None else min(steps, timed_steps)
+        t0 = time.perf_counter()
+        for t in scheduler.timesteps[:n]:
+            x = torch.cat([latents] * 2)
+            noise = unet(x, t, encoder_hidden_states=None, class_labels=emb).sample
+            cond, uncond = noise.chunk(2)
+            latents = scheduler.step(uncond + guidance * (cond - uncond), t, latents).prev_sample
+        out["denoiser steps"] = (time.perf_counter() - t0) * steps / n
+        t0 = time.perf_counter()
+        mel = vae.decode(latents / 0.18215).sample  # [1, 1, frames, 64]
+        out["VAE decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        vocoder(mel.squeeze(1))
+        out["vocoder"] = time.perf_counter() - t0
+    out["total"] = sum(out.values())
+    for name, value in out.items():
+        print(f"  {name:<15} {1000 * value:8.1f} ms")
+    if n < steps:
+        print(f"  (denoiser: {n} of {steps} steps timed, extrapolated linearly)")
+    print(f"  x real time     {out['total'] / seconds:8.3f}")
+    print(f"  peak RSS        {peak_rss_mb():8.0f} MB (process so far)")
+    return out["total"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-sizes", action="store_true")
+    parser.add_argument("--skip-audioldm", action="store_true")
+    parser.add_argument("--audioldm-steps", type=int, default=None, help="time only this many UNet steps")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"threads: {args.threads}; {args.seconds:g} s of audio; torch {torch.__version__}")
+
+    base = LatentDiffusionConfig(**read_yaml(ROOT / "configs" / "latent_diffusion" / "base.yaml")["model"])
+    if not args.skip_sizes:
+        frames = -(-(int(args.seconds * 16000) // 160 + 1) // 4)
+        denoiser_sizes(
+            frames, base.denoiser.latent_channels * base.denoiser.latent_bins, max(5, args.repeats)
+        )
+    ours = soundsmith_run(args.seconds, args.repeats)
+    if not args.skip_audioldm:
+        theirs = audioldm_run(args.seconds, base.steps, base.guidance, args.audioldm_steps)
+        print(f"\nAudioLDM-S / soundsmith, same duration, steps and guidance: {theirs / ours['total']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""What the autoencoders keep: vocoder alone and VAE + vocoder against Griffin-Lim (64 iterations), same clips.
+
+On a manifest's test split (clips not trained on), for each method: multi-resolution STFT distance and log-mel
+L1 to the source (lower is better); pitch kept on tonal clips (pYIN on source and reconstruction, per clip the
+median |cents| over frames voiced in both; median over clips and % of clips within 25 cents); onsets kept
+(librosa onset count equal to the source's, on the events family); loudness (|LUFS difference|, % within 1 LU).
+Prints a markdown table and writes JSON.
+
+    python scripts/autoencoder_figures.py --data work/corpus_ae/manifest.jsonl --per-family 25 --out work/ae_figures.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+
+from soundsmith.audio import load_audio, measure_loudness
+from soundsmith.data import read_manifest
+from soundsmith.eval.pitch import track_pitch
+from soundsmith.eval.reconstruction import mel_l1, multi_resolution_stft_distance
+from soundsmith.pipelines.reconstruct import Reconstructor
+
+TONAL_FAMILIES = ("instruments", "events")
+
+
+def is_tonal(row) -> bool:
+    """One pitched event and nothing else (no background): a note, a phrase, a beep or a tone."""
+    events = row.meta.get("events", [])
+    return row.meta.get("family") in TONAL_FAMILIES and len(events) == 1 and "midi_pitch" in events[0]
+
+
+def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
+    """Median |1200 log2(f_rec / f_src)| over frames voiced and sounding in both; NaN if none."""
+    a, b = track_pitch(src, sr), track_pitch(rec, sr)
+    n = min(a.f0_hz.size, b.f0_hz.size)
+    fa, fb = a.f0_hz[:n], b.f0_hz[:n]
+    both = np.isfinite(fa) & np.isfinite(fb) & a.active[:n]
+    if not both.any():
+        return math.nan
+    return float(np.median(np.abs(1200 * np.log2(fb[both] / fa[both]))))
+
+
+def onset_count(audio: np.ndarray, sr: int) -> int:
+    return int(librosa.onset.onset_detect(y=audio, sr=sr, units="frames").size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--per-family", type=int, default=25, help="clips per corpus family")
+    parser.add_argument("--vocoder", default="vocoder")
+    parser.add_argument("--vae", default="vae")
+    parser.add_argument("--out", type=Path, default=Path("work/ae_figures.json"))
+    args = parser.parse_args()
+
+    methods = {
+        "Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=None),
+        "vocoder": Reconstructor.load(vocoder=args.vocoder, vae=None),
+        "VAE + vocoder": Reconstructor.load(vocoder=args.vocoder, vae=args.vae),
+        "VAE + Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=args.vae),
+    }
+    mel_cfg = methods["vocoder"].mel_config
+    sr = mel_cfg.sample_rate
+    manifest = read_manifest(args.data)
+    by_family: dict[str, list] = defaultdict(list)
+    for row in manifest.split(args.split):
+        if len(by_family[row.meta.get("family", "?")]) < args.per_family:
+            by_family[row.meta.get("family", "?")].append(row)
+    rows = [r for rs in by_family.values() for r in rs]
+    print(
+        f"{len(rows)} {args.split} clips ({', '.join(f'{k} {len(v)}' for k, v in sorted(by_family.items()))})"
+    )
+
+    per = {m: defaultdict(list) for m in methods}
+    seconds = {m: 0.0 for m in methods}
+    for i, row in enumerate(rows):
+        src, _ = load_audio(row.audio_path(manifest.root), sample_rate=sr)
+        src_loud = measure_loudness(src, sr)
+        tonal = is_tonal(row)
+        onsets_src = onset_count(src, sr) if row.meta.get("family") == "events" else None
+        for name, rec in methods.items():
+            t0 = time.perf_counter()
+            out = rec(src, sr)
+            seconds[name] += time.perf_counter() - t0
+            e, r = torch.tensor(out)[None], torch.tensor(src)[None]
+            per[name]["mrstft"].append(float(multi_resolution_stft_distance(e, r)[0]))
+            per[name]["mel_l1"].append(float(mel_l1(e, r, mel_cfg)[0]))
+            loud = measure_loudness(out, sr)
+            if math.isfinite(loud) and math.isfinite(src_loud):
+                per[name]["loudness_diff"].append(abs(loud - src_loud))
+            if tonal:
+                per[name]["cents"].append(pitch_error_cents(src, out, sr))
+            if onsets_src is not None:
+                per[name]["onsets_equal"].append(float(onset_count(out, sr) == onsets_src))
+        if (i + 1) % 20 == 0:
+            print(f"  {i + 1}/{len(rows)} clips", flush=True)
+
+    audio_s = len(rows) * 4.0
+    table = {}
+    for name, vals in per.items():
+        cents = np.array([c for c in vals["cents"] if math.isfinite(c)])
+        table[name] = {
+            "mrstft": float(np.mean(vals["mrstft"])),
+            "mel_l1": float(np.mean(vals["mel_l1"])),
+            "pitch_median_cents": float(np.median(cents)) if cents.size else math.nan,
+            "pitch_within_25_cents_pct": float(100 * np.mean(cents <= 25)) if cents.size else math.nan,
+            "pitch_clips": int(cents.size),
+            "onsets_equal_pct": float(100 * np.mean(vals["onsets_equal"]))
+            if vals["onsets_equal"]
+            else math.nan,
+            "onset_clips": len(vals["onsets_equal"]),
+            "loudness_median_abs_lu": float(np.median(vals["loudness_diff"])),
+            "loudness_within_1_lu_pct": float(100 * np.mean(np.array(vals["loudness_diff"]) <= 1.0)),
+            "x_realtime": audio_s / max(seconds[name], 1e-9),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"clips": len(rows), "split": args.split, "methods": table}, indent=2))
+    print()
+    print(
+        "| method | MR-STFT | mel L1 | pitch median cents | pitch <= 25 c | onsets equal | loudness median LU | <= 1 LU |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, t in table.items():
+        print(
+            f"| {name} | {t['mrstft']:.3f} | {t['mel_l1']:.3f} | {t['pitch_median_cents']:.1f} "
+            f"| {t['pitch_within_25_cents_pct']:.0f}% (n={t['pitch_clips']}) | {t['onsets_equal_pct']:.0f}% "
+            f"(n={t['onset_clips']}) | {t['loudness_median_abs_lu']:.2f} | {t['loudness_within_1_lu_pct']:.0f}% |"
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

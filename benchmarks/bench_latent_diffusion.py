@@ -27,8 +27,12 @@ from typing import Any
 
 import torch
 
-from soundsmith.models.latent_diffusion import LatentDenoiser, LatentDenoiserConfig, LatentDiffusion
-from soundsmith.models.latent_diffusion import LatentDiffusionConfig
+from soundsmith.models.latent_diffusion import (
+    LatentDenoiser,
+    LatentDenoiserConfig,
+    LatentDiffusion,
+    LatentDiffusionConfig,
+)
 from soundsmith.train.runconfig import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +103,7 @@ def denoiser_sizes(latent_frames: int, latent_width: int, repeats: int) -> None:
         )
         net = LatentDenoiser(cfg).eval()
         params = sum(p.numel() for p in net.parameters()) / 1e6
-        ms = 1000 * median_time(lambda: net(x, t, tokens, mask, pooled, drop), repeats)
+        ms = 1000 * median_time(lambda net=net: net(x, t, tokens, mask, pooled, drop), repeats)
         flop = step_gflop(d, layers, 2 * latent_frames)
         print(
             f"{d:>8} {layers:>6} {params:>7.1f}M {flop:>6.2f} {ms:>8.1f} {flop / ms * 1000:>8.1f} "

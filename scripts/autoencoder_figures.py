@@ -3,7 +3,9 @@
 On a manifest's test split (clips not trained on), for each method: multi-resolution STFT distance and log-mel
 L1 to the source (lower is better); pitch kept on tonal clips (pYIN on source and reconstruction, per clip the
 median |cents| over frames voiced in both; median over clips and % of clips within 25 cents); onsets kept
-(librosa onset count equal to the source's, on the events family); loudness (|LUFS difference|, % within 1 LU).
+(librosa onset count equal to the source's, on the events family); loudness (|LUFS difference|, % within 1 LU);
+FAD on the shipped tagger's embeddings against as many valid-split clips, with the sources' own FAD against
+them as the real-vs-real baseline.
 Prints a markdown table and writes JSON.
 
     python scripts/autoencoder_figures.py --data work/corpus_ae/manifest.jsonl --per-family 25 --out work/ae_figures.json
@@ -24,6 +26,8 @@ import torch
 
 from soundsmith.audio import load_audio, measure_loudness
 from soundsmith.data import read_manifest
+from soundsmith.eval.embedders import TaggerEmbedder
+from soundsmith.eval.frechet import frechet_distance
 from soundsmith.eval.pitch import track_pitch
 from soundsmith.eval.reconstruction import mel_l1, multi_resolution_stft_distance
 from soundsmith.pipelines.reconstruct import Reconstructor
@@ -80,6 +84,21 @@ def main() -> None:
         f"{len(rows)} {args.split} clips ({', '.join(f'{k} {len(v)}' for k, v in sorted(by_family.items()))})"
     )
 
+    from soundsmith.models.registry import load_model
+
+    embedder = TaggerEmbedder(load_model("tagger"))
+    ref_rows = [
+        r
+        for f in by_family
+        for r in [x for x in manifest.split("valid") if x.meta.get("family") == f][: len(by_family[f])]
+    ]
+    reference = torch.cat(
+        [
+            embedder.embed(torch.tensor(load_audio(r.audio_path(manifest.root), sample_rate=sr)[0])[None], sr)
+            for r in ref_rows
+        ]
+    )  # FAD reference: as many valid clips per family, never reconstructed
+    embeddings: dict[str, list[torch.Tensor]] = defaultdict(list)
     per = {m: defaultdict(list) for m in methods}
     seconds = {m: 0.0 for m in methods}
     for i, row in enumerate(rows):
@@ -87,11 +106,13 @@ def main() -> None:
         src_loud = measure_loudness(src, sr)
         tonal = is_tonal(row)
         onsets_src = onset_count(src, sr) if row.meta.get("family") == "events" else None
+        embeddings["source"].append(embedder.embed(torch.tensor(src)[None], sr))
         for name, rec in methods.items():
             t0 = time.perf_counter()
             out = rec(src, sr)
             seconds[name] += time.perf_counter() - t0
             e, r = torch.tensor(out)[None], torch.tensor(src)[None]
+            embeddings[name].append(embedder.embed(e, sr))
             per[name]["mrstft"].append(float(multi_resolution_stft_distance(e, r)[0]))
             per[name]["mel_l1"].append(float(mel_l1(e, r, mel_cfg)[0]))
             loud = measure_loudness(out, sr)
@@ -105,6 +126,10 @@ def main() -> None:
             print(f"  {i + 1}/{len(rows)} clips", flush=True)
 
     audio_s = len(rows) * 4.0
+    fad = {k: frechet_distance(torch.cat(v).double(), reference.double()) for k, v in embeddings.items()}
+    print(
+        f"FAD (tagger embeddings) of the test sources against {len(ref_rows)} valid clips: {fad['source']:.3f}"
+    )
     table = {}
     for name, vals in per.items():
         cents = np.array([c for c in vals["cents"] if math.isfinite(c)])
@@ -121,9 +146,12 @@ def main() -> None:
             "loudness_median_abs_lu": float(np.median(vals["loudness_diff"])),
             "loudness_within_1_lu_pct": float(100 * np.mean(np.array(vals["loudness_diff"]) <= 1.0)),
             "x_realtime": audio_s / max(seconds[name], 1e-9),
+            "fad": fad[name],
+            "fad_ratio_to_real": fad[name] / max(fad["source"], 1e-12),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"clips": len(rows), "split": args.split, "methods": table}, indent=2))
+    summary = {"clips": len(rows), "split": args.split, "fad_real_vs_real": fad["source"], "methods": table}
+    args.out.write_text(json.dumps(summary, indent=2))
     print()
     print(
         "| method | MR-STFT | mel L1 | pitch median cents | pitch <= 25 c | onsets equal | loudness median LU | <= 1 LU |"
@@ -133,7 +161,8 @@ def main() -> None:
         print(
             f"| {name} | {t['mrstft']:.3f} | {t['mel_l1']:.3f} | {t['pitch_median_cents']:.1f} "
             f"| {t['pitch_within_25_cents_pct']:.0f}% (n={t['pitch_clips']}) | {t['onsets_equal_pct']:.0f}% "
-            f"(n={t['onset_clips']}) | {t['loudness_median_abs_lu']:.2f} | {t['loudness_within_1_lu_pct']:.0f}% |"
+            f"(n={t['onset_clips']}) | {t['loudness_median_abs_lu']:.2f} | {t['loudness_within_1_lu_pct']:.0f}% "
+            f"| {t['fad']:.2f} ({t['fad_ratio_to_real']:.1f}x) |"
         )
     print(f"wrote {args.out}")
 

@@ -48,11 +48,20 @@ def training_mels(manifest: Path, mel_cfg, clips: int) -> list[torch.Tensor]:
     return out
 
 
-def export(model: torch.nn.Module, name: str, info: dict) -> Path:
+def export(model: torch.nn.Module, name: str, info: dict, mels: list[torch.Tensor]) -> Path:
+    """Save ``model`` with fp16 weights; print the size and how far the reloaded model's outputs moved."""
     target = ROOT / "models" / name
+    with torch.no_grad():
+        ref = [model.float()(m) for m in mels]
     save_model(model.half(), target, extra={**info, "storage": "float16"})
+    model.float()
     size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
     print(f"{name}: exported to {target} ({size:.2f} MB) from {info}")
+    reloaded = load_model(target)
+    with torch.no_grad():
+        diff = max(float((reloaded(m) - r).abs().max()) for m, r in zip(mels, ref))
+        scale = max(float(r.abs().max()) for r in ref)
+    print(f"{name}: fp16 storage moves the output by at most {diff:.2e} (output peak {scale:.2e})")
     return target
 
 
@@ -65,7 +74,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.vocoder:
         model, info = best_model(args.vocoder)
-        export(model, "vocoder", info)
+        probe = [torch.randn(1, model.config.n_mels, 200, generator=torch.Generator().manual_seed(0)) - 5]
+        if args.data is not None:
+            probe = training_mels(args.data, model.mel_config(), 4)
+        export(model, "vocoder", info, probe)
     if args.vae:
         if args.data is None:
             parser.error("--vae needs --data (the training manifest, for the latent scale factor)")
@@ -74,7 +86,7 @@ def main() -> None:
         factor = latent_scale_factor(model, mels)
         scaled = type(model)(dataclasses.replace(model.config, scale_factor=factor))
         scaled.load_state_dict(model.state_dict())
-        export(scaled, "vae", {**info, "scale_factor_clips": len(mels)})
+        export(scaled, "vae", {**info, "scale_factor_clips": len(mels)}, mels[:4])
         print(f"vae: latent scale factor {factor:.5f} (1 / std over {len(mels)} training clips)")
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
-from soundsmith.data import ClipDataset, DataConfig, ManifestRow, write_manifest
+from soundsmith.data import ClipDataset, DataConfig, ManifestRow, clip_loader, collate_clips, write_manifest
 
 SR = 8000
 STEP = 1.0 / 16384  # exact in float32: the offset is first_sample / STEP
@@ -75,3 +76,46 @@ def test_the_epoch_changes_the_crops_for_one_seed(ramps):
     ds = _ds(ramps, seed=11)
     per_epoch = [offsets(ds, e) for e in range(3)]
     assert per_epoch[0] != per_epoch[1] != per_epoch[2]
+
+
+# --- the seed and the epoch reach the loader's shuffle order too -----------------------------------------------
+def _order(ds: ClipDataset, epoch: int | None = None, **kw) -> list[int]:
+    loader = clip_loader(ds, batch_size=2, **kw) if epoch is None else clip_loader(ds, 2, epoch=epoch, **kw)
+    return [int(i) for batch in loader for i in batch["index"]]
+
+
+def test_loader_order_is_a_function_of_seed_and_epoch(ramps):
+    a, b = _ds(ramps, seed=11), _ds(ramps, seed=11)
+    assert _order(a, 2) == _order(b, 2)
+    assert sorted(_order(a, 2)) == list(range(N_FILES))  # a permutation, every clip once
+    orders = {tuple(_order(_ds(ramps, seed=s), 2)) for s in range(11, 17)}
+    assert len(orders) >= 4, orders  # the seed changes the order (6 seeds, 720 orders)
+    per_epoch = {tuple(_order(a, e)) for e in range(6)}
+    assert len(per_epoch) >= 4, per_epoch  # so does the epoch
+
+
+def test_loader_defaults_shuffle_from_epoch_zero(ramps):
+    ds = _ds(ramps, seed=3)
+    assert _order(ds) == _order(ds, 0)  # default epoch 0, shuffled
+    assert ds.epoch == 0
+    assert _order(ds, 0, shuffle=False) == list(range(N_FILES))
+    assert _order(ds, 0) != list(range(N_FILES)) or _order(_ds(ramps, seed=4), 0) != list(range(N_FILES))
+    clip_loader(ds, 2, epoch=5)
+    assert ds.epoch == 5  # the loader selects the epoch's crops
+
+
+def test_collate_fields_and_types(ramps):
+    ds = _ds(ramps, seed=0)
+    items = [ds[0], ds[1]]
+    items[1]["skipped"] = ["bad.wav"]
+    batch = collate_clips(items)
+    assert batch["length"].dtype == torch.long and batch["index"].dtype == torch.long
+    assert batch["index"].tolist() == [0, 1] and batch["length"].tolist() == [1000, 1000]
+    assert batch["captions"] == [items[0]["captions"], items[1]["captions"]]
+    assert batch["labels"] == [[], []] and batch["id"] == ["audio/ramp0.wav", "audio/ramp1.wav"]
+    assert batch["skipped"] == ["bad.wav"] and batch["label_ids"].dtype == torch.float32
+    assert "mel" not in batch
+    del items[0]["skipped"]
+    assert collate_clips(items)["skipped"] == ["bad.wav"]  # an item without the key counts as none skipped
+    with pytest.raises(ValueError, match="^collate_clips needs at least one item$"):
+        collate_clips([])

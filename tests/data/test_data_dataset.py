@@ -134,6 +134,27 @@ def test_trim_silence(tmp_path, tone):
     assert trimmed["audio"][:1000].abs().max() > 0.1
 
 
+def test_trim_settings_are_part_of_the_cache_key(tmp_path, tone):
+    """Switching trimming on (or changing its threshold) must not read the untrimmed file's cached mel."""
+    tone(tmp_path / "t.wav", seconds=0.5)
+    x, _ = sf.read(str(tmp_path / "t.wav"), dtype="float32")
+    sf.write(str(tmp_path / "t.wav"), np.concatenate([np.zeros(4000, np.float32), x]), SR)
+    m = write_manifest(tmp_path / "m.jsonl", [ManifestRow("t.wav", [], [], 1.0, SR, "valid", {})])
+    cache = str(tmp_path / "cache")
+    mels = {}
+    for name, kw in (
+        ("raw", {}),
+        ("trim", dict(trim_silence=True)),
+        ("trim10", dict(trim_silence=True, trim_top_db=10.0)),
+    ):
+        ds = ClipDataset(m, _cfg(valid_crop="start", features=["mel"], cache_dir=cache, **kw), "valid")
+        mels[name] = ds[0]["mel"]
+        assert ds.cache.misses == 1, f"{name}: read another setting's cached mel"
+        uncached = ClipDataset(m, _cfg(valid_crop="start", features=["mel"], **kw), "valid")[0]["mel"]
+        assert torch.equal(mels[name], uncached)
+    assert not torch.equal(mels["raw"], mels["trim"])
+
+
 def test_bad_files_are_logged_once_and_replaced(corpus, tmp_path, caplog):
     (tmp_path / "audio" / "b.wav").write_bytes(b"RIFF junk")
     (tmp_path / "audio" / "d.wav").unlink()

@@ -15,12 +15,17 @@ import torch
 from soundsmith.eval.metrics import (
     CLIP_FRACTION,
     CLIP_LEVEL,
+    EPS,
     SILENCE_DBFS,
     ClapScore,
+    InceptionScore,
+    PosteriorKL,
     SanityRates,
+    TextAdherence,
     clap_score,
     clipped_fraction,
     is_silent,
+    kl_divergence,
     rms_dbfs,
 )
 
@@ -80,3 +85,67 @@ def test_sanity_rates_boundaries_and_sums():
     res = s.compute()
     assert res["silence_rate"] == 0.5 and res["clipping_rate"] == 0.5
     assert res["clipped_sample_fraction"] == pytest.approx((CLIP_FRACTION + 0.5) / 2)
+
+
+# --- posterior metrics -------------------------------------------------------------------------------------------
+def _kl_by_hand(p_gen, p_ref, kind):
+    out = []
+    for q_row, p_row in zip(p_gen, p_ref):
+        p = [min(max(v, EPS), 1 - EPS) for v in p_row]
+        q = [min(max(v, EPS), 1 - EPS) for v in q_row]
+        if kind == "softmax":
+            sp, sq = sum(p), sum(q)
+            out.append(sum(a / sp * math.log((a / sp) / (b / sq)) for a, b in zip(p, q)))
+        else:
+            terms = [a * math.log(a / b) + (1 - a) * math.log((1 - a) / (1 - b)) for a, b in zip(p, q)]
+            out.append(sum(terms) / len(terms))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+def test_kl_with_certain_probabilities_is_clamped_and_per_row(kind):
+    p_ref = [[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]]  # certainties: log(0) without the clamp
+    p_gen = [[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]]
+    got = kl_divergence(torch.tensor(p_gen), torch.tensor(p_ref), kind)
+    assert got.shape == (2,) and got.dtype == torch.float64 and torch.isfinite(got).all()
+    np.testing.assert_allclose(got.numpy(), _kl_by_hand(p_gen, p_ref, kind), rtol=1e-9)
+    metric = PosteriorKL(kind)
+    assert math.isnan(metric.compute())
+    metric.update(torch.tensor(p_gen[:1]), torch.tensor(p_ref[:1]))  # one clip is enough
+    assert metric.compute() == pytest.approx(_kl_by_hand(p_gen[:1], p_ref[:1], kind)[0], rel=1e-9)
+
+
+def test_kl_shape_mismatch_message():
+    with pytest.raises(
+        ValueError, match=r"^posterior shapes differ: generated \(2, 3\) vs reference \(2, 4\)$"
+    ):
+        kl_divergence(torch.full((2, 3), 1 / 3), torch.full((2, 4), 0.25))
+
+
+def test_inception_score_normalises_rows_and_handles_one_clip():
+    metric = InceptionScore()
+    assert math.isnan(metric.compute())
+    metric.update(torch.tensor([[2.0, 0.0]]))  # unnormalised, one clip: IS = 1 (no diversity)
+    assert metric.compute() == pytest.approx(1.0, abs=1e-9)
+    two = InceptionScore()
+    two.update(
+        torch.tensor([[0.6, 0.2], [0.2, 0.6]], dtype=torch.float64)
+    )  # rows summing to 0.8 -> [.75, .25], [.25, .75]
+    p = np.array([[0.75, 0.25], [0.25, 0.75]])
+    want = math.exp(np.mean(np.sum(p * np.log(p / p.mean(0)), axis=1)))
+    assert two.compute() == pytest.approx(want, rel=1e-9)
+
+
+def test_text_adherence_per_class_and_empty():
+    metric = TextAdherence(top_k=1, threshold=0.5)
+    empty = metric.compute()
+    assert set(empty) == {"topk_accuracy", "threshold_accuracy", "asked"} and empty["asked"] == 0.0
+    assert math.isnan(empty["topk_accuracy"]) and math.isnan(empty["threshold_accuracy"])
+    # 3 prompts x 2 classes (B != C, so per-class sums cannot be confused with per-prompt sums)
+    probs = torch.tensor([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    metric.update(probs, targets)
+    # class 0 asked twice: top-1 in row 0 only; class 1 asked once (row 2): not top-1, 0.3 < 0.5
+    np.testing.assert_allclose(metric.per_class().numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(metric.thresh.numpy(), [1.0, 0.0])  # row 0 (0.9) only
+    assert metric.compute() == {"topk_accuracy": 1 / 3, "threshold_accuracy": 1 / 3, "asked": 3.0}

@@ -220,8 +220,6 @@ def test_config_from_yaml_mapping_and_bad_values():
     assert cfg.denoiser.d_model == 64 and cfg.denoiser.text_encoder == "hashed:32" and cfg.steps == 6
     with pytest.raises(ConfigError, match="unknown key"):
         dataclass_from_dict(LatentDiffusionConfig, {"denoiser": {"width": 3}})
-    with pytest.raises(ConfigError, match="sampler"):
-        LatentDiffusionConfig(sampler="heun")
     with pytest.raises(ConfigError, match="steps"):
         LatentDiffusionConfig(steps=0)
     with pytest.raises(ConfigError, match="duration"):

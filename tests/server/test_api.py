@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 
 import numpy as np
@@ -269,3 +270,19 @@ def test_page_and_openapi_are_served(client):
         fields
     )
     assert json.loads(json.dumps(schema))  # plain JSON
+
+
+def test_load_script_below_and_above_the_queue_depth(tmp_path, gate):
+    from soundsmith.server.loadtest import local_server, run_load
+
+    gate.gate.set()
+    body = {"prompt": "load", "duration": 0.01, "seed": 0}
+    with local_server({"gate": gate}, tmp_path / "out", queue_depth=2) as url:
+        below = run_load(url, clients=2, requests=8, body=body, max_seconds=60)
+        assert below["ok"] == 8 and below["errors"] == below["refused_429"] == 0
+        gate.gate.clear()  # hold the first job: the other clients find the queue full
+        threading.Timer(2.0, gate.gate.set).start()
+        above = run_load(url, clients=4, requests=4, body=body, max_seconds=60)
+        assert above["errors"] == 0 and above["refused_429"] >= 1 and above["ok"] >= 2
+    with pytest.raises(ValueError, match="loopback"):
+        run_load("http://10.0.0.1:8000", clients=1, requests=1, body=body)

@@ -6,15 +6,15 @@ The screenshot of the page with results is written to ``$SOUNDSMITH_TEST_ARTIFAC
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from soundsmith.server import ServerSettings, create_app
+from soundsmith.server.loadtest import local_server
 
 CHROMIUM = os.environ.get("SOUNDSMITH_CHROMIUM", "/usr/bin/chromium")
 playwright_api = pytest.importorskip(
@@ -30,39 +30,33 @@ if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
 @pytest.fixture
 def live_server(tmp_path, wavenet_dir):
     """A real uvicorn serving the tiny WaveNet on 127.0.0.1 (a free port), stopped after the test."""
-    import uvicorn
-
-    app = create_app(
-        ServerSettings(models={"tiny": wavenet_dir}, out_dir=tmp_path / "out", max_duration_s=2.0)
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start within 20 s"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    settings = {"max_duration_s": 2.0, "preload": False}
+    with local_server({"tiny": wavenet_dir}, tmp_path / "out", **settings) as url:
+        yield url
 
 
 @pytest.fixture
-def page(live_server):
+def browser():
+    """Opens pages in headless Chromium; fails the test on any JavaScript error."""
+    errors: list[str] = []
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.set_default_timeout(20_000)
-        messages: list[str] = []
-        page.on("pageerror", lambda e: messages.append(str(e)))
-        page.goto(live_server + "/")
-        yield page
-        browser.close()
-        assert messages == [], f"JavaScript errors on the page: {messages}"
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+
+        def open_page(url: str):
+            page = chromium.new_page(viewport={"width": 1100, "height": 900})
+            page.set_default_timeout(20_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            return page
+
+        yield open_page
+        chromium.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, live_server):
+    return browser(live_server + "/")
 
 
 def artifacts_dir(tmp_path: Path) -> Path:
@@ -79,7 +73,7 @@ def generate(page, prompt: str, seed: int | None = None) -> None:
     page.wait_for_function(f"document.querySelectorAll('#results li.job').length > {before}")
 
 
-def test_generate_listen_compare_and_see_errors(page, tmp_path):
+def test_generate_listen_compare_rate_and_see_errors(page, live_server, tmp_path):
     # the page found the server and its model
     page.wait_for_function("document.querySelector('#model').options.length > 0")
     assert page.input_value("#model") == "tiny"
@@ -112,7 +106,31 @@ def test_generate_listen_compare_and_see_errors(page, tmp_path):
     assert slots == ["a bell rings twice", "rain on a tin roof"]
     page.screenshot(path=str(artifacts_dir(tmp_path) / "serve_page.png"), full_page=True)
 
-    # 3. errors from the server are shown to the user, naming the field
+    # 3. "vary": the same settings with a new seed
+    page.locator("#results li.job").nth(1).locator("button", has_text="vary").click()
+    page.wait_for_function("document.querySelectorAll('#results li.job.done').length === 3")
+    varied = page.locator("#results li.job").first
+    assert varied.locator(".prompt").text_content() == "a bell rings twice"
+    assert varied.locator(".seed").text_content() != "seed 7"
+
+    # 4. listening test: a blind clip, OVL and REL ratings stored on the server
+    page.click("#listen summary")
+    page.fill("#rater", "tester")
+    page.click("#listen-next")
+    page.wait_for_selector("#listen-clip:not([hidden])")
+    assert page.text_content("#listen-prompt") in ("a bell rings twice", "rain on a tin roof")
+    assert "/v1/audio/" in page.get_attribute("#listen-audio", "src")
+    assert "3 clip(s) left" in page.text_content("#listen-state")
+    page.fill("#ovl", "80")
+    page.fill("#rel", "35")
+    assert page.text_content("#ovl-value") == "80"
+    page.click("#rate")
+    page.wait_for_function("document.querySelector('#listen-state').textContent.startsWith('2 clip')")
+    page.screenshot(path=str(artifacts_dir(tmp_path) / "serve_listening.png"))
+    rows = list(csv.DictReader(io.StringIO(httpx.get(live_server + "/v1/ratings.csv?raw=true").text)))
+    assert [(r["rater"], r["ovl"], r["rel"]) for r in rows] == [("tester", "80", "35")]
+
+    # 5. errors from the server are shown to the user, naming the field
     page.fill("#prompt", "   ")
     page.click("#generate")
     page.wait_for_selector("#error:not([hidden])")
@@ -123,13 +141,39 @@ def test_generate_listen_compare_and_see_errors(page, tmp_path):
     page.click("#generate")
     page.wait_for_function("document.querySelector('#error').textContent.includes('duration')")
     assert "422" in page.text_content("#error") and page.get_attribute("#duration", "aria-invalid") == "true"
-    assert page.locator("#results li.job").count() == 2  # nothing was generated
+    assert page.locator("#results li.job").count() == 3  # nothing was generated
 
-    # 4. "again" refills the form with a take's settings; history survives a reload and is searchable
-    page.locator("#results li.job").nth(1).locator("button", has_text="again").click()
+    # 6. "again" refills the form with a take's settings; history survives a reload and is searchable
+    page.locator("#results li.job").nth(2).locator("button", has_text="again").click()
     assert page.input_value("#prompt") == "a bell rings twice" and page.input_value("#seed") == "7"
     page.reload()
-    page.wait_for_function("document.querySelectorAll('#results li.job').length === 2")
+    page.wait_for_function("document.querySelectorAll('#results li.job').length === 3")
     page.fill("#search", "tin roof")
     page.wait_for_function("document.querySelectorAll('#results li.job').length === 1")
     assert page.locator("#results li.job .prompt").text_content() == "rain on a tin roof"
+
+
+def test_api_key_and_a_job_finishing_after_the_page_loaded(browser, tmp_path, gate):
+    key = "browser-test-key"
+    with local_server({"gate": gate}, tmp_path / "out", api_key=key, preload=False) as url:
+        headers = {"Authorization": f"Bearer {key}"}
+        job = httpx.post(
+            url + "/v1/generate", json={"prompt": "held", "duration": 0.1}, headers=headers
+        ).json()
+        page = browser(url + "/")
+        # without the key: the page says so and opens the key box
+        page.wait_for_selector("#error:not([hidden])")
+        assert "401" in page.text_content("#error") and page.get_attribute("#key-box", "open") is not None
+        page.fill("#api-key", key)
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_function("document.querySelector('#model').options.length === 1")
+        assert page.is_hidden("#error") and page.input_value("#model") == "gate"
+        # the job submitted elsewhere shows as unfinished, then turns into a playable take when it ends
+        item = page.locator(f"#results li.job[data-job='{job['id']}']")
+        assert item.locator(".meta").last.text_content() in ("queued…", "running…")
+        gate.gate.set()
+        page.wait_for_selector(f"#results li.job.done[data-job='{job['id']}'] audio[src^='blob:']")
+        page.wait_for_function(
+            "a => a.readyState >= 1 && Math.abs(a.duration - 0.1) < 0.01",
+            arg=page.locator("#results li.job.done audio").element_handle(),
+        )

@@ -78,6 +78,7 @@ def test_pad_tokens():
 @pytest.mark.parametrize("prediction", ["flow", "epsilon", "v_prediction"])
 def test_loss_is_mse_to_the_schedules_target(model, prediction):
     model.config.denoiser.prediction = prediction
+    model.config.sampler = "flow_euler" if prediction == "flow" else "ddim"
     obj = LatentDiffusionObjective(model)
     batch = obj.prepare_batch(_batch())
     obj.global_step = 7
@@ -157,3 +158,14 @@ def test_sample_generates_short_clips_from_the_batch_captions(model):
     audio = obj.sample(obj.prepare_batch(_batch()))
     assert audio.shape == (2, SR // 4) and torch.isfinite(audio).all()
     assert model.training  # the mode is restored
+
+
+def test_a_sampler_that_cannot_run_the_prediction_fails_at_once(model):
+    from soundsmith.errors import ConfigError
+
+    model.config.sampler = "heun"
+    with pytest.raises(ConfigError, match="unknown sampler 'heun'"):
+        LatentDiffusionObjective(model)
+    model.config.sampler = "ddim"  # flow prediction: ddim cannot run it
+    with pytest.raises(ConfigError, match="does not run prediction_type 'flow'"):
+        LatentDiffusionObjective(model)

@@ -36,6 +36,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--duration", type=float, default=4.0, help="clip length in seconds")
     syn.add_argument("--sample-rate", type=int, default=16000)
     syn.add_argument("--workers", type=int, default=1)
+    syn.add_argument(
+        "--augment-rate",
+        type=float,
+        default=0.0,
+        help="fraction of clips through a recording chain (reverb, mic EQ, noise, codec); 0 = off",
+    )
+    syn.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated: dsp,espeak-ng,FluidR3_GM,TimGM6mb,hydrogen,piper (default: all installed)",
+    )
     syn.set_defaults(func=run_synth)
 
 
@@ -81,6 +92,8 @@ def run_synth(args: argparse.Namespace) -> int:
         duration=args.duration,
         sample_rate=args.sample_rate,
         workers=args.workers,
+        augment_rate=args.augment_rate,
+        sources=tuple(x.strip() for x in args.sources.split(",") if x.strip()) if args.sources else None,
     )
     print(f"wrote {path}")
     return 0

@@ -37,6 +37,8 @@ SAMPLE_SPEC: dict[str, Any] = {
     "duration": 4.0,
     "split": None,
     "batch_size": 16,
+    # the sources every machine has, so the figures do not depend on optional Debian/PyPI packages
+    "sources": ["dsp", "espeak-ng", "TimGM6mb"],
 }
 
 
@@ -272,6 +274,7 @@ def sample_figures(
             duration=spec["duration"],
             workers=1,
             progress=progress,
+            sources=tuple(spec["sources"]) if spec.get("sources") else None,
         )
     kw = {"clip_seconds": clip_seconds, "batch_size": spec["batch_size"], "bf16": bf16, "progress": progress}
     return {

@@ -183,52 +183,53 @@ class LatentDiffusionPipeline(Pipeline):
                 else (*cond[:3], torch.tensor([True]))
             )
             branches.append(uncond)
-        text = self._batch(branches, n, device)
+        text = self._batch(branches, 1, device)  # [cond(, uncond)]
 
-        # 2. seeded initial latents: candidate i draws its noise from seeds[i] alone
         run = DiffusionSampler(sampler or c.sampler, self.schedule)
         if init_audio is None:
             strength = 1.0
         elif strength is None:
             strength = 1.0 if inpaint is not None else DEFAULT_STRENGTH
-        run.set_steps(steps, strength=float(strength), device=device)
-        noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
-            device
-        )
         known = mask = None
-        if init_audio is None:
-            x = noise * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
-        else:
+        if init_audio is not None:
             audio_in = self.read_audio(init_audio)[:num_samples]
             audio_in = np.pad(audio_in, (0, num_samples - len(audio_in)))
-            known = model.audio_to_latents(torch.from_numpy(audio_in)[None].to(device)).expand(n, -1, -1, -1)
-            x = run.add_noise(known, noise, run.timesteps[0]) if len(run.timesteps) else known.clone()
+            known = model.audio_to_latents(torch.from_numpy(audio_in)[None].to(device))  # [1, C, F, T']
             if inpaint is not None:
                 mask = self._inpaint_mask(inpaint, duration, shape[-1]).to(device)
 
-        # 3. denoising loop, classifier-free guidance on the batched [cond, uncond]
-        timesteps = run.timesteps
-        for i, t in enumerate(_progress(timesteps, progress)):
-            x_in = run.scale_model_input(x, t)
-            t_model = torch.full(
-                (len(branches) * n,), float(t) / self.schedule.num_train_timesteps, device=device
-            )
-            out = model(x_in.repeat(len(branches), 1, 1, 1), t_model, *text)
-            if guided:
-                out_cond, out_uncond = out.chunk(2)
-                out = out_uncond + guidance * (out_cond - out_uncond)
-            x = run.step(out, t, x)
-            if (
-                mask is not None
-            ):  # inpainting: the kept range follows the init latent, noised to the next time
-                last = i + 1 == len(timesteps)
-                x = torch.where(mask, x, known if last else run.add_noise(known, noise, timesteps[i + 1]))
-        if mask is not None and not len(timesteps):
-            x = known
+        # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
+        rows = []
+        for seed in seeds:
+            # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time)
+            run.set_steps(steps, strength=float(strength), device=device)
+            timesteps = run.timesteps
+            noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+            if known is None:
+                x = noise * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
+            else:
+                x = run.add_noise(known, noise, timesteps[0]) if len(timesteps) else known.clone()
 
-        # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
-        mel = model.latents_to_mel(x, model.mel_frames(num_samples))  # [N, n_mels, frames]
-        audio = model.mel_to_audio(mel, num_samples).float().cpu().numpy()  # [N, T]
+            # 3. denoising loop, classifier-free guidance on the batched [cond, uncond]
+            for i, t in enumerate(_progress(timesteps, progress)):
+                x_in = run.scale_model_input(x, t)
+                t_model = torch.full(
+                    (len(branches),), float(t) / self.schedule.num_train_timesteps, device=device
+                )
+                out = model(x_in.expand(len(branches), -1, -1, -1), t_model, *text)
+                if guided:
+                    out_cond, out_uncond = out.chunk(2)
+                    out = out_uncond + guidance * (out_cond - out_uncond)
+                x = run.step(out, t, x)
+                # inpainting: the kept range follows the init latent, noised to the next step's time
+                if mask is not None:
+                    nxt = known if i + 1 == len(timesteps) else run.add_noise(known, noise, timesteps[i + 1])
+                    x = torch.where(mask, x, nxt)
+
+            # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
+            mel = model.latents_to_mel(x, model.mel_frames(num_samples))  # [1, n_mels, frames]
+            rows.append(model.mel_to_audio(mel, num_samples)[0].float().cpu().numpy())  # [T]
+        audio = np.stack(rows)  # [N, T]
 
         meta: dict[str, Any] = {
             "steps": steps,
@@ -236,6 +237,7 @@ class LatentDiffusionPipeline(Pipeline):
             "sampler": run.name,
             "duration": duration,
             "candidate_seeds": list(seeds),
+            "components": self.component_names(),
         }
         if negative_prompt:
             meta["negative_prompt"] = negative_prompt
@@ -252,6 +254,22 @@ class LatentDiffusionPipeline(Pipeline):
             meta["candidate_seeds"] = [seeds[i] for i in order]
             meta["clap_scores"] = [round(float(scores[i]), 6) for i in order]
         return audio, meta
+
+    def component_names(self) -> str:
+        """Which frozen parts made the audio (provenance): ``"vae=vae, vocoder=vocoder, text_encoder=minilm"``."""
+        from soundsmith.models.registry import ShippedRef, TextEncoderSpec
+
+        names = []
+        for name, ref in self.model.component_refs().items():
+            label = (
+                ref.name
+                if isinstance(ref, ShippedRef)
+                else ref.spec
+                if isinstance(ref, TextEncoderSpec)
+                else None
+            )
+            names.append(f"{name}={label or type(ref).__name__ + ' (in the model directory)'}")
+        return ", ".join(names)
 
     def reranker(self) -> Any:
         """The CLAP-style scorer (built on first use; the shipped ``clap`` unless given)."""

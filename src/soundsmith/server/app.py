@@ -2,14 +2,14 @@
 
 Endpoints (OpenAPI schema at ``/docs``): ``GET /health``, ``GET /v1/models``, ``POST /v1/generate`` (202, a job
 id), ``POST /v1/generate.wav`` (waits; one clip as ``audio/wav``), ``GET /v1/jobs`` (history), ``GET
-/v1/jobs/{id}``, ``GET /v1/audio/{id}-{i}.wav`` / ``.png`` (a clip / its spectrogram), and the page at ``/``.
+/v1/jobs/{id}``, ``GET /v1/audio/{id}-{i}.wav`` / ``.png`` (a clip / its spectrogram), the listening test
+(``GET /v1/listening/next``, ``POST /v1/ratings``, ``GET /v1/ratings.csv``), and the page at ``/``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib
 import logging
 import math
 import re
@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,8 +30,9 @@ from soundsmith.server.catalog import ModelCatalog
 from soundsmith.server.errors import ApiError
 from soundsmith.server.history import History
 from soundsmith.server.jobs import JobRunner, QueueFull, ShuttingDown, clip_path
-from soundsmith.server.schemas import FAMILY_OPTIONS, SEED_MAX, GenerateRequest
+from soundsmith.server.schemas import FAMILY_OPTIONS, SEED_MAX, GenerateRequest, RatingRequest
 from soundsmith.server.settings import ServerSettings
+from soundsmith.server.spectrogram import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         if settings.preload:
             await asyncio.to_thread(catalog.get, settings.default_model)
-            await asyncio.to_thread(importlib.import_module, "librosa")
+            await asyncio.to_thread(warm_up)
         yield
         # graceful shutdown: queued jobs are failed explicitly, running ones finish
         await asyncio.to_thread(runner.shutdown)
@@ -173,12 +174,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         '`{"error": {"status", "field", "message"}}`.',
         lifespan=lifespan,
     )
-    app.state.settings, app.state.catalog, app.state.history, app.state.runner = (
-        settings,
-        catalog,
-        history,
-        runner,
-    )
+    app.state.settings = settings
+    app.state.catalog = catalog
+    app.state.history = history
+    app.state.runner = runner
     app.add_exception_handler(ApiError, errors.api_error_handler)
     app.add_exception_handler(StarletteHTTPException, errors.http_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_error_handler)
@@ -334,6 +333,49 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 render_spectrogram(wav, png)
             return FileResponse(png, media_type="image/png")
         return FileResponse(wav, media_type="audio/wav", content_disposition_type="inline", filename=name)
+
+    @api.get("/listening/next")
+    def listening_next(rater: str = Query(min_length=1, max_length=64)) -> dict[str, Any]:
+        """A random finished clip that ``rater`` has not rated yet, shown blind (no model, no settings)."""
+        rated = history.rated_by(rater)
+        todo = [(job_id, i, prompt) for job_id, i, prompt in history.done_clips() if (job_id, i) not in rated]
+        if not todo:
+            return {"clip": None, "remaining": 0}
+        job_id, i, prompt = secrets.choice(todo)
+        return {
+            "clip": f"{job_id}-{i}",
+            "prompt": prompt,
+            "audio_url": f"/v1/audio/{job_id}-{i}.wav",
+            "remaining": len(todo),
+        }
+
+    @api.post("/ratings", status_code=201)
+    def rate(req: RatingRequest) -> dict[str, Any]:
+        """Store one rating of a finished clip."""
+        job_id, _, index = req.clip.partition("-")
+        row = history.get(job_id)
+        clips = ((row or {}).get("result") or {}).get("clips", [])
+        if row is None or row["status"] != "done" or not int(index) < len(clips):
+            raise ApiError(
+                404, f"no finished clip {req.clip!r}; clip ids come from GET /v1/listening/next", "clip"
+            )
+        rater = req.rater.strip()
+        if not rater:
+            raise ApiError(422, "rater is only white space; give a name", "rater")
+        history.add_rating(job_id, int(index), rater, req.ovl, req.rel)
+        return {"stored": True, "clip": req.clip}
+
+    @api.get("/ratings.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+    def ratings_csv(raw: bool = False) -> Response:
+        """Per-system OVL/REL means with 95% intervals (or, with ``raw=true``, every rating) as CSV."""
+        from soundsmith.server import listening
+
+        rows = history.ratings()
+        text = listening.ratings_csv(rows) if raw else listening.summary_csv(rows)
+        name = "soundsmith-ratings.csv" if raw else "soundsmith-ratings-summary.csv"
+        return Response(
+            text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
 
     app.include_router(api)
 

@@ -27,6 +27,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs (id),
+    clip INTEGER NOT NULL,
+    rater TEXT NOT NULL,
+    ovl INTEGER NOT NULL,
+    rel INTEGER NOT NULL,
+    created REAL NOT NULL
+);
 """
 COLUMNS = ("id", "created", "status", "model", "prompt", "request", "result", "error", "started", "finished")
 JSON_COLUMNS = ("request", "result")
@@ -71,6 +80,37 @@ class History:
                 (reason, time.time()),
             )
             return cur.rowcount
+
+    def add_rating(self, job_id: str, clip: int, rater: str, ovl: int, rel: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO ratings (job_id, clip, rater, ovl, rel, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, clip, rater, ovl, rel, time.time()),
+            )
+
+    def ratings(self) -> list[dict[str, Any]]:
+        """Every rating with its job's model and request (oldest first)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.job_id, r.clip, r.rater, r.ovl, r.rel, r.created, j.model, j.prompt, j.request "
+                "FROM ratings r JOIN jobs j ON j.id = r.job_id ORDER BY r.id"
+            ).fetchall()
+        keys = ("job_id", "clip", "rater", "ovl", "rel", "created", "model", "prompt", "request")
+        return [{**dict(zip(keys, row)), "request": json.loads(row[-1])} for row in rows]
+
+    def rated_by(self, rater: str) -> set[tuple[str, int]]:
+        with self._lock:
+            rows = self._db.execute("SELECT job_id, clip FROM ratings WHERE rater = ?", (rater,)).fetchall()
+        return {(job_id, clip) for job_id, clip in rows}
+
+    def done_clips(self, limit: int = 5000) -> list[tuple[str, int, str]]:
+        """``(job id, clip index, prompt)`` of the newest ``limit`` finished jobs' clips."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, prompt, result FROM jobs WHERE status = 'done' ORDER BY created DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(i, c["index"], p) for i, p, r in rows for c in json.loads(r)["clips"]]
 
     @staticmethod
     def _row(row: tuple) -> dict[str, Any]:

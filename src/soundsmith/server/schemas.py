@@ -27,3 +27,14 @@ class GenerateRequest(BaseModel):
     temperature: float | None = Field(default=None, description="sampling temperature (autoregressive)")
     top_k: int | None = Field(default=None, description="top-k sampling (autoregressive)")
     top_p: float | None = Field(default=None, description="nucleus sampling (autoregressive)")
+
+
+class RatingRequest(BaseModel):
+    """``POST /v1/ratings``: one listener's OVL and REL ratings (1-100, as in AudioLDM 2) of one clip."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    clip: str = Field(pattern=r"^[0-9a-f]{32}-\d{1,2}$", description="a clip id from GET /v1/listening/next")
+    ovl: int = Field(ge=1, le=100, description="overall quality, 1 (bad) to 100 (excellent)")
+    rel: int = Field(ge=1, le=100, description="relevance to the prompt, 1 (unrelated) to 100 (exact)")
+    rater: str = Field(min_length=1, max_length=64, description="who is listening (any name)")

@@ -55,3 +55,28 @@ def test_without_debian_packages_and_piper_the_corpus_uses_what_is_there(bare, c
 def test_fluid_missing_names_the_package_to_install(bare):
     with pytest.raises(ConfigError, match="apt-get install fluid-soundfont-gm"):
         render_instrument("piano", soundfont="FluidR3_GM", duration=1.0)
+
+
+def test_named_sources_reproduce_a_bare_machine_on_any_machine(tmp_path):
+    from soundsmith.data.manifest import read_manifest
+    from soundsmith.data.synth import synthesize_corpus
+    from soundsmith.data.synth.sources import Sources
+
+    bare_sources = ("dsp", "espeak-ng", "TimGM6mb")
+    assert Sources.resolve(bare_sources) == Sources("TimGM6mb", False, False)
+    specs = [draw_clip_spec(i, seed=8, sources=Sources.resolve(bare_sources)) for i in range(300)]
+    for spec in specs:
+        items = spec["foreground"] if spec["family"] == "scenes" else [spec]
+        for item in items:
+            attrs = item["attrs"]
+            assert (
+                attrs.get("source", "dsp") in ("dsp", "TimGM6mb")
+                and attrs.get("soundfont", "TimGM6mb") == "TimGM6mb"
+            )
+            assert item["family"] != "speech" or attrs["voice"] < len(VOICES)
+    path = synthesize_corpus(tmp_path, clips=8, seed=8, duration=1.0, sources=bare_sources, progress=False)
+    assert all(set(r.meta["sources"]) <= set(bare_sources) for r in read_manifest(path))
+    with pytest.raises(ConfigError, match="name no SoundFont"):
+        Sources.resolve(("dsp", "espeak-ng"))
+    with pytest.raises(ConfigError, match="unknown corpus sources"):
+        synthesize_corpus(tmp_path, clips=1, sources=("dsp", "espeak-ng", "TimGM6mb", "mp3s"), progress=False)

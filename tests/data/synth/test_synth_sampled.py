@@ -124,3 +124,16 @@ def test_hydrogen_instrument_names_map_to_classes_on_word_starts():
     assert _classify("tomhi2") == "tom_drum" and _classify("Closed HH") == "hi_hat"
     assert _classify("BassDrum") == "kick_drum" and _classify("Hand Clap") == "hand_clap"
     assert _classify("Zap 1") is None
+
+
+def test_every_event_class_has_caption_words_and_captions_name_it():
+    # eval/prompt_parse.py reads EVENT_WORDS as class -> nouns: its keys must be exactly the classes
+    from soundsmith.data.synth import EVENT_CLASSES
+    from soundsmith.data.synth.captions import EVENT_WORDS, caption_clip
+
+    assert set(EVENT_WORDS) == set(EVENT_CLASSES)
+    for name in [*PERCUSSION, *GM_SFX]:
+        _, anns = render_event(name, duration=1.0, sample_rate=SR, rng=np.random.default_rng(0))
+        captions, _ = caption_clip("events", anns, np.random.default_rng(1), held_out=False)
+        nouns = [n.split(" ", 1)[-1] for n in EVENT_WORDS[name][0]]
+        assert len(set(captions)) == 3 and all(any(n in c for n in nouns) for c in captions), captions

@@ -29,7 +29,6 @@ EVENT_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
     "brown_noise": (("a low rumble", "brown noise", "deep rumbling noise"), ("rumbles",), ("rumbling",)),
     "rain": (("rain", "steady rain", "rainfall"), ("falls", "patters"), ("falling", "pattering")),
     "wind": (("wind", "wind in the trees", "a gusty breeze"), ("blows", "rustles the leaves"), ("blowing", "rustling")),
-    "wind_howl": (("a howling wind", "wind", "a moaning wind"), ("howls", "moans"), ("howling", "moaning")),
     "bell": (("a bell", "a chime", "a small bell"), ("rings", "chimes"), ("ringing", "chiming")),
     "kick_drum": (("a kick drum", "a bass drum"), ("thumps", "is struck"), ("thumping", "booming")),
     "snare_drum": (("a snare drum", "a snare"), ("cracks", "is hit"), ("cracking", "snapping")),
@@ -68,6 +67,14 @@ EVENT_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
                  ("applauding", "clapping")),
     "gunshot": (("a gun", "a gunshot", "a rifle"), ("fires", "goes off"), ("firing", "going off")),
 }  # fmt: skip
+# (class, variant attribute value) -> words replacing EVENT_WORDS[class] (EVENT_WORDS keys stay class names)
+VARIANT_WORDS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    ("wind", "howl"): (
+        ("wind", "a strong wind", "a gale"),
+        ("howls", "moans"),
+        ("howling", "moaning"),
+    ),
+}
 PLURAL_NOUNS = {"footsteps", "steps", "water droplets", "maracas", "claves", "birds", "songbirds"}
 TEMPO_WORDS = {
     "slow": ("slowly", "at a slow pace", "at a slow tempo"),
@@ -151,7 +158,9 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str
 
 
 def _sound_phrase(ann: dict[str, Any], rng: np.random.Generator) -> Phrase:
-    nouns, verbs, ings = EVENT_WORDS["wind_howl" if ann.get("wind_type") == "howl" else ann["class"]]
+    nouns, verbs, ings = VARIANT_WORDS.get(
+        (ann["class"], ann.get("wind_type", "")), EVENT_WORDS[ann["class"]]
+    )
     noun, verb, ing = _pick(rng, nouns), _pick(rng, verbs), _pick(rng, ings)
     if noun in PLURAL_NOUNS and verb.endswith("s") and not verb.endswith("ss"):
         verb = verb[:-1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from soundsmith.data.synth.scenes import (
     SNR_DB,
     render_scene,
 )
+from soundsmith.data.synth.sources import Sources
 from soundsmith.data.synth.speech import (
     PIPER_VOICES,
     VOICES,
@@ -67,10 +69,11 @@ def held_out_voice(word: str) -> int:
     return (-WORDS.index(word)) % len(VOICES)
 
 
-def held_out_voices(word: str) -> tuple[int, ...]:
+def held_out_voices(word: str, piper: bool | None = None) -> tuple[int, ...]:
     """Every voice index that says ``word`` only in the test split: one espeak-ng voice, and one piper voice
-    when piper is installed (``len(VOICES) + word index mod len(PIPER_VOICES)``)."""
-    piper = (len(VOICES) + WORDS.index(word) % len(PIPER_VOICES),) if voice_count() > len(VOICES) else ()
+    with piper (default: when installed; ``len(VOICES) + word index mod len(PIPER_VOICES)``)."""
+    with_piper = voice_count(piper) > len(VOICES)
+    piper = (len(VOICES) + WORDS.index(word) % len(PIPER_VOICES),) if with_piper else ()
     return (held_out_voice(word), *piper)
 
 
@@ -79,36 +82,42 @@ def _choice(rng: np.random.Generator, options) -> Any:
     return options[int(rng.integers(0, len(options)))]
 
 
-def _draw_events(rng: np.random.Generator, test: bool, classes=tuple(EVENT_CLASSES)) -> dict[str, Any]:
+def _draw_events(
+    rng: np.random.Generator, test: bool, src: Sources, classes=tuple(EVENT_CLASSES)
+) -> dict[str, Any]:
     if test:
         name, register = _choice(rng, HELD_OUT_EVENT_REGISTERS)
     else:
         name = _choice(rng, classes)
         allowed = [r for r in REGISTERS if (name, r) not in HELD_OUT_EVENT_REGISTERS]
         register = _choice(rng, allowed) if name in PITCHED else None
-    return {"family": "events", "name": name, "attrs": draw_event_attrs(name, rng, register=register)}
+    attrs = draw_event_attrs(name, rng, register=register, soundfont=src.soundfont, hydrogen=src.hydrogen)
+    return {"family": "events", "name": name, "attrs": attrs}
 
 
 def _draw_instruments(
-    rng: np.random.Generator, test: bool, duration: float, phrases=PHRASES
+    rng: np.random.Generator, test: bool, duration: float, src: Sources, phrases=PHRASES
 ) -> dict[str, Any]:
     name = _choice(rng, INSTRUMENTS)
     held = held_out_register(name)
     register = held if test else _choice(rng, [r for r in REGISTER_NAMES if r != held])
     phrase = _choice(rng, [p for p in phrases if p in phrases_for(name)])
-    attrs = draw_instrument_attrs(name, rng, duration, register=register, phrase=phrase)
+    attrs = draw_instrument_attrs(
+        name, rng, duration, register=register, phrase=phrase, soundfont=src.soundfont
+    )
     return {"family": "instruments", "name": name, "attrs": attrs}
 
 
-def _draw_speech(rng: np.random.Generator, test: bool) -> dict[str, Any]:
+def _draw_speech(rng: np.random.Generator, test: bool, src: Sources) -> dict[str, Any]:
     word = _choice(rng, WORDS)
-    held = held_out_voices(word)
-    voice = _choice(rng, held) if test else _choice(rng, [v for v in range(voice_count()) if v not in held])
+    held = held_out_voices(word, src.piper)
+    voices = [v for v in range(voice_count(src.piper)) if v not in held]
+    voice = _choice(rng, held) if test else _choice(rng, voices)
     attrs = draw_speech_attrs(word, rng, voice=voice)
     return {"family": "speech", "name": word, "attrs": {k: v for k, v in attrs.items() if k != "word"}}
 
 
-def _draw_scene(rng: np.random.Generator, test: bool, duration: float) -> dict[str, Any]:
+def _draw_scene(rng: np.random.Generator, test: bool, duration: float, src: Sources) -> dict[str, Any]:
     k = int(rng.integers(1, 4))
     if test:
         background, forced = _choice(rng, HELD_OUT_SCENES)
@@ -121,11 +130,11 @@ def _draw_scene(rng: np.random.Generator, test: bool, duration: float) -> dict[s
     foreground = []
     for family in families:  # inner attribute combinations come from the training distribution
         if family == "events":
-            foreground.append(_draw_events(rng, False, FOREGROUND_EVENTS))
+            foreground.append(_draw_events(rng, False, src, FOREGROUND_EVENTS))
         elif family == "instruments":
-            foreground.append(_draw_instruments(rng, False, duration / k, FOREGROUND_PHRASES))
+            foreground.append(_draw_instruments(rng, False, duration / k, src, FOREGROUND_PHRASES))
         else:
-            foreground.append(_draw_speech(rng, False))
+            foreground.append(_draw_speech(rng, False, src))
     level = "quiet" if background == "quiet" else "loud"
     return {
         "family": "scenes",
@@ -134,6 +143,7 @@ def _draw_scene(rng: np.random.Generator, test: bool, duration: float) -> dict[s
         "ref_db": round(float(rng.uniform(*REF_DB[level])), 1),
         "snr_db": [round(float(rng.uniform(*SNR_DB[level])), 1) for _ in range(k)],
         "seed": int(rng.integers(0, 2**31 - 1)),
+        "soundfont": src.soundfont,
     }
 
 
@@ -143,8 +153,12 @@ def draw_clip_spec(
     families: tuple[str, ...] = tuple(FAMILY_WEIGHTS),
     duration: float = 4.0,
     augment_rate: float = 0.0,
+    sources: Sources | None = None,
 ) -> dict[str, Any]:
     """The complete description of clip ``index`` (family, split and every attribute), from ``(seed, index)``.
+
+    ``sources`` (default: everything installed, :meth:`Sources.resolve`) limits the SoundFont, Hydrogen kits
+    and piper voices drawn.
 
     With probability ``augment_rate`` the spec also holds a recording ``chain`` (reverb, mic EQ, noise,
     codec: :mod:`augment`), drawn from its own generator ``default_rng([seed, index, 2])`` so that the rest
@@ -155,14 +169,15 @@ def draw_clip_spec(
     weights = np.array([FAMILY_WEIGHTS[f] for f in families])
     family = families[int(rng.choice(len(families), p=weights / weights.sum()))]
     test = split == "test"
+    src = sources if sources is not None else Sources.resolve()
     if family == "events":
-        spec = _draw_events(rng, test)
+        spec = _draw_events(rng, test, src)
     elif family == "instruments":
-        spec = _draw_instruments(rng, test, duration)
+        spec = _draw_instruments(rng, test, duration, src)
     elif family == "speech":
-        spec = _draw_speech(rng, test)
+        spec = _draw_speech(rng, test, src)
     else:
-        spec = _draw_scene(rng, test, duration)
+        spec = _draw_scene(rng, test, duration, src)
     spec = spec | {"split": split}
     if augment_rate > 0:
         chain_rng = np.random.default_rng([seed, index, 2])
@@ -207,7 +222,13 @@ def _render_dry(spec: dict[str, Any], duration: float, sample_rate: int) -> tupl
         duration=duration,
         sample_rate=sample_rate,
         seed=spec["seed"],
+        soundfont=spec.get("soundfont"),
     )
+
+
+@lru_cache(maxsize=8)
+def _sources(names: tuple[str, ...]) -> Sources:
+    return Sources.resolve(names)
 
 
 def labels_of(annotations: list[dict[str, Any]]) -> list[str]:
@@ -215,12 +236,14 @@ def labels_of(annotations: list[dict[str, Any]]) -> list[str]:
     return sorted({a["class"] for a in annotations if a["class"] != "quiet"})
 
 
-def make_clip(task: tuple[int, int, tuple[str, ...], float, int, str, float]) -> dict[str, Any]:
+def make_clip(
+    task: tuple[int, int, tuple[str, ...], float, int, str, float, tuple[str, ...]],
+) -> dict[str, Any]:
     """Draw, render, caption and save clip ``index``; returns its manifest row as a dict (spawn-safe)."""
     from soundsmith.audio import save_audio
 
-    index, seed, families, duration, sample_rate, out_dir, augment_rate = task
-    spec = draw_clip_spec(index, seed, families, duration, augment_rate)
+    index, seed, families, duration, sample_rate, out_dir, augment_rate, source_names = task
+    spec = draw_clip_spec(index, seed, families, duration, augment_rate, _sources(source_names))
     audio, annotations = render_clip_spec(spec, duration, sample_rate)
     captions, template_ids = caption_clip(
         spec["family"], annotations, np.random.default_rng([seed, index, 1]), held_out=spec["split"] == "test"
@@ -256,6 +279,7 @@ def synthesize_corpus(
     workers: int = 1,
     progress: bool = True,
     augment_rate: float = 0.0,
+    sources: tuple[str, ...] | list[str] | None = None,
 ) -> Path:
     """Write the synthetic captioned corpus: ``out_dir/audio/NNNNNN.wav`` (16-bit PCM) and ``manifest.jsonl``.
 
@@ -263,7 +287,9 @@ def synthesize_corpus(
     events/instruments/speech/scenes (their weights are renormalised). Same arguments and ``seed`` give
     byte-identical files whatever ``workers`` is. ``augment_rate`` (default 0: off) is the fraction of clips
     passed through a drawn recording chain (room reverb, mic EQ, noise at an SNR, codec band limit), annotated
-    in ``meta["render_chain"]``. Returns the manifest path.
+    in ``meta["render_chain"]``. ``sources`` names the sources to draw from (default: all installed; e.g.
+    ``("dsp", "espeak-ng", "TimGM6mb")`` gives the corpus of a machine without the optional packages).
+    Returns the manifest path.
     """
     from tqdm import tqdm
 
@@ -282,10 +308,20 @@ def synthesize_corpus(
     unknown = [f for f in families if f not in FAMILY_WEIGHTS]
     if unknown or not families:
         raise ConfigError(f"unknown families {unknown or families}; choose from {list(FAMILY_WEIGHTS)}")
+    source_names = Sources.resolve(sources).names()  # errors now, not in a worker
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     tasks = [
-        (i, int(seed), families, float(duration), int(sample_rate), str(out), float(augment_rate))
+        (
+            i,
+            int(seed),
+            families,
+            float(duration),
+            int(sample_rate),
+            str(out),
+            float(augment_rate),
+            source_names,
+        )
         for i in range(n)
     ]
     bar = tqdm(total=n, desc="synth", unit="clip", disable=not progress)

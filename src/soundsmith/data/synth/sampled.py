@@ -163,24 +163,29 @@ def hydrogen_kits(cls: str) -> list[str]:
 # --- sources drawn into a spec -----------------------------------------------------------------------------
 
 
-def sources_for(cls: str) -> list[str]:
-    """The sources that can render ``cls`` here: ``dsp`` (synthesized hits), the SoundFont, ``hydrogen``."""
+def sources_for(cls: str, soundfont: str | None = None, hydrogen: bool = True) -> list[str]:
+    """The sources that can render ``cls``: ``dsp`` (synthesized hits), the SoundFont (``soundfont``, default
+    the installed one), ``hydrogen`` (when ``hydrogen`` and a kit has the instrument)."""
     from soundsmith.data.synth.instruments import default_soundfont
 
     out = ["dsp"] if cls in ("kick_drum", "snare_drum", "hi_hat", "drum_beat") else []
     if cls in GM_DRUM_KEYS or cls in GM_SFX:
-        out.append(default_soundfont())
+        out.append(soundfont or default_soundfont())
     kit_cls = "kick_drum" if cls == "drum_beat" else cls
-    if hydrogen_kits(kit_cls) and (
-        cls != "drum_beat" or (hydrogen_kits("snare_drum") and hydrogen_kits("hi_hat"))
+    if (
+        hydrogen
+        and hydrogen_kits(kit_cls)
+        and (cls != "drum_beat" or (hydrogen_kits("snare_drum") and hydrogen_kits("hi_hat")))
     ):
         out.append("hydrogen")
     return out
 
 
 def draw_source(cls: str, rng: np.random.Generator, given: dict[str, Any]) -> dict[str, Any]:
-    """``source`` (and ``kit`` for Hydrogen) of a sampled-capable class; ``given`` values win."""
-    source = given.get("source") or str(rng.choice(sources_for(cls)))
+    """``source`` (and ``kit`` for Hydrogen) of a sampled-capable class; ``given`` values win (``soundfont`` and
+    ``hydrogen`` in ``given`` restrict the choice, see :class:`sources.Sources`)."""
+    options = sources_for(cls, given.get("soundfont"), given.get("hydrogen", True))
+    source = given.get("source") or str(rng.choice(options))
     out: dict[str, Any] = {"source": source}
     if source == "hydrogen":
         kits = hydrogen_kits("kick_drum" if cls == "drum_beat" else cls)
@@ -271,5 +276,5 @@ def draw_sfx_attrs(cls: str, rng: np.random.Generator, given: dict[str, Any]) ->
     if not texture:
         length = given.get("length_s")
         out["length_s"] = float(length) if length is not None else round(float(rng.uniform(short, long)), 2)
-    out["source"] = given.get("source") or default_soundfont()
+    out["source"] = given.get("source") or given.get("soundfont") or default_soundfont()
     return out

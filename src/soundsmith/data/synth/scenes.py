@@ -13,6 +13,7 @@ import numpy as np
 from soundsmith.data.synth.dsp import PEAK_LIMIT, colored_noise, set_loudness
 from soundsmith.data.synth.events import TEXTURES, render_event
 from soundsmith.data.synth.instruments import render_instrument
+from soundsmith.data.synth.sampled import GM_SFX
 from soundsmith.data.synth.speech import render_speech
 from soundsmith.errors import ConfigError
 
@@ -81,11 +82,13 @@ def render_scene(
     duration: float = 4.0,
     sample_rate: int = 16000,
     seed: int = 0,
+    soundfont: str | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Mix ``background`` (rain|wind|noise|engine_hum|seashore|quiet) at ``ref_db`` LUFS with the ``foreground`` specs.
 
     Foreground ``i`` (``{"family", "name", "attrs"}``, attrs complete) is rendered in slot ``i`` of
-    ``len(foreground)`` equal slots at loudness ``ref_db + snr_db[i]``. ``seed`` drives the background.
+    ``len(foreground)`` equal slots at loudness ``ref_db + snr_db[i]``. ``seed`` drives the background;
+    ``soundfont`` (default: the installed one) plays a recorded background (seashore).
     Returns ``(audio [T] float32, annotations)``: the background first (``role="background"``), then the
     foreground events in time order with ``snr_db`` and clip-relative ``onset``/``offset``.
     """
@@ -100,8 +103,9 @@ def render_scene(
         bg_audio, bg_db = set_loudness(bed, sample_rate, ref_db)
     else:
         bg_rng = np.random.default_rng(seed)
+        recorded = {"source": soundfont} if bg_class in GM_SFX and soundfont else {}
         bg_audio, bg_ann = render_event(
-            bg_class, duration=duration, sample_rate=sample_rate, rng=bg_rng, loudness_db=ref_db
+            bg_class, duration=duration, sample_rate=sample_rate, rng=bg_rng, loudness_db=ref_db, **recorded
         )
         bg_db = bg_ann[0]["loudness_db"]
     mix = bg_audio.astype(np.float64)

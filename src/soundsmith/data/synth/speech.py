@@ -180,9 +180,10 @@ def piper_available() -> bool:
     return True
 
 
-def voice_count() -> int:
-    """Number of usable voices here: the espeak-ng ``VOICES``, plus ``PIPER_VOICES`` when piper is installed."""
-    return len(VOICES) + (len(PIPER_VOICES) if piper_available() else 0)
+def voice_count(piper: bool | None = None) -> int:
+    """Number of usable voices: the espeak-ng ``VOICES``, plus ``PIPER_VOICES`` with piper (default: when
+    installed)."""
+    return len(VOICES) + (len(PIPER_VOICES) if (piper_available() if piper is None else piper) else 0)
 
 
 def voice_label(voice: int) -> tuple[str, str, str]:

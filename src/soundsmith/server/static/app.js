@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 300;
-const state = { models: {}, limits: {}, compare: [null, null], busy: false };
+const state = { models: {}, limits: {}, compare: [null, null], busy: false, listenClip: null };
 
 // -- API ----------------------------------------------------------------------------------------------------
 function headers(extra) {
@@ -201,13 +201,68 @@ async function setCompare(slot, job, clip) {
   $("compare").hidden = false;
 }
 
+// A job still queued or running when the history was loaded (another tab, a reload): refresh it when it ends.
+async function watch(job, item) {
+  const limitMs = ((state.limits.timeout_s || 300) + 600) * 1000;
+  const t0 = performance.now();
+  while ((job.status === "queued" || job.status === "running") && performance.now() - t0 < limitMs) {
+    await new Promise((r) => setTimeout(r, 1000));
+    try { job = await api(job.url); } catch (err) { return; }
+  }
+  if (item.isConnected) item.replaceWith(await renderJob(job));
+}
+
 async function loadHistory() {
   const q = encodeURIComponent($("search").value.trim());
   const { jobs } = await api("/v1/jobs?limit=50&q=" + q);
   const list = $("results");
   const items = [];
-  for (const job of jobs) items.push(await renderJob(job));
+  for (const job of jobs) {
+    const item = await renderJob(job);
+    items.push(item);
+    if (job.status === "queued" || job.status === "running") watch(job, item);
+  }
   list.replaceChildren(...items);
+}
+
+// -- listening test: one blind clip at a time, OVL and REL from 1 to 100 ----------------------------------------
+async function nextClip() {
+  const rater = $("rater").value.trim();
+  if (!rater) { $("listen-state").textContent = "type your name first"; $("rater").focus(); return; }
+  localStorage.setItem("soundsmith-rater", rater);
+  try {
+    const next = await api("/v1/listening/next?rater=" + encodeURIComponent(rater));
+    state.listenClip = next.clip;
+    $("listen-clip").hidden = !next.clip;
+    if (!next.clip) {
+      $("listen-state").textContent = "nothing left to rate: generate more takes, or export the CSV";
+      return;
+    }
+    $("listen-prompt").textContent = next.prompt;
+    $("listen-audio").src = await mediaUrl(next.audio_url);
+    for (const id of ["ovl", "rel"]) { $(id).value = 50; $(id + "-value").textContent = "50"; }
+    $("listen-state").textContent = next.remaining + " clip(s) left to rate";
+  } catch (err) { showError(err); }
+}
+
+async function submitRating() {
+  try {
+    await api("/v1/ratings", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ clip: state.listenClip, ovl: +$("ovl").value, rel: +$("rel").value,
+                             rater: $("rater").value.trim() }),
+    });
+    await nextClip();
+  } catch (err) { showError(err); }
+}
+
+async function downloadCsv() {
+  try {
+    const response = await fetch("/v1/ratings.csv", { headers: headers() });
+    if (!response.ok) throw new ApiError(response.status, "cannot export the ratings", null);
+    const link = el("a", { href: URL.createObjectURL(await response.blob()), download: "soundsmith-ratings.csv" });
+    link.click();
+  } catch (err) { showError(err); }
 }
 
 // -- start --------------------------------------------------------------------------------------------------
@@ -220,6 +275,12 @@ function init() {
   });
   $("generate-form").onsubmit = (e) => { e.preventDefault(); generate(readForm()); };
   $("model").onchange = modelChanged;
+  $("rater").value = localStorage.getItem("soundsmith-rater") || "";
+  $("listen").addEventListener("toggle", () => { if ($("listen").open && $("rater").value.trim()) nextClip(); });
+  $("listen-next").onclick = nextClip;
+  $("rate").onclick = submitRating;
+  $("ratings-csv").onclick = downloadCsv;
+  for (const id of ["ovl", "rel"]) $(id).oninput = () => { $(id + "-value").textContent = $(id).value; };
   $("compare-clear").onclick = () => { state.compare = [null, null]; $("compare").hidden = true; };
   let timer = null;
   $("search").oninput = () => { clearTimeout(timer); timer = setTimeout(() => loadHistory().catch(showError), 250); };

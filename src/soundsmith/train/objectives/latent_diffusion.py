@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from soundsmith.models.latent_diffusion import LatentDiffusion
-from soundsmith.sampling.diffusion import NoiseSchedule
+from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 from soundsmith.train.objectives.base import Objective
 from soundsmith.train.objectives.clap import caption_of
 
@@ -51,6 +51,9 @@ class LatentDiffusionObjective(Objective):
     def __init__(self, model: LatentDiffusion, sample_rate: int | None = None, seed: int = 0) -> None:
         super().__init__(model, sample_rate)
         self.schedule = NoiseSchedule(**model.config.schedule_kwargs())
+        DiffusionSampler(
+            model.config.sampler, self.schedule
+        )  # a sampler that cannot run fails now, not at sample time
         self.seed = seed
         # caption -> (token vectors [L, D], pooled [D]) on the CPU: the encoder is frozen and corpora repeat
         # captions every epoch (MiniLM costs ~7 ms a caption on 2 cores).

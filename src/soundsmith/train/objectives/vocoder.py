@@ -32,7 +32,8 @@ from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.base import Objective
 from soundsmith.train.optimizers import OptimizerSpec
 
-DISC_START_STEP = 20000  # generator-only steps before the GAN starts (a GAN step costs ~10x a warm-up step on a CPU)
+# generator-only steps before the GAN starts (on a CPU a GAN step costs ~15x a generator-only step)
+DISC_START_STEP = 20000
 STFT_LOSS_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))  # (n_fft, hop, win)
 
 

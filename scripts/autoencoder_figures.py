@@ -154,9 +154,10 @@ def main() -> None:
     args.out.write_text(json.dumps(summary, indent=2))
     print()
     print(
-        "| method | MR-STFT | mel L1 | pitch median cents | pitch <= 25 c | onsets equal | loudness median LU | <= 1 LU |"
+        "| method | MR-STFT | mel L1 | pitch median cents | pitch <= 25 c | onsets equal | loudness median LU "
+        "| <= 1 LU | FAD (x real) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, t in table.items():
         print(
             f"| {name} | {t['mrstft']:.3f} | {t['mel_l1']:.3f} | {t['pitch_median_cents']:.1f} "

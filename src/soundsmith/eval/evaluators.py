@@ -31,7 +31,7 @@ RECALL_AT = (1, 5, 10)
 # The fixed sample the shipped evaluators' figures are reproduced on (see sample_figures): all four families
 # (speech renders byte-identically since issue 3's fix in data/synth/speech.py).
 SAMPLE_SPEC: dict[str, Any] = {
-    "clips": 60,
+    "clips": 100,
     "seed": 20261121,
     "families": ["events", "instruments", "speech", "scenes"],
     "duration": 4.0,

@@ -33,7 +33,9 @@ class VocoderConfig:
     depth: int = 8  # ConvNeXt blocks
     kernel_size: int = 7  # depthwise conv over frames
     head_n_fft: int = 0  # inverse-STFT size of the head; 0 = 4 * hop_length (4x overlap, as Vocos)
-    max_log_magnitude: float = math.log(100.0)  # the predicted log magnitude is clipped here (Vocos)
+    # the predicted log magnitude is clipped here; Vocos' log 100 caps a 640-point frame's sine at amplitude
+    # ~0.6 (a full-scale sine peaks at 160), so the default allows 1000
+    max_log_magnitude: float = math.log(1000.0)
     # mel front end the vocoder inverts (travels with the weights; a different mel is refused)
     sample_rate: int = 16000
     n_fft: int = 1024

@@ -38,3 +38,6 @@ if [ -n "$missing" ]; then
     echo "setup: apt-get install${missing} failed (see /tmp/soundsmith-apt.log); the corpus falls back"
   fi
 fi
+
+# Chromium for the page's browser tests (tests/server); one line and a skip where it cannot be installed.
+bash "$(dirname "$0")/setup_browser.sh"

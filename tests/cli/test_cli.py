@@ -30,7 +30,7 @@ def corpus(tmp_path_factory):
 def test_help_lists_commands():
     r = subprocess.run([sys.executable, "-m", "soundsmith", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
-    for cmd in ("data", "train", "generate", "evaluate", "models", "wavenet"):
+    for cmd in ("data", "train", "generate", "evaluate", "models", "wavenet", "serve"):
         assert cmd in r.stdout
     r = subprocess.run([sys.executable, "-m", "soundsmith", "train"], capture_output=True, text=True)
     assert r.returncode == 2 and "--data" in r.stderr

@@ -5,7 +5,8 @@ L1 to the source (lower is better); pitch kept on tonal clips (pYIN on source an
 median |cents| over frames voiced in both; median over clips and % of clips within 25 cents); onsets kept
 (librosa onset count equal to the source's, on the events family); loudness (|LUFS difference|, % within 1 LU);
 FAD on the shipped tagger's embeddings against as many valid-split clips, with the sources' own FAD against
-them as the real-vs-real baseline.
+them as the real-vs-real baseline; words kept (the shipped spoken-word recognizer, models/keyword, on the speech
+clips: % recognised as the clip's word, against its accuracy on the originals).
 Prints a markdown table and writes JSON.
 
     python scripts/autoencoder_figures.py --data work/corpus_ae/manifest.jsonl --per-family 25 --out work/ae_figures.json
@@ -29,9 +30,11 @@ from soundsmith.data import read_manifest
 from soundsmith.eval.embedders import TaggerEmbedder
 from soundsmith.eval.frechet import frechet_distance
 from soundsmith.eval.pitch import track_pitch
+from soundsmith.eval.recognizer import predict
 from soundsmith.eval.reconstruction import mel_l1, multi_resolution_stft_distance
 from soundsmith.pipelines.reconstruct import Reconstructor
 
+ROOT = Path(__file__).resolve().parents[1]
 TONAL_FAMILIES = ("instruments", "events")
 
 
@@ -39,6 +42,12 @@ def is_tonal(row) -> bool:
     """One pitched event and nothing else (no background): a note, a phrase, a beep or a tone."""
     events = row.meta.get("events", [])
     return row.meta.get("family") in TONAL_FAMILIES and len(events) == 1 and "midi_pitch" in events[0]
+
+
+def spoken_word(row) -> str | None:
+    """The clip's one spoken word (``speech_<word>`` label), else None."""
+    spoken = [lb[len("speech_") :] for lb in row.labels if lb.startswith("speech_")]
+    return spoken[0] if len(spoken) == 1 else None
 
 
 def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
@@ -99,6 +108,8 @@ def main() -> None:
         ]
     )  # FAD reference: as many valid clips per family, never reconstructed
     embeddings: dict[str, list[torch.Tensor]] = defaultdict(list)
+    keyword = load_model("keyword") if (ROOT / "models" / "keyword" / "config.json").is_file() else None
+    words: dict[str, list[float]] = defaultdict(list)  # word recognised == the clip's word, per method
     per = {m: defaultdict(list) for m in methods}
     seconds = {m: 0.0 for m in methods}
     for i, row in enumerate(rows):
@@ -107,12 +118,17 @@ def main() -> None:
         tonal = is_tonal(row)
         onsets_src = onset_count(src, sr) if row.meta.get("family") == "events" else None
         embeddings["source"].append(embedder.embed(torch.tensor(src)[None], sr))
+        word = spoken_word(row) if keyword is not None else None
+        if word is not None:
+            words["source"].append(float(predict(keyword, [src])[0] == word))
         for name, rec in methods.items():
             t0 = time.perf_counter()
             out = rec(src, sr)
             seconds[name] += time.perf_counter() - t0
             e, r = torch.tensor(out)[None], torch.tensor(src)[None]
             embeddings[name].append(embedder.embed(e, sr))
+            if word is not None:
+                words[name].append(float(predict(keyword, [out])[0] == word))
             per[name]["mrstft"].append(float(multi_resolution_stft_distance(e, r)[0]))
             per[name]["mel_l1"].append(float(mel_l1(e, r, mel_cfg)[0]))
             loud = measure_loudness(out, sr)
@@ -148,22 +164,34 @@ def main() -> None:
             "x_realtime": audio_s / max(seconds[name], 1e-9),
             "fad": fad[name],
             "fad_ratio_to_real": fad[name] / max(fad["source"], 1e-12),
+            "word_accuracy_pct": float(100 * np.mean(words[name])) if words[name] else math.nan,
+            "word_clips": len(words[name]),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"clips": len(rows), "split": args.split, "fad_real_vs_real": fad["source"], "methods": table}
+    word_src = float(100 * np.mean(words["source"])) if words["source"] else math.nan
+    print(
+        f"spoken-word recognizer on the {len(words['source'])} original speech clips: {word_src:.0f}% correct"
+    )
+    summary = {
+        "clips": len(rows),
+        "split": args.split,
+        "fad_real_vs_real": fad["source"],
+        "word_accuracy_originals_pct": word_src,
+        "methods": table,
+    }
     args.out.write_text(json.dumps(summary, indent=2))
     print()
     print(
         "| method | MR-STFT | mel L1 | pitch median cents | pitch <= 25 c | onsets equal | loudness median LU "
-        "| <= 1 LU | FAD (x real) |"
+        "| <= 1 LU | FAD (x real) | words |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, t in table.items():
         print(
             f"| {name} | {t['mrstft']:.3f} | {t['mel_l1']:.3f} | {t['pitch_median_cents']:.1f} "
             f"| {t['pitch_within_25_cents_pct']:.0f}% (n={t['pitch_clips']}) | {t['onsets_equal_pct']:.0f}% "
             f"(n={t['onset_clips']}) | {t['loudness_median_abs_lu']:.2f} | {t['loudness_within_1_lu_pct']:.0f}% "
-            f"| {t['fad']:.2f} ({t['fad_ratio_to_real']:.1f}x) |"
+            f"| {t['fad']:.2f} ({t['fad_ratio_to_real']:.1f}x) | {t['word_accuracy_pct']:.0f}% (n={t['word_clips']}) |"
         )
     print(f"wrote {args.out}")
 

@@ -11,6 +11,7 @@ out from training altogether.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from soundsmith.eval.recognizer import (
     predict,
     recognizer_figures,
 )
-from soundsmith.models.registry import load_model, read_model_config
+from soundsmith.models.registry import load_model, read_model_config, resolve_model_dir
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "keyword_figures.json"
 
@@ -47,13 +48,16 @@ def main() -> None:
         clips, targets = fixed_sample()
         preds = predict(model, clips)
         fig = figures_from_predictions(targets, preds, model.classes)
-        meta = read_model_config(Path(args.model) if Path(args.model).exists() else args.model)
+        meta = read_model_config(resolve_model_dir(args.model))
+        weights = resolve_model_dir(args.model) / "model.safetensors"
+        extra = {k: v for k, v in (meta.get("extra") or {}).items() if k != "run"}
         out = {
             "seed": SAMPLE_SEED,
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "model_extra": extra,
             "predictions": preds,
             "targets": targets,
             **fig,
-            "model_extra": meta.get("extra"),
         }
         DOCS.write_text(json.dumps(out, indent=1) + "\n")
         print(f"fixed sample: accuracy {fig['accuracy']:.3f} ({fig['n']} clips) -> {DOCS}")

@@ -119,3 +119,39 @@ def test_collate_fields_and_types(ramps):
     assert collate_clips(items)["skipped"] == ["bad.wav"]  # an item without the key counts as none skipped
     with pytest.raises(ValueError, match="^collate_clips needs at least one item$"):
         collate_clips([])
+
+
+def test_crop_and_caption_draws_are_independent_and_reach_every_choice(ramps):
+    ds = _ds(ramps, seed=5)
+    pairs = []
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        for i in range(N_FILES):
+            item = ds[i]
+            pairs.append((round(float(item["audio"][0]) / STEP), item["caption"][-1]))  # (offset, "a" | "b")
+    offsets = [o for o, _ in pairs]
+    assert {c for _, c in pairs} == {"a", "b"}  # both captions of a row are drawn
+    assert any(o % 2 for o in offsets)  # any sample can start a crop (no quantum without mel)
+    # with one draw for both, the caption would follow the offset (second half <-> caption "b")
+    follows = sum((o >= 3500) == (c == "b") for o, c in pairs)
+    assert 6 <= follows <= len(pairs) - 6, follows
+
+
+def test_valid_items_ignore_the_epoch(ramps, tmp_path):
+    rows = [
+        ManifestRow(f"audio/ramp{i}.wav", [f"c{i}{k}" for k in "abcde"], [], 1.0, SR, "valid", {})
+        for i in range(3)
+    ]
+    manifest = write_manifest(tmp_path / "valid.jsonl", rows, root=ramps.parent)
+    ds = ClipDataset(manifest, DataConfig(sample_rate=SR, clip_seconds=CLIP_SECONDS), "valid", seed=5)
+    first = [(ds[i]["caption"], float(ds[i]["audio"][0])) for i in range(3)]
+    ds.set_epoch(4)
+    assert [(ds[i]["caption"], float(ds[i]["audio"][0])) for i in range(3)] == first
+
+
+def test_index_bounds(ramps):
+    ds = _ds(ramps, seed=0)
+    assert ds[-N_FILES]["index"] == 0 and ds[N_FILES - 1]["index"] == N_FILES - 1
+    for bad in (N_FILES, -N_FILES - 1):
+        with pytest.raises(IndexError, match=f"^index {bad} out of range for {N_FILES} clips$"):
+            ds[bad]

@@ -52,6 +52,7 @@ def test_item_shapes_and_fields(corpus):
         assert it["caption"] in it["captions"] or (it["caption"] == "" and it["captions"] == [])
         assert it["label_ids"].shape == (4,)
         assert [ds.labels[k] for k in torch.nonzero(it["label_ids"]).flatten()] == sorted(it["labels"])
+        assert set(it["label_ids"].tolist()) <= {0.0, 1.0}  # multi-hot
     short = ds[2]
     assert short["length"] == 800 and short["id"] == "audio/short.wav"
     assert torch.all(short["audio"][800:] == 0) and short["audio"][:800].abs().max() > 0.1
@@ -166,6 +167,10 @@ def test_bad_files_are_logged_once_and_replaced(corpus, tmp_path, caplog):
     assert ds.bad_files == {str(tmp_path / "audio" / "b.wav"), str(tmp_path / "audio" / "d.wav")}
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and "b.wav" in warnings[0].getMessage()
+    assert str(corpus) in warnings[0].getMessage()  # the manifest is named too
+    assert items[-1]["index"] == 2 and items[-1]["skipped"] == [
+        str(tmp_path / "audio" / "b.wav")
+    ]  # known bad
     batch = collate_clips(items[:2])
     assert batch["skipped"] == [str(tmp_path / "audio" / "b.wav")]
 

@@ -102,3 +102,31 @@ def test_statistics_are_float64_whatever_the_input_dtype():
 def test_bad_embeddings_get_the_documented_message(bad, message):
     with pytest.raises(ValueError, match=message):
         gaussian_stats(bad)
+
+
+def test_fad_infinity_edges():
+    g, r = _sets(n=40)
+    res = fad_infinity(g, r, sizes=[2, 40])  # 2 is the smallest size, and 2 sizes are enough
+    a, b, r2 = _fad_infinity_by_hand(g, r, [2, 40], 3, 0)
+    assert res["fad_inf"] == pytest.approx(a, rel=1e-9) and res["r2"] == pytest.approx(r2, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 2 subsample sizes"):
+        fad_infinity(g, r, sizes=[40])
+
+
+def test_frechet_metric_needs_both_sets():
+    from soundsmith.eval.frechet import FrechetDistance
+
+    for kw in (dict(generated=np.zeros((3, 2))), dict(reference=np.zeros((3, 2)))):
+        metric = FrechetDistance()
+        metric.update(**{k: torch.tensor(v) for k, v in kw.items()})
+        with pytest.raises(
+            RuntimeError,
+            match=r"^FrechetDistance.compute\(\) before both generated and reference were updated$",
+        ):
+            metric.compute()
+
+
+def test_mahalanobis_of_the_reference_mean_is_zero_not_nan():
+    ref = np.random.default_rng(5).normal(size=(50, 3))
+    scores = mahalanobis_scores(np.stack([ref.mean(0), ref.mean(0) + 1e-9]), ref)
+    assert np.all(np.isfinite(scores)) and scores[0] == pytest.approx(0.0, abs=1e-6)

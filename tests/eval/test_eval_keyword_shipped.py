@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,10 @@ def test_shipped_recognizer_reproduces_its_fixed_sample_figures():
     from soundsmith.models.registry import load_model
 
     recorded = json.loads(FIGURES.read_text())
+    sha = hashlib.sha256((MODEL / "model.safetensors").read_bytes()).hexdigest()
+    assert sha == recorded["weights_sha256"], (
+        "models/keyword changed: re-run scripts/keyword_figures.py --sample"
+    )
     model = load_model(MODEL)
     clips, targets = fixed_sample(recorded["seed"])
     assert recorded["seed"] == SAMPLE_SEED and targets == recorded["targets"]

@@ -1,0 +1,476 @@
+"""GANmix: a text-conditioned GAN in the mel VAE's latent space (the thesis "Synthesizing Audio from Textual Input").
+
+The generator maps Gaussian noise + the text encoder's pooled embedding to a (scaled) VAE latent ``[B, C, T']``;
+the frozen VAE decoder and vocoder turn it into audio. The discriminator (a training-only network: the objective
+builds it, it is never part of a model directory) scores a latent + the pooled text embedding.
+
+Two architectures, chosen by ``arch``:
+
+- ``mlp`` (the thesis' published design): fully connected layers, no convolutions. The generator takes noise
+  ``[B, noise_dim]`` and outputs the flattened latent of **one fixed length** ``latent_frames`` (the training crop,
+  5 s in the thesis preset). Other durations: the pipeline generates that length and crops it, or tiles it along
+  time (``GANmix.fit_frames``); the discriminator flattens a latent of exactly ``latent_frames`` frames.
+- ``conv`` (the improved preset): 1-D residual convolutions over latent time. The generator takes noise
+  ``[B, noise_dim, T']`` (one vector per latent frame) so any length works natively; the text vector enters every
+  block as FiLM (scale, shift). The discriminator convolves over time, pools, and adds a projection term
+  ``<embed(text), h>`` (Miyato & Koyama's projection discriminator).
+
+Text conditioning (absent from the thesis' slides, required by its title): the pooled embedding ``[B, text_dim]``
+is projected to ``cond_dim`` and concatenated to the noise (mlp generator), to the flattened latent (mlp
+discriminator), or used as FiLM / projection (conv).
+
+The networks are pure: losses, R1, optimizers and diagnostics live in ``train/objectives/ganmix.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from soundsmith.audio import MelConfig, mel_spectrogram
+from soundsmith.config import as_dataclass
+from soundsmith.errors import ConfigError, ModelError
+from soundsmith.models.composite import Component, CompositeModel
+from soundsmith.models.registry import ShippedRef, TextEncoderSpec
+
+ARCHS = ("mlp", "conv")
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
+LOSSES = ("bce", "nonsaturating", "hinge")
+TANH_AS = ("probability", "logit")
+
+
+@dataclass
+class GeneratorConfig:
+    """The generator: ``arch`` mlp (``hidden`` = widths of the fully connected layers) or conv (``channels`` wide,
+    ``blocks`` residual blocks of dilated convolutions with ``kernel_size``)."""
+
+    arch: str = "mlp"
+    noise_dim: int = 128
+    hidden: list[int] = field(default_factory=lambda: [512, 1024])
+    channels: int = 256
+    blocks: int = 4
+    kernel_size: int = 5
+    activation: str = "leaky_relu"
+    norm: bool = False  # mlp: LayerNorm after each hidden layer
+
+    def __post_init__(self) -> None:
+        _check_common("GeneratorConfig", self.arch, self.activation, self.noise_dim, self.hidden)
+        _check_conv("GeneratorConfig", self.channels, self.blocks, self.kernel_size)
+
+
+@dataclass
+class DiscriminatorConfig:
+    """The discriminator: ``arch`` as the generator's; ``output`` tanh (the thesis) or linear; ``spectral_norm`` on
+    every weight layer; ``dropout`` between mlp layers; ``projection``: text enters through the projection term
+    (else concatenated to the input features)."""
+
+    arch: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [1024, 512])
+    channels: int = 256
+    blocks: int = 4
+    kernel_size: int = 5
+    activation: str = "leaky_relu"
+    output: str = "tanh"
+    spectral_norm: bool = False
+    dropout: float = 0.0
+    projection: bool = False
+
+    def __post_init__(self) -> None:
+        _check_common("DiscriminatorConfig", self.arch, self.activation, 1, self.hidden)
+        _check_conv("DiscriminatorConfig", self.channels, self.blocks, self.kernel_size)
+        if self.output not in ("tanh", "linear"):
+            raise ConfigError(f"DiscriminatorConfig.output={self.output!r} must be 'tanh' or 'linear'")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"DiscriminatorConfig.dropout={self.dropout} must be in [0, 1)")
+
+
+def _check_common(where: str, arch: str, activation: str, noise_dim: int, hidden: list[int]) -> None:
+    if arch not in ARCHS:
+        raise ConfigError(f"{where}.arch={arch!r} is unknown; use one of {list(ARCHS)}")
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"{where}.activation={activation!r} is unknown; use one of {list(ACTIVATIONS)}")
+    if int(noise_dim) < 1 or not hidden or any(int(h) < 1 for h in hidden):
+        raise ConfigError(f"{where}: noise_dim ({noise_dim}) and every hidden width ({hidden}) must be >= 1")
+
+
+def _check_conv(where: str, channels: int, blocks: int, kernel_size: int) -> None:
+    if channels < 1 or blocks < 1 or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ConfigError(
+            f"{where}: channels ({channels}) and blocks ({blocks}) must be >= 1, kernel_size ({kernel_size}) odd"
+        )
+
+
+@dataclass
+class GANmixConfig:
+    """A GANmix model: generator and discriminator, the frozen parts, and the adversarial game's settings.
+
+    ``latent_channels`` must equal the VAE's; ``latent_frames`` is the training crop's latent length (the mlp
+    generator's fixed output length; for conv the default length). ``duration`` is the crop in seconds that gives
+    it (checked against the VAE on first use). ``long_clips``: how the mlp generator makes a clip longer than its
+    fixed length: ``tile`` (repeat the latent along time) or ``error``.
+
+    The game (read by the objective; the networks ignore it): ``loss`` bce (the thesis; with a tanh discriminator
+    ``tanh_as`` says how its output in [-1, 1] becomes a probability: ``probability`` = (1 + y) / 2, ``logit`` = the
+    output taken as a logit, i.e. probabilities held within sigmoid(+-1)), nonsaturating (softplus, on logits) or
+    hinge; ``r1_weight`` (gamma of the R1 penalty on real latents, 0 = off) every ``r1_every`` discriminator
+    steps; ``disc_lr`` (None = ``train.lr``), ``disc_betas`` (None = ``train.betas``); ``disc_every`` /
+    ``gen_every`` (cadence: update every n steps); ``clip_grad_norm`` for both (None = ``train.clip_grad_norm``;
+    0 = off); ``label_smoothing`` (real target 1 - s for bce); ``diversity_every`` (generator steps between
+    two-draw diversity measurements, 0 = off).
+    """
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    vae: str = "vae"
+    vocoder: str = "vocoder"
+    text_encoder: str = "minilm"
+    text_dim: int = 384
+    cond_dim: int = 128
+    latent_channels: int = 128
+    latent_frames: int = 126
+    sample_rate: int = 16000
+    duration: float = 5.0
+    max_duration: float = 30.0
+    long_clips: str = "tile"
+    loss: str = "bce"
+    tanh_as: str = "probability"
+    r1_weight: float = 0.0
+    r1_every: int = 1
+    disc_lr: float | None = None
+    disc_betas: list[float] | None = None
+    disc_every: int = 1
+    gen_every: int = 1
+    clip_grad_norm: float | None = 0.0
+    label_smoothing: float = 0.0
+    diversity_every: int = 1
+
+    def __post_init__(self) -> None:
+        self.generator = as_dataclass(GeneratorConfig, self.generator, "GANmixConfig.generator")
+        self.discriminator = as_dataclass(
+            DiscriminatorConfig, self.discriminator, "GANmixConfig.discriminator"
+        )
+        for name in ("text_dim", "cond_dim", "latent_channels", "latent_frames", "r1_every"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"GANmixConfig.{name}={getattr(self, name)!r} must be >= 1")
+        for name in ("disc_every", "gen_every", "diversity_every"):
+            if int(getattr(self, name)) < (0 if name == "diversity_every" else 1):
+                raise ConfigError(f"GANmixConfig.{name}={getattr(self, name)!r} is out of range")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"GANmixConfig.loss={self.loss!r} is unknown; use one of {list(LOSSES)}")
+        if self.tanh_as not in TANH_AS:
+            raise ConfigError(f"GANmixConfig.tanh_as={self.tanh_as!r} is unknown; use one of {list(TANH_AS)}")
+        if self.long_clips not in ("tile", "error"):
+            raise ConfigError(f"GANmixConfig.long_clips={self.long_clips!r} must be 'tile' or 'error'")
+        if not (0 < self.duration <= self.max_duration):
+            raise ConfigError(
+                f"GANmixConfig: need 0 < duration ({self.duration}) <= max_duration ({self.max_duration})"
+            )
+        if self.r1_weight < 0 or not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(
+                f"GANmixConfig: r1_weight ({self.r1_weight}) must be >= 0, label_smoothing "
+                f"({self.label_smoothing}) in [0, 0.5)"
+            )
+        if self.disc_lr is not None and not self.disc_lr > 0:
+            raise ConfigError(f"GANmixConfig.disc_lr={self.disc_lr} must be positive (or null: train.lr)")
+        if self.sample_rate <= 0:
+            raise ConfigError(f"GANmixConfig.sample_rate={self.sample_rate} must be positive")
+
+
+# --- the networks ---------------------------------------------------------------------------------------------
+
+
+def _mlp(widths: Sequence[int], activation: str, norm: bool = False, dropout: float = 0.0) -> nn.Sequential:
+    """Linear -> (LayerNorm) -> activation -> (dropout) for each consecutive pair of ``widths``."""
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        layers.append(nn.Linear(a, b))
+        if norm:
+            layers.append(nn.LayerNorm(b))
+        layers.append(ACTIVATIONS[activation]())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class ResBlock(nn.Module):
+    """Dilated 1-D conv residual block over time, FiLM-conditioned: ``x [B, C, T], cond [B, D] -> [B, C, T]``."""
+
+    def __init__(
+        self, channels: int, kernel_size: int, dilation: int, cond_dim: int, activation: str
+    ) -> None:
+        super().__init__()
+        pad = dilation * (kernel_size - 1) // 2
+        self.conv1 = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+        self.film = nn.Linear(cond_dim, 2 * channels) if cond_dim else None
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        h = self.conv1(self.act(x))
+        if self.film is not None and cond is not None:
+            scale, shift = self.film(cond)[:, :, None].chunk(2, dim=1)  # [B, C, 1] each
+            h = h * (1 + scale) + shift
+        return x + self.conv2(self.act(h))
+
+
+class Generator(nn.Module):
+    """``forward(noise, pooled [B, text_dim], frames) -> latent [B, latent_channels, frames]``.
+
+    mlp: ``noise [B, noise_dim]``; only ``frames == latent_frames`` (its fixed output length).
+    conv: ``noise [B, noise_dim, frames]``; any ``frames``.
+    """
+
+    def __init__(self, c: GANmixConfig) -> None:
+        super().__init__()
+        g, self.latent_channels, self.latent_frames = c.generator, c.latent_channels, c.latent_frames
+        self.arch, self.noise_dim = g.arch, g.noise_dim
+        self.text = nn.Linear(c.text_dim, c.cond_dim)  # pooled text embedding -> conditioning vector
+        if g.arch == "mlp":
+            self.body = _mlp([g.noise_dim + c.cond_dim, *g.hidden], g.activation, g.norm)
+            self.out = nn.Linear(g.hidden[-1], c.latent_channels * c.latent_frames)
+        else:
+            self.inp = nn.Conv1d(g.noise_dim, g.channels, 1)
+            self.blocks = nn.ModuleList(
+                ResBlock(g.channels, g.kernel_size, 2 ** (i % 4), c.cond_dim, g.activation)
+                for i in range(g.blocks)
+            )
+            self.act = ACTIVATIONS[g.activation]()
+            self.out = nn.Conv1d(g.channels, c.latent_channels, 1)
+
+    def noise_shape(self, frames: int) -> tuple[int, ...]:
+        """The shape of one clip's noise (no batch axis): ``(noise_dim,)`` (mlp) or ``(noise_dim, frames)``."""
+        return (self.noise_dim,) if self.arch == "mlp" else (self.noise_dim, frames)
+
+    def forward(self, noise: Tensor, pooled: Tensor, frames: int | None = None) -> Tensor:
+        frames = self.latent_frames if frames is None else frames
+        cond = self.text(pooled)  # [B, cond_dim]
+        if self.arch == "mlp":
+            if frames != self.latent_frames:
+                raise ModelError(
+                    f"the fully connected generator makes latents of {self.latent_frames} frames, not {frames}; "
+                    "generate that length and crop or tile it (GANmix.fit_frames)"
+                )
+            h = self.body(torch.cat([noise, cond], dim=-1))  # [B, hidden]
+            return self.out(h).view(-1, self.latent_channels, self.latent_frames)  # [B, C, T']
+        h = self.inp(noise)  # [B, ch, T']
+        for block in self.blocks:
+            h = block(h, cond)
+        return self.out(self.act(h))  # [B, C, T']
+
+
+class Discriminator(nn.Module):
+    """``forward(latent [B, latent_channels, T'], pooled [B, text_dim]) -> score [B]`` (in [-1, 1] with a tanh
+    output). mlp: ``T'`` must be ``latent_frames``; conv: any ``T'`` (mean-pooled over time)."""
+
+    def __init__(self, c: GANmixConfig) -> None:
+        super().__init__()
+        d = c.discriminator
+        self.arch, self.projection, self.tanh = d.arch, d.projection, d.output == "tanh"
+        self.latent_frames = c.latent_frames
+        self.text = nn.Linear(c.text_dim, c.cond_dim)
+        concat = 0 if d.projection else c.cond_dim
+        if d.arch == "mlp":
+            self.body = _mlp(
+                [c.latent_channels * c.latent_frames + concat, *d.hidden], d.activation, False, d.dropout
+            )
+            width = d.hidden[-1]
+        else:
+            self.inp = nn.Conv1d(c.latent_channels, d.channels, 3, padding=1)
+            self.blocks = nn.ModuleList(
+                ResBlock(d.channels, d.kernel_size, 2 ** (i % 4), 0, d.activation) for i in range(d.blocks)
+            )
+            self.act = ACTIVATIONS[d.activation]()
+            width = d.channels + concat
+        self.out = nn.Linear(width, 1)
+        self.embed = nn.Linear(c.cond_dim, width, bias=False) if d.projection else None
+        if d.spectral_norm:
+            for module in list(self.modules()):
+                if isinstance(module, (nn.Linear, nn.Conv1d)) and module is not self.text:
+                    nn.utils.parametrizations.spectral_norm(module)
+
+    def features(self, latent: Tensor, cond: Tensor) -> Tensor:
+        """The penultimate features ``[B, width]`` (feature matching, diagnostics)."""
+        if self.arch == "mlp":
+            if latent.shape[-1] != self.latent_frames:
+                raise ModelError(
+                    f"the fully connected discriminator scores latents of {self.latent_frames} frames, "
+                    f"got {latent.shape[-1]}"
+                )
+            x = latent.flatten(1)  # [B, C * T']
+            return self.body(x if self.projection else torch.cat([x, cond], dim=-1))
+        h = self.inp(latent)  # [B, ch, T']
+        for block in self.blocks:
+            h = block(h)
+        h = self.act(h).mean(dim=-1)  # [B, ch]
+        return h if self.projection else torch.cat([h, cond], dim=-1)
+
+    def forward(self, latent: Tensor, pooled: Tensor) -> Tensor:
+        cond = self.text(pooled)  # [B, cond_dim]
+        h = self.features(latent, cond)
+        score = self.out(h)[:, 0]  # [B]
+        if self.embed is not None:
+            score = score + (self.embed(cond) * h).sum(dim=-1)
+        return torch.tanh(score) if self.tanh else score
+
+
+# --- the composite: generator + frozen VAE, vocoder and text encoder ------------------------------------------
+
+
+def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """Spherical interpolation between two noise tensors of one shape (each row flattened); linear when parallel."""
+    fa, fb = a.flatten(1).double(), b.flatten(1).double()
+    cos = (F.normalize(fa, dim=-1) * F.normalize(fb, dim=-1)).sum(-1, keepdim=True).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    so = torch.sin(omega)
+    lin = (1 - t) * fa + t * fb
+    sph = (torch.sin((1 - t) * omega) * fa + torch.sin(t * omega) * fb) / so.clamp(min=1e-12)
+    out = torch.where(so > 1e-6, sph, lin)
+    return out.to(a.dtype).view_as(a)
+
+
+class GANmix(CompositeModel):
+    """Text-to-audio GAN in the VAE latent space: ``forward(noise, pooled, frames)`` is the generator; the rest
+    moves between latents and audio.
+
+    Components (``GANmix(config, components={...})``; any left out come from the config): ``vae``, ``vocoder``,
+    ``text_encoder``, frozen as in ``LatentDiffusion``. Latents are the VAE's ``[B, C_vae, T']`` times its
+    ``scale_factor``. The discriminator is not a component: the objective owns it (training only).
+    """
+
+    def __init__(self, config: GANmixConfig, components: Mapping[str, Component] | None = None) -> None:
+        parts: dict[str, Component] = {
+            "vae": ShippedRef(config.vae),
+            "vocoder": ShippedRef(config.vocoder),
+            "text_encoder": TextEncoderSpec(config.text_encoder),
+            **dict(components or {}),
+        }
+        unknown = sorted(set(parts) - {"vae", "vocoder", "text_encoder"})
+        if unknown:
+            raise ModelError(
+                f"GANmix has no component {unknown[0]!r}; its components: vae, vocoder, text_encoder"
+            )
+        super().__init__(config, parts)
+        for module in self.components.values():  # frozen parts given as modules stay frozen
+            module.requires_grad_(False)
+        self.generator = Generator(config)
+        self._checked = False
+
+    @property
+    def vae(self) -> nn.Module:
+        return self.part("vae")
+
+    @property
+    def vocoder(self) -> nn.Module:
+        return self.part("vocoder")
+
+    @property
+    def text_encoder(self) -> nn.Module:
+        return self.part("text_encoder")
+
+    def mel_config(self) -> MelConfig:
+        self.check_parts()
+        return self.vae.mel_config()
+
+    def check_parts(self) -> None:
+        """One clear error if the VAE, vocoder, text encoder and generator do not fit together."""
+        if self._checked:
+            return
+        c, vae = self.config, self.vae
+        mel, voc_mel = vae.mel_config(), self.vocoder.mel_config()
+        if voc_mel != mel:
+            diffs = [
+                f.name
+                for f in dataclasses.fields(MelConfig)
+                if getattr(mel, f.name) != getattr(voc_mel, f.name)
+            ]
+            raise ModelError(
+                f"the VAE and the vocoder use different mel front ends ({', '.join(diffs)} differ); "
+                "pair a vocoder trained on the VAE's mel settings"
+            )
+        if mel.sample_rate != c.sample_rate:
+            raise ModelError(
+                f"the VAE works at {mel.sample_rate} Hz but GANmix's sample_rate is {c.sample_rate}"
+            )
+        if vae.config.latent_channels != c.latent_channels:
+            raise ModelError(
+                f"the VAE has {vae.config.latent_channels} latent channels but GANmix expects "
+                f"latent_channels={c.latent_channels}; match them"
+            )
+        expected = int(vae.latent_frames(round(c.duration * c.sample_rate) // mel.hop_length + 1))
+        if expected != c.latent_frames:
+            raise ModelError(
+                f"a {c.duration:g} s crop is {expected} latent frames with this VAE, but latent_frames="
+                f"{c.latent_frames}; set model.latent_frames={expected}"
+            )
+        if self.text_encoder.dim != c.text_dim:
+            raise ModelError(
+                f"text encoder {c.text_encoder!r} gives {self.text_encoder.dim}-d embeddings but text_dim="
+                f"{c.text_dim}"
+            )
+        self._checked = True
+
+    # -- audio <-> latents (the same stages as LatentDiffusion's; see the note in docs/ganmix.md) ---------------
+
+    def mel_frames(self, num_samples: int) -> int:
+        return num_samples // self.mel_config().hop_length + 1
+
+    def latent_frames(self, num_samples: int) -> int:
+        """Latent length ``T'`` of a clip of ``num_samples`` samples."""
+        return int(self.vae.latent_frames(self.mel_frames(num_samples)))
+
+    @torch.no_grad()
+    def audio_to_latents(self, audio: Tensor) -> Tensor:
+        """Audio ``[B, T]`` -> scaled latents ``[B, C, T']`` (the VAE posterior mean)."""
+        mean, _ = self.vae.encode(mel_spectrogram(audio, self.mel_config()))
+        return mean * self.vae.config.scale_factor
+
+    @torch.no_grad()
+    def latents_to_audio(self, latents: Tensor, num_samples: int) -> Tensor:
+        """Scaled latents ``[B, C, T']`` -> audio ``[B, num_samples]`` (VAE decode, vocoder, crop or pad)."""
+        vae, vocoder = self.vae, self.vocoder
+        z = latents / vae.config.scale_factor
+        mel = vae.decode(z.to(next(vae.parameters()).dtype), self.mel_frames(num_samples))  # [B, M, frames]
+        wav = vocoder(mel.to(next(vocoder.parameters()).dtype))  # [B, frames * hop]
+        if wav.shape[-1] >= num_samples:
+            return wav[..., :num_samples]
+        return F.pad(wav, (0, num_samples - wav.shape[-1]))
+
+    def fit_frames(self, latents: Tensor, frames: int) -> Tensor:
+        """A latent ``[B, C, T0]`` made ``frames`` long: cropped, or tiled along time (``long_clips: tile``)."""
+        T0 = latents.shape[-1]
+        if frames <= T0:
+            return latents[..., :frames]
+        if self.config.long_clips == "error":
+            raise ModelError(
+                f"this GANmix model makes {self.config.duration:g} s clips; ask for at most that, or set "
+                "long_clips: tile"
+            )
+        return latents.repeat(1, 1, math.ceil(frames / T0))[..., :frames]
+
+    @torch.no_grad()
+    def encode_text(self, prompts: Sequence[str]) -> Tensor:
+        """Prompts -> pooled embeddings ``[B, text_dim]`` on the model's device."""
+        self.check_parts()
+        return self.text_encoder.encode(list(prompts)).pooled.float().to(self._device())
+
+    def noise(self, seed: int, frames: int | None = None) -> Tensor:
+        """The noise of one clip for ``seed``: ``[1, *noise_shape]`` (drawn on the CPU, then moved)."""
+        frames = self.config.latent_frames if frames is None else frames
+        shape = (1, *self.generator.noise_shape(frames))
+        return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed))).to(self._device())
+
+    def generation_frames(self, num_samples: int) -> int:
+        """The latent length the generator makes for a clip: its fixed length (mlp) or the clip's (conv)."""
+        if self.config.generator.arch == "mlp":
+            return self.config.latent_frames
+        return self.latent_frames(num_samples)
+
+    def forward(self, noise: Tensor, pooled: Tensor, frames: int | None = None) -> Tensor:
+        """The generator: noise + pooled text ``[B, text_dim]`` -> scaled latents ``[B, C, frames]``."""
+        return self.generator(noise, pooled, frames)

@@ -1,0 +1,244 @@
+"""GANmix training: the adversarial game between the generator (in the model) and a discriminator (here).
+
+One step: audio ``[B, T]`` -> log-mel -> frozen VAE posterior mean x its scale factor -> real latents
+``[B, C, T']`` (the fully connected preset crops or tiles them to ``latent_frames``); captions -> the frozen text
+encoder's pooled embedding (cached by caption). Two optimizers (``OptimizerSpec``): 0 = the generator (``losses``
+returns its adversarial loss), 1 = the discriminator (real vs generated, plus the R1 penalty when set). Noise comes
+from a generator seeded by ``(seed, global_step, rank)``, so a recomputed step draws the same numbers.
+
+Losses (``model.config.loss``), with ``y`` the discriminator's output:
+
+- ``bce`` (the thesis): binary cross-entropy. With a tanh output (the thesis' discriminator) ``tanh_as`` reads
+  ``y`` in [-1, 1] as a probability ``(1 + y) / 2`` (``probability``) or as a logit (``logit``); with a linear
+  output ``y`` is a logit. D: ``BCE(real, 1 - smoothing) + BCE(fake, 0)``; G: ``BCE(fake, 1)``.
+- ``nonsaturating``: ``softplus(-y_real) + softplus(y_fake)`` / ``softplus(-y_fake)`` (Goodfellow's
+  non-saturating game on logits).
+- ``hinge``: ``relu(1 - y_real) + relu(1 + y_fake)`` / ``-y_fake``.
+
+Diagnostics, logged by the engine with each step's losses (``train/...``; the discriminator's with suffix ``_1``):
+``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
+< 0: the discriminator's accuracy), ``r1``, ``diversity`` (per-prompt output diversity: RMS difference between two
+draws for the same captions over ``sqrt(2)`` x the real latents' std; ~1 = as varied as the data, 0 = mode
+collapse), and the engine's ``grad_norm`` / ``grad_norm_1`` and NaN counters.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.optim import Optimizer
+
+from soundsmith.errors import TrainingError
+from soundsmith.models.ganmix import Discriminator, GANmix
+from soundsmith.train.config import TrainConfig
+from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.clap import caption_of
+from soundsmith.train.optimizers import OptimizerSpec
+
+
+def _bce_input(y: Tensor, tanh: bool, tanh_as: str) -> tuple[Tensor, bool]:
+    """``(tensor, is_probability)``: a tanh output read as a probability, else ``y`` as a logit."""
+    if tanh and tanh_as == "probability":
+        return (1.0 + y) / 2.0, True
+    return y, False
+
+
+def _bce(y: Tensor, target: float, tanh: bool, tanh_as: str) -> Tensor:
+    x, is_prob = _bce_input(y, tanh, tanh_as)
+    t = torch.full_like(x, target)
+    # F.binary_cross_entropy clamps log(p) at -100 (as torch.nn.BCELoss, which the thesis' PyTorch code used)
+    return F.binary_cross_entropy(x, t) if is_prob else F.binary_cross_entropy_with_logits(x, t)
+
+
+def discriminator_loss(
+    real: Tensor,
+    fake: Tensor,
+    loss: str,
+    tanh: bool = False,
+    tanh_as: str = "probability",
+    smoothing: float = 0.0,
+) -> Tensor:
+    """The discriminator's loss from its scores on real ``[B]`` and generated ``[B]`` latents (see the module)."""
+    if loss == "bce":
+        return _bce(real, 1.0 - smoothing, tanh, tanh_as) + _bce(fake, 0.0, tanh, tanh_as)
+    if loss == "nonsaturating":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if loss == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    raise TrainingError(f"unknown GAN loss {loss!r}; use bce, nonsaturating or hinge")
+
+
+def generator_loss(fake: Tensor, loss: str, tanh: bool = False, tanh_as: str = "probability") -> Tensor:
+    """The generator's loss from the discriminator's scores on its latents ``[B]``."""
+    if loss == "bce":
+        return _bce(fake, 1.0, tanh, tanh_as)
+    if loss == "nonsaturating":
+        return F.softplus(-fake).mean()
+    if loss == "hinge":
+        return -fake.mean()
+    raise TrainingError(f"unknown GAN loss {loss!r}; use bce, nonsaturating or hinge")
+
+
+def r1_penalty(scores: Tensor, real: Tensor) -> Tensor:
+    """Mescheder et al.'s R1: mean over the batch of ``|d score / d real|^2`` (``real`` must require grad)."""
+    (grad,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+class GANmixObjective(Objective):
+    """Generator = optimizer 0, discriminator (``self.disc``) = optimizer 1; see the module docstring."""
+
+    find_unused_parameters = True
+    sample_seconds = 2.0
+    text_cache_size = 20_000
+
+    def __init__(self, model: GANmix, sample_rate: int | None = None, seed: int = 0) -> None:
+        super().__init__(model, sample_rate)
+        self.disc = Discriminator(model.config)
+        self.seed = seed
+        self._text_cache: dict[str, Tensor] = {}  # caption -> pooled [D] on the CPU (the encoder is frozen)
+        self._fake_cache: dict[int, Tensor] = {}
+
+    # -- setup -------------------------------------------------------------------------------------------------
+
+    def configure_optimizers(self, cfg: TrainConfig) -> list[Optimizer | OptimizerSpec]:
+        """Adam for both (the thesis); the discriminator's LR / betas from the model config when set."""
+        c = self.model.config
+        gen_params = [p for p in self.model.parameters() if p.requires_grad]
+        gen = torch.optim.Adam(gen_params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        betas = tuple(c.disc_betas) if c.disc_betas else cfg.betas
+        disc = torch.optim.Adam(
+            self.disc.parameters(), lr=c.disc_lr or cfg.lr, betas=betas, weight_decay=cfg.weight_decay
+        )
+        return [
+            OptimizerSpec(gen, every=c.gen_every, clip_grad_norm=c.clip_grad_norm),
+            OptimizerSpec(disc, every=c.disc_every, clip_grad_norm=c.clip_grad_norm),
+        ]
+
+    def _generator(self, salt: str) -> torch.Generator:
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        key = f"{self.seed}:{self.global_step}:{rank}:{salt}".encode()
+        return torch.Generator().manual_seed(zlib.crc32(key))
+
+    def encode_captions(self, captions: list[str]) -> Tensor:
+        """Pooled text embeddings ``[B, D]`` on the CPU, through the per-caption cache."""
+        if len(self._text_cache) + len(captions) > self.text_cache_size:
+            self._text_cache.clear()
+        missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
+        if missing:
+            pooled = self.model.encode_text(missing)
+            for i, caption in enumerate(missing):
+                self._text_cache[caption] = pooled[i].cpu()
+        return torch.stack([self._text_cache[c] for c in captions])
+
+    @torch.no_grad()
+    def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        audio = batch["audio"]  # [B, T]
+        if audio.dim() != 2:
+            raise TrainingError(f"GANmix expects batch['audio'] of shape [B, T], got {tuple(audio.shape)}")
+        model = self.model
+        latents = model.audio_to_latents(audio).float()  # [B, C, T']
+        if model.config.generator.arch == "mlp" or model.config.discriminator.arch == "mlp":
+            latents = model.fit_frames(latents, model.config.latent_frames)  # the fixed length of the FC nets
+        captions = [caption_of(batch, i) for i in range(len(audio))]
+        out = dict(batch)
+        out["latents"], out["captions"] = latents, captions
+        out["text_pooled"] = self.encode_captions(captions).to(audio.device)
+        return out
+
+    # -- the game ----------------------------------------------------------------------------------------------
+
+    def noise(self, n: int, frames: int, salt: str) -> Tensor:
+        """``[n, *noise_shape]`` standard normal noise for this step (seeded by seed, step, rank and ``salt``)."""
+        shape = (n, *self.model.generator.noise_shape(frames))
+        return torch.randn(shape, generator=self._generator(salt)).to(self.model._device())
+
+    def fake(self, batch: dict[str, Any], salt: str = "fake") -> Tensor:
+        real = batch["latents"]
+        return self.model(self.noise(len(real), real.shape[-1], salt), batch["text_pooled"], real.shape[-1])
+
+    def _scores(self, latents: Tensor, pooled: Tensor) -> Tensor:
+        return self.disc(latents, pooled)  # [B]
+
+    def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
+        if "latents" not in batch:
+            batch = self.prepare_batch(batch)
+        if opt_index == 0:
+            return self._generator_losses(batch)
+        if opt_index == 1:
+            return self._discriminator_losses(batch)
+        raise TrainingError(f"GANmix objective has 2 optimizers, got opt_index={opt_index}")
+
+    def _loss_kwargs(self) -> dict[str, Any]:
+        c = self.model.config
+        return {"loss": c.loss, "tanh": c.discriminator.output == "tanh", "tanh_as": c.tanh_as}
+
+    def _generator_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        c, real, pooled = self.model.config, batch["latents"], batch["text_pooled"]
+        fake = self.fake(batch)  # [B, C, T']
+        scores = self._scores(fake, pooled)
+        loss = generator_loss(scores, **self._loss_kwargs())
+        out = {"loss": loss, "d_fake": scores.detach().mean()}
+        if torch.is_grad_enabled():
+            self._fake_cache = {id(real): fake.detach()}  # the discriminator's turn of this step reuses it
+        if c.diversity_every and self.global_step % c.diversity_every == 0:
+            out["diversity"] = self.diversity(batch, fake.detach())
+        return out
+
+    @torch.no_grad()
+    def diversity(self, batch: dict[str, Any], fake: Tensor | None = None) -> Tensor:
+        """RMS difference of two draws for the same captions / (sqrt(2) x std of the real latents): ``[]``."""
+        a = self.fake(batch) if fake is None else fake
+        b = self.fake(batch, salt="diversity")
+        scale = math.sqrt(2.0) * batch["latents"].float().std().clamp(min=1e-8)
+        return (a - b).float().pow(2).mean().sqrt() / scale
+
+    def _discriminator_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        c, real, pooled = self.model.config, batch["latents"], batch["text_pooled"]
+        fake = self._fake_cache.pop(id(real), None)
+        if fake is None:
+            with torch.no_grad():
+                fake = self.fake(batch)
+        use_r1 = c.r1_weight > 0 and torch.is_grad_enabled() and self.global_step % c.r1_every == 0
+        real_in = real.detach().requires_grad_(use_r1)
+        s_real, s_fake = self._scores(real_in, pooled), self._scores(fake.detach(), pooled)
+        loss = discriminator_loss(s_real, s_fake, smoothing=c.label_smoothing, **self._loss_kwargs())
+        out = {
+            "d_real": s_real.detach().mean(),
+            "d_fake": s_fake.detach().mean(),
+            "acc_real": (s_real.detach() > 0).float().mean(),
+            "acc_fake": (s_fake.detach() < 0).float().mean(),
+            "adv": loss.detach(),
+        }
+        if use_r1:
+            r1 = r1_penalty(s_real, real_in)
+            loss = loss + 0.5 * c.r1_weight * c.r1_every * r1  # lazy regularisation: scaled by its interval
+            out["r1"] = r1.detach()
+        out["loss"] = loss
+        return out
+
+    @torch.no_grad()
+    def sample(self, batch: dict[str, Any]) -> Tensor | None:
+        """Up to 2 clips of ``sample_seconds`` from the first captions of ``batch``: ``[N, T]``."""
+        from soundsmith.pipelines.ganmix import GANmixPipeline
+
+        captions = batch.get("captions") or [caption_of(batch, i) for i in range(len(batch["audio"]))]
+        was_training = self.model.training
+        pipe = GANmixPipeline(self.model)
+        try:
+            clips = [
+                pipe(t, duration=self.sample_seconds, seed=i, progress=False).audio[0]
+                for i, t in enumerate(captions[:2])
+            ]
+        finally:
+            self.model.train(was_training)
+        return torch.from_numpy(np.stack(clips))
+
+
+OBJECTIVE = GANmixObjective

@@ -1,0 +1,222 @@
+"""GANmix objective: losses equal hand-computed references, R1, the two optimizers never touch each other's
+networks, seeded draws, the diagnostics (discriminator accuracy, diversity), and a short run through the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from soundsmith import families
+from soundsmith.train import Trainer
+from soundsmith.train.config import TrainConfig
+from soundsmith.train.objectives import get_objective
+from soundsmith.train.objectives.ganmix import (
+    GANmixObjective,
+    discriminator_loss,
+    generator_loss,
+    r1_penalty,
+)
+from soundsmith.train.runconfig import load_run_config
+
+REAL = torch.tensor([0.5, -0.2])
+FAKE = torch.tensor([0.1, -0.6])
+
+
+def objective(**overrides) -> GANmixObjective:
+    family = families.get("ganmix")
+    cfg = dataclasses.replace(load_run_config(family.tiny_config_path()).model, **overrides)
+    torch.manual_seed(0)
+    return GANmixObjective(family.contract_build(cfg))
+
+
+def batch(n: int = 4) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "audio": 0.1 * torch.randn(n, 8000, generator=g),
+        "caption": [f"a tone number {i % 2}" for i in range(n)],
+        "labels": [["tone"]] * n,
+    }
+
+
+def test_the_declared_objective_is_this_one():
+    assert get_objective("ganmix") is GANmixObjective
+
+
+def _log(x: float) -> float:
+    return math.log(x)
+
+
+def _sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_bce_on_a_tanh_output_read_as_a_probability_by_hand():
+    # p = (1 + y) / 2: real p = 0.75, 0.4; fake p = 0.55, 0.2
+    d = -(_log(0.75) + _log(0.4)) / 2 - (_log(1 - 0.55) + _log(1 - 0.2)) / 2
+    g = -(_log(0.55) + _log(0.2)) / 2
+    assert float(discriminator_loss(REAL, FAKE, "bce", tanh=True)) == pytest.approx(d, rel=1e-6)
+    assert float(generator_loss(FAKE, "bce", tanh=True)) == pytest.approx(g, rel=1e-6)
+    # label smoothing 0.1: the real target is 0.9
+    ds = -sum(0.9 * _log(p) + 0.1 * _log(1 - p) for p in (0.75, 0.4)) / 2 - (_log(0.45) + _log(0.8)) / 2
+    assert float(discriminator_loss(REAL, FAKE, "bce", tanh=True, smoothing=0.1)) == pytest.approx(
+        ds, rel=1e-6
+    )
+
+
+def test_bce_on_a_tanh_output_read_as_a_logit_by_hand():
+    d = -(_log(_sig(0.5)) + _log(_sig(-0.2))) / 2 - (_log(1 - _sig(0.1)) + _log(1 - _sig(-0.6))) / 2
+    g = -(_log(_sig(0.1)) + _log(_sig(-0.6))) / 2
+    assert float(discriminator_loss(REAL, FAKE, "bce", tanh=True, tanh_as="logit")) == pytest.approx(
+        d, rel=1e-6
+    )
+    assert float(generator_loss(FAKE, "bce", tanh=True, tanh_as="logit")) == pytest.approx(g, rel=1e-6)
+    # a linear output is a logit whatever tanh_as says
+    assert float(discriminator_loss(REAL, FAKE, "bce", tanh=False)) == pytest.approx(d, rel=1e-6)
+
+
+def test_nonsaturating_and_hinge_by_hand():
+    sp = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    d = (sp(-0.5) + sp(0.2)) / 2 + (sp(0.1) + sp(-0.6)) / 2
+    assert float(discriminator_loss(REAL, FAKE, "nonsaturating")) == pytest.approx(d, rel=1e-6)
+    assert float(generator_loss(FAKE, "nonsaturating")) == pytest.approx((sp(-0.1) + sp(0.6)) / 2, rel=1e-6)
+    # hinge: relu(1 - real) = 0.5, 1.2; relu(1 + fake) = 1.1, 0.4
+    assert float(discriminator_loss(REAL, FAKE, "hinge")) == pytest.approx((0.5 + 1.2) / 2 + (1.1 + 0.4) / 2)
+    assert float(generator_loss(FAKE, "hinge")) == pytest.approx(0.25)
+
+
+def test_saturated_tanh_bce_stays_finite():
+    """The thesis saw NaN losses; BCE on (1 + tanh) / 2 clamps log(0) at -100 as torch.nn.BCELoss does."""
+    loss = discriminator_loss(torch.tensor([-1.0]), torch.tensor([1.0]), "bce", tanh=True)
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(200.0)
+
+
+def test_r1_is_the_squared_input_gradient():
+    w = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    x = torch.randn(3, 2, 2, requires_grad=True)
+    scores = (x * w).sum(dim=(1, 2)) + (x**2).sum(dim=(1, 2))  # d/dx = w + 2x
+    expected = ((w + 2 * x.detach()) ** 2).flatten(1).sum(1).mean()
+    torch.testing.assert_close(r1_penalty(scores, x), expected)
+
+
+def test_objective_losses_are_the_functions_on_its_networks():
+    obj = objective(label_smoothing=0.1)
+    b = obj.prepare_batch(batch())
+    assert b["latents"].shape == (4, 8, 13) and b["text_pooled"].shape == (4, 32)
+    fake = obj.fake(b)
+    with torch.no_grad():
+        s_real, s_fake = obj.disc(b["latents"], b["text_pooled"]), obj.disc(fake, b["text_pooled"])
+    g = obj.losses(b, 0)
+    d = obj.losses(b, 1)
+    torch.testing.assert_close(g["loss"], generator_loss(s_fake, "bce", tanh=True))
+    torch.testing.assert_close(d["loss"], discriminator_loss(s_real, s_fake, "bce", tanh=True, smoothing=0.1))
+    assert float(d["acc_real"]) == float((s_real > 0).float().mean())
+    assert float(d["acc_fake"]) == float((s_fake < 0).float().mean())
+
+
+def test_r1_enters_the_discriminator_loss_with_its_weight_and_interval():
+    obj = objective(
+        r1_weight=2.0, r1_every=3, loss="hinge", discriminator={"output": "linear", "hidden": [16]}
+    )
+    b = obj.prepare_batch(batch())
+    obj.global_step = 3
+    d = obj.losses(b, 1)
+    assert float(d["r1"]) > 0
+    torch.testing.assert_close(d["loss"], d["adv"] + 0.5 * 2.0 * 3 * d["r1"])
+    obj.global_step = 4  # off-interval step: no penalty
+    assert "r1" not in obj.losses(b, 1)
+
+
+def test_each_optimizer_steps_only_its_own_network():
+    obj = objective()
+    opt_g, opt_d = (spec.optimizer for spec in obj.configure_optimizers(TrainConfig(lr=1e-2)))
+    g_params = {id(p) for grp in opt_g.param_groups for p in grp["params"]}
+    d_params = {id(p) for grp in opt_d.param_groups for p in grp["params"]}
+    assert g_params == {id(p) for p in obj.model.generator.parameters()}
+    assert d_params == {id(p) for p in obj.disc.parameters()}
+    frozen = [p for name in ("vae", "vocoder") for p in obj.model.part(name).parameters()]
+    assert not any(p.requires_grad for p in frozen)
+    b = obj.prepare_batch(batch())
+
+    def snapshot(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    def same(a, module):
+        return all(torch.equal(x, y) for x, y in zip(a, module.parameters(), strict=True))
+
+    # as the engine: zero this optimizer's grads, its loss, backward, step
+    for opt, i, moved, kept in (
+        (opt_g, 0, obj.model.generator, obj.disc),
+        (opt_d, 1, obj.disc, obj.model.generator),
+    ):
+        before_moved, before_kept, before_frozen = (
+            snapshot(moved),
+            snapshot(kept),
+            [p.clone() for p in frozen],
+        )
+        opt.zero_grad(set_to_none=True)
+        obj.losses(b, i)["loss"].backward()
+        opt.step()
+        assert not same(before_moved, moved), f"optimizer {i} did not move its own network"
+        assert same(before_kept, kept), f"optimizer {i} moved the other network"
+        assert all(torch.equal(x, y) for x, y in zip(before_frozen, frozen, strict=True))
+
+
+def test_same_step_same_noise_other_step_other_noise():
+    obj = objective()
+    b = obj.prepare_batch(batch())
+    obj.global_step = 7
+    a = obj.fake(b)
+    torch.testing.assert_close(obj.fake(b), a, rtol=0, atol=0)
+    obj.global_step = 8
+    assert not torch.equal(obj.fake(b), a)
+
+
+def test_diversity_is_zero_when_the_generator_ignores_its_noise():
+    obj = objective()
+    b = obj.prepare_batch(batch())
+    assert float(obj.losses(b, 0)["diversity"]) > 0
+    with (
+        torch.no_grad()
+    ):  # the first layer's noise columns to zero: the output no longer depends on the noise
+        obj.model.generator.body[0].weight[:, : obj.model.config.generator.noise_dim] = 0
+    assert float(obj.losses(b, 0)["diversity"]) == 0.0
+
+
+class Clips(Dataset):
+    def __init__(self, n: int) -> None:
+        self.items = batch(n)
+
+    def __len__(self) -> int:
+        return len(self.items["audio"])
+
+    def __getitem__(self, i: int) -> dict:
+        return {"audio": self.items["audio"][i], "caption": self.items["caption"][i]}
+
+
+def test_a_short_engine_run_logs_the_diagnostics(tmp_path):
+    obj = objective()
+    cfg = TrainConfig(
+        max_steps=4,
+        batch_size=4,
+        lr=1e-3,
+        betas=(0.5, 0.999),
+        schedule="step",
+        step_every_epochs=1,
+        clip_grad_norm=0.0,
+        valid_every=0,
+        sample_every=0,
+        checkpoint_every=0,
+        log_every=2,
+        accelerator="cpu",
+        devices=1,
+    )
+    Trainer(obj, Clips(8), None, cfg, tmp_path / "run").fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    for key in ("acc_real_1", "acc_fake_1", "diversity", "grad_norm", "grad_norm_1", "loss", "loss_1"):
+        assert any(k.endswith(key) for k in keys), f"{key} not logged: {sorted(keys)}"

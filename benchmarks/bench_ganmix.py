@@ -68,12 +68,13 @@ def bench_ganmix(preset: str, seconds: float, repeats: int) -> dict[str, float]:
     frames = model.latent_frames(n)
     with torch.no_grad():
         pooled = model.encode_text([PROMPT])
-        noise = model.noise(0, model.generation_frames(n))
-        latent = model.fit_frames(model(noise, pooled, noise.shape[-1]), frames)
+        gen_frames = model.generation_frames(n)  # the FC generator's fixed length, or the clip's (conv)
+        noise = model.noise(0, gen_frames)
+        latent = model.fit_frames(model(noise, pooled, gen_frames), frames)
         mel = model.vae.decode(latent / model.vae.config.scale_factor, model.mel_frames(n))
         parts = {
             "text": median_time(lambda: model.encode_text([PROMPT]), repeats),
-            "generator": median_time(lambda: model(noise, pooled, noise.shape[-1]), repeats),
+            "generator": median_time(lambda: model(noise, pooled, gen_frames), repeats),
             "vae_decode": median_time(lambda: model.vae.decode(latent, model.mel_frames(n)), repeats),
             "vocoder": median_time(lambda: model.vocoder(mel), repeats),
         }

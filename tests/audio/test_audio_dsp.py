@@ -263,12 +263,6 @@ def test_griffin_lim_defaults_log_input_length_and_float64() -> None:
     assert griffin_lim(mel, cfg, n_iter=3, length=2000).shape == (2000,)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="bug (reported): griffin_lim re-analyses each iterate at `length`; a length outside "
-    "[(frames - 1) * hop, frames * hop) gives another frame count and the shapes clash",
-)
 def test_griffin_lim_any_output_length() -> None:
     cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=20)
     mel = mel_spectrogram(torch.randn(2000, generator=torch.Generator().manual_seed(1)), cfg)

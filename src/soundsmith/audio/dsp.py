@@ -190,7 +190,8 @@ def griffin_lim(
         n_iter: Griffin-Lim iterations (with ``momentum``, Perraudin et al. 2013).
         generator: CPU generator for the initial random phases; else ``torch.Generator().manual_seed(seed)``.
             Phases are drawn on the CPU first, so CPU and CUDA runs start from the same phases.
-        length: output samples; default ``(frames - 1) * hop_length``.
+        length: output samples; default ``(frames - 1) * hop_length``. The iterations run at the natural length
+            when ``length`` would re-analyse to another frame count; the result is then cropped or zero-padded.
     """
     cfg = cfg or MelConfig()
     mel = _as_float_tensor(mel, "griffin_lim")
@@ -202,17 +203,26 @@ def griffin_lim(
     # 1. random initial phases, drawn first on the CPU
     phase = torch.rand(mag.shape, generator=generator, dtype=torch.float64) * (2 * np.pi)
     angles = torch.polar(torch.ones_like(phase), phase).to(device=mag.device, dtype=_complex(mag.dtype))
-    if length is None:
-        length = (mag.shape[-1] - 1) * cfg.hop_length
+    frames = mag.shape[-1]
+    length = (frames - 1) * cfg.hop_length if length is None else int(length)
+    # iterate at a length whose re-analysis gives the same frame count: the requested one when it does
+    natural = (
+        length
+        if (frames - 1) * cfg.hop_length <= length < frames * cfg.hop_length
+        else (frames - 1) * cfg.hop_length
+    )
     args = (cfg.n_fft, cfg.hop_length, cfg.win_length)
     # 2. iterate: project onto consistent spectrograms, keep the target magnitude
     prev = torch.zeros_like(angles)
     for _ in range(n_iter):
-        rebuilt = stft(istft(mag * angles, *args, length=length), *args)
+        rebuilt = stft(istft(mag * angles, *args, length=natural), *args)
         angles = rebuilt - prev * (momentum / (1 + momentum))
         angles = angles / (angles.abs() + 1e-16)
         prev = rebuilt
-    return istft(mag * angles, *args, length=length)
+    out = istft(mag * angles, *args, length=natural)
+    if length <= natural:
+        return out[..., :length]
+    return torch.nn.functional.pad(out, (0, length - natural))
 
 
 def _complex(dtype: torch.dtype) -> torch.dtype:

@@ -56,7 +56,7 @@ class GANmixPipeline(Pipeline):
         """Noise ``[B, *noise_shape]`` + pooled ``[B, D]`` -> float32 audio ``[B, num_samples]``."""
         model = self.model
         # 2. the generator: one forward pass
-        latents = model(noise, pooled, noise.shape[-1] if model.config.generator.arch == "conv" else None)
+        latents = model(noise, pooled, model.generation_frames(num_samples))
         # 3. the clip's latent length (crop or tile the fixed-length output), 4. VAE decode + vocoder
         latents = model.fit_frames(latents, model.latent_frames(num_samples))  # [B, C, T']
         return model.latents_to_audio(latents, num_samples).float().cpu().numpy()
@@ -167,7 +167,7 @@ def save_interpolation(result: GeneratedAudio, out_dir: str | Path) -> list[Path
         meta.update({k: str(v) for k, v in result.meta.items()})
         paths.append(out / f"step-{i:02d}.wav")
         save_audio(paths[-1], clip, result.sample_rate, metadata=meta)
-    strip = spectrogram_strip(result.audio, result.sample_rate)
+    strip = np.repeat(spectrogram_strip(result.audio, result.sample_rate), 3, axis=0)  # 3 pixels per mel band
     png = out / "strip.png"
     image.imsave(png, strip, cmap="magma", origin="lower", vmin=-80.0, vmax=max(-79.0, float(strip.max())))
     return [*paths, png]

@@ -19,6 +19,7 @@ from soundsmith.train.objectives.ganmix import (
     GANmixObjective,
     discriminator_loss,
     generator_loss,
+    latent_moment_distance,
     r1_penalty,
 )
 from soundsmith.train.runconfig import load_run_config
@@ -185,6 +186,18 @@ def test_diversity_is_zero_when_the_generator_ignores_its_noise():
     ):  # the first layer's noise columns to zero: the output no longer depends on the noise
         obj.model.generator.body[0].weight[:, : obj.model.config.generator.noise_dim] = 0
     assert float(obj.losses(b, 0)["diversity"]) == 0.0
+
+
+def test_latent_moment_distance_by_hand_and_validation_loss():
+    real = torch.tensor([[[1.0, 3.0]], [[1.0, 3.0]]])  # one channel: mean 2, std (unbiased) 2 / sqrt(3)
+    fake = torch.zeros(2, 1, 2)  # mean 0, std 0
+    assert float(latent_moment_distance(fake, real)) == pytest.approx(4.0 + 4.0 / 3.0)
+    assert float(latent_moment_distance(real, real)) == 0.0
+    obj = objective()
+    b = obj.prepare_batch(batch())
+    out = obj.validate(b)
+    assert out["loss"] == pytest.approx(float(latent_moment_distance(obj.fake(b), b["latents"])))
+    assert {"g_loss", "d_loss", "d_acc_real", "d_acc_fake", "g_diversity"} <= set(out)
 
 
 class Clips(Dataset):

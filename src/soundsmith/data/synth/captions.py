@@ -80,7 +80,7 @@ TEMPO_WORDS = {
     "slow": ("slowly", "at a slow pace", "at a slow tempo"),
     "fast": ("quickly", "at a fast pace", "fast"),
 }
-INSTRUMENT_NAMES = {"acoustic_guitar": ("acoustic guitar", "nylon-string guitar"), "organ": ("organ", "church organ"),
+INSTRUMENT_NAMES = {"acoustic_guitar": ("acoustic guitar", "nylon-string guitar"), "organ": ("organ", "reed organ"),
                     "saxophone": ("saxophone", "sax"), "bass": ("bass", "bass guitar"),
                     "steel_string_guitar": ("steel-string guitar", "folk guitar"),
                     "electric_guitar": ("electric guitar", "clean electric guitar"),

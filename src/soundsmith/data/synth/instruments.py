@@ -24,7 +24,7 @@ from soundsmith.errors import ConfigError
 # never play chords; their note events never overlap. Levels are calibrated per SoundFont (see _gain_db).
 INSTRUMENTS: dict[str, tuple[int, int, int, bool]] = {
     "piano": (0, 36, 96, True),
-    "organ": (19, 36, 84, True),
+    "organ": (20, 36, 84, True),  # reed organ: GM church organs (19) sound a 16-foot octave below the key
     "acoustic_guitar": (24, 40, 76, True),
     "violin": (40, 55, 91, False),
     "cello": (42, 36, 69, False),

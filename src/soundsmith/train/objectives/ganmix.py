@@ -19,7 +19,8 @@ Diagnostics, logged by the engine with each step's losses (``train/...``; the di
 ``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
 < 0: the discriminator's accuracy), ``r1``, ``diversity`` (per-prompt output diversity: RMS difference between two
 draws for the same captions over ``sqrt(2)`` x the real latents' std; ~1 = as varied as the data, 0 = mode
-collapse), and the engine's ``grad_norm`` / ``grad_norm_1`` and NaN counters.
+collapse), and the engine's ``grad_norm`` / ``grad_norm_1`` and NaN counters. Validation's ``loss`` (the number
+``best.ckpt`` follows) is :func:`latent_moment_distance`, with the players' losses as ``g_*`` / ``d_*``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def r1_penalty(scores: Tensor, real: Tensor) -> Tensor:
     """Mescheder et al.'s R1: mean over the batch of ``|d score / d real|^2`` (``real`` must require grad)."""
     (grad,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def latent_moment_distance(fake: Tensor, real: Tensor) -> Tensor:
+    """Mean over latent channels of ``(mean_f - mean_r)^2 + (std_f - std_r)^2``, statistics over batch and time of
+    ``[B, C, T']`` latents: a cheap, discriminator-free check that the generated latents match the data's first two
+    moments (0 when they do; a collapsed generator shows a too-small std)."""
+    f, r = fake.float().transpose(0, 1).flatten(1), real.float().transpose(0, 1).flatten(1)  # [C, B * T']
+    return ((f.mean(1) - r.mean(1)) ** 2 + (f.std(1) - r.std(1)) ** 2).mean()
 
 
 class GANmixObjective(Objective):
@@ -221,6 +230,18 @@ class GANmixObjective(Objective):
             loss = loss + 0.5 * c.r1_weight * c.r1_every * r1  # lazy regularisation: scaled by its interval
             out["r1"] = r1.detach()
         out["loss"] = loss
+        return out
+
+    @torch.no_grad()
+    def validate(self, batch: dict[str, Any]) -> dict[str, float]:
+        """``loss`` = :func:`latent_moment_distance` of generated vs real latents (what ``best.ckpt`` follows: the
+        adversarial losses say who is winning, not how good the output is), with both players' losses, the
+        discriminator's accuracies and the diversity."""
+        batch = batch if "latents" in batch else self.prepare_batch(batch)
+        g, d = self._generator_losses(batch), self._discriminator_losses(batch)
+        out = {"loss": float(latent_moment_distance(self.fake(batch), batch["latents"]))}
+        out.update({f"g_{k}": float(v) for k, v in g.items()})
+        out.update({f"d_{k}": float(v) for k, v in d.items()})
         return out
 
     @torch.no_grad()

@@ -149,3 +149,19 @@ def test_text_adherence_per_class_and_empty():
     np.testing.assert_allclose(metric.per_class().numpy(), [0.5, 0.0])
     np.testing.assert_allclose(metric.thresh.numpy(), [1.0, 0.0])  # row 0 (0.9) only
     assert metric.compute() == {"topk_accuracy": 1 / 3, "threshold_accuracy": 1 / 3, "asked": 3.0}
+
+
+def test_exact_thresholds_and_integer_audio():
+    assert rms_dbfs(np.full(16, 0.001)) == SILENCE_DBFS  # exactly at the threshold ...
+    assert not is_silent(np.full(16, 0.001))  # ... is not silent (strictly below is)
+    loud = np.array([200, -200, 200, -200], dtype=np.int16)  # squares overflow int16: computed in float64
+    assert rms_dbfs(loud) == pytest.approx(20 * math.log10(200))
+    assert clipped_fraction(np.array([3, 0], dtype=np.int16), level=2) == 0.5
+
+
+def test_text_adherence_uses_its_threshold_inclusively():
+    probs = torch.tensor([[0.65, 0.35], [0.6, 0.4]], dtype=torch.float64)
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    metric = TextAdherence(top_k=1, threshold=0.65)  # not the default 0.5
+    metric.update(probs, targets)
+    assert metric.compute()["threshold_accuracy"] == 0.5  # 0.65 counts (>=), 0.6 does not

@@ -214,3 +214,15 @@ def test_one_mel_frame_changes_generated_codes_from_its_first_sample_on(method):
     b = generate_wavenet(model, n, seed=1, mel=bump, method=method)
     first = int(torch.nonzero(a[0] != b[0])[0, 0])
     assert first == K * HOP
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3])
+def test_ring_buffers_hold_exactly_the_taps(kernel_size):
+    """Each layer's ring keeps (K - 1) * d + 1 inputs: enough for its taps (the state tests above), no more."""
+    model = tiny(kernel_size=kernel_size)
+    w = FastWeights.from_model(model)
+    dil = np.asarray(model.config.dilations)
+    assert w.dilations.dtype == np.int64 and np.array_equal(w.dilations, dil)
+    assert np.array_equal(w.ring_sizes, (kernel_size - 1) * dil + 1)
+    assert np.array_equal(w.ring_offsets, np.concatenate([[0], np.cumsum(w.ring_sizes)[:-1]]))
+    assert w.ring_rows == int(w.ring_sizes.sum())

@@ -176,6 +176,12 @@ class GANmixConfig:
                 f"GANmixConfig: r1_weight ({self.r1_weight}) must be >= 0, label_smoothing "
                 f"({self.label_smoothing}) in [0, 0.5)"
             )
+        if self.disc_betas is not None and (
+            len(self.disc_betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in self.disc_betas)
+        ):
+            raise ConfigError(
+                f"GANmixConfig.disc_betas={self.disc_betas} must be two numbers in [0, 1) (or null)"
+            )
         if self.disc_lr is not None and not self.disc_lr > 0:
             raise ConfigError(f"GANmixConfig.disc_lr={self.disc_lr} must be positive (or null: train.lr)")
         if self.sample_rate <= 0:
@@ -295,7 +301,7 @@ class Discriminator(nn.Module):
                     nn.utils.parametrizations.spectral_norm(module)
 
     def features(self, latent: Tensor, cond: Tensor) -> Tensor:
-        """The penultimate features ``[B, width]`` (feature matching, diagnostics)."""
+        """The penultimate features ``[B, width]``: the input of the output layer and of the projection term."""
         if self.arch == "mlp":
             if latent.shape[-1] != self.latent_frames:
                 raise ModelError(

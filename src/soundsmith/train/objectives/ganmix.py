@@ -112,7 +112,7 @@ class GANmixObjective(Objective):
         self.disc = Discriminator(model.config)
         self.seed = seed
         self._text_cache: dict[str, Tensor] = {}  # caption -> pooled [D] on the CPU (the encoder is frozen)
-        self._fake_cache: dict[int, Tensor] = {}
+        self._fake_cache: dict[tuple[int, int], Tensor] = {}
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -194,8 +194,10 @@ class GANmixObjective(Objective):
         scores = self._scores(fake, pooled)
         loss = generator_loss(scores, **self._loss_kwargs())
         out = {"loss": loss, "d_fake": scores.detach().mean()}
-        if torch.is_grad_enabled():
-            self._fake_cache = {id(real): fake.detach()}  # the discriminator's turn of this step reuses it
+        if (
+            torch.is_grad_enabled()
+        ):  # the discriminator's turn of this step reuses it (keyed by step and batch)
+            self._fake_cache = {(self.global_step, id(real)): fake.detach()}
         if c.diversity_every and self.global_step % c.diversity_every == 0:
             out["diversity"] = self.diversity(batch, fake.detach())
         return out
@@ -210,7 +212,7 @@ class GANmixObjective(Objective):
 
     def _discriminator_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         c, real, pooled = self.model.config, batch["latents"], batch["text_pooled"]
-        fake = self._fake_cache.pop(id(real), None)
+        fake = self._fake_cache.pop((self.global_step, id(real)), None)
         if fake is None:
             with torch.no_grad():
                 fake = self.fake(batch)

@@ -40,9 +40,9 @@ declare -A CORE_TESTS=(
     [data/dataset]="tests/data/test_data_dataset.py tests/data/test_data_crops_seed.py"
     [data/manifest]="tests/data/test_data_manifest.py tests/test_properties.py"
     [sampling/wavenet_fast]="tests/sampling/test_sampling_wavenet.py tests/sampling/test_wavenet_fast_numeric.py"
-    [models/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_loss.py tests/sampling/test_sampling_wavenet.py"
+    [models/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_loss.py tests/models/test_wavenet_errors.py tests/sampling/test_sampling_wavenet.py"
     [train/objectives/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_loss.py"
-    [train/ema]="tests/train/test_train_units.py tests/train/test_train_ema_export.py tests/train/test_train_engine.py"
+    [train/ema]="tests/train/test_train_units.py tests/train/test_train_ema_export.py"
     [train]="tests/train/test_train_units.py tests/train/test_train_engine.py tests/train/test_train_ema_export.py"
 )
 

@@ -7,7 +7,9 @@ weights, and a pipeline loaded from ``RUN/model`` must generate what the average
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 from train_fixtures import SineSet, small_config
 
 from soundsmith.audio import mu_law_decode
@@ -15,7 +17,7 @@ from soundsmith.models.registry import load_model
 from soundsmith.models.wavenet import WaveNet, WaveNetConfig
 from soundsmith.pipelines import load_pipeline
 from soundsmith.sampling.wavenet import generate_wavenet
-from soundsmith.train import Trainer
+from soundsmith.train import EMA, Trainer
 from soundsmith.train.checkpoint import load_checkpoint
 from soundsmith.train.objectives.wavenet import WaveNetObjective
 
@@ -72,3 +74,18 @@ def test_without_ema_the_raw_weights_are_exported(tmp_path, one_thread):
     raw = trainer.objective.model.state_dict()
     exported = load_model(tmp_path / "model").state_dict()
     assert all(torch.equal(exported[k], raw[k]) for k in raw)
+
+
+def test_ema_decay_range_dtypes_and_state_errors():
+    model = nn.BatchNorm1d(3)  # float parameters and an integer buffer (num_batches_tracked)
+    EMA(model, 0.0)  # 0 is allowed: the shadow follows the weights
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"^EMA decay must be in \[0, 1\), got {bad}$"):
+            EMA(model, bad)
+    ema = EMA(model.half(), 0.9)
+    assert ema.shadow["weight"].dtype == torch.float32  # averaged in float32 whatever the model's dtype
+    assert ema.shadow["num_batches_tracked"].dtype == torch.long  # integer buffers stay integers
+    state = ema.state_dict()
+    del state["shadow"]["weight"], state["shadow"]["bias"]
+    with pytest.raises(KeyError, match=r"EMA state lacks \['bias', 'weight'\]"):
+        EMA(model, 0.9).load_state_dict(state)

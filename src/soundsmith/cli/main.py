@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from soundsmith import __version__
+from soundsmith.cli import codec as codec_cmd
 from soundsmith.cli import data as data_cmd
 from soundsmith.cli import evaluate as evaluate_cmd
 from soundsmith.cli import ganmix as ganmix_cmd
@@ -22,7 +23,7 @@ from soundsmith.cli import train as train_cmd
 from soundsmith.cli import wavenet as wavenet_cmd
 
 # Each module adds its subcommand(s) with `add_parser(subparsers)` and sets `func` on the namespace.
-COMMANDS = [data_cmd, train_cmd, generate_cmd, evaluate_cmd, models_cmd, serve_cmd, wavenet_cmd, ganmix_cmd]
+COMMANDS = [data_cmd, train_cmd, generate_cmd, evaluate_cmd, models_cmd, serve_cmd, wavenet_cmd, ganmix_cmd, codec_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,209 @@
+"""Neural audio codec: SEANet-style convolutional encoder/decoder around a residual VQ (SoundStream / EnCodec).
+
+``audio [B, T] -> encoder -> latent [B, T', D] -> ResidualVQ -> codes [B, n_q, T'] -> decoder -> audio [B, T]``
+with ``T' = ceil(T / hop)``, ``hop = prod(ratios)``. The encoder is a 7-tap input conv, then per ratio ``r`` a
+residual unit (dilated 3-tap conv + 1x1, ELU) and a strided conv (kernel ``2r``, stride ``r``) doubling the
+channels, then a 3-tap conv to ``dim``. The decoder mirrors it with transposed convs. EnCodec's LSTM is left out
+(a CPU-speed choice: the codec must run at >= 100x real time on 2 cores).
+
+Any input length works: the clip is zero-padded on the right to a multiple of ``hop`` and the output cropped back
+to ``T`` (``forward``/``decode(codes, length)``). The codebooks are trained by EMA inside ``forward`` in training
+mode (see ``soundsmith.nn.rvq``); the losses (reconstruction, multi-resolution STFT, commitment, adversarial)
+live in ``train/objectives/codec.py``. Bitrate: ``n_q * log2(codebook_size) * sample_rate / hop`` bit/s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from soundsmith.errors import ConfigError, ModelError
+from soundsmith.nn.rvq import ResidualVQ
+
+
+@dataclass
+class CodecConfig:
+    """Hyperparameters of :class:`Codec`. ``ratios``: the encoder's strides (the decoder's reversed);
+    ``residual_dilations``: one residual unit per dilation at each scale."""
+
+    sample_rate: int = 16000
+    channels: int = 16
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])
+    dim: int = 64
+    num_quantizers: int = 8
+    codebook_size: int = 1024
+    ema_decay: float = 0.99
+    # a code whose EMA count of assignments per batch falls below this is restarted on a batch vector; keep it
+    # under batch_size * frames / codebook_size (the mean count), or live codes get restarted too
+    dead_threshold: float = 0.1
+    residual_dilations: list[int] = field(default_factory=lambda: [1])
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "channels", "dim", "num_quantizers", "codebook_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
+        if not self.ratios or any(int(r) < 1 for r in self.ratios):
+            raise ConfigError(f"CodecConfig.ratios={self.ratios!r} must be a non-empty list of integers >= 1")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"CodecConfig.ema_decay={self.ema_decay} must be in (0, 1)")
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def bitrate(self, n_q: int | None = None) -> float:
+        """Bits per second with ``n_q`` codebooks (all by default)."""
+        return (n_q or self.num_quantizers) * math.log2(self.codebook_size) * self.frame_rate
+
+
+class CodecOutput(NamedTuple):
+    audio: Tensor  # [B, T] reconstruction, cropped to the input length
+    codes: Tensor  # [B, n_q, T'] int64
+    commit_loss: Tensor  # [] commitment loss of the RVQ
+    latent: Tensor  # [B, T', D] the encoder's output (before quantization)
+
+
+def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Module:
+    """A weight-normed conv keeping ``T / stride`` frames ("same" padding, split as in EnCodec)."""
+    total = (kernel - 1) * dilation - (stride - 1)
+    return nn.Sequential(
+        nn.ConstantPad1d((total - total // 2, total // 2), 0.0),
+        weight_norm(nn.Conv1d(c_in, c_out, kernel, stride, dilation=dilation)),
+    )
+
+
+class ResidualUnit(nn.Module):
+    """``x + conv1x1(elu(conv3_dilated(elu(x))))``: ``[B, C, T] -> [B, C, T]``."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        hidden = max(1, channels // 2)
+        self.block = nn.Sequential(
+            nn.ELU(), _conv(channels, hidden, 3, dilation=dilation), nn.ELU(), _conv(hidden, channels, 1)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x)
+
+
+class Upsample(nn.Module):
+    """Transposed conv (kernel ``2r``, stride ``r``) trimmed to exactly ``r`` x the frames: ``[B, C, T] -> [B, C', rT]``."""
+
+    def __init__(self, c_in: int, c_out: int, ratio: int) -> None:
+        super().__init__()
+        self.ratio = ratio
+        self.conv = weight_norm(nn.ConvTranspose1d(c_in, c_out, 2 * ratio, ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)  # [B, C', (T + 1) r]
+        left = self.ratio - self.ratio // 2
+        return y[..., left : left + x.shape[-1] * self.ratio]
+
+
+class SEANetEncoder(nn.Module):
+    """``[B, 1, T] -> [B, dim, T / hop]`` (T a multiple of hop)."""
+
+    def __init__(self, c: CodecConfig) -> None:
+        super().__init__()
+        ch = c.channels
+        layers: list[nn.Module] = [_conv(1, ch, 7)]
+        for r in c.ratios:
+            layers += [ResidualUnit(ch, d) for d in c.residual_dilations]
+            layers += [nn.ELU(), _conv(ch, 2 * ch, 2 * r, stride=r)]
+            ch *= 2
+        layers += [nn.ELU(), _conv(ch, c.dim, 3)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class SEANetDecoder(nn.Module):
+    """``[B, dim, T'] -> [B, 1, T' * hop]``."""
+
+    def __init__(self, c: CodecConfig) -> None:
+        super().__init__()
+        ch = c.channels * 2 ** len(c.ratios)
+        layers: list[nn.Module] = [_conv(c.dim, ch, 7)]
+        for r in reversed(c.ratios):
+            layers += [nn.ELU(), Upsample(ch, ch // 2, r)]
+            ch //= 2
+            layers += [ResidualUnit(ch, d) for d in c.residual_dilations]
+        layers += [nn.ELU(), _conv(ch, 1, 7)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class Codec(nn.Module):
+    """``forward(audio [B, T], n_q=None) -> CodecOutput``; ``encode`` / ``decode`` for tokens."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.encoder = SEANetEncoder(c)
+        self.quantizer = ResidualVQ(c.dim, c.num_quantizers, c.codebook_size, c.ema_decay, c.dead_threshold)
+        self.decoder = SEANetDecoder(c)
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    def frames(self, num_samples: int) -> int:
+        """Token frames ``T'`` of a clip of ``num_samples`` samples: ``ceil(T / hop)``."""
+        return -(-int(num_samples) // self.hop_length)
+
+    def _check(self, audio: Tensor) -> Tensor:
+        if audio.dim() == 3 and audio.shape[1] == 1:
+            audio = audio[:, 0]
+        if audio.dim() != 2 or audio.shape[-1] == 0:
+            raise ModelError(f"codec expects mono audio [B, T] with T > 0, got shape {tuple(audio.shape)}")
+        return audio
+
+    def embed(self, audio: Tensor) -> Tensor:
+        """Audio ``[B, T]`` -> encoder latent ``[B, T', D]`` (right zero-padding to a multiple of the hop)."""
+        audio = self._check(audio)
+        pad = self.frames(audio.shape[-1]) * self.hop_length - audio.shape[-1]
+        x = F.pad(audio, (0, pad))[:, None]  # [B, 1, T' * hop]
+        return self.encoder(x).transpose(1, 2)  # [B, T', D]
+
+    def forward(self, audio: Tensor, n_q: int | None = None) -> CodecOutput:
+        """Audio ``[B, T]`` -> reconstruction ``[B, T]`` through the first ``n_q`` codebooks (all by default)."""
+        latent = self.embed(audio)
+        q, codes, commit = self.quantizer(latent, n_q)
+        return CodecOutput(self.decode_latent(q, audio.shape[-1]), codes, commit, latent)
+
+    @torch.no_grad()
+    def encode(self, audio: Tensor, n_q: int | None = None) -> Tensor:
+        """Audio ``[B, T]`` -> codes ``[B, n_q, ceil(T / hop)]`` int64."""
+        return self.quantizer.encode(self.embed(audio), n_q)
+
+    def decode_latent(self, q: Tensor, length: int | None = None) -> Tensor:
+        """Quantized latent ``[B, T', D]`` -> audio ``[B, length]`` (``T' * hop`` by default; cropped or padded)."""
+        y = self.decoder(q.transpose(1, 2))[:, 0]  # [B, T' * hop]
+        if length is not None:
+            y = y[:, :length] if y.shape[-1] >= length else F.pad(y, (0, length - y.shape[-1]))
+        return y
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor, length: int | None = None) -> Tensor:
+        """Codes ``[B, n_q, T']`` (any ``n_q <= num_quantizers``) -> audio ``[B, length]``."""
+        if codes.dim() != 3:
+            raise ModelError(f"codes must be [B, n_q, frames], got shape {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size):
+            raise ModelError(
+                f"codes must lie in [0, {self.config.codebook_size}) for this codec, "
+                f"got [{int(codes.min())}, {int(codes.max())}]"
+            )
+        return self.decode_latent(self.quantizer.decode(codes), length)

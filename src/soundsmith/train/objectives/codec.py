@@ -1,0 +1,157 @@
+"""Codec training: waveform L1 + multi-resolution STFT + RVQ commitment, then GAN (the vocoder's discriminators).
+
+Two optimizers, as the vocoder's: 0 trains the codec (encoder, decoder; the codebooks follow by EMA inside the
+forward pass), 1 the multi-period + multi-resolution discriminators of ``soundsmith.nn.discriminators``, an
+:class:`~soundsmith.train.optimizers.OptimizerSpec` that starts at ``disc_start_step``. Quantizer dropout: with
+probability ``quantizer_dropout`` a step uses only the first ``n_q ~ U{1..N}`` codebooks (drawn first, from a
+generator seeded by ``(seed, step)``), so any prefix of the codebooks decodes well (lower bitrate at inference).
+
+Generator loss: ``l1_weight * mean|y - y_hat| + stft_weight * MRSTFT(y_hat, y) + commit_weight * commit``
+(+ ``adv_weight * adv + fm_weight * fm`` once the discriminators run). Validation reports ``loss`` = MR-STFT with
+every codebook.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from soundsmith.errors import TrainingError
+from soundsmith.models.codec import Codec
+from soundsmith.nn.discriminators import (
+    MultiPeriodDiscriminator,
+    MultiResolutionDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+from soundsmith.train.config import TrainConfig
+from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.vocoder import multi_resolution_stft_loss
+from soundsmith.train.optimizers import OptimizerSpec
+
+DISC_START_STEP = 20000  # codec-only steps before the GAN (a GAN step costs many codec-only steps on a CPU)
+
+
+class CodecObjective(Objective):
+    """Codec (optimizer 0) + discriminators (optimizer 1). Weights follow EnCodec's balance loosely."""
+
+    def __init__(
+        self,
+        model: Codec,
+        sample_rate: int | None = None,
+        disc_start_step: int | None = None,
+        l1_weight: float = 1.0,
+        stft_weight: float = 1.0,
+        commit_weight: float = 1.0,
+        adv_weight: float = 1.0,
+        fm_weight: float = 2.0,
+        quantizer_dropout: float = 0.5,
+        seed: int = 0,
+        disc_clip_grad_norm: float = 10.0,
+        mpd_channels: tuple[int, ...] = (16, 32, 64, 128),
+        mrd_channels: int = 8,
+    ) -> None:
+        super().__init__(model, sample_rate)
+        self.disc_start_step = DISC_START_STEP if disc_start_step is None else int(disc_start_step)
+        self.weights = {
+            "l1": l1_weight,
+            "stft": stft_weight,
+            "commit": commit_weight,
+            "adv": adv_weight,
+            "fm": fm_weight,
+        }
+        if not 0.0 <= quantizer_dropout <= 1.0:
+            raise TrainingError(f"quantizer_dropout={quantizer_dropout} must be in [0, 1]")
+        self.quantizer_dropout, self.seed = quantizer_dropout, seed
+        self.disc_clip_grad_norm = disc_clip_grad_norm
+        self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
+        self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)
+        self._fake_cache: dict[int, Tensor] = {}
+
+    def configure_optimizers(self, cfg: TrainConfig) -> list[Optimizer | OptimizerSpec]:
+        gen = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
+        disc_params = list(self.mpd.parameters()) + list(self.mrd.parameters())
+        disc = torch.optim.AdamW(disc_params, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
+        return [
+            OptimizerSpec(gen),
+            OptimizerSpec(disc, start_step=self.disc_start_step, clip_grad_norm=self.disc_clip_grad_norm),
+        ]
+
+    @property
+    def adversarial(self) -> bool:
+        return 1 in self.active_optimizers
+
+    def draw_n_q(self) -> int | None:
+        """The codebooks this step uses (None = all), a pure function of ``(seed, global_step)``."""
+        gen = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:{self.global_step}:n_q".encode()))
+        u, pick = (
+            torch.rand((), generator=gen),
+            torch.randint(1, self.model.config.num_quantizers + 1, (), generator=gen),
+        )
+        return int(pick) if float(u) < self.quantizer_dropout else None
+
+    def reconstruction_losses(self, y_hat: Tensor, y: Tensor, commit: Tensor) -> dict[str, Tensor]:
+        return {
+            "l1": torch.mean(torch.abs(y_hat - y)),
+            "stft": multi_resolution_stft_loss(y_hat, y),
+            "commit": commit,
+        }
+
+    def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
+        y = batch["audio"]  # [B, T]
+        if y.dim() != 2:
+            raise TrainingError(f"codec expects batch['audio'] of shape [B, T], got {tuple(y.shape)}")
+        if opt_index == 0:
+            return self._codec_losses(y)
+        if opt_index == 1:
+            return self._discriminator_losses(y)
+        raise TrainingError(f"codec objective has 2 optimizers, got opt_index={opt_index}")
+
+    def _codec_losses(self, y: Tensor) -> dict[str, Tensor]:
+        k = self.weights
+        n_q = self.draw_n_q() if self.model.training else None
+        out = self.model(y, n_q)
+        parts = self.reconstruction_losses(out.audio, y, out.commit_loss)
+        loss = k["l1"] * parts["l1"] + k["stft"] * parts["stft"] + k["commit"] * parts["commit"]
+        if self.adversarial:
+            with torch.no_grad():
+                real = self.mpd(y) + self.mrd(y)
+            fake = self.mpd(out.audio) + self.mrd(out.audio)
+            parts["adv"] = generator_adversarial_loss(fake)
+            parts["fm"] = feature_matching_loss(real, fake)
+            loss = loss + k["adv"] * parts["adv"] + k["fm"] * parts["fm"]
+            if torch.is_grad_enabled():
+                self._fake_cache = {id(y): out.audio.detach()}
+        parts["loss"] = loss
+        parts["n_q"] = torch.tensor(float(n_q or self.model.config.num_quantizers))
+        return parts
+
+    def _discriminator_losses(self, y: Tensor) -> dict[str, Tensor]:
+        y_hat = self._fake_cache.pop(id(y), None)
+        if y_hat is None:
+            with torch.no_grad():
+                y_hat = self.model(y).audio
+        loss = discriminator_loss(self.mpd(y) + self.mrd(y), self.mpd(y_hat) + self.mrd(y_hat))
+        return {"loss": loss, "disc": loss.detach()}
+
+    @torch.no_grad()
+    def validate(self, batch: dict[str, Any]) -> dict[str, float]:
+        """Every codebook: ``loss`` = MR-STFT, ``l1``, ``commit``."""
+        y = batch["audio"]
+        out = self.model(y)
+        parts = self.reconstruction_losses(out.audio, y, out.commit_loss)
+        return {"loss": float(parts["stft"]), "l1": float(parts["l1"]), "commit": float(parts["commit"])}
+
+    @torch.no_grad()
+    def sample(self, batch: dict[str, Any]) -> Tensor | None:
+        """Up to 2 reconstructions followed by the originals: ``[4, T]``."""
+        y = batch["audio"][:2]
+        return torch.cat([self.model(y).audio, y])
+
+
+OBJECTIVE = CodecObjective

@@ -1,0 +1,69 @@
+"""``soundsmith codec encode / decode``: a token file round-trips to audio of the input's length."""
+
+import numpy as np
+import pytest
+import torch
+
+from soundsmith.audio import load_audio, save_audio
+from soundsmith.cli.main import main
+from soundsmith.models.codec import Codec, CodecConfig
+from soundsmith.models.registry import save_model
+
+
+def test_encode_then_decode(tmp_path, capsys):
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(channels=4, ratios=[2, 2], dim=8, num_quantizers=4, codebook_size=16)).eval()
+    save_model(codec, tmp_path / "codec")
+    save_audio(tmp_path / "in.wav", 0.3 * np.sin(np.arange(1001) / 5.0).astype(np.float32), 16000)
+    assert (
+        main(
+            [
+                "codec",
+                "encode",
+                str(tmp_path / "in.wav"),
+                "-o",
+                str(tmp_path / "t.npz"),
+                "--model",
+                str(tmp_path / "codec"),
+                "--n-q",
+                "2",
+            ]
+        )
+        == 0
+    )
+    with np.load(tmp_path / "t.npz") as f:
+        assert f["codes"].shape == (2, 251) and int(f["length"]) == 1001
+    assert main(["codec", "decode", str(tmp_path / "t.npz"), "-o", str(tmp_path / "out.wav")]) == 0
+    audio, sr = load_audio(tmp_path / "out.wav")
+    assert sr == 16000 and audio.shape == (1001,)
+
+
+def test_decode_of_a_bad_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert main(["codec", "decode", str(tmp_path / "bad.npz"), "-o", str(tmp_path / "o.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "not a token file" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("n_q", ["0", "9"])
+def test_bad_n_q(tmp_path, capsys, n_q):
+    codec = Codec(CodecConfig(channels=4, ratios=[2, 2], dim=8, num_quantizers=4, codebook_size=16))
+    save_model(codec, tmp_path / "codec")
+    save_audio(tmp_path / "in.wav", np.zeros(100, np.float32), 16000)
+    assert (
+        main(
+            [
+                "codec",
+                "encode",
+                str(tmp_path / "in.wav"),
+                "-o",
+                str(tmp_path / "t.npz"),
+                "--model",
+                str(tmp_path / "codec"),
+                "--n-q",
+                n_q,
+            ]
+        )
+        == 1
+    )
+    assert "n_q" in capsys.readouterr().err

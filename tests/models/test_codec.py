@@ -159,3 +159,14 @@ def test_discriminators_start_at_their_step_and_train_adversarially():
     disc = obj.losses({"audio": y}, 1)["loss"]
     disc.backward()
     assert any(p.grad is not None for p in obj.mpd.parameters())
+
+
+def test_the_codebook_starts_from_the_first_training_batch():
+    vq = VectorQuantizer(2, 8, dead_threshold=0.0)
+    x = torch.randn(1, 50, 2) * 5 + 20  # far from the random initial codes
+    vq.eval()(x)
+    assert not bool(vq.initialized)  # eval mode changes nothing
+    vq.train()(x)
+    assert bool(vq.initialized)
+    for k in range(8):  # each code moved from a batch vector by at most one EMA step toward its cluster mean
+        assert (vq.embed[k] - x[0]).norm(dim=1).min() < 5.0

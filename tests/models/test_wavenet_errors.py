@@ -36,6 +36,12 @@ def test_conditioning_errors_name_the_fix():
         tiny(text_dim=3).global_condition(1, gc_ids=torch.tensor([0]))
     with _raises("this WaveNet has lc_channels=0 (no local conditioning); pass mel=None"):
         plain.upsample_mel(torch.zeros(1, 2, 3), 4)
+    with _raises("this WaveNet has text_dim=0; pass text_emb=None"):
+        tiny(gc_cardinality=2).global_condition(1, text_emb=torch.zeros(1, 3))
+    with _raises("gc_ids [0, 2] out of range: use 0..1"):
+        tiny(gc_cardinality=2).global_condition(2, gc_ids=torch.tensor([0, 2]))
+    with _raises("text_emb has dim 4, the model expects text_dim=3"):
+        tiny(text_dim=3).global_condition(2, text_emb=torch.zeros(2, 4))
     with _raises("WaveNet input has shape (5,); expected [B, T] int64 codes"):
         plain(torch.zeros(5, dtype=torch.long))
 

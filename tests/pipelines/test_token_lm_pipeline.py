@@ -40,8 +40,7 @@ def test_guidance_and_sampling_settings_change_the_result(pipe):
     greedy1 = pipe("a bell", duration=0.01, seed=1, temperature=0.0, progress=False).audio
     greedy2 = pipe("a bell", duration=0.01, seed=2, temperature=0.0, progress=False).audio
     np.testing.assert_array_equal(greedy1, greedy2)  # greedy ignores the seed
-    with pytest.raises(ConfigError, match="steps"):
-        pipe("a bell", duration=0.01, steps=4, progress=False)
+    np.testing.assert_array_equal(pipe("a bell", duration=0.01, seed=1, steps=4, progress=False).audio, base)
     with pytest.raises(ConfigError, match="top_p"):
         pipe("a bell", duration=0.01, top_p=0.0, progress=False)
 
@@ -91,3 +90,15 @@ def test_revert_of_generated_steps_uses_only_valid_slots():
     seq = torch.full((1, 3, 6), -1)
     seq[0, 0, :4], seq[0, 1, 1:5], seq[0, 2, 2:6] = codes[0, 0], codes[0, 1], codes[0, 2]
     assert torch.equal(revert_pattern(seq, "delay", 4), codes)
+
+
+def test_stream_writer_writes_the_audio_as_it_comes(pipe, tmp_path):
+    from soundsmith.audio import load_audio
+    from soundsmith.pipelines.token_lm import StreamWriter
+
+    with StreamWriter(tmp_path / "s.wav", pipe.sample_rate, num_candidates=2) as writer:
+        out = pipe("rain", duration=0.02, seed=0, num_candidates=2, progress=False, on_chunk=writer)
+    for i, path in enumerate(writer.paths):
+        assert path.name == f"s-{i}.wav"
+        audio, _ = load_audio(path)
+        np.testing.assert_allclose(audio, out.audio[i], atol=1e-5)

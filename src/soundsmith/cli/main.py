@@ -23,7 +23,17 @@ from soundsmith.cli import train as train_cmd
 from soundsmith.cli import wavenet as wavenet_cmd
 
 # Each module adds its subcommand(s) with `add_parser(subparsers)` and sets `func` on the namespace.
-COMMANDS = [data_cmd, train_cmd, generate_cmd, evaluate_cmd, models_cmd, serve_cmd, wavenet_cmd, ganmix_cmd, codec_cmd]
+COMMANDS = [
+    data_cmd,
+    train_cmd,
+    generate_cmd,
+    evaluate_cmd,
+    models_cmd,
+    serve_cmd,
+    wavenet_cmd,
+    ganmix_cmd,
+    codec_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

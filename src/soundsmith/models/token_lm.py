@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.composite import Component, CompositeModel
 from soundsmith.models.registry import ShippedRef, TextEncoderSpec
@@ -273,8 +274,6 @@ class TokenLMConfig:
     stream_context: int = 8
 
     def __post_init__(self) -> None:
-        from soundsmith.config import as_dataclass
-
         self.net = as_dataclass(TokenLMNetConfig, self.net, "TokenLMConfig.net")
         if self.pattern not in PATTERNS:
             raise ConfigError(

@@ -94,6 +94,9 @@ class RelativeSelfAttention(nn.Module):
         if past is not None:
             k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
         Lk = k.shape[2]
+        if self.mode == "none" and Lk == L:  # plain causal attention: no mask tensor at all
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.proj(a.transpose(1, 2).reshape(B, L, d)), (k, v)
         allowed = causal_mask(L, Lk, x.device)  # [L, Lk]
         if self.mode == "none":
             bias = torch.zeros((), dtype=q.dtype, device=x.device)

@@ -10,7 +10,8 @@ drawn from the current batch. The encoder sees the quantization through the stra
 ``0..i-1``, so every extra codebook refines the approximation. Any prefix of ``n_q <= num_quantizers`` codebooks
 decodes (quantizer dropout in training makes the prefixes good: lower bitrate at inference).
 
-EMA updates and restarts happen in ``forward`` in training mode only, like batch-norm statistics; they are
+The codebook starts as random vectors of the first training batch. EMA updates and restarts happen in
+``forward`` in training mode only, like batch-norm statistics; they are
 buffers, saved with the weights. The restart draws from the module's own ``torch.Generator`` (seeded by
 ``seed``), not from the global RNG.
 """
@@ -50,6 +51,9 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("embed", embed)  # [K, D]
         self.register_buffer("cluster_size", torch.ones(codebook_size))  # [K] EMA of assignment counts
         self.register_buffer("embed_sum", embed.clone())  # [K, D] EMA of the sum of assigned vectors
+        self.register_buffer(
+            "initialized", torch.zeros((), dtype=torch.bool)
+        )  # codebook drawn from data yet?
         self._gen = torch.Generator().manual_seed(seed + 1)  # restart draws (not saved: not a model weight)
 
     def encode(self, x: Tensor) -> Tensor:
@@ -63,6 +67,17 @@ class VectorQuantizer(nn.Module):
     def decode(self, codes: Tensor) -> Tensor:
         """``[...] -> [..., D]``."""
         return F.embedding(codes, self.embed)
+
+    @torch.no_grad()
+    def init_from_data(self, x: Tensor) -> None:
+        """Set the codebook to random vectors of the first training batch ``x [N, D]`` (EnCodec initialises with
+        k-means on it; random picks are the cheap version): random initial codes far from the data would all
+        stay unused until the dead-code restart catches them."""
+        picks = torch.randint(0, x.shape[0], (self.codebook_size,), generator=self._gen).to(x.device)
+        self.embed.copy_(x[picks].float())
+        self.embed_sum.copy_(self.embed)
+        self.cluster_size.fill_(1.0)
+        self.initialized.fill_(True)
 
     @torch.no_grad()
     def ema_update(self, x: Tensor, codes: Tensor) -> None:
@@ -91,6 +106,8 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, x: Tensor) -> QuantizerOutput:
         """x ``[B, T, D]`` -> quantized ``[B, T, D]``, codes ``[B, T]``, commitment loss ``[]``."""
+        if self.training and not bool(self.initialized) and x.numel():
+            self.init_from_data(x.detach().reshape(-1, self.dim))
         codes = self.encode(x.detach())
         q = self.decode(codes)
         if self.training:

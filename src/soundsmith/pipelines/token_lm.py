@@ -8,7 +8,8 @@ with float32 chunks of candidate ``index`` as soon as their tokens are known (st
 ``config.stream_frames`` frames, decoded with ``config.stream_context`` frames of codec context on each side, so
 the chunks concatenate to the returned audio; the last chunk ends the clip).
 
-Decoding is incremental with a KV cache (one network call per step for the ``[cond, uncond]`` pair of
+``steps`` is accepted for the common signature and ignored (as WaveNet's): the number of network calls is the
+pattern's step count (``meta["lm_steps"]``). Decoding is incremental with a KV cache (one network call per step for the ``[cond, uncond]`` pair of
 classifier-free guidance; ``guidance=1`` runs the conditional branch alone). Beyond ``config.context`` steps the
 cache slides (relative positions make the window seamless to the network). Candidate ``i`` draws its uniforms from
 ``seeds[i]`` only.
@@ -88,12 +89,13 @@ class TokenLMPipeline(Pipeline):
         top_p = c.top_p if top_p is None else float(top_p)
         guidance = c.guidance if guidance is None else float(guidance)
         check_sampling_args(temperature, min(top_k, V), top_p, V)
-        if steps is not None:
-            raise ConfigError("token_lm generates one step per token; leave steps unset")
+        del steps  # accepted for the common signature and ignored: one network call per pattern step, always
         if not (math.isfinite(guidance) and guidance >= 0):
             raise ConfigError(f"guidance={guidance!r} must be a number >= 0 (1 = no guidance)")
         if duration > c.max_duration:
             raise ConfigError(f"duration={duration} s is over this model's {c.max_duration:g} s limit")
+
+        started = time.perf_counter()  # time to the first streamed chunk counts from here
 
         # 1. sizes: frames to generate, pattern steps, the forced prefix of an audio prompt
         length = int(round(duration * self.sample_rate))
@@ -119,11 +121,12 @@ class TokenLMPipeline(Pipeline):
         text, mask = text.expand(len(drop), -1, -1), mask.expand(len(drop), -1)
 
         # 3. one candidate per seed, step by step with the KV cache
-        started = time.perf_counter()
         first_chunk_s: list[float] = []
         clips = []
         for index, seed in enumerate(seeds):
-            u = torch.from_numpy(draw_uniforms(S * K, seeds=[seed])[0]).view(S, K)  # randomness first
+            u = (
+                torch.from_numpy(draw_uniforms(S * K, seeds=[seed])[0]).view(S, K).to(device)
+            )  # randomness first
             codes = self._decode_steps(
                 text,
                 mask,
@@ -198,14 +201,7 @@ class TokenLMPipeline(Pipeline):
                 logits = model(cols.expand(B, -1, -1), text, mask, drop, cache)[:, :, -1]  # [B, K, V]
                 if B == 2:
                     logits = logits[1:] + guidance * (logits[:1] - logits[1:])
-                drawn = torch.stack(
-                    [
-                        sample_from_logits(logits[:, k].float(), u[s, k : k + 1], temperature, top_k, top_p)[
-                            0
-                        ]
-                        for k in range(K)
-                    ]
-                )  # [K]
+                drawn = sample_from_logits(logits[0].float(), u[s], temperature, top_k, top_p)  # [K]
                 step = torch.where(known[:, s], seq[0, :, s], torch.where(valid[:, s], drawn, special))
                 seq[0, :, s] = step
             cols = seq[..., s : s + 1]
@@ -248,3 +244,40 @@ class TokenLMPipeline(Pipeline):
         if not first_chunk_s:
             first_chunk_s.append(time.perf_counter() - started)
         return ready
+
+
+class StreamWriter:
+    """An ``on_chunk`` callback that appends each candidate's chunks to its WAV file as they arrive.
+
+    ``path`` for one candidate; ``stem-0.wav``, ``stem-1.wav``... for several (as ``GeneratedAudio.save``). Use as a
+    context manager (files are closed, hence complete, on exit)::
+
+        with StreamWriter("out.wav", pipe.sample_rate) as writer:
+            pipe("rain", duration=8, on_chunk=writer)
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, num_candidates: int = 1) -> None:
+        import soundfile as sf
+
+        path = Path(path)
+        self.paths = [
+            path if num_candidates == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
+            for i in range(num_candidates)
+        ]
+        self._files = [
+            sf.SoundFile(p, "w", samplerate=sample_rate, channels=1, subtype="FLOAT") for p in self.paths
+        ]
+
+    def __call__(self, index: int, samples: np.ndarray) -> None:
+        self._files[index].write(samples)
+        self._files[index].flush()
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,10 +1,11 @@
 """Mel VAE training: L1 reconstruction of the log-mel + a small KL term (Kingma & Welling; SD/AudioLDM-style).
 
 ``prepare_batch`` computes the log-mel ``[B, M, frames]`` of ``batch["audio"]`` with the VAE's own mel front
-end. ``losses``: the latent is sampled from the posterior (reparameterised), decoded, cropped to ``frames``;
-``loss = rec + kl_weight * kl`` with ``rec`` the mean absolute log-mel error and ``kl`` the KL divergence to
-N(0, I) averaged per latent element. Validation reports ``loss`` = the reconstruction L1 through the posterior
-mean (what ``best.ckpt`` follows) and ``kl``. No adversarial or perceptual term: none was shown to help here.
+end. ``losses``: the latent is sampled from the posterior (reparameterised; its mean in eval mode), decoded,
+cropped to ``frames``; ``loss = rec + kl_weight * kl`` with ``rec`` the mean absolute log-mel error and ``kl``
+the KL divergence to N(0, I) averaged per latent element. Validation reports ``loss`` = the reconstruction L1
+through the posterior mean (what ``best.ckpt`` follows) and ``kl``. No adversarial or perceptual term (not tried
+yet: add one only if it measurably helps).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class VAEObjective(Objective):
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         mel = self._inputs(batch)["mel"]
         mean, logvar = self.model.encode(mel)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
         rec = torch.mean(torch.abs(self.model.decode(z, mel.shape[-1]) - mel))
         kl = kl_to_standard_normal(mean, logvar)
         return {"loss": rec + self.kl_weight * kl, "rec": rec.detach(), "kl": kl.detach()}

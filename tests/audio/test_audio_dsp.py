@@ -18,6 +18,7 @@ from soundsmith.audio import (
     peak_normalize,
     stft,
 )
+from soundsmith.audio.dsp import mel_to_linear
 from soundsmith.errors import AudioError, ConfigError
 
 CONFIGS = [
@@ -297,3 +298,18 @@ def test_peak_normalize_dtypes_and_torch_errors() -> None:
         peak_normalize(torch.tensor([float("nan"), 1.0]))
     with pytest.raises(AudioError, match="peak"):
         peak_normalize(np.ones(3), peak=0.0)
+
+
+def test_griffin_lim_starts_from_uniform_phases_drawn_on_the_cpu() -> None:
+    """n_iter=0 returns the starting point: the target magnitude with phases 2*pi*U[0, 1) (float64 draws from the
+    seed's CPU generator, so CPU and CUDA runs start alike)."""
+    cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=20)
+    mel = mel_spectrogram(
+        torch.randn(2000, generator=torch.Generator().manual_seed(2), dtype=torch.float64), cfg
+    )
+    mag = mel_to_linear(mel.exp(), cfg)
+    phase = torch.rand(mag.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64) * (
+        2 * np.pi
+    )
+    start = istft(mag * torch.polar(torch.ones_like(phase), phase), cfg.n_fft, cfg.hop_length, cfg.win_length)
+    torch.testing.assert_close(griffin_lim(mel, cfg, n_iter=0, seed=7), start, rtol=0, atol=1e-12)

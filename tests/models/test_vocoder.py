@@ -188,3 +188,13 @@ def test_validation_loss_is_mel_l1():
     with torch.no_grad():
         mel_l1 = float(obj.losses(batch, 0)["mel"])
     assert metrics["loss"] == pytest.approx(mel_l1, rel=1e-5)
+
+
+def test_generator_loss_matches_a_librosa_reference():
+    from soundsmith.families.vocoder import reference_loss
+
+    obj, batch = _objective()
+    obj.eval()
+    with torch.no_grad():
+        got = float(obj.losses(batch, 0)["loss"])
+    assert got == pytest.approx(reference_loss(obj.model, batch), rel=1e-3)

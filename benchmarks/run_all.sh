@@ -9,4 +9,5 @@ rm -rf /tmp/c5h
 OMP_NUM_THREADS=2 python benchmarks/bench_eval.py > work/bench_eval.txt 2>&1
 OMP_NUM_THREADS=1 python benchmarks/bench_data.py > work/bench_data.txt 2>&1
 OMP_NUM_THREADS=1 python benchmarks/bench_generate_startup.py > work/bench_startup.txt 2>&1
+OMP_NUM_THREADS=2 python benchmarks/bench_latent_diffusion.py > work/bench_latent_diffusion.txt 2>&1
 echo "all benchmarks done: work/bench_*.txt"

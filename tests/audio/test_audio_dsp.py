@@ -264,6 +264,14 @@ def test_griffin_lim_defaults_log_input_length_and_float64() -> None:
     assert griffin_lim(mel, cfg, n_iter=3, length=2000).shape == (2000,)
 
 
+def test_griffin_lim_one_frame_is_a_clear_error() -> None:
+    cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=20)
+    mel = mel_spectrogram(torch.randn(30, generator=torch.Generator().manual_seed(1)), cfg)
+    assert mel.shape[-1] == 1
+    with pytest.raises(AudioError, match="1 frame"):
+        griffin_lim(mel, cfg, n_iter=2)
+
+
 def test_griffin_lim_any_output_length() -> None:
     cfg = MelConfig(n_fft=256, win_length=256, hop_length=64, n_mels=20)
     mel = mel_spectrogram(torch.randn(2000, generator=torch.Generator().manual_seed(1)), cfg)

@@ -204,6 +204,11 @@ def griffin_lim(
     phase = torch.rand(mag.shape, generator=generator, dtype=torch.float64) * (2 * np.pi)
     angles = torch.polar(torch.ones_like(phase), phase).to(device=mag.device, dtype=_complex(mag.dtype))
     frames = mag.shape[-1]
+    if frames < 2:
+        raise AudioError(
+            f"griffin_lim: a mel of {frames} frame(s) is under one hop ({cfg.hop_length} samples) of audio; "
+            "give at least 2 frames"
+        )
     length = (frames - 1) * cfg.hop_length if length is None else int(length)
     # iterate at a length whose re-analysis gives the same frame count: the requested one when it does
     natural = (

@@ -30,6 +30,25 @@ CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 
 @dataclass(frozen=True)
+class ConditioningProbe:
+    """One conditioning input for the contract tests: how to change it, and which output indices (last axis,
+    i.e. time) must change.
+
+    Attributes:
+        name: the input's name (for messages), e.g. ``"mel"``.
+        vary: ``prepared batch -> the batch with this input changed``.
+        expect: ``(config, T) -> (first, last)``: the first and last output index that must change (``last``
+            None = through the end); every index outside ``[first, last]`` must stay exactly the same.
+        overrides: config fields the probe needs in the tiny preset (e.g. ``lc_channels``).
+    """
+
+    name: str
+    vary: Callable[[dict[str, Any]], dict[str, Any]]
+    expect: Callable[[Any, int], tuple[int, int | None]]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Family:
     """Everything soundsmith needs to know about one model family.
 
@@ -53,6 +72,10 @@ class Family:
             builds its tiny components here.
         tiny_config: the tiny preset, relative to the repository's ``configs/`` (default ``<name>/tiny.yaml``),
             or an absolute path (families declared in tests write theirs to a temporary folder).
+        contract_reference_loss: ``(model, prepared_batch) -> float``: the training loss computed by hand (slowly,
+            obviously right) that the contract tests hold the objective's loss against; None skips that check.
+        contract_conditioning: :class:`ConditioningProbe` s: each conditioning input, and where in time a change
+            of it must (and must not) change the output.
     """
 
     name: str
@@ -67,6 +90,8 @@ class Family:
     contract_overrides: dict[str, Any] = field(default_factory=dict)
     tiny_config: str = ""
     contract_build: Callable[[Any], Any] | None = None
+    contract_reference_loss: Callable[[Any, dict[str, Any]], float] | None = None
+    contract_conditioning: tuple[ConditioningProbe, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

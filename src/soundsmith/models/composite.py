@@ -57,6 +57,17 @@ class CompositeModel(nn.Module):
         self._frozen = frozen  # references only: the modules live in the shared per-process cache
         self._fetched: dict[tuple[str, torch.device], nn.Module] = {}  # plain dict: not submodules
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> CompositeModel:
+        """A deep copy (e.g. EMA's averaged model) that shares the frozen parts instead of copying them."""
+        import copy
+
+        cls = type(self)
+        clone = cls.__new__(cls)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            clone.__dict__[key] = {} if key == "_fetched" else copy.deepcopy(value, memo)
+        return clone
+
     def _device(self) -> torch.device:
         for tensor in (*self.parameters(), *self.buffers()):
             return tensor.device

@@ -54,10 +54,15 @@ class GeneratedAudio:
         path = Path(path)
         indices = range(len(self.audio)) if index is None else [index]
         out = []
+        # candidates may come back re-ranked (best first): their own seeds and scores travel with them
+        seeds = list(self.meta.get("candidate_seeds") or [self.seed + j for j in range(len(self.audio))])
+        scores = self.meta.get("clap_scores")
         for i in indices:
             target = path if len(indices) == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
-            metadata = {"prompt": self.prompt, "seed": str(self.seed + i)}
-            metadata.update({k: str(v) for k, v in self.meta.items()})
+            metadata = {k: str(v) for k, v in self.meta.items() if k not in ("candidate_seeds", "clap_scores")}
+            metadata.update({"prompt": self.prompt, "seed": str(seeds[i])})
+            if scores is not None:
+                metadata["clap_score"] = f"{float(scores[i]):.4f}"
             save_audio(target, self.audio[i], self.sample_rate, metadata=metadata)
             out.append(target)
         return out

@@ -340,10 +340,19 @@ class Trainer:
         source = self.valid_set if self.valid_set is not None else self.train_set
         n = min(self.micro, len(source), 4)
         batch = self.fabric.to_device(self.collate_fn([source[i] for i in range(n)]))
+        # listen to what gets exported: the EMA weights when EMA is on (swapped in, then the raw ones restored)
+        model = self.objective.model
+        raw = {k: v.detach().clone() for k, v in model.state_dict().items()} if self.ema is not None else None
+        if self.ema is not None:
+            self.ema.copy_to(model)
         self.module.eval()
-        with torch.no_grad():
-            audio = self.module.sample(self.module.prepare_batch(batch))
-        self.module.train()
+        try:
+            with torch.no_grad():
+                audio = self.module.sample(self.module.prepare_batch(batch))
+        finally:
+            if raw is not None:
+                model.load_state_dict(raw)
+            self.module.train()
         if audio is not None:
             self.monitor.log_audio(self.step, audio, self.objective.sample_rate)
 

@@ -161,9 +161,10 @@ def test_latent_candidates_are_ranked_by_the_shipped_clap(latent_model, tmp_path
     assert main(["generate", "rain", "--model", str(latent_model), "-o", str(out), "-n", "3"]) == 0
     files = capsys.readouterr().out.split()
     assert files == [str(tmp_path / f"gen-{i}.wav") for i in range(3)]
-    meta = read_metadata(files[0])
-    scores = json.loads(meta["clap_scores"])
+    metas = [read_metadata(f) for f in files]
+    scores = [float(m["clap_score"]) for m in metas]  # each file carries its own score and seed, best first
     assert scores == sorted(scores, reverse=True)
+    assert sorted(int(m["seed"]) for m in metas) == [0, 1, 2]
 
 
 def test_latent_prompts_file_text_and_jsonl(latent_model, tmp_path, capsys):
@@ -267,3 +268,56 @@ def test_options_a_family_does_not_take_are_clear_errors(latent_model, tmp_path,
     assert "--init-audio is not supported by the wavenet family" in capsys.readouterr().err
     assert main(["generate", "a", "--model", str(latent_model), "--temperature", "0.5"]) == 1
     assert "--temperature is not supported by the latent_diffusion family" in capsys.readouterr().err
+
+
+def _tiny_family_dir(name: str, directory):
+    """A generator family's tiny preset (with its contract overrides), untrained, saved to ``directory``."""
+    import dataclasses
+
+    from soundsmith.train.runconfig import load_run_config
+
+    family = families.get(name)
+    run = load_run_config(family.tiny_config_path())
+    cfg = (
+        dataclasses.replace(run.model, **family.contract_overrides)
+        if family.contract_overrides
+        else run.model
+    )
+    torch.manual_seed(0)
+    model = family.contract_build(cfg) if family.contract_build else family.model_class()(cfg)
+    return save_model(model, directory, family=name)
+
+
+def test_stream_writes_the_same_audio_as_the_result(tmp_path, capsys):
+    model = _tiny_family_dir("token_lm", tmp_path / "lm")
+    out = tmp_path / "s.wav"
+    assert (
+        main(["generate", "rain", "--model", str(model), "--out", str(out), "--duration", "0.2", "--stream"])
+        == 0
+    )
+    streamed, _ = load_audio(out)
+    assert read_metadata(out)["prompt"] == "rain"  # rewritten with provenance once complete
+    plain = tmp_path / "p.wav"
+    assert main(["generate", "rain", "--model", str(model), "--out", str(plain), "--duration", "0.2"]) == 0
+    np.testing.assert_allclose(streamed, load_audio(plain)[0], atol=1e-4)
+
+
+def test_stream_and_truncation_refused_by_families_without_them(tmp_path, capsys):
+    model = _tiny_wavenet(tmp_path / "wn")
+    assert main(["generate", "a", "--model", str(model), "--out", str(tmp_path / "x.wav"), "--stream"]) == 1
+    assert "--stream is not supported by the wavenet family" in capsys.readouterr().err
+    args = ["generate", "a", "--model", str(model), "--out", str(tmp_path / "x.wav"), "--truncation", "0.5"]
+    assert main(args) == 1
+    assert "--truncation is not supported by the wavenet family" in capsys.readouterr().err
+
+
+def test_truncation_reaches_a_gan_family(tmp_path):
+    model = _tiny_family_dir("ganmix", tmp_path / "gm")
+    runs = []
+    for trunc in ("0.2", "3.0"):
+        out = tmp_path / f"g{trunc}.wav"
+        assert (
+            main(["generate", "a dog", "--model", str(model), "--out", str(out), "--truncation", trunc]) == 0
+        )
+        runs.append(load_audio(out)[0])
+    assert not np.array_equal(runs[0], runs[1])

@@ -94,7 +94,7 @@ def test_revert_of_generated_steps_uses_only_valid_slots():
 
 def test_stream_writer_writes_the_audio_as_it_comes(pipe, tmp_path):
     from soundsmith.audio import load_audio
-    from soundsmith.pipelines.token_lm import StreamWriter
+    from soundsmith.pipelines.streaming import StreamWriter
 
     with StreamWriter(tmp_path / "s.wav", pipe.sample_rate, num_candidates=2) as writer:
         out = pipe("rain", duration=0.02, seed=0, num_candidates=2, progress=False, on_chunk=writer)

@@ -29,6 +29,7 @@ FAMILY_OPTIONS = {
     "--init-audio": "init_audio",
     "--strength": "strength",
     "--inpaint": "inpaint",
+    "--truncation": "truncation",
 }
 # keys a JSONL line of --prompts-file may set
 LINE_KEYS = (
@@ -89,6 +90,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help='one prompt per line, or JSONL objects with per-line overrides ({"prompt": ..., "seed": 3})',
     )
     p.add_argument("--out-dir", help="with --prompts-file: folder for the files and results.jsonl")
+    p.add_argument("--truncation", type=float, help="noise truncation (GAN families)")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="write the audio while it is generated (families that stream, e.g. token_lm)",
+    )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
 
@@ -202,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError('give one prompt ("a bell rings") or --prompts-file F --out-dir D, not both')
     if args.prompts_file is not None and not args.out_dir:
         raise ConfigError("--prompts-file needs --out-dir (the folder for the files and results.jsonl)")
+    if args.prompts_file is not None and args.stream:
+        raise ConfigError(
+            "--stream writes one file as it is generated; it does not combine with --prompts-file"
+        )
     if args.prompts_file is not None:
         requests = read_prompts_file(args.prompts_file)  # bad files fail before the model loads
     shipped = shipped_models()
@@ -223,7 +234,16 @@ def run(args: argparse.Namespace) -> int:
         defaults = {**common, **{k: v for k, v in options.items() if v is not None}}
         print(generate_many(pipe, requests, args.out_dir, defaults))
         return 0
-    result = pipe(args.prompt, **common, **family_kwargs(pipe, options))
-    for path in result.save(args.out):
+    kwargs = family_kwargs(pipe, options)
+    if args.stream:
+        if "on_chunk" not in inspect.signature(pipe.generate).parameters:
+            raise ConfigError(f"--stream is not supported by the {pipe.family} family")
+        from soundsmith.pipelines.streaming import StreamWriter
+
+        with StreamWriter(args.out, pipe.sample_rate, args.num_candidates) as writer:
+            result = pipe(args.prompt, **common, **kwargs, on_chunk=writer)
+    else:
+        result = pipe(args.prompt, **common, **kwargs)
+    for path in result.save(args.out):  # the whole result again, now with its provenance metadata
         print(path)
     return 0

@@ -59,7 +59,9 @@ class GeneratedAudio:
         scores = self.meta.get("clap_scores")
         for i in indices:
             target = path if len(indices) == 1 else path.with_name(f"{path.stem}-{i}{path.suffix}")
-            metadata = {k: str(v) for k, v in self.meta.items() if k not in ("candidate_seeds", "clap_scores")}
+            metadata = {
+                k: str(v) for k, v in self.meta.items() if k not in ("candidate_seeds", "clap_scores")
+            }
             metadata.update({"prompt": self.prompt, "seed": str(seeds[i])})
             if scores is not None:
                 metadata["clap_score"] = f"{float(scores[i]):.4f}"

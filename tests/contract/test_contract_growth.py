@@ -51,7 +51,7 @@ def test_loss_equals_the_reference_by_hand(family):
     reference = _hook(family, "contract_reference_loss")
     run, model = build(family)
     model.eval()  # no dropout: the objective and the reference see the same network
-    obj = get_objective(family.name)(model)
+    obj = get_objective(family.name)(model).eval()  # and the objective's eval path (no sampled noise)
     batch = obj.prepare_batch(batch_of(run, model, n=2))
     with torch.no_grad():
         got = float(obj.losses(batch, 0)["loss"])

@@ -18,6 +18,7 @@ from soundsmith.cli import evaluate as evaluate_cmd
 from soundsmith.cli import ganmix as ganmix_cmd
 from soundsmith.cli import generate as generate_cmd
 from soundsmith.cli import models as models_cmd
+from soundsmith.cli import reconstruct as reconstruct_cmd
 from soundsmith.cli import serve as serve_cmd
 from soundsmith.cli import train as train_cmd
 from soundsmith.cli import wavenet as wavenet_cmd
@@ -33,6 +34,7 @@ COMMANDS = [
     wavenet_cmd,
     ganmix_cmd,
     codec_cmd,
+    reconstruct_cmd,
 ]
 
 

@@ -2,18 +2,6 @@
 
 from soundsmith.families import Family
 
-FAMILY = Family(
-    name="vocoder",
-    config="soundsmith.models.vocoder:VocoderConfig",
-    model="soundsmith.models.vocoder:Vocoder",
-    objective="soundsmith.train.objectives.vocoder:VocoderObjective",
-    pipeline=None,
-    kind="vocoder",
-    description="neural vocoder, log-mel -> waveform (ConvNeXt + inverse STFT, Vocos-style; GAN-trained)",
-    contract_forward=lambda model, b: model(b["mel"]),
-    contract_shape=lambda cfg, B, T: (B, (T // cfg.hop_length + 1) * cfg.hop_length),
-)
-
 
 def reference_loss(model, batch) -> float:
     """The generator-only loss recomputed in float64 with librosa (for ``contract_reference_loss``):
@@ -40,3 +28,17 @@ def reference_loss(model, batch) -> float:
         sc = np.linalg.norm(s - s_hat) / max(np.linalg.norm(s), np.linalg.norm(s_hat))
         stft_loss += sc + np.mean(np.abs(np.log(s) - np.log(s_hat)))
     return float(45 * np.mean(np.abs(mel["y_hat"] - mel["y"])) + 2.5 * stft_loss / 3)
+
+
+FAMILY = Family(
+    name="vocoder",
+    config="soundsmith.models.vocoder:VocoderConfig",
+    model="soundsmith.models.vocoder:Vocoder",
+    objective="soundsmith.train.objectives.vocoder:VocoderObjective",
+    pipeline=None,
+    kind="vocoder",
+    description="neural vocoder, log-mel -> waveform (ConvNeXt + inverse STFT, Vocos-style; GAN-trained)",
+    contract_forward=lambda model, b: model(b["mel"]),
+    contract_shape=lambda cfg, B, T: (B, (T // cfg.hop_length + 1) * cfg.hop_length),
+    contract_reference_loss=reference_loss,
+)

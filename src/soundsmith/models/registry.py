@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from soundsmith import families
 from soundsmith._version import __version__
@@ -271,9 +272,7 @@ def save_model(
     for name, value in refs.items():
         if isinstance(value, torch.nn.Module):
             save_model(value, directory / name)
-    tmp = directory / ".model.safetensors.tmp"
-    save_file(_own_state(model, list(refs)), str(tmp))
-    os.replace(tmp, directory / "model.safetensors")
+    write_bytes_atomic(directory / "model.safetensors", save_safetensors(_own_state(model, list(refs))))
     meta: dict[str, Any] = {
         "family": family,
         "schema_version": SCHEMA_VERSION,

@@ -24,7 +24,6 @@ The networks are pure: losses, R1, optimizers and diagnostics live in ``train/ob
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundsmith.audio import MelConfig, mel_spectrogram
+from soundsmith.audio import MelConfig
 from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError, ModelError
-from soundsmith.models.composite import Component, CompositeModel
-from soundsmith.models.registry import ShippedRef, TextEncoderSpec
+from soundsmith.models.composite import Component
+from soundsmith.models.latent_audio import LatentAudioModel
 
 ARCHS = ("mlp", "conv")
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
@@ -340,69 +339,22 @@ def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     return out.to(a.dtype).view_as(a)
 
 
-class GANmix(CompositeModel):
+class GANmix(LatentAudioModel):
     """Text-to-audio GAN in the VAE latent space: ``forward(noise, pooled, frames)`` is the generator; the rest
     moves between latents and audio.
 
     Components (``GANmix(config, components={...})``; any left out come from the config): ``vae``, ``vocoder``,
-    ``text_encoder``, frozen as in ``LatentDiffusion``. Latents are the VAE's ``[B, C_vae, T']`` times its
-    ``scale_factor``. The discriminator is not a component: the objective owns it (training only).
+    ``text_encoder``, held as in :class:`~soundsmith.models.latent_audio.LatentAudioModel`. Latents are the VAE's
+    ``[B, C_vae, T']`` times its ``scale_factor``. The discriminator is not a component: the objective owns it
+    (training only).
     """
 
     def __init__(self, config: GANmixConfig, components: Mapping[str, Component] | None = None) -> None:
-        parts: dict[str, Component] = {
-            "vae": ShippedRef(config.vae),
-            "vocoder": ShippedRef(config.vocoder),
-            "text_encoder": TextEncoderSpec(config.text_encoder),
-            **dict(components or {}),
-        }
-        unknown = sorted(set(parts) - {"vae", "vocoder", "text_encoder"})
-        if unknown:
-            raise ModelError(
-                f"GANmix has no component {unknown[0]!r}; its components: vae, vocoder, text_encoder"
-            )
-        super().__init__(config, parts)
-        for module in self.components.values():  # frozen parts given as modules stay frozen
-            module.requires_grad_(False)
+        super().__init__(config, components)
         self.generator = Generator(config)
-        self._checked = False
 
-    @property
-    def vae(self) -> nn.Module:
-        return self.part("vae")
-
-    @property
-    def vocoder(self) -> nn.Module:
-        return self.part("vocoder")
-
-    @property
-    def text_encoder(self) -> nn.Module:
-        return self.part("text_encoder")
-
-    def mel_config(self) -> MelConfig:
-        self.check_parts()
-        return self.vae.mel_config()
-
-    def check_parts(self) -> None:
-        """One clear error if the VAE, vocoder, text encoder and generator do not fit together."""
-        if self._checked:
-            return
-        c, vae = self.config, self.vae
-        mel, voc_mel = vae.mel_config(), self.vocoder.mel_config()
-        if voc_mel != mel:
-            diffs = [
-                f.name
-                for f in dataclasses.fields(MelConfig)
-                if getattr(mel, f.name) != getattr(voc_mel, f.name)
-            ]
-            raise ModelError(
-                f"the VAE and the vocoder use different mel front ends ({', '.join(diffs)} differ); "
-                "pair a vocoder trained on the VAE's mel settings"
-            )
-        if mel.sample_rate != c.sample_rate:
-            raise ModelError(
-                f"the VAE works at {mel.sample_rate} Hz but GANmix's sample_rate is {c.sample_rate}"
-            )
+    def _check_family(self, vae: nn.Module, mel: MelConfig) -> None:
+        c = self.config
         if vae.config.latent_channels != c.latent_channels:
             raise ModelError(
                 f"the VAE has {vae.config.latent_channels} latent channels but GANmix expects "
@@ -414,38 +366,9 @@ class GANmix(CompositeModel):
                 f"a {c.duration:g} s crop is {expected} latent frames with this VAE, but latent_frames="
                 f"{c.latent_frames}; set model.latent_frames={expected}"
             )
-        if self.text_encoder.dim != c.text_dim:
-            raise ModelError(
-                f"text encoder {c.text_encoder!r} gives {self.text_encoder.dim}-d embeddings but text_dim="
-                f"{c.text_dim}"
-            )
-        self._checked = True
 
-    # -- audio <-> latents (the same stages as LatentDiffusion's; see the note in docs/ganmix.md) ---------------
-
-    def mel_frames(self, num_samples: int) -> int:
-        return num_samples // self.mel_config().hop_length + 1
-
-    def latent_frames(self, num_samples: int) -> int:
-        """Latent length ``T'`` of a clip of ``num_samples`` samples."""
-        return int(self.vae.latent_frames(self.mel_frames(num_samples)))
-
-    @torch.no_grad()
-    def audio_to_latents(self, audio: Tensor) -> Tensor:
-        """Audio ``[B, T]`` -> scaled latents ``[B, C, T']`` (the VAE posterior mean)."""
-        mean, _ = self.vae.encode(mel_spectrogram(audio, self.mel_config()))
-        return mean * self.vae.config.scale_factor
-
-    @torch.no_grad()
-    def latents_to_audio(self, latents: Tensor, num_samples: int) -> Tensor:
-        """Scaled latents ``[B, C, T']`` -> audio ``[B, num_samples]`` (VAE decode, vocoder, crop or pad)."""
-        vae, vocoder = self.vae, self.vocoder
-        z = latents / vae.config.scale_factor
-        mel = vae.decode(z.to(next(vae.parameters()).dtype), self.mel_frames(num_samples))  # [B, M, frames]
-        wav = vocoder(mel.to(next(vocoder.parameters()).dtype))  # [B, frames * hop]
-        if wav.shape[-1] >= num_samples:
-            return wav[..., :num_samples]
-        return F.pad(wav, (0, num_samples - wav.shape[-1]))
+    def _text_dim(self) -> tuple[int, str]:
+        return self.config.text_dim, "text_dim"
 
     def fit_frames(self, latents: Tensor, frames: int) -> Tensor:
         """A latent ``[B, C, T0]`` made ``frames`` long: cropped, or tiled along time (``long_clips: tile``)."""
@@ -462,8 +385,7 @@ class GANmix(CompositeModel):
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> Tensor:
         """Prompts -> pooled embeddings ``[B, text_dim]`` on the model's device."""
-        self.check_parts()
-        return self.text_encoder.encode(list(prompts)).pooled.float().to(self._device())
+        return self.pooled_text(prompts)
 
     def noise(self, seed: int, frames: int | None = None) -> Tensor:
         """The noise of one clip for ``seed``: ``[1, *noise_shape]`` (drawn on the CPU, then moved)."""

@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundsmith.audio import MelConfig, mel_spectrogram
+from soundsmith.audio import MelConfig
 from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError, ModelError
-from soundsmith.models.composite import Component, CompositeModel
-from soundsmith.models.registry import ShippedRef, TextEncoderSpec
+from soundsmith.models.composite import Component
+from soundsmith.models.latent_audio import LatentAudioModel
 
 PREDICTIONS = ("flow", "epsilon", "v_prediction")
 
@@ -292,14 +292,13 @@ class LatentDiffusionConfig:
         }
 
 
-class LatentDiffusion(CompositeModel):
+class LatentDiffusion(LatentAudioModel):
     """Text-to-audio latent diffusion: ``forward`` is the denoiser; the rest moves between audio and latents.
 
     Components (``LatentDiffusion(config, components={...})``; any left out come from the config):
     ``vae`` (a ``MelVAE``: ``encode(mel) -> (mean, logvar)``, ``decode(z, frames) -> mel``, ``config.scale_factor``,
     ``latent_frames``, ``mel_config``), ``vocoder`` (``Vocoder``: log-mel ``[B, n_mels, frames] -> [B, frames * hop]``)
-    and ``text_encoder``. Given as ``ShippedRef``/``TextEncoderSpec`` they are frozen shared modules; given as
-    modules (tests) they are submodules, frozen here too (no gradients: the optimizer never steps them).
+    and ``text_encoder``, held as in :class:`~soundsmith.models.latent_audio.LatentAudioModel`.
 
     Latents: the VAE's ``[B, C_vae, T']`` (``T' = ceil(frames / time_downsample)``) times its ``scale_factor``,
     viewed as ``[B, latent_channels, latent_bins, T']`` for the denoiser (``latent_channels * latent_bins == C_vae``).
@@ -308,85 +307,21 @@ class LatentDiffusion(CompositeModel):
     def __init__(
         self, config: LatentDiffusionConfig, components: Mapping[str, Component] | None = None
     ) -> None:
-        parts: dict[str, Component] = {
-            "vae": ShippedRef(config.vae),
-            "vocoder": ShippedRef(config.vocoder),
-            "text_encoder": TextEncoderSpec(config.text_encoder),
-            **dict(components or {}),
-        }
-        unknown = sorted(set(parts) - {"vae", "vocoder", "text_encoder"})
-        if unknown:
-            raise ModelError(
-                f"LatentDiffusion has no component {unknown[0]!r}; its components: vae, vocoder, text_encoder"
-            )
-        super().__init__(config, parts)
-        for module in self.components.values():  # frozen parts given as modules stay frozen
-            module.requires_grad_(False)
+        super().__init__(config, components)
         self.denoiser = LatentDenoiser(config.denoiser)
-        self._checked = False
 
-    # -- parts -----------------------------------------------------------------------------------------------
-
-    @property
-    def vae(self) -> nn.Module:
-        return self.part("vae")
-
-    @property
-    def vocoder(self) -> nn.Module:
-        return self.part("vocoder")
-
-    @property
-    def text_encoder(self) -> nn.Module:
-        return self.part("text_encoder")
-
-    def mel_config(self) -> MelConfig:
-        """The mel front end shared by the VAE and the vocoder (checked to agree on first use)."""
-        self.check_parts()
-        return self.vae.mel_config()
-
-    def check_parts(self) -> None:
-        """One clear error if the VAE, vocoder, text encoder and denoiser do not fit together."""
-        if self._checked:
-            return
-        c, vae, vocoder = self.config, self.vae, self.vocoder
-        mel = vae.mel_config()
-        voc_mel = vocoder.mel_config()
-        if voc_mel != mel:
-            diffs = [
-                f.name
-                for f in dataclasses.fields(MelConfig)
-                if getattr(mel, f.name) != getattr(voc_mel, f.name)
-            ]
-            raise ModelError(
-                f"the VAE and the vocoder use different mel front ends ({', '.join(diffs)} differ); "
-                "pair a vocoder trained on the VAE's mel settings"
-            )
-        if mel.sample_rate != c.sample_rate:
-            raise ModelError(
-                f"the VAE works at {mel.sample_rate} Hz but the model's sample_rate is {c.sample_rate}; set them equal"
-            )
-        d = c.denoiser
+    def _check_family(self, vae: nn.Module, mel: MelConfig) -> None:
+        d = self.config.denoiser
         if d.latent_channels * d.latent_bins != vae.config.latent_channels:
             raise ModelError(
                 f"the VAE has {vae.config.latent_channels} latent channels but the denoiser expects "
                 f"latent_channels x latent_bins = {d.latent_channels} x {d.latent_bins}; match them"
             )
-        if self.text_encoder.dim != d.text_dim:
-            raise ModelError(
-                f"text encoder {c.text_encoder!r} gives {self.text_encoder.dim}-d embeddings but the denoiser "
-                f"expects text_dim={d.text_dim}"
-            )
-        self._checked = True
 
-    # -- audio <-> latents -----------------------------------------------------------------------------------
+    def _text_dim(self) -> tuple[int, str]:
+        return self.config.denoiser.text_dim, "the denoiser expects text_dim"
 
-    def mel_frames(self, num_samples: int) -> int:
-        """Mel frames of a clip of ``num_samples`` samples (centred STFT: ``T // hop + 1``)."""
-        return num_samples // self.mel_config().hop_length + 1
-
-    def latent_frames(self, num_samples: int) -> int:
-        """Latent length ``T'`` of a clip of ``num_samples`` samples."""
-        return int(self.vae.latent_frames(self.mel_frames(num_samples)))
+    # -- audio <-> latents: the VAE's [B, C_vae, T'] viewed as the denoiser's [B, C, F, T'] -------------------
 
     def latent_shape(self, num_samples: int) -> tuple[int, int, int]:
         """``(latent_channels, latent_bins, T')`` of one clip."""
@@ -397,52 +332,16 @@ class LatentDiffusion(CompositeModel):
     def audio_to_latents(self, audio: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Audio ``[B, T]`` at ``config.sample_rate`` -> scaled latents ``[B, C, F, T']`` (the posterior mean, or a
         sample drawn from ``generator`` when given)."""
-        mel = mel_spectrogram(audio, self.mel_config())  # [B, n_mels, frames]
-        vae = self.vae
-        mean, logvar = vae.encode(mel)  # [B, C_vae, T']
-        z = mean
-        if generator is not None:
-            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
-            z = mean + torch.exp(0.5 * logvar) * noise
-        z = z * vae.config.scale_factor
+        z = super().audio_to_latents(audio, generator)  # [B, C_vae, T']
         d = self.config.denoiser
         return z.reshape(z.shape[0], d.latent_channels, d.latent_bins, z.shape[-1])
-
-    @torch.no_grad()
-    def latents_to_mel(self, latents: Tensor, frames: int | None = None) -> Tensor:
-        """Scaled latents ``[B, C, F, T']`` -> log-mel ``[B, n_mels, frames]`` through the VAE decoder."""
-        vae = self.vae
-        z = latents.reshape(latents.shape[0], -1, latents.shape[-1]) / vae.config.scale_factor
-        return vae.decode(z.to(next(vae.parameters()).dtype), frames)
-
-    @torch.no_grad()
-    def mel_to_audio(self, mel: Tensor, num_samples: int) -> Tensor:
-        """Log-mel ``[B, n_mels, frames]`` -> audio ``[B, num_samples]`` through the vocoder (cropped or padded)."""
-        wav = self.vocoder(mel.to(next(self.vocoder.parameters()).dtype))  # [B, frames * hop]
-        if wav.shape[-1] >= num_samples:
-            return wav[..., :num_samples]
-        return F.pad(wav, (0, num_samples - wav.shape[-1]))
-
-    @torch.no_grad()
-    def latents_to_audio(self, latents: Tensor, num_samples: int) -> Tensor:
-        """Scaled latents ``[B, C, F, T']`` -> audio ``[B, num_samples]`` (VAE decode, then vocoder)."""
-        mel = self.latents_to_mel(latents, self.mel_frames(num_samples))
-        return self.mel_to_audio(mel, num_samples)
-
-    @torch.no_grad()
-    def round_trip(self, audio: Tensor) -> Tensor:
-        """Audio ``[B, T]`` -> VAE (posterior mean) -> vocoder -> ``[B, T]``: what the model keeps of a sound."""
-        return self.latents_to_audio(self.audio_to_latents(audio), audio.shape[-1])
 
     # -- text -------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def encode_text(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
         """Prompts -> ``(tokens [B, L, D], mask [B, L], pooled [B, D])`` on the model's device."""
-        self.check_parts()
-        emb = self.text_encoder.encode(list(prompts))
-        device = self._device()
-        return emb.tokens.float().to(device), emb.mask.to(device), emb.pooled.float().to(device)
+        return self.text_embeddings(prompts)
 
     # -- the network -----------------------------------------------------------------------------------------
 

@@ -31,8 +31,21 @@ from typing import Any
 
 import numpy as np
 
+from soundsmith.eval.attribute_vocab import (  # noqa: F401  (re-exported: the attribute vocabulary)
+    BRIGHT_CLASSES,
+    DARK_CLASSES,
+    DIRECTIONS,
+    EVENT_REGISTERS,
+    NOISE_CLASSES,
+    NOTE_PHRASES,
+    PITCHED_EVENTS,
+    TONE_CLASSES,
+    _is_instrument,
+    register_range,
+)
 from soundsmith.eval.metrics import rms_dbfs
 from soundsmith.eval.pitch import PitchTrack, cents_error, track_pitch
+from soundsmith.eval.prompt_parse import parse_prompt
 
 ATTRIBUTES = (
     "class",
@@ -63,30 +76,6 @@ CHANCE = {
     "noise_tone": 1 / 2,
     "brightness": 1 / 2,
 }
-NOISE_CLASSES = ("white_noise", "pink_noise", "brown_noise", "rain", "wind")
-TONE_CLASSES = ("sine_tone", "buzzer", "rising_sweep", "falling_sweep", "siren", "beeps", "bell")
-BRIGHT_CLASSES = ("white_noise", "hi_hat")
-DARK_CLASSES = ("brown_noise",)
-PITCHED_EVENTS = ("sine_tone", "buzzer", "beeps", "bell")
-NOTE_PHRASES = ("single_note", "repeated_note")
-DIRECTIONS = {
-    "rising_sweep": "rising",
-    "falling_sweep": "falling",
-    "rising_scale": "rising",
-    "falling_scale": "falling",
-}
-EVENT_REGISTERS = {"low": (48, 59), "middle": (60, 71), "high": (72, 83)}  # as in data/synth/events.py
-
-
-def register_range(register: str, instrument: str | None = None) -> tuple[int, int]:
-    """MIDI range of ``register`` for ``instrument`` (a third of its range), or of the pitched events."""
-    if instrument:
-        from soundsmith.data.synth.instruments import INSTRUMENTS
-        from soundsmith.data.synth.instruments import register_range as instrument_range
-
-        if instrument in INSTRUMENTS:
-            return instrument_range(instrument, register)
-    return EVENT_REGISTERS[register]
 
 
 def _speech_word(label: str) -> str | None:
@@ -166,12 +155,6 @@ def asks_from_attributes(labels: list[str], attributes: dict[str, Any]) -> dict[
         if value in values:
             asks[key] = value
     return asks
-
-
-def _is_instrument(name: str) -> bool:
-    from soundsmith.data.synth.instruments import INSTRUMENTS
-
-    return name in INSTRUMENTS
 
 
 @dataclass
@@ -404,8 +387,6 @@ def clip_asks(
     if labels or attributes:
         return asks_from_attributes(labels, attributes)
     if prompt:
-        from soundsmith.eval.prompt_parse import parse_prompt
-
         return parse_prompt(prompt, words)
     return {}
 

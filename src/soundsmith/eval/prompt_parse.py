@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from soundsmith.eval.adherence import (
+from soundsmith.eval.attribute_vocab import (
     BRIGHT_CLASSES,
     DARK_CLASSES,
     EVENT_REGISTERS,
@@ -304,7 +304,7 @@ def _in_range(midi: int, bounds: tuple[int, int]) -> bool:
 
 
 def _is_instrument(name: str) -> bool:
-    from soundsmith.eval.adherence import _is_instrument as known
+    from soundsmith.eval.attribute_vocab import _is_instrument as known
 
     try:
         return known(name)

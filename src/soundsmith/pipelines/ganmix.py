@@ -23,33 +23,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from soundsmith.errors import ConfigError, TextError
+from soundsmith.errors import ConfigError
 from soundsmith.models.ganmix import GANmix, slerp
-from soundsmith.pipelines.base import GeneratedAudio, ModelSource, Pipeline, check_request
+from soundsmith.pipelines.base import GeneratedAudio, check_request
+from soundsmith.pipelines.latent_audio import LatentAudioPipeline
 
 
-class GANmixPipeline(Pipeline):
+class GANmixPipeline(LatentAudioPipeline):
     """``GANmixPipeline(model)(prompt, duration=None, seed=0, num_candidates=1, truncation=None)``."""
 
     family = "ganmix"
-
-    def __init__(self, model: GANmix, text_encoder: Any = None, source: ModelSource | None = None) -> None:
-        super().__init__(model, text_encoder=text_encoder, source=source)
-        model.check_parts()
-        self.default_duration = float(model.config.duration)
+    prompt_example = "a dog barks"
+    model: GANmix
 
     def _check(self, duration: float, truncation: Any) -> None:
-        c = self.model.config
-        if duration > c.max_duration:
-            raise ConfigError(f"duration={duration} s is over this model's {c.max_duration:g} s limit")
+        self.check_duration(duration)
         if truncation is not None and (
             isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not truncation > 0
         ):
             raise ConfigError(f"truncation={truncation!r} must be a positive number (e.g. 1.5) or None")
 
     def _pooled(self, prompt: str) -> Tensor:
-        if not prompt.strip():
-            raise TextError('the prompt is empty; describe the sound, e.g. "a dog barks"')
+        self.check_prompt(prompt)
         return self.model.encode_text([prompt])  # [1, D]
 
     def _render(self, noise: Tensor, pooled: Tensor, num_samples: int) -> np.ndarray:
@@ -59,7 +54,7 @@ class GANmixPipeline(Pipeline):
         latents = model(noise, pooled, model.generation_frames(num_samples))
         # 3. the clip's latent length (crop or tile the fixed-length output), 4. VAE decode + vocoder
         latents = model.fit_frames(latents, model.latent_frames(num_samples))  # [B, C, T']
-        return model.latents_to_audio(latents, num_samples).float().cpu().numpy()
+        return self.decode(latents, num_samples)
 
     def _noise(self, seed: int, num_samples: int, truncation: float | None) -> Tensor:
         noise = self.model.noise(seed, self.model.generation_frames(num_samples))  # [1, *noise_shape]
@@ -79,7 +74,7 @@ class GANmixPipeline(Pipeline):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; ``steps``/``guidance`` are ignored."""
         self._check(duration, truncation)
-        num_samples = max(1, int(round(duration * self.sample_rate)))
+        num_samples = self.num_samples(duration)
         # 1. text: the pooled embedding of the prompt
         pooled = self._pooled(prompt)
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
@@ -108,7 +103,7 @@ class GANmixPipeline(Pipeline):
         duration = self.default_duration if duration is None else duration
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
             raise ConfigError(f"steps={steps!r} must be an integer >= 2 (the two ends included)")
-        num_samples = max(1, int(round(duration * self.sample_rate)))
+        num_samples = self.num_samples(duration)
         ts = [i / (steps - 1) for i in range(steps)]
         if isinstance(a, str) and isinstance(b, str):
             for p in (a, b):

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from soundsmith.errors import ConfigError, ModelError, TextError
+from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
-from soundsmith.pipelines.base import GeneratedAudio, ModelSource, Pipeline
+from soundsmith.pipelines.base import GeneratedAudio, ModelSource
+from soundsmith.pipelines.latent_audio import LatentAudioPipeline
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
 DEFAULT_STRENGTH = 0.6  # audio-to-audio without an explicit strength: keep the init audio's broad shape
@@ -31,7 +32,7 @@ AudioInput = str | Path | np.ndarray | Tensor
 Branch = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
-class LatentDiffusionPipeline(Pipeline):
+class LatentDiffusionPipeline(LatentAudioPipeline):
     """``LatentDiffusionPipeline(model)(prompt, duration=None, steps=None, guidance=None, seed=0, ...)``.
 
     ``steps``, ``guidance`` and ``duration`` default to the model's config (``sampler`` too, overridable per call).
@@ -41,6 +42,7 @@ class LatentDiffusionPipeline(Pipeline):
     """
 
     family = "latent_diffusion"
+    prompt_example = "a flute plays a high soft note"
 
     def __init__(
         self,
@@ -50,9 +52,7 @@ class LatentDiffusionPipeline(Pipeline):
         reranker: Any = None,
     ) -> None:
         super().__init__(model, text_encoder=text_encoder, source=source)
-        model.check_parts()
         self.schedule = NoiseSchedule(**model.config.schedule_kwargs())
-        self.default_duration = float(model.config.duration)
         self._reranker = reranker
 
     def __call__(
@@ -87,9 +87,7 @@ class LatentDiffusionPipeline(Pipeline):
         return samples
 
     def _check(self, duration: float, steps: Any, guidance: Any, strength: Any) -> None:
-        c = self.model.config
-        if duration > c.max_duration:
-            raise ConfigError(f"duration={duration} s is over this model's {c.max_duration:g} s limit")
+        self.check_duration(duration)
         if isinstance(steps, bool) or not (isinstance(steps, int) and steps >= 1):
             raise ConfigError(f"steps={steps!r} must be an integer >= 1")
         if isinstance(guidance, bool) or not (
@@ -161,14 +159,13 @@ class LatentDiffusionPipeline(Pipeline):
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
         guidance = c.guidance if guidance is None else guidance
-        if not prompt.strip():
-            raise TextError('the prompt is empty; describe the sound, e.g. "a flute plays a high soft note"')
+        self.check_prompt(prompt)
         self._check(duration, steps, guidance, strength)
         if negative_prompt is not None and not (isinstance(negative_prompt, str) and negative_prompt.strip()):
             raise ConfigError("negative_prompt is empty; give text to steer away from, or leave it out")
         if init_audio is None and (strength is not None or inpaint is not None):
             raise ConfigError("strength and inpaint work on an input: give init_audio (a file or samples)")
-        num_samples = max(1, int(round(duration * self.sample_rate)))
+        num_samples = self.num_samples(duration)
         shape = (1, *model.latent_shape(num_samples))  # [1, C, F, T']
         device, n = self.device, len(seeds)
 
@@ -227,8 +224,7 @@ class LatentDiffusionPipeline(Pipeline):
                     x = torch.where(mask, x, nxt)
 
             # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
-            mel = model.latents_to_mel(x, model.mel_frames(num_samples))  # [1, n_mels, frames]
-            rows.append(model.mel_to_audio(mel, num_samples)[0].float().cpu().numpy())  # [T]
+            rows.append(self.decode(x, num_samples)[0])  # [T]
         audio = np.stack(rows)  # [N, T]
 
         meta: dict[str, Any] = {

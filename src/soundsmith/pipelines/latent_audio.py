@@ -1,0 +1,50 @@
+"""What the pipelines of :class:`~soundsmith.models.latent_audio.LatentAudioModel` families share.
+
+:class:`LatentAudioPipeline` checks the model's parts once, takes its default duration and duration limit from the
+config, turns a duration into an exact number of samples, refuses an empty prompt, and ends every generation the
+same way: scaled VAE latents -> VAE decoder -> vocoder -> float32 audio of exactly the requested length.
+A family's pipeline subclasses it and implements :meth:`Pipeline.generate` (its own sampling stages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from soundsmith.errors import ConfigError, TextError
+from soundsmith.models.latent_audio import LatentAudioModel
+from soundsmith.pipelines.base import ModelSource, Pipeline
+
+
+class LatentAudioPipeline(Pipeline):
+    """Base of the latent-audio pipelines; ``prompt_example`` is the description an empty-prompt error suggests."""
+
+    prompt_example: str = "a bell rings twice"
+
+    def __init__(
+        self, model: LatentAudioModel, text_encoder: Any = None, source: ModelSource | None = None
+    ) -> None:
+        super().__init__(model, text_encoder=text_encoder, source=source)
+        model.check_parts()
+        self.default_duration = float(model.config.duration)
+
+    def num_samples(self, duration: float) -> int:
+        """Samples of a clip of ``duration`` seconds at the model's rate (at least one)."""
+        return max(1, int(round(duration * self.sample_rate)))
+
+    def check_duration(self, duration: float) -> None:
+        """A clear error if ``duration`` is over the model's ``max_duration``."""
+        limit = self.model.config.max_duration
+        if duration > limit:
+            raise ConfigError(f"duration={duration} s is over this model's {limit:g} s limit")
+
+    def check_prompt(self, prompt: str) -> None:
+        """A clear error for an empty prompt (these families always condition on text)."""
+        if not prompt.strip():
+            raise TextError(f'the prompt is empty; describe the sound, e.g. "{self.prompt_example}"')
+
+    def decode(self, latents: Tensor, num_samples: int) -> np.ndarray:
+        """Scaled latents (the model's layout) -> VAE decode -> vocoder -> float32 audio ``[B, num_samples]``."""
+        return self.model.latents_to_audio(latents, num_samples).float().cpu().numpy()

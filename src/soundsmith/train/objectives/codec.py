@@ -31,7 +31,7 @@ from soundsmith.nn.discriminators import (
 )
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.base import Objective
-from soundsmith.train.objectives.vocoder import multi_resolution_stft_loss
+from soundsmith.train.objectives.losses import multi_resolution_stft_loss
 from soundsmith.train.optimizers import OptimizerSpec
 
 DISC_START_STEP = 20000  # codec-only steps before the GAN (a GAN step costs many codec-only steps on a CPU)

@@ -1,0 +1,28 @@
+"""Losses shared by several objectives (the vocoder's and the codec's reconstruction terms)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+STFT_LOSS_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))  # (n_fft, hop, win)
+
+
+def multi_resolution_stft_loss(
+    y_hat: Tensor, y: Tensor, resolutions: tuple[tuple[int, int, int], ...] = STFT_LOSS_RESOLUTIONS
+) -> Tensor:
+    """Mean over resolutions of spectral convergence + log-magnitude L1 (Parallel WaveGAN): ``[B, T]`` x 2 -> ``[]``.
+
+    Spectral convergence is taken over the whole batch and bounded (see below); log magnitudes floored at 1e-7.
+    """
+    total = y.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=y.device, dtype=y.dtype)
+        s_hat = torch.stft(y_hat, n_fft, hop, win, window=window, return_complex=True).abs().clamp(min=1e-7)
+        s = torch.stft(y, n_fft, hop, win, window=window, return_complex=True).abs().clamp(min=1e-7)
+        # spectral convergence over the whole batch, normalised by the larger of the two norms (bounded by 2):
+        # a silent target (||S|| ~ 0) cannot blow it up; equal to Parallel WaveGAN's when ||S_hat|| <= ||S||
+        norm = torch.maximum(torch.linalg.norm(s.flatten()), torch.linalg.norm(s_hat.flatten()))
+        sc = torch.linalg.norm((s - s_hat).flatten()) / norm.clamp(min=1e-7)
+        total = total + sc + torch.mean(torch.abs(torch.log(s) - torch.log(s_hat)))
+    return total / len(resolutions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ from soundsmith.cli import generate as generate_cmd
 from soundsmith.cli.main import main
 from soundsmith.models.registry import save_model, shipped_models
 from soundsmith.models.wavenet import WaveNet, WaveNetConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+from contract_checks import tiny_model_dir  # noqa: E402
 
 
 def _tiny_wavenet(directory):
@@ -270,26 +274,8 @@ def test_options_a_family_does_not_take_are_clear_errors(latent_model, tmp_path,
     assert "--temperature is not supported by the latent_diffusion family" in capsys.readouterr().err
 
 
-def _tiny_family_dir(name: str, directory):
-    """A generator family's tiny preset (with its contract overrides), untrained, saved to ``directory``."""
-    import dataclasses
-
-    from soundsmith.train.runconfig import load_run_config
-
-    family = families.get(name)
-    run = load_run_config(family.tiny_config_path())
-    cfg = (
-        dataclasses.replace(run.model, **family.contract_overrides)
-        if family.contract_overrides
-        else run.model
-    )
-    torch.manual_seed(0)
-    model = family.contract_build(cfg) if family.contract_build else family.model_class()(cfg)
-    return save_model(model, directory, family=name)
-
-
 def test_stream_writes_the_same_audio_as_the_result(tmp_path, capsys):
-    model = _tiny_family_dir("token_lm", tmp_path / "lm")
+    model = tiny_model_dir("token_lm", tmp_path / "lm")
     out = tmp_path / "s.wav"
     assert (
         main(["generate", "rain", "--model", str(model), "--out", str(out), "--duration", "0.2", "--stream"])
@@ -312,7 +298,7 @@ def test_stream_and_truncation_refused_by_families_without_them(tmp_path, capsys
 
 
 def test_truncation_reaches_a_gan_family(tmp_path):
-    model = _tiny_family_dir("ganmix", tmp_path / "gm")
+    model = tiny_model_dir("ganmix", tmp_path / "gm")
     runs = []
     for trunc in ("0.2", "3.0"):
         out = tmp_path / f"g{trunc}.wav"

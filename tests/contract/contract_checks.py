@@ -37,6 +37,14 @@ def build(family: Family, seed: int = 0) -> tuple[Any, torch.nn.Module]:
     return run, model
 
 
+def tiny_model_dir(name: str, directory: str | Path) -> Path:
+    """Family ``name``'s tiny preset (with its contract overrides), untrained, saved as a model directory."""
+    from soundsmith import families
+
+    _, model = build(families.get(name))
+    return save_model(model, directory, family=name)
+
+
 def batch_of(run: Any, model: torch.nn.Module, n: int = 4) -> dict[str, Any]:
     """``n`` clips of the preset's length: tones plus noise, a caption and a label each."""
     labels = list(getattr(model.config, "labels", []) or ["bell", "rain"])

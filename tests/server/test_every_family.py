@@ -3,35 +3,22 @@ saved as a model directory, is served through the same endpoints."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from fastapi.testclient import TestClient
 
 from soundsmith import families
-from soundsmith.models.registry import save_model
 from soundsmith.pipelines import generator_families
 from soundsmith.server import ServerSettings, create_app
 from soundsmith.server.catalog import accepted_options
-from soundsmith.train.runconfig import load_run_config
 
-
-def tiny_model_dir(name: str, directory):
-    """The family's tiny preset (with its contract overrides), untrained, saved to ``directory``."""
-    family = families.get(name)
-    run = load_run_config(family.tiny_config_path())
-    cfg = (
-        dataclasses.replace(run.model, **family.contract_overrides)
-        if family.contract_overrides
-        else run.model
-    )
-    torch.manual_seed(0)
-    model = family.contract_build(cfg) if family.contract_build else family.model_class()(cfg)
-    return save_model(model, directory, family=name)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+from contract_checks import tiny_model_dir  # noqa: E402
 
 
 @pytest.mark.parametrize("name", generator_families())

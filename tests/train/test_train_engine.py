@@ -92,6 +92,38 @@ def test_nan_guard_gives_up_with_training_error(tmp_path, one_thread):
     assert all(torch.isfinite(v).all() for v in weights(objective).values())  # no NaN update was applied
 
 
+def test_spike_guard_skips_a_finite_loss_spike_and_restores(tmp_path, one_thread, monkeypatch):
+    # losses() calls 9, 10 are x1000 (finite): with spike_factor 10 they count as bad steps like NaN ones
+    monkeypatch.setattr(Trainer, "SPIKE_WARMUP", 3)
+    cfg = small_config(max_steps=12, checkpoint_every=4, nan_patience=2, spike_factor=10.0)
+    objective = make_objective(spike_calls={9, 10})
+    result = Trainer(objective, SineSet(24), None, cfg, tmp_path / "on").fit()
+    assert result["step"] == 12
+    assert result["nan_skipped"] == 2 and result["nan_restores"] == 1
+    final = load_checkpoint(tmp_path / "on" / "checkpoints" / "step-0000012.ckpt")
+    mean, seen = final["loss_mean"]["0"]
+    assert 0 < mean < 1.0 and seen == 12  # restored at step 8, steps 9-12 replayed (the spikes came once)
+    # off (the default): the same spikes are applied as updates
+    off = make_objective(spike_calls={9, 10})
+    assert (
+        Trainer(off, SineSet(24), None, small_config(max_steps=12), tmp_path / "off").fit()["nan_skipped"]
+        == 0
+    )
+    assert not torch.equal(weights(off)["inp.weight"], weights(objective)["inp.weight"])
+
+
+def test_spike_guard_state_resumes_bit_identical(tmp_path, one_thread, monkeypatch):
+    monkeypatch.setattr(Trainer, "SPIKE_WARMUP", 2)
+    cfg = small_config(max_steps=10, checkpoint_every=5, spike_factor=3.0)
+    straight, _ = run(tmp_path / "a", cfg)
+    run(tmp_path / "b", cfg, stop_at=5)
+    resumed, _ = run(tmp_path / "b", cfg, resume=True)
+    assert_same(weights(straight), weights(resumed))
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step-0000010.ckpt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "step-0000010.ckpt")
+    assert a["loss_mean"] == b["loss_mean"] and a["loss_mean"]["0"][1] == 10
+
+
 def test_resume_uses_previous_checkpoint_when_newest_is_truncated(tmp_path, one_thread):
     cfg = small_config(max_steps=8, checkpoint_every=2)
     straight, _ = run(tmp_path / "a", cfg)

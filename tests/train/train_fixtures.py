@@ -46,10 +46,15 @@ class TinyObjective(Objective):
     find_unused_parameters = False
 
     def __init__(
-        self, model: TinyNet, nan_calls: set[int] | None = None, nan_index: int | None = None
+        self,
+        model: TinyNet,
+        nan_calls: set[int] | None = None,
+        nan_index: int | None = None,
+        spike_calls: set[int] | None = None,
     ) -> None:
         super().__init__(model)
         self.nan_calls = nan_calls or set()
+        self.spike_calls = spike_calls or set()  # calls whose loss is x1000: finite, but a divergence
         self.nan_index = nan_index
         self.n_calls = 0
         self.sleep = 0.0
@@ -62,6 +67,8 @@ class TinyObjective(Objective):
         loss = (self.model(noisy) - x).pow(2).mean()
         if self.n_calls in self.nan_calls:
             loss = loss * float("nan")
+        if self.n_calls in self.spike_calls:
+            loss = loss * 1000.0
         if self.nan_index is not None and bool((batch["index"] == self.nan_index).any()):
             loss = loss * float("nan")
         if self.sleep:

@@ -48,6 +48,9 @@ class TrainConfig:
     nan_patience: int = 5  # consecutive non-finite steps before restoring the last checkpoint
     nan_lr_factor: float = 0.5  # LR multiplier applied at each restore
     max_nan_restores: int = 3
+    # > 1: a step whose loss exceeds spike_factor x the running mean of recent losses (per optimizer) is treated
+    # like a non-finite one (update skipped; nan_patience in a row restore the last checkpoint). 0 = off.
+    spike_factor: float = 0.0
     accelerator: str = "auto"  # cpu | cuda | gpu | mps | auto
     devices: int | str = 1
     num_nodes: int = 1
@@ -92,6 +95,8 @@ class TrainConfig:
             )
         if not (_finite(self.nan_lr_factor) and 0 < self.nan_lr_factor <= 1):
             raise ConfigError(f"train.nan_lr_factor must be in (0, 1], got {self.nan_lr_factor!r}")
+        if not (_finite(self.spike_factor) and (self.spike_factor == 0 or self.spike_factor > 1)):
+            raise ConfigError(f"train.spike_factor must be 0 (off) or > 1, got {self.spike_factor!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"train.strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}")
         if not isinstance(self.accelerator, str) or not self.accelerator:

@@ -128,6 +128,8 @@ class Trainer:
         self.ema = EMA(self.objective.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.step = 0
         self.nan = {"consecutive": 0, "skipped": 0, "restores": 0}
+        # per optimizer index: [running mean of its loss over good updates, number of good updates] (spike guard)
+        self.loss_mean: dict[str, list[float]] = {}
         self._bad_seen: set[str] = set()
         self.lr_scale = 1.0
         self.best: float | None = None
@@ -217,7 +219,10 @@ class Trainer:
             else:
                 self.nan["consecutive"] += 1
                 self.nan["skipped"] += 1
-                log.warning("step %d: non-finite loss or gradient, update skipped", self.step)
+                log.warning(
+                    "step %d: non-finite loss or gradient, or a loss spike (train.spike_factor); update skipped",
+                    self.step,
+                )
                 if self.nan["consecutive"] >= cfg.nan_patience:
                     self._recover_from_nan()
                     return  # the data position moved: start a new loader
@@ -256,7 +261,7 @@ class Trainer:
             norm = fabric.clip_gradients(
                 module, opt, max_norm=clip if clip > 0 else float("inf"), error_if_nonfinite=False
             )
-            bad = (~torch.isfinite(sums["loss"])).float()
+            bad = (~torch.isfinite(sums["loss"])).float() + self._spiking(i, sums["loss"])
             if norm is not None:
                 bad = bad + (~torch.isfinite(norm.to(bad.device))).float()
             if self.world > 1:  # every rank must take the same decision
@@ -267,6 +272,7 @@ class Trainer:
                 continue
             opt.step()
             sched.step()
+            self._track_loss(i, float(sums["loss"]))
             suffix = "" if i == 0 else f"_{i}"
             metrics.update({key + suffix: float(v) for key, v in sums.items()})
             if norm is not None:
@@ -293,14 +299,30 @@ class Trainer:
             self._save()
         self.monitor.plot_losses()
 
-    # --- NaN guard ----------------------------------------------------------------------------------------
+    # --- NaN and loss-spike guard ------------------------------------------------------------------------
+
+    SPIKE_WARMUP = 50  # good updates of an optimizer before its loss spikes are judged
+    SPIKE_DECAY = 0.98  # running mean: mean <- decay * mean + (1 - decay) * loss
+
+    def _spiking(self, index: int, loss: torch.Tensor) -> torch.Tensor:
+        """1.0 when ``loss`` exceeds ``train.spike_factor`` x the running mean of optimizer ``index``'s loss
+        (judged after :attr:`SPIKE_WARMUP` good updates and only while that mean is positive), else 0.0."""
+        mean, seen = self.loss_mean.get(str(index), (0.0, 0))
+        factor = self.cfg.spike_factor
+        spike = factor > 0 and seen >= self.SPIKE_WARMUP and mean > 0 and float(loss) > factor * mean
+        return torch.tensor(float(spike), device=loss.device)
+
+    def _track_loss(self, index: int, loss: float) -> None:
+        mean, seen = self.loss_mean.get(str(index), (0.0, 0))
+        mean = loss if seen == 0 else self.SPIKE_DECAY * mean + (1 - self.SPIKE_DECAY) * loss
+        self.loss_mean[str(index)] = [mean, seen + 1]
 
     def _recover_from_nan(self) -> None:
         cfg = self.cfg
         if self.nan["restores"] >= cfg.max_nan_restores:
             raise TrainingError(
-                f"training stopped at step {self.step}: the loss or gradient norm was NaN/Inf for "
-                f"{cfg.nan_patience} steps in a row, again after {self.nan['restores']} restore(s) with the LR "
+                f"training stopped at step {self.step}: the loss or gradient norm was NaN/Inf (or the loss "
+                f"spiked above train.spike_factor x its running mean) for {cfg.nan_patience} steps in a row, again after {self.nan['restores']} restore(s) with the LR "
                 f"lowered to x{self.lr_scale:g}. Try a lower train.lr, train.clip_grad_norm (e.g. 1.0), "
                 f"precision '32-true', a longer warmup, or check the data (bad files so far: {self._bad_files()})"
             )
@@ -438,6 +460,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": rng_per_rank,
             "nan": dict(self.nan),
+            "loss_mean": {k: list(v) for k, v in self.loss_mean.items()},
             "lr_scale": self.lr_scale,
             "best": self.best,
             "world_size": self.world,
@@ -482,6 +505,8 @@ class Trainer:
             log.warning("checkpoint holds RNG states for %d ranks; rank %d is reseeded", len(rngs), self.rank)
             ckpt.seed_process(self.cfg.seed + int(state["step"]), self.rank)
         self.step = int(state["step"])
+        # the running losses belong to the restored weights, also after a NaN/spike restore
+        self.loss_mean = {k: [float(v[0]), int(v[1])] for k, v in state.get("loss_mean", {}).items()}
         if not nan_restore:  # a NaN restore keeps its own counters, LR scale and best metric
             self.nan = {k: int(v) for k, v in state["nan"].items()}
             self.lr_scale = float(state.get("lr_scale", 1.0))

@@ -1,0 +1,58 @@
+"""Ship a latent-diffusion run as the default model: ``models/default`` with fp16 weight storage (loading converts
+back to float32), the default sampling steps and guidance written into its config, and how far fp16 storage
+moves a generation printed.
+
+    python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3
+
+The run's ``model/`` holds the EMA weights of its newest checkpoint (the engine exports EMA when it is on).
+Frozen parts (VAE, vocoder, text encoder) stay references to the shipped ones (``{"shipped": "vae"}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from soundsmith.models.registry import load_model, read_model_config, save_model
+from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = ("three beeps over steady rain", 2.0, 0)  # prompt, seconds, seed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="latent-diffusion run directory")
+    ap.add_argument("--out", type=Path, default=ROOT / "models" / "default")
+    ap.add_argument("--steps", type=int, help="default sampling steps (else the run's)")
+    ap.add_argument("--guidance", type=float, help="default guidance scale (else the run's)")
+    args = ap.parse_args()
+    model = load_model(args.run / "model").eval()
+    changes = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
+    model.config = dataclasses.replace(model.config, **changes)
+    prompt, seconds, seed = PROBE
+    ref = LatentDiffusionPipeline(model)(prompt, duration=seconds, seed=seed, progress=False).audio[0]
+    extra = {
+        **read_model_config(args.run / "model").get("extra", {}),
+        "storage": "float16",
+        "exported_from": str(args.run),
+    }
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    save_model(model.half(), args.out, extra=extra)
+    size = sum(p.stat().st_size for p in args.out.rglob("*.safetensors")) / 1e6
+    reloaded = load_model(args.out).eval()
+    got = LatentDiffusionPipeline(reloaded)(prompt, duration=seconds, seed=seed, progress=False).audio[0]
+    moved = float(np.abs(got - ref).max())
+    print(f"exported {args.run} -> {args.out}: {size:.2f} MB of weights, config {changes or 'unchanged'}")
+    print(
+        f"fp16 storage moves {prompt!r} ({seconds:g} s, seed {seed}) by at most {moved:.2e} (peak {np.abs(ref).max():.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

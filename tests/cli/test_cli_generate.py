@@ -39,12 +39,32 @@ def test_models_list_prints_declared_families_and_shipped_models(capsys):
         assert name in out.split("shipped models:")[1]
 
 
-def test_model_default_is_a_one_line_error_naming_the_shipped_models(capsys):
+def test_model_default_is_a_one_line_error_naming_the_shipped_models(capsys, monkeypatch):
+    from soundsmith.models import registry
+
+    found = {k: v for k, v in registry.shipped_models().items() if k != "default"}
+    monkeypatch.setattr(registry, "shipped_models", lambda: found)  # as on a checkout without models/default
     assert main(["generate", "a bell"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "default" in err
-    for name in shipped_models():
+    for name in found:
         assert name in err
+
+
+def test_a_prompt_far_from_every_training_caption_gets_one_warning_line(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    from test_card import make_manifest
+
+    from soundsmith.models.card import write_card
+
+    model = tiny_model_dir("latent_diffusion", tmp_path / "ld")
+    write_card(model, make_manifest(tmp_path / "data" / "manifest.jsonl"))
+    argv = ["--model", str(model), "-o", str(tmp_path / "a.wav"), "--duration", "0.2"]
+    assert main(["generate", "photosynthesis converts light into chemical energy", *argv]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "photosynthesis" in err
+    assert main(["generate", "a dog barks twice", *argv]) == 0  # a training caption
+    assert "warning:" not in capsys.readouterr().err
 
 
 def test_evaluator_model_cannot_generate(tmp_path, capsys):

@@ -13,6 +13,7 @@ import argparse
 import inspect
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write the audio while it is generated (families that stream, e.g. token_lm)",
     )
+    p.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="RUN[:SCALE]",
+        help="attach a LoRA adapter (a `soundsmith finetune --method lora` run); repeat for several",
+    )
+    p.add_argument(
+        "--lora-scale",
+        type=float,
+        help="strength of the LoRA adapters (--model RUN of a LoRA fine-tune, --lora without :SCALE): 0 = off, "
+        "1 = full (default)",
+    )
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
+
+
+def parse_lora(value: str) -> str | tuple[str, float]:
+    """``"runs/a"`` -> ``"runs/a"``; ``"runs/a:0.5"`` -> ``("runs/a", 0.5)`` (a suffix that is not a number stays
+    part of the path)."""
+    path, sep, scale = value.rpartition(":")
+    if sep and path:
+        try:
+            return path, float(scale)
+        except ValueError:
+            pass
+    return value
 
 
 def parse_inpaint(value: Any) -> tuple[float, float]:
@@ -221,7 +247,13 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(
             f"there is no default generator yet; give --model a run or model directory (shipped models: {names})"
         )
-    pipe = load_pipeline(args.model, device=args.device)
+    adapters = [parse_lora(v) for v in args.lora]
+    pipe = load_pipeline(args.model, device=args.device, adapters=adapters, lora_scale=args.lora_scale)
+    from soundsmith.models.card import warn_if_unknown
+
+    for prompt in [args.prompt] if args.prompts_file is None else [r["prompt"] for r in requests]:
+        if warning := warn_if_unknown(pipe, prompt):  # the prompt names nothing the model was trained on
+            print(f"warning: {warning}", file=sys.stderr)
     options = {kw: getattr(args, flag[2:].replace("-", "_")) for flag, kw in FAMILY_OPTIONS.items()}
     common = {
         "duration": args.duration,

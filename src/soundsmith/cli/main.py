@@ -15,6 +15,7 @@ from soundsmith import __version__
 from soundsmith.cli import codec as codec_cmd
 from soundsmith.cli import data as data_cmd
 from soundsmith.cli import evaluate as evaluate_cmd
+from soundsmith.cli import finetune as finetune_cmd
 from soundsmith.cli import ganmix as ganmix_cmd
 from soundsmith.cli import generate as generate_cmd
 from soundsmith.cli import models as models_cmd
@@ -27,6 +28,7 @@ from soundsmith.cli import wavenet as wavenet_cmd
 COMMANDS = [
     data_cmd,
     train_cmd,
+    finetune_cmd,
     generate_cmd,
     evaluate_cmd,
     models_cmd,

@@ -6,11 +6,17 @@ shared arguments (``steps``, ``guidance``, ``seed``, ``num_candidates``) the fam
 noising; ``strength=0`` gives back the init audio's VAE + vocoder round trip) and ``inpaint=(start_s, end_s)``
 (regenerate that range of ``init_audio``, keep the rest). ``num_candidates > 1`` re-ranks the candidates by the
 CLAP-style text-audio score (best first; ``meta["candidate_seeds"]`` and ``meta["clap_scores"]`` follow the order).
+
+LoRA adapters (``soundsmith finetune --method lora``, docs/finetune.md) attach to the denoiser with
+:meth:`LatentDiffusionPipeline.load_adapter` (several at once, each with a scale from 0 to 1); an adapter made on
+another base model (its ``adapter.json`` names the base's weights hash) is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +60,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         super().__init__(model, text_encoder=text_encoder, source=source)
         self.schedule = NoiseSchedule(**model.config.schedule_kwargs())
         self._reranker = reranker
+        self._adapters: dict[str, dict[str, Any]] = {}  # name -> path, sha256, scale (provenance)
 
     def __call__(
         self, prompt: str | Sequence[str] = "", duration: float | None = None, **kwargs: Any
@@ -241,6 +248,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["strength"] = float(strength)
         if inpaint is not None:
             meta["inpaint"] = f"{float(inpaint[0]):g}:{float(inpaint[1]):g}"
+        if self._adapters:
+            meta["adapters"] = "; ".join(
+                f"{a['path']} x{a['scale']:g} (sha256 {a['sha256'][:12]})" for a in self._adapters.values()
+            )
 
         # 7. several candidates: best first by the CLAP-style text-audio score
         if n > 1 and rerank:
@@ -250,6 +261,83 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["candidate_seeds"] = [seeds[i] for i in order]
             meta["clap_scores"] = [round(float(scores[i]), 6) for i in order]
         return audio, meta
+
+    # -- LoRA adapters -----------------------------------------------------------------------------------------
+
+    def load_adapter(self, path: str | Path, scale: float = 1.0, name: str | None = None) -> str:
+        """Attach the LoRA adapter in ``path`` (an adapter folder, or a LoRA fine-tune run holding one in
+        ``model/``) at ``scale`` (0 = off, 1 = full); returns its name (``name``, else one made from the folder's).
+
+        The adapter's ``adapter.json`` names the base model it was trained on and that model's weights hash
+        (``registry.weights_sha256``); it must equal this pipeline's model, else a ModelError says which base to
+        load. Several adapters may be attached; their contributions add up.
+        """
+        from soundsmith.nn import lora
+
+        directory = lora.find_adapter_dir(path)
+        if directory is None:
+            raise ModelError(
+                f"{path}: no {lora.ADAPTER_JSON} here or in {Path(path) / 'model'}; give the folder of a LoRA "
+                "fine-tune (soundsmith finetune --method lora --out RUN) or of an adapter"
+            )
+        info, state = lora.read_adapter(directory)
+        scale = lora.check_scale(scale, f"scale of adapter {directory}")
+        if info.get("family", self.family) != self.family:
+            raise ModelError(
+                f"{directory}: an adapter for family {info.get('family')!r}, not {self.family!r}"
+            )
+        if self.source is None or not self.source.weights_sha256:
+            raise ModelError(
+                "cannot check which base this model is: load it from its directory (soundsmith.load(...)) "
+                "before attaching an adapter"
+            )
+        if info["base_sha256"] != self.source.weights_sha256:
+            raise ModelError(
+                f"adapter {directory} was trained on base {info.get('base')!r} (weights sha256 "
+                f"{str(info['base_sha256'])[:12]}...), but {self.source.name!r} has weights sha256 "
+                f"{self.source.weights_sha256[:12]}...; load the adapter on its base or fine-tune again on this one"
+            )
+        try:
+            target = self.model.get_submodule(str(info["target"]))
+        except AttributeError:
+            raise ModelError(f"{directory}: the model has no {info['target']!r} to adapt") from None
+        if name is None:
+            stem = directory.parent.name if directory.name == "model" else directory.name
+            base = re.sub(r"\W+", "_", stem).strip("_") or "adapter"
+            base = base if base[0].isalpha() else f"a_{base}"
+            name, i = base, 1
+            while name in self._adapters:
+                i += 1
+                name = f"{base}_{i}"
+        elif name in self._adapters:
+            raise ModelError(f"an adapter named {name!r} is already attached; give another name")
+        lora.load_lora_state(target, name, state, float(info["alpha"]), where=str(directory))
+        lora.set_lora_scale(target, name, scale)
+        digest = hashlib.sha256((directory / lora.ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+        self._adapters[name] = {"path": str(directory), "sha256": digest, "scale": scale, "target": target}
+        return name
+
+    @property
+    def adapters(self) -> dict[str, float]:
+        """The attached adapters: name -> scale."""
+        return {name: a["scale"] for name, a in self._adapters.items()}
+
+    def set_adapter_scale(self, name: str, scale: float) -> None:
+        """Change an attached adapter's scale (0 = off, 1 = full strength)."""
+        from soundsmith.nn import lora
+
+        if name not in self._adapters:
+            raise ModelError(f"no adapter {name!r} is attached; attached: {list(self._adapters) or 'none'}")
+        lora.set_lora_scale(self._adapters[name]["target"], name, scale)
+        self._adapters[name]["scale"] = float(scale)
+
+    def remove_adapter(self, name: str) -> None:
+        """Detach an adapter; with none left the model is the base again."""
+        from soundsmith.nn import lora
+
+        if name not in self._adapters:
+            raise ModelError(f"no adapter {name!r} is attached; attached: {list(self._adapters) or 'none'}")
+        lora.remove_lora(self._adapters.pop(name)["target"], name)
 
     def component_names(self) -> str:
         """Which frozen parts made the audio (provenance): ``"vae=vae, vocoder=vocoder, text_encoder=minilm"``."""

@@ -476,11 +476,15 @@ class Trainer:
             model = self.objective.model
             if self.ema is not None:
                 model = self.ema.averaged_model(model)
-            extra = {"step": self.step, "ema": self.ema is not None, "run": self.run_config}
-            ckpt.export_model(model, self.out_dir / "model", extra=extra)
+            self.export_inference(model, {"step": self.step, "ema": self.ema is not None})
             self.monitor.plot_losses()
         self.last_saved_step = self.step
         self.fabric.barrier()
+
+    def export_inference(self, model: torch.nn.Module, extra: dict[str, Any]) -> None:
+        """Write the inference export of a checkpoint (``model``: the EMA weights when EMA is on) to
+        ``OUT/model``; a subclass may export otherwise (e.g. only a fine-tune's adapter)."""
+        ckpt.export_model(model, self.out_dir / "model", extra={**extra, "run": self.run_config})
 
     def _load_state(self, state: dict[str, Any], nan_restore: bool) -> None:
         self.objective.load_state_dict(state["objective"])

@@ -1,0 +1,498 @@
+"""Fine-tune a latent-diffusion model on a folder of one's own clips: LoRA adapters or all of the denoiser.
+
+``finetune(DATA, RUN, FinetuneConfig(base="default", method="lora"))`` is what ``soundsmith finetune`` calls:
+
+1. the base model (a shipped name, model or run directory) and its weights hash;
+2. the clips of DATA, checked and captioned (``finetune/data.py``), a few held out for the validation loss;
+3. prior preservation (on by default): clips the base generates for generic captions join the training rows
+   (``finetune/prior.py``);
+4. defaults from the data size (:func:`plan`), saved to ``RUN/finetune.json`` so that ``--resume`` rebuilds the same
+   run;
+5. the shared training loop (``train/engine.py``: progress with x real time and ETA, atomic checkpoints, exact
+   resume), stopping at ``steps`` or after ``minutes``, validating on the held-out clips;
+6. ``RUN/model``: the best checkpoint by validation loss, exported as a LoRA adapter (``adapter.json`` +
+   ``adapter.safetensors``, naming the base and its weights hash) or, for ``full``, a complete model directory (the
+   EMA weights). ``soundsmith.load(RUN)`` and ``soundsmith generate --model RUN`` use either.
+
+LoRA trains rank-``rank`` adapters on the denoiser's attention (``qkv``, ``proj``, ``q_cross``, ``kv_cross``,
+``proj_cross``) and MLP projections (``mlp.0``, ``mlp.2``); everything else stays frozen. Full fine-tuning trains the
+whole denoiser with an EMA of its weights. Training checkpoints hold only the trained tensors (the frozen base is
+rebuilt from the base model, whose hash is checked on resume).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from soundsmith.errors import ConfigError, ModelError, TrainingError
+from soundsmith.fileio import write_bytes_atomic
+from soundsmith.finetune.data import MIN_SECONDS, clip_rows, collect_clips, hold_out, median_seconds
+from soundsmith.finetune.prior import generate_prior, prior_captions
+from soundsmith.train import checkpoint as ckpt
+from soundsmith.train.engine import Trainer
+from soundsmith.train.objectives.latent_diffusion import LatentDiffusionObjective
+
+log = logging.getLogger("soundsmith.finetune")
+
+METHODS = ("lora", "full")
+FAMILY = "latent_diffusion"
+DEFAULT_TARGETS = ("qkv", "proj", "q_cross", "kv_cross", "proj_cross", "mlp.0", "mlp.2")
+ADAPTER = "finetune"  # the adapter's name inside the model while it trains
+SETTINGS_FILE = "finetune.json"
+EPOCHS = 40  # default length: about this many passes over the training rows ...
+MIN_STEPS, MAX_STEPS = 100, 2000  # ... within these bounds
+MAX_BATCH = 8
+MAX_PRIOR = 32
+LR = {"lora": 1e-3, "full": 1e-4}
+
+
+@dataclass
+class FinetuneConfig:
+    """What to fine-tune and how; ``None`` fields are filled from the data by :func:`plan`.
+
+    ``base``: shipped name, model or run directory of a latent-diffusion model. ``method``: ``lora`` or ``full``.
+    ``rank``/``alpha`` (default ``rank``)/``targets``: the LoRA adapters. ``steps``, ``batch_size``, ``lr``,
+    ``clip_seconds`` (training crop), ``ema_decay`` (full only by default), ``valid_every`` (also the checkpoint
+    cadence). ``caption``: one caption for every clip; ``trigger``: appended to every caption. ``prior``: prior
+    preservation with ``prior_clips`` generated clips. ``valid_fraction``: clips held out for the validation loss.
+    """
+
+    base: str = "default"
+    method: str = "lora"
+    rank: int = 8
+    alpha: float | None = None
+    targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    clip_seconds: float | None = None
+    caption: str | None = None
+    trigger: str | None = None
+    prior: bool = True
+    prior_clips: int | None = None
+    ema_decay: float | None = None
+    valid_fraction: float = 0.1
+    valid_every: int | None = None
+    seed: int = 0
+    accelerator: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.targets = list(self.targets)
+        if self.method not in METHODS:
+            raise ConfigError(f"--method {self.method!r} is unknown; use one of {', '.join(METHODS)}")
+        for name, minimum in (("rank", 1), ("steps", 1), ("batch_size", 1), ("prior_clips", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            ):
+                raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
+        if self.valid_every is not None and (not isinstance(self.valid_every, int) or self.valid_every < 1):
+            raise ConfigError(f"valid_every={self.valid_every!r} must be an integer >= 1")
+        for name in ("alpha", "lr"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+            ):
+                raise ConfigError(f"{name}={value!r} must be a positive number")
+        if self.clip_seconds is not None and not self.clip_seconds >= MIN_SECONDS:
+            raise ConfigError(f"clip_seconds={self.clip_seconds!r} must be at least {MIN_SECONDS:g} s")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay={self.ema_decay!r} must be in [0, 1) (0 = off)")
+        if not 0.0 <= self.valid_fraction <= 0.5:
+            raise ConfigError(f"valid_fraction={self.valid_fraction!r} must be from 0 to 0.5")
+        for name in ("caption", "trigger"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value.strip()):
+                raise ConfigError(f"--{name} is empty; give some text or leave it out")
+        if not self.targets:
+            raise ConfigError("targets is empty; name the Linear layers to adapt (e.g. qkv, proj)")
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tune did: where its model is, how far it got, the best validation loss and when."""
+
+    run_dir: Path
+    model_dir: Path
+    method: str
+    step: int
+    max_steps: int
+    best_valid_loss: float | None
+    best_step: int | None
+    wall_seconds: float
+    timed_out: bool
+    model_bytes: int
+    train_clips: int
+    valid_clips: int
+    prior_clips: int
+    skipped: list[str]
+    example_caption: str
+
+
+def plan(cfg: FinetuneConfig, n_train: int, seconds: float, model_duration: float) -> FinetuneConfig:
+    """``cfg`` with every empty field filled for ``n_train`` user clips of median length ``seconds``.
+
+    Prior clips: half the user clips (4 to 32). Batch: up to 8 rows. Steps: ~40 passes over the training rows,
+    100 to 2000. LR: 1e-3 (LoRA), 1e-4 (full). EMA (full): decay ``1 - 10 / steps`` within [0.9, 0.999].
+    Crop: the median clip length, at most the base model's default duration. Validation and checkpoints: 10 a run.
+    """
+    values: dict[str, Any] = {}
+    n_prior = (
+        cfg.prior_clips if cfg.prior_clips is not None else min(MAX_PRIOR, max(4, math.ceil(n_train / 2)))
+    )
+    values["prior_clips"] = n_prior if cfg.prior else 0
+    rows = n_train + values["prior_clips"]
+    batch = cfg.batch_size or min(MAX_BATCH, rows)
+    if batch > rows:
+        raise ConfigError(f"batch_size={batch} is more than the {rows} training rows; lower it")
+    values["batch_size"] = batch
+    steps = cfg.steps or int(min(MAX_STEPS, max(MIN_STEPS, math.ceil(EPOCHS * rows / batch))))
+    values["steps"] = steps
+    values["lr"] = cfg.lr or LR[cfg.method]
+    values["alpha"] = cfg.alpha or float(cfg.rank)
+    if cfg.ema_decay is None:
+        values["ema_decay"] = min(0.999, max(0.9, 1 - 10 / steps)) if cfg.method == "full" else 0.0
+    values["clip_seconds"] = cfg.clip_seconds or round(max(MIN_SECONDS, min(seconds, model_duration)), 2)
+    values["valid_every"] = cfg.valid_every or max(1, steps // 10)
+    return FinetuneConfig(**{**asdict(cfg), **values})
+
+
+# --- the objective and the loop -------------------------------------------------------------------------------
+
+
+class FinetuneObjective(LatentDiffusionObjective):
+    """The latent-diffusion objective, with the validation loss made a function of the weights alone (fixed noise
+    and timesteps per held-out batch, ``valid_draws`` of them, no dropped captions) so that checkpoints compare,
+    and training checkpoints that hold only the trained tensors."""
+
+    valid_draws = 4
+
+    def trained_names(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """Only the trained tensors (the frozen base comes from the base model directory)."""
+        state = super().state_dict(*args, **kwargs)
+        keep = {kwargs.get("prefix", "") + name for name in self.trained_names()}
+        for key in [k for k in state if k not in keep]:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state: Any, strict: bool = True, assign: bool = False) -> Any:
+        expected = self.trained_names()
+        if set(state) != expected:
+            missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise TrainingError(
+                f"the checkpoint holds other trained tensors (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+                "resume with the same method, rank and targets"
+            )
+        return super().load_state_dict(state, strict=False, assign=assign)
+
+    @torch.no_grad()
+    def validate(self, batch: dict[str, Any]) -> dict[str, float]:
+        x0 = batch["latents"]  # [B, C, F, T']
+        key = ",".join(str(i) for i in batch.get("id", []))
+        total = 0.0
+        for k in range(self.valid_draws):
+            gen = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:valid:{key}:{k}".encode()))
+            x_t, t, target = self.schedule.training_pair(x0, gen)
+            t_model = t.float() / self.schedule.num_train_timesteps
+            pred = self.model(x_t, t_model, batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
+            total += float(F.mse_loss(pred.float(), target.float()))
+        return {"loss": total / self.valid_draws}
+
+
+class _TimeUp(Exception):
+    """The time budget is spent (raised after a checkpoint; caught by :meth:`FinetuneTrainer.fit`)."""
+
+
+class FinetuneTrainer(Trainer):
+    """The shared loop with a wall-clock budget (``deadline``, ``time.monotonic()``) and the fine-tune's own
+    inference export (``export(model, extra)``: an adapter or a model directory) at every checkpoint."""
+
+    def __init__(
+        self,
+        *args: Any,
+        export: Callable[[nn.Module, dict[str, Any]], None],
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.export = export
+        self.deadline = deadline
+        self.timed_out = False
+
+    def fit(self, resume: bool = False, stop_at: int | None = None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            return super().fit(resume=resume, stop_at=stop_at)
+        except _TimeUp:
+            return {
+                "step": self.step,
+                "train_loss": self.last_train.get("loss"),
+                "valid_loss": self.last_valid.get("loss"),
+                "best_valid_loss": self.best,
+                "wall_seconds": time.perf_counter() - t0,
+            }
+
+    def _periodic(self, stop: int) -> None:
+        if self.deadline is not None and self.step < stop and time.monotonic() >= self.deadline:
+            self.timed_out = True
+            cfg = self.cfg
+            if self.valid_set is not None and not (cfg.valid_every and self.step % cfg.valid_every == 0):
+                self._run_validation()
+            super()._periodic(self.step)  # step == stop: validates on its cadence and checkpoints
+            log.info("time budget spent at step %d of %d; stopping", self.step, cfg.max_steps)
+            raise _TimeUp
+        super()._periodic(stop)
+
+    def export_inference(self, model: nn.Module, extra: dict[str, Any]) -> None:
+        """The fine-tune's own export (an adapter or a model directory) instead of the registry's."""
+        self.export(model, {"step": extra["step"], "valid_loss": self.last_valid.get("loss")})
+
+
+# --- the run --------------------------------------------------------------------------------------------------
+
+
+def _base_ref(base: str, base_dir: Path) -> str:
+    """How the adapter names its base: the shipped name as given, else the directory's absolute path."""
+    from soundsmith.models.registry import shipped_models
+
+    if not Path(base).exists() and base in shipped_models():
+        return base
+    return str(base_dir.resolve())
+
+
+def _resume_config(saved: FinetuneConfig, given: FinetuneConfig, out: Path) -> FinetuneConfig:
+    """The saved config, with ``steps`` from ``given`` when set; any other field set otherwise is an error."""
+    default = FinetuneConfig()
+    values = asdict(saved)
+    for f in fields(FinetuneConfig):
+        value = getattr(given, f.name)
+        if value == getattr(default, f.name) or value == values[f.name]:
+            continue
+        if f.name == "steps":
+            values["steps"] = value
+            continue
+        raise ConfigError(
+            f"{out} was started with {f.name}={values[f.name]!r}, not {value!r}; resume without changing it "
+            "(only the steps may change) or fine-tune into another --out"
+        )
+    return FinetuneConfig(**values)
+
+
+def _dir_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("*") if p.is_file()) if directory.is_dir() else 0
+
+
+def finetune(
+    data: str | Path,
+    out: str | Path,
+    config: FinetuneConfig | None = None,
+    *,
+    resume: bool = False,
+    minutes: float | None = None,
+    stop_at: int | None = None,
+) -> FinetuneResult:
+    """Fine-tune ``config.base`` on the clips in ``data`` into the run directory ``out`` (see the module docstring).
+
+    ``resume``: continue the run in ``out`` exactly where its last checkpoint left it (its saved settings; only
+    ``config.steps`` may change). ``minutes``: stop after this much wall time (a checkpoint is written first).
+    ``stop_at``: stop after that step (as a kill would, but with a checkpoint), for tests and scripted runs.
+    """
+    from soundsmith.data import ClipDataset, collate_clips, read_manifest, write_manifest
+    from soundsmith.data.dataset import DataConfig
+    from soundsmith.models.registry import load_model, read_model_config, resolve_model_dir, weights_sha256
+    from soundsmith.nn import lora
+    from soundsmith.pipelines.base import ModelSource
+    from soundsmith.pipelines.loader import pipeline_for
+    from soundsmith.train.config import TrainConfig
+
+    started = time.monotonic()
+    if minutes is not None and not (math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"--minutes {minutes!r} must be a positive number")
+    given = config or FinetuneConfig()
+    out, data = Path(out), Path(data)
+    settings_path = out / SETTINGS_FILE
+    manifest_path = out / "data" / "manifest.jsonl"
+    if resume and not settings_path.is_file():
+        log.warning("resume: no %s in %s; starting a fresh fine-tune", SETTINGS_FILE, out)
+        resume = False
+    if not resume and (settings_path.exists() or ckpt.list_checkpoints(out / "checkpoints")):
+        raise ConfigError(
+            f"{out} already holds a fine-tune; continue it with --resume or choose another --out"
+        )
+
+    # 1. the base model
+    if resume:
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        cfg = _resume_config(FinetuneConfig(**settings["config"]), given, out)
+        if str(data.resolve()) != settings["data"]:
+            raise ConfigError(
+                f"{out} fine-tunes on {settings['data']}, not {data}; resume with the same DATA"
+            )
+    else:
+        cfg = given
+    base_dir = resolve_model_dir(cfg.base)
+    family = read_model_config(base_dir)["family"]
+    if family != FAMILY:
+        raise ModelError(f"{cfg.base}: a {family!r} model; soundsmith finetune fine-tunes {FAMILY} models")
+    base_sha = weights_sha256(base_dir)
+    if resume and base_sha != settings["base_sha256"]:
+        raise ModelError(
+            f"the base {cfg.base!r} changed since {out} started (weights sha256 {base_sha[:12]}..., was "
+            f"{settings['base_sha256'][:12]}...); resume on the same base or start a new run"
+        )
+    model = load_model(base_dir)
+
+    # 2.-4. clips, prior clips and the plan (a fresh run), or the saved ones (resume)
+    if not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        check = collect_clips(data, out / "data", cfg.caption, cfg.trigger, exclude=out)
+        if not check.clips:
+            raise ConfigError(
+                f"no usable clip in {data} ({check.summary()}); add clips of at least {MIN_SECONDS:g} s"
+            )
+        train, valid = hold_out(check.clips, cfg.valid_fraction, cfg.seed)
+        cfg = plan(cfg, len(train), median_seconds(check.clips), float(model.config.duration))
+        rows = clip_rows(train, "train") + clip_rows(valid, "valid")
+        source = "off"
+        if cfg.prior_clips:
+            captions, source = prior_captions(base_dir)
+            pipe = pipeline_for(model, FAMILY, source=ModelSource(cfg.base, str(base_dir), base_sha))
+            log.info(
+                "prior preservation: generating %d clips with the base model (%s)", cfg.prior_clips, source
+            )
+            rows += generate_prior(pipe, captions, cfg.prior_clips, cfg.clip_seconds, out / "prior", cfg.seed)
+        write_manifest(manifest_path, rows)
+        settings = {
+            "config": asdict(cfg),
+            "base": _base_ref(cfg.base, base_dir),
+            "base_dir": str(base_dir.resolve()),
+            "base_sha256": base_sha,
+            "data": str(data.resolve()),
+            "clips": {"train": len(train), "valid": len(valid), "prior": cfg.prior_clips},
+            "prior_source": source,
+            "skipped": [str(s) for s in check.skipped],
+            "example_caption": check.clips[0].captions[0],
+        }
+        write_bytes_atomic(settings_path, (json.dumps(settings, indent=2) + "\n").encode())
+    manifest = read_manifest(manifest_path)
+    assert cfg.steps is not None and cfg.batch_size is not None and cfg.lr is not None  # filled by plan()
+
+    # the trained part: LoRA adapters on the denoiser, or the whole denoiser
+    model.requires_grad_(False)
+    if cfg.method == "lora":
+        layers = lora.add_lora(model.denoiser, ADAPTER, cfg.targets, cfg.rank, cfg.alpha, seed=cfg.seed)
+        what = f"LoRA rank {cfg.rank} on {len(layers)} Linear layers"
+    else:
+        model.denoiser.requires_grad_(True)
+        what = f"the whole denoiser (EMA {cfg.ema_decay or 0.0:.3g})"
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def export(net: nn.Module, extra: dict[str, Any]) -> None:
+        info = {
+            "family": FAMILY,
+            "base": settings["base"],
+            "base_dir": settings["base_dir"],
+            "base_sha256": settings["base_sha256"],
+            "method": cfg.method,
+            "trigger": cfg.trigger,
+            "example_caption": settings["example_caption"],
+            **extra,
+        }
+        if cfg.method == "lora":
+            targets = {"target": "denoiser", "rank": cfg.rank, "alpha": cfg.alpha, "targets": cfg.targets}
+            lora.save_adapter(out / "model", lora.lora_state(net.denoiser, ADAPTER), {**info, **targets})
+        else:
+            from soundsmith.models.registry import save_model
+
+            save_model(net, out / "model", extra={"finetune": info}, family=FAMILY)
+
+    # 5. the shared loop
+    data_cfg = DataConfig(
+        sample_rate=int(model.config.sample_rate), clip_seconds=cfg.clip_seconds, seed=cfg.seed
+    )
+    train_set = ClipDataset(manifest, data_cfg, split="train", random_crop=True)
+    valid_set = (
+        ClipDataset(manifest, data_cfg, split="valid", random_crop=False) if manifest.split("valid") else None
+    )
+    train_cfg = TrainConfig(
+        max_steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_steps=min(50, cfg.steps // 10),
+        ema_decay=cfg.ema_decay or 0.0,
+        valid_every=cfg.valid_every or 0,
+        checkpoint_every=cfg.valid_every or 0,
+        sample_every=0,
+        keep_last=2,
+        log_every=max(1, min(10, cfg.steps // 20)),
+        seed=cfg.seed,
+        accelerator=cfg.accelerator,
+    )
+    objective = FinetuneObjective(model, seed=cfg.seed)
+    trainer = FinetuneTrainer(
+        objective,
+        train_set,
+        valid_set,
+        train_cfg,
+        out,
+        run_config=settings,
+        collate_fn=collate_clips,
+        export=export,
+        deadline=started + 60 * minutes if minutes is not None else None,
+    )
+    clips = settings["clips"]
+    log.info(
+        "fine-tuning %s: %s (%.2fM trained parameters) on %d clips + %d prior, %d held out; %d steps, batch %d, "
+        "lr %g, %.2f s crops%s",
+        cfg.base, what, trained / 1e6, clips["train"], clips["prior"], clips["valid"], cfg.steps, cfg.batch_size,
+        cfg.lr, cfg.clip_seconds, f"; stops after {minutes:g} min" if minutes is not None else "",
+    )  # fmt: skip
+    result = trainer.fit(resume=resume, stop_at=stop_at)
+
+    # 6. the best checkpoint (by validation loss) becomes RUN/model
+    best_step = None
+    best_path = out / "checkpoints" / "best.ckpt"
+    if valid_set is not None and best_path.is_file():
+        state = ckpt.load_checkpoint(best_path)
+        objective.load_state_dict(state["objective"])
+        net: nn.Module = objective.model
+        if state.get("ema") is not None:
+            from soundsmith.train.ema import EMA
+
+            ema = EMA(net, cfg.ema_decay or 0.0)
+            ema.load_state_dict(state["ema"])
+            net = ema.averaged_model(net)
+        best_step = int(state["step"])
+        export(net, {"step": best_step, "valid_loss": state.get("best")})
+    return FinetuneResult(
+        run_dir=out,
+        model_dir=out / "model",
+        method=cfg.method,
+        step=int(result["step"]),
+        max_steps=cfg.steps,
+        best_valid_loss=result.get("best_valid_loss"),
+        best_step=best_step,
+        wall_seconds=time.monotonic() - started,
+        timed_out=trainer.timed_out,
+        model_bytes=_dir_bytes(out / "model"),
+        train_clips=clips["train"],
+        valid_clips=clips["valid"],
+        prior_clips=clips["prior"],
+        skipped=list(settings.get("skipped", [])),
+        example_caption=settings["example_caption"],
+    )

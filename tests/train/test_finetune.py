@@ -1,0 +1,236 @@
+"""Fine-tuning (soundsmith.finetune) on a tiny latent-diffusion base: data checks, LoRA and full, exact resume,
+adapters on the pipeline (scale 0 = base, two at once, a mismatched base refused)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import soundsmith
+from soundsmith.audio import save_audio
+from soundsmith.errors import ConfigError, ModelError
+from soundsmith.finetune import FinetuneConfig, finetune, plan
+from soundsmith.finetune.data import collect_clips
+from soundsmith.models.registry import load_model, save_model
+from soundsmith.nn import lora
+from soundsmith.pipelines.loader import load
+from soundsmith.train import checkpoint as ckpt
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "contract"))
+from contract_checks import tiny_model_dir  # noqa: E402
+
+SR = 16000
+BAD = {"short.wav": "too short", "quiet.wav": "silent", "loud.wav": "clipped", "broken.wav": "unreadable"}
+BAD["notes.m4a"] = "not audio"
+
+
+def make_data(folder: Path, n: int = 8) -> Path:
+    """``n`` good clips (tones + noise, 0.6 s) named ``zap_NN.wav`` and one bad clip of each kind."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.6 * SR)) / SR
+    for i in range(n):
+        tone = 0.3 * np.sin(2 * np.pi * (300 + 40 * i) * t) + 0.02 * rng.standard_normal(len(t))
+        save_audio(folder / f"zap_{i:02d}.wav", tone.astype(np.float32), SR)
+    save_audio(folder / "short.wav", np.full(SR // 20, 0.2, np.float32), SR)
+    save_audio(folder / "quiet.wav", np.zeros(SR, np.float32), SR)
+    save_audio(folder / "loud.wav", np.sign(np.sin(2 * np.pi * 5 * t)).astype(np.float32), SR)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00not a wave file")
+    (folder / "notes.m4a").write_bytes(b"\x00" * 64)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    return tiny_model_dir("latent_diffusion", root / "base"), make_data(root / "data"), root
+
+
+def small(base: Path, **kw) -> FinetuneConfig:
+    values = {"base": str(base), "steps": 6, "batch_size": 4, "prior_clips": 2, "valid_every": 3}
+    return FinetuneConfig(**{**values, **kw})
+
+
+@pytest.fixture(scope="module")
+def lora_run(setup):
+    base, data, root = setup
+    result = finetune(data, root / "lora", small(base))
+    return result
+
+
+def test_bad_clips_are_named_and_skipped_with_a_summary(setup, tmp_path, caplog):
+    _, data, _ = setup
+    with caplog.at_level(logging.INFO, logger="soundsmith.finetune"):
+        check = collect_clips(data, tmp_path)
+    reasons = {s.path.name: s.reason for s in check.skipped}
+    assert reasons == BAD
+    assert sorted(c.path.name for c in check.clips) == [f"zap_{i:02d}.wav" for i in range(8)]
+    for name in BAD:
+        assert any(name in r.message and r.levelno == logging.WARNING for r in caplog.records)
+    summary = check.summary()
+    assert summary in caplog.text and "8 usable, 5 skipped" in summary and "1 clipped" in summary
+
+
+def test_captions_come_from_caption_sidecar_csv_then_file_name(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    t = np.arange(SR // 2) / SR
+    for name in ("door_slam-03.wav", "b.wav", "c.wav"):
+        save_audio(folder / name, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
+    (folder / "captions.csv").write_text("file,caption\nb.wav,a bell from the csv\nc.wav,csv loses\n")
+    (folder / "c.txt").write_text("the sidecar wins\n\nsecond caption\n")
+    check = collect_clips(folder, tmp_path / "w", trigger="in the style of zapp")
+    caps = {c.path.name: c.captions for c in check.clips}
+    assert caps == {
+        "door_slam-03.wav": ["door slam in the style of zapp"],
+        "b.wav": ["a bell from the csv in the style of zapp"],
+        "c.wav": ["the sidecar wins in the style of zapp", "second caption in the style of zapp"],
+    }
+    one = collect_clips(folder, tmp_path / "w2", caption="a zap")
+    assert {tuple(c.captions) for c in one.clips} == {("a zap",)}
+
+
+def test_plan_follows_the_data_size():
+    few = plan(FinetuneConfig(), n_train=3, seconds=0.8, model_duration=4.0)
+    many = plan(FinetuneConfig(), n_train=150, seconds=9.0, model_duration=4.0)
+    assert few.batch_size == 3 + few.prior_clips and many.batch_size == 8
+    assert few.prior_clips == 4 and many.prior_clips == 32
+    assert 100 <= few.steps < many.steps <= 2000
+    assert few.clip_seconds == 0.8 and many.clip_seconds == 4.0  # at most the base's duration
+    assert few.ema_decay == 0.0 and few.lr > plan(FinetuneConfig(method="full"), 3, 0.8, 4.0).lr
+    full = plan(FinetuneConfig(method="full", steps=500), 3, 0.8, 4.0)
+    assert 0.9 <= full.ema_decay < 1 and plan(FinetuneConfig(prior=False), 3, 0.8, 4.0).prior_clips == 0
+
+
+def test_lora_run_writes_a_small_adapter_naming_its_base(setup, lora_run):
+    base, _, root = setup
+    run = root / "lora"
+    info = json.loads((run / "model" / "adapter.json").read_text())
+    assert info["base"] == str(base.resolve()) and info["target"] == "denoiser" and info["rank"] == 8
+    assert len(info["base_sha256"]) == 64 and lora_run.step == 6 and lora_run.best_step in (3, 6)
+    assert lora_run.train_clips + lora_run.valid_clips == 8 and lora_run.valid_clips >= 1
+    assert len(lora_run.skipped) == len(BAD)
+    rows = [json.loads(line) for line in (run / "data" / "manifest.jsonl").read_text().splitlines()]
+    assert (
+        sum(r["meta"]["source"] == "prior" for r in rows) == 2
+        and len(list((run / "prior").glob("*.wav"))) == 2
+    )
+    assert (
+        not list(run.glob("model/*.ckpt"))
+        and (run / "model" / "adapter.safetensors").stat().st_size < 200_000
+    )
+    # training checkpoints hold only the trained (LoRA) tensors
+    state = ckpt.load_checkpoint(run / "checkpoints" / "step-0000006.ckpt")["objective"]
+    assert state and all(".adapters.finetune." in k for k in state)
+
+
+def test_lora_at_scale_0_generates_the_base_exactly(setup, lora_run):
+    base, _, root = setup
+    ref = soundsmith.load(base)("a zap", duration=0.5, seed=2, progress=False).audio
+    tuned = load(root / "lora")
+    assert tuned.adapters == {"lora": 1.0}
+    at_one = tuned("a zap", duration=0.5, seed=2, progress=False)
+    assert not np.array_equal(at_one.audio, ref) and "lora" in at_one.meta["adapters"]
+    np.testing.assert_array_equal(
+        load(root / "lora", lora_scale=0.0)("a zap", duration=0.5, seed=2).audio, ref
+    )
+    tuned.set_adapter_scale("lora", 0.0)
+    np.testing.assert_array_equal(tuned("a zap", duration=0.5, seed=2, progress=False).audio, ref)
+
+
+def test_two_adapters_at_once(setup, lora_run):
+    base, data, root = setup
+    finetune(data, root / "lora_b", small(base, rank=2, seed=1, caption="a different zap"))
+    ref = soundsmith.load(base)("a zap", duration=0.5, seed=0, progress=False).audio
+    a = load(base, adapters=[root / "lora"])("a zap", duration=0.5, seed=0, progress=False).audio
+    both = load(base, adapters=[root / "lora", (root / "lora_b", 0.5)])
+    assert both.adapters == {"lora": 1.0, "lora_b": 0.5}
+    out = both("a zap", duration=0.5, seed=0, progress=False).audio
+    assert not np.array_equal(out, a) and not np.array_equal(out, ref)
+    both.set_adapter_scale("lora_b", 0.0)
+    np.testing.assert_array_equal(both("a zap", duration=0.5, seed=0, progress=False).audio, a)
+    both.remove_adapter("lora")
+    both.remove_adapter("lora_b")
+    np.testing.assert_array_equal(both("a zap", duration=0.5, seed=0, progress=False).audio, ref)
+
+
+def test_an_adapter_on_another_base_is_refused(setup, lora_run, tmp_path):
+    base, _, root = setup
+    other = load_model(base)
+    with torch.no_grad():
+        other.denoiser.inp.weight.add_(0.01)
+    save_model(other, tmp_path / "other")
+    with pytest.raises(ModelError, match="trained on base") as err:
+        load(tmp_path / "other", adapters=[root / "lora"])
+    assert str(base.resolve()) in str(err.value) and "\n" not in str(err.value)
+    pipe = soundsmith.load(tmp_path / "other")
+    with pytest.raises(ModelError, match="trained on base"):
+        pipe.load_adapter(root / "lora")
+    assert pipe.adapters == {} and not lora.wrappers(pipe.model)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(setup, tmp_path, one_thread):
+    base, data, _ = setup
+    for method in ("lora", "full"):
+        cfg = small(base, method=method, steps=8, valid_every=2)
+        straight = finetune(data, tmp_path / f"{method}-straight", cfg)
+        first = finetune(data, tmp_path / f"{method}-killed", cfg, stop_at=5)
+        assert first.step == 5
+        resumed = finetune(data, tmp_path / f"{method}-killed", FinetuneConfig(), resume=True)
+        assert straight.step == resumed.step == 8
+        a = ckpt.load_checkpoint(tmp_path / f"{method}-straight" / "checkpoints" / "step-0000008.ckpt")
+        b = ckpt.load_checkpoint(tmp_path / f"{method}-killed" / "checkpoints" / "step-0000008.ckpt")
+        assert set(a["objective"]) == set(b["objective"]) and a["objective"]
+        for key, value in a["objective"].items():
+            assert torch.equal(value, b["objective"][key]), key
+
+
+def test_full_finetune_exports_a_model_directory_with_ema(setup, tmp_path):
+    base, data, _ = setup
+    result = finetune(data, tmp_path / "full", small(base, method="full", steps=6, ema_decay=0.5))
+    meta = json.loads((tmp_path / "full" / "model" / "config.json").read_text())
+    assert meta["family"] == "latent_diffusion" and meta["extra"]["finetune"]["method"] == "full"
+    assert meta["extra"]["finetune"]["step"] == result.best_step
+    before, after = load_model(base), load_model(tmp_path / "full")
+    changed = [
+        k
+        for k, v in after.denoiser.state_dict().items()
+        if not torch.equal(v, before.denoiser.state_dict()[k])
+    ]
+    assert changed
+    state = ckpt.load_checkpoint(tmp_path / "full" / "checkpoints" / f"step-{6:07d}.ckpt")
+    assert state["ema"] is not None and all(k.startswith("model.denoiser.") for k in state["objective"])
+    pipe = soundsmith.load(tmp_path / "full")
+    assert pipe("a zap", duration=0.5, progress=False).audio.shape == (1, SR // 2)
+
+
+def test_minutes_stop_with_a_checkpoint_and_resume_finishes(setup, tmp_path):
+    base, data, _ = setup
+    cfg = small(base, steps=6, valid_every=3)
+    first = finetune(data, tmp_path / "r", cfg, minutes=1e-9)
+    assert first.timed_out and 1 <= first.step < 6
+    assert ckpt.list_checkpoints(tmp_path / "r" / "checkpoints")[-1].name == ckpt.checkpoint_name(first.step)
+    assert (tmp_path / "r" / "model" / "adapter.json").is_file()
+    done = finetune(data, tmp_path / "r", FinetuneConfig(), resume=True)
+    assert done.step == 6 and not done.timed_out
+
+
+def test_run_directory_misuse_is_refused(setup, lora_run, tmp_path):
+    base, data, root = setup
+    with pytest.raises(ConfigError, match="already holds a fine-tune"):
+        finetune(data, root / "lora", small(base))
+    with pytest.raises(ConfigError, match="rank=8"):
+        finetune(data, root / "lora", FinetuneConfig(rank=4), resume=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x.wav").write_bytes(b"junk")
+    with pytest.raises(ConfigError, match="no usable clip"):
+        finetune(empty, tmp_path / "run", small(base))
+    with pytest.raises(ConfigError, match="--method"):
+        FinetuneConfig(method="dreambooth")

@@ -140,6 +140,25 @@ def test_training_pair_matches_the_definitions(kind):
     assert 0 <= lo and hi <= schedule.num_train_timesteps and hi - lo > 0.5 * schedule.num_train_timesteps
 
 
+@pytest.mark.parametrize("kind", ["flow", "epsilon"])
+def test_logit_normal_timesteps_crowd_the_middle(kind):
+    T = 1000
+    draws = {
+        how: NoiseSchedule(prediction_type=kind, timestep_sampling=how).sample_timesteps(
+            20_000, torch.Generator().manual_seed(0)
+        )
+        for how in ("uniform", "logit_normal")
+    }
+    for t in draws.values():
+        assert t.dtype == (torch.float32 if kind == "flow" else torch.long)
+        assert 0 <= float(t.min()) and float(t.max()) < T
+    middle = {how: float(((t >= 0.25 * T) & (t < 0.75 * T)).float().mean()) for how, t in draws.items()}
+    assert abs(middle["uniform"] - 0.5) < 0.02
+    assert abs(middle["logit_normal"] - 0.728) < 0.02  # P(|N(0, 1)| < ln 3)
+    with pytest.raises(ConfigError, match="timestep_sampling"):
+        NoiseSchedule(timestep_sampling="beta")
+
+
 def test_bad_names_and_values_are_refused():
     with pytest.raises(ConfigError, match="unknown sampler 'heun'; choose one of ddim"):
         DiffusionSampler("heun")

@@ -15,8 +15,8 @@ def _forward(model, b):
 
 def reference_loss(model, batch) -> float:
     """The flow-matching loss recomputed by hand in float64 (for ``contract_reference_loss``): the same draws as the
-    objective (its generator for ``(seed 0, step 0, rank 0, "step")``: ``u ~ U(0, 1)`` in float64, noise, drop
-    mask), then ``s = shift u / (1 + (shift - 1) u)``, ``x_s = (1 - s) x0 + s noise``, target ``noise - x0``, and
+    objective (its generator for ``(seed 0, step 0, rank 0, "step")``: ``u`` in float64 (uniform, or the sigmoid
+    of a normal draw), noise, drop mask), then ``s = shift u / (1 + (shift - 1) u)``, ``x_s = (1 - s) x0 + s noise``, target ``noise - x0``, and
     the mean squared error of the denoiser's prediction at time ``s``."""
     import zlib
 
@@ -26,7 +26,10 @@ def reference_loss(model, batch) -> float:
     x0 = batch["latents"]
     n, cfg = x0.shape[0], model.config
     gen = torch.Generator().manual_seed(zlib.crc32(b"0:0:0:step"))
-    u = torch.rand(n, generator=gen, dtype=torch.float64).numpy()
+    if cfg.timestep_sampling == "logit_normal":
+        u = 1.0 / (1.0 + np.exp(-torch.randn(n, generator=gen, dtype=torch.float64).numpy()))
+    else:
+        u = torch.rand(n, generator=gen, dtype=torch.float64).numpy()
     noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype).double().numpy()
     drop = torch.rand(n, generator=gen) < cfg.cond_drop_prob
     s = cfg.shift * u / (1.0 + (cfg.shift - 1.0) * u)

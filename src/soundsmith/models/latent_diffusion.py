@@ -232,7 +232,8 @@ class LatentDiffusionConfig:
     when the model is built without explicit components (``soundsmith train``); a saved model records its own.
     ``text_encoder`` is the frozen text encoder's spec (``denoiser.text_encoder`` follows it).
     Schedule: ``denoiser.prediction`` (flow, epsilon, v_prediction) with ``num_train_timesteps``,
-    ``beta_schedule``/``beta_start``/``beta_end`` (VP only) and ``shift`` (flow only), as
+    ``beta_schedule``/``beta_start``/``beta_end`` (VP only), ``shift`` (flow only) and ``timestep_sampling``
+    (training's timestep distribution: uniform or logit_normal), as
     ``soundsmith.sampling.diffusion.NoiseSchedule``. Training: ``cond_drop_prob`` of the captions are dropped
     (classifier-free guidance); ``latent_sample`` draws latents from the VAE posterior instead of its mean.
     Sampling defaults: ``sampler`` (a name in ``soundsmith.sampling.diffusion.SAMPLERS`` that runs the prediction
@@ -250,6 +251,7 @@ class LatentDiffusionConfig:
     beta_start: float = 0.00085
     beta_end: float = 0.012
     shift: float = 1.0
+    timestep_sampling: str = "uniform"
     cond_drop_prob: float = 0.1
     latent_sample: bool = False
     sampler: str = "flow_euler"
@@ -289,6 +291,7 @@ class LatentDiffusionConfig:
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
             "shift": self.shift,
+            "timestep_sampling": self.timestep_sampling,
         }
 
 

@@ -187,3 +187,13 @@ def test_bad_input_is_a_one_line_error(pipe, kwargs, error, match):
     with pytest.raises(error, match=match) as info:
         pipe(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_loud_output_is_scaled_below_full_scale_and_quiet_output_is_untouched():
+    from soundsmith.pipelines.latent_audio import limit_peak
+
+    audio = np.stack([np.linspace(-3, 2, 50), np.linspace(-0.5, 0.4, 50)]).astype(np.float32)
+    out = limit_peak(audio)
+    assert out.dtype == np.float32 and np.abs(out[0]).max() == pytest.approx(0.99)
+    np.testing.assert_allclose(out[0] / out[0][-1], audio[0] / audio[0][-1], rtol=1e-6)  # one gain per row
+    np.testing.assert_array_equal(out[1], audio[1])

@@ -278,4 +278,22 @@ def run(args: argparse.Namespace) -> int:
         result = pipe(args.prompt, **common, **kwargs)
     for path in result.save(args.out):  # the whole result again, now with its provenance metadata
         print(path)
+    if warning := silence_warning(result.audio):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+SILENCE_PEAK = 1e-3  # -60 dBFS
+
+
+def silence_warning(audio: Any) -> str | None:
+    """One line when every candidate in ``audio`` ``[N, T]`` peaks below -60 dBFS (the model gave near-silence)."""
+    import numpy as np
+
+    peak = float(np.abs(np.asarray(audio)).max()) if np.asarray(audio).size else 0.0
+    if peak >= SILENCE_PEAK:
+        return None
+    return (
+        f"the audio is near-silent (peak {20 * np.log10(peak + 1e-12):.0f} dBFS); this model does that for some "
+        "prompts: try another --seed, more --steps (e.g. 16) or -n 4 to pick the best of several"
+    )

@@ -46,5 +46,16 @@ class LatentAudioPipeline(Pipeline):
             raise TextError(f'the prompt is empty; describe the sound, e.g. "{self.prompt_example}"')
 
     def decode(self, latents: Tensor, num_samples: int) -> np.ndarray:
-        """Scaled latents (the model's layout) -> VAE decode -> vocoder -> float32 audio ``[B, num_samples]``."""
-        return self.model.latents_to_audio(latents, num_samples).float().cpu().numpy()
+        """Scaled latents (the model's layout) -> VAE decode -> vocoder -> float32 audio ``[B, num_samples]``, each
+        row scaled down to peak at :data:`PEAK_CEILING` if it would go past it (no clipping in a 16-bit file)."""
+        return limit_peak(self.model.latents_to_audio(latents, num_samples).float().cpu().numpy())
+
+
+PEAK_CEILING = 0.99
+
+
+def limit_peak(audio: np.ndarray, ceiling: float = PEAK_CEILING) -> np.ndarray:
+    """``audio [..., T]`` with every row whose peak exceeds ``ceiling`` scaled to peak exactly there (the others
+    unchanged): a generator's output must not clip when written as PCM."""
+    peak = np.abs(audio).max(axis=-1, keepdims=True) if audio.size else np.zeros(audio.shape[:-1] + (1,))
+    return (audio * np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))).astype(audio.dtype, copy=False)

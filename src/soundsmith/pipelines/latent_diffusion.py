@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.latent_audio import LatentAudioPipeline
+from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
 DEFAULT_STRENGTH = 0.6  # audio-to-audio without an explicit strength: keep the init audio's broad shape
@@ -382,7 +382,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
     def round_trip(self, audio: AudioInput) -> np.ndarray:
         """What ``strength=0`` returns: the input through the VAE (posterior mean) and the vocoder, ``[T]``."""
         samples = torch.from_numpy(self.read_audio(audio))[None].to(self.device)
-        return self.model.round_trip(samples)[0].float().cpu().numpy()
+        return limit_peak(self.model.round_trip(samples)[0].float().cpu().numpy())
 
 
 def _progress(items: Tensor, enabled: bool) -> Any:

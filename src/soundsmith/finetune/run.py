@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from soundsmith.errors import ConfigError, ModelError, TrainingError
@@ -202,15 +201,11 @@ class FinetuneObjective(LatentDiffusionObjective):
 
     @torch.no_grad()
     def validate(self, batch: dict[str, Any]) -> dict[str, float]:
-        x0 = batch["latents"]  # [B, C, F, T']
         key = ",".join(str(i) for i in batch.get("id", []))
         total = 0.0
         for k in range(self.valid_draws):
             gen = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:valid:{key}:{k}".encode()))
-            x_t, t, target = self.schedule.training_pair(x0, gen)
-            t_model = t.float() / self.schedule.num_train_timesteps
-            pred = self.model(x_t, t_model, batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
-            total += float(F.mse_loss(pred.float(), target.float()))
+            total += float(self.denoising_loss(batch, gen)[0])
         return {"loss": total / self.valid_draws}
 
 

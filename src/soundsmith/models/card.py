@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -46,16 +47,10 @@ DEFAULT_THRESHOLD = 0.5
 # --- writing --------------------------------------------------------------------------------------------------
 
 
-def _tensor_bytes_and_count(weights: Path) -> tuple[int, int]:
+def _parameters_and_bytes(weights: Path) -> tuple[int, int]:
     """``(parameters, bytes)`` of a safetensors file, read from its header (no tensors loaded)."""
-    count = 0
     with safe_open(str(weights), framework="pt") as f:
-        for key in f.keys():
-            shape = f.get_slice(key).get_shape()
-            n = 1
-            for s in shape:
-                n *= int(s)
-            count += n
+        count = sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
     return count, weights.stat().st_size
 
 
@@ -64,7 +59,7 @@ def model_size(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
     component that can be found (shipped models by name; text encoders are named by spec only)."""
     from soundsmith.models.registry import read_model_config, resolve_model_dir
 
-    params, nbytes = _tensor_bytes_and_count(directory / "model.safetensors")
+    params, nbytes = _parameters_and_bytes(directory / "model.safetensors")
     components: dict[str, Any] = {}
     for name, entry in (meta.get("components") or {}).items():
         ((kind, value),) = entry.items()
@@ -73,7 +68,7 @@ def model_size(directory: Path, meta: dict[str, Any]) -> dict[str, Any]:
             try:
                 where = directory / value if kind == "path" else resolve_model_dir(value)
                 info["family"] = read_model_config(where)["family"]
-                info["parameters"], info["bytes"] = _tensor_bytes_and_count(where / "model.safetensors")
+                info["parameters"], info["bytes"] = _parameters_and_bytes(where / "model.safetensors")
             except (ModelError, OSError):
                 info["missing"] = True
             if kind == "path" and not info.get("missing"):

@@ -96,21 +96,30 @@ class LatentDiffusionObjective(Objective):
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         if "latents" not in batch:
             batch = self.prepare_batch(batch)
-        x0 = batch["latents"]  # [B, C, F, T']
-        # randomness first: timesteps, noise, dropped captions
+        # randomness first: timesteps and noise, then the dropped captions
         gen = self._generator("step")
+        loss, drop = self.denoising_loss(batch, gen, drop_prob=self.model.config.cond_drop_prob)
+        return {"loss": loss, "dropped": drop.float().mean()}
+
+    def denoising_loss(
+        self, batch: dict[str, Any], gen: torch.Generator, drop_prob: float = 0.0
+    ) -> tuple[Tensor, Tensor]:
+        """``(MSE, drop mask [B])`` of the denoiser on the batch's latents, drawing the timesteps, the noise and
+        then (when ``drop_prob > 0``) the dropped captions from ``gen``."""
+        x0 = batch["latents"]  # [B, C, F, T']
         x_t, t, target = self.schedule.training_pair(x0, gen)
-        drop = (torch.rand(x0.shape[0], generator=gen) < self.model.config.cond_drop_prob).to(x0.device)
+        drop = torch.zeros(x0.shape[0], dtype=torch.bool)
+        if drop_prob > 0:
+            drop = torch.rand(x0.shape[0], generator=gen) < drop_prob
         pred = self.model(
             x_t,
             t.float() / self.schedule.num_train_timesteps,  # the denoiser's time in [0, 1]
             batch["text_tokens"],
             batch["text_mask"],
             batch["text_pooled"],
-            drop,
+            drop.to(x0.device) if drop_prob > 0 else None,
         )
-        loss = F.mse_loss(pred.float(), target.float())
-        return {"loss": loss, "dropped": drop.float().mean()}
+        return F.mse_loss(pred.float(), target.float()), drop
 
     @torch.no_grad()
     def sample(self, batch: dict[str, Any]) -> Tensor | None:

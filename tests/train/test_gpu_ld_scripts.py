@@ -1,0 +1,107 @@
+"""scripts/gpu_ld: pack a corpus (prepare.py), train in memory (train.py, here on the CPU) and import the weights
+(import_run.py). The GPU run that trained the default model went through exactly these three scripts, so a
+silent change in the packed latents, the recomputed text features or the weight names would ship a broken model."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+from soundsmith.models.registry import load_model, shipped_models
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts" / "gpu_ld"
+CAPTIONS = ["a dog barks twice", "three beeps over steady rain", "a violin plays a slow rising scale in C4"]
+
+
+def _run(script: str, *argv: str) -> None:
+    sys.argv = [script, *argv]
+    try:
+        runpy.run_path(str(SCRIPTS / script), run_name="__main__")
+    except SystemExit as exc:  # argparse-style exits
+        assert exc.code in (0, None), f"{script} exited with {exc.code}"
+
+
+def test_bert_reimplementation_matches_the_minilm_encoder():
+    from safetensors.numpy import load_file as load_np
+
+    from soundsmith.text import MiniLMEncoder
+    from soundsmith.text.hf import minilm_path
+
+    bert_cls = runpy.run_path(str(SCRIPTS / "train.py"))["Bert"]
+    cfg = json.loads((minilm_path() / "config.json").read_text())
+    w = {k: torch.from_numpy(v).float() for k, v in load_np(str(minilm_path() / "model.safetensors")).items()}
+    enc = MiniLMEncoder()
+    ref = enc.encode(CAPTIONS)
+    tokenizer, _ = enc.load()
+    batch = tokenizer(CAPTIONS, padding=True, return_tensors="pt")
+    mask = batch["attention_mask"].bool()
+    with torch.no_grad():
+        h = bert_cls(w, cfg)(batch["input_ids"], mask) * mask[..., None]
+    torch.testing.assert_close(h, ref.tokens, atol=1e-4, rtol=1e-4)
+    pooled = torch.nn.functional.normalize(h.sum(1) / mask.sum(1, keepdim=True), dim=-1)
+    torch.testing.assert_close(pooled, ref.pooled, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpu_ld")
+    (root / "audio").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, split in enumerate(["train"] * 5 + ["valid"] * 2 + ["test"]):
+        t = np.arange(64000) / 16000
+        audio = 0.2 * np.sin(2 * np.pi * (200 + 100 * i) * t) + 0.01 * rng.standard_normal(64000)
+        sf.write(root / "audio" / f"{i}.wav", audio.astype(np.float32), 16000)
+        caps = [f"{c} number {i}" for c in CAPTIONS[: 1 + i % 3]]
+        rows.append({"audio": f"audio/{i}.wav", "captions": caps, "labels": [], "duration": 4.0,
+                     "sample_rate": 16000, "split": split})  # fmt: skip
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_pack_train_import_round_trip(corpus, tmp_path):
+    like = shipped_models()["default"]
+    pack, out, model_dir = tmp_path / "pack", tmp_path / "out", tmp_path / "model"
+    _run("prepare.py", "--model", str(like), "--manifest", str(corpus / "manifest.jsonl"), "--out", str(pack),
+         "--valid", "2", "--first-part", "2", "--per-part", "2")  # fmt: skip
+    assert sorted(p.name for p in pack.iterdir()) == ["part0", "part1", "part2"]  # 5 train clips: 2 + 2 + 1
+    packed = np.load(pack / "part0" / "latents.npz")
+    assert packed["captions"].shape == (2, 3)
+    assert packed["captions"][0, 1] == -1  # clip 0 has one caption
+
+    # the packed latents are the model's own, to int8 precision
+    import lzma
+
+    model = load_model(like)
+    audio = torch.from_numpy(sf.read(corpus / "audio" / "0.wav", dtype="float32")[0])[None]
+    z = model.audio_to_latents(audio)[0, :, 0]  # [C, T']
+    assert list(packed["q_shape"]) == [2, *z.shape]
+    q = np.frombuffer(lzma.decompress(packed["q_xz"].tobytes()), np.int8).reshape(packed["q_shape"])
+    back = q[0].astype(np.float32) * packed["scale"][0].astype(np.float32)[:, None]
+    assert np.abs(back - z.numpy()).max() <= 0.51 * packed["scale"][0].astype(np.float32).max() + 1e-6
+
+    _run("train.py", "--data", str(pack), "--out", str(out), "--max-steps", "4", "--batch", "2",
+         "--valid-every", "2", "--warmup", "2", "--no-bf16")  # fmt: skip
+    log = json.loads((out / "log.json").read_text())
+    assert log["train_clips"] == 5 and [v["step"] for v in log["valid"]] == [2, 4]
+    assert all(np.isfinite(v["loss"]) for v in log["valid"])
+    assert log["saved"] == {"ema_0": 2, "ema_1": 4}
+
+    _run("import_run.py", "--weights", str(out / "ema_1"), "--like", str(like), "--out", str(model_dir))
+    new = load_model(model_dir)
+    saved = {**load_file(str(out / "ema_1_0.safetensors")), **load_file(str(out / "ema_1_1.safetensors"))}
+    state = new.state_dict()
+    for k, v in saved.items():
+        torch.testing.assert_close(state[k], v.float())
+    assert json.loads((model_dir / "config.json").read_text())["extra"]["step"] == 4
+    old = model.state_dict()
+    assert any(not torch.equal(old[k], state[k]) for k in saved)  # the training moved the weights

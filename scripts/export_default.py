@@ -4,6 +4,7 @@ moves a generation printed.
 
     python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3
 
+(``--run`` may also be a model directory, e.g. one that ``scripts/gpu_ld/import_run.py`` wrote.)
 The run's ``model/`` holds the EMA weights of its newest checkpoint (the engine exports EMA when it is on).
 Frozen parts (VAE, vocoder, text encoder) stay references to the shipped ones (``{"shipped": "vae"}``).
 """
@@ -30,14 +31,25 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "models" / "default")
     ap.add_argument("--steps", type=int, help="default sampling steps (else the run's)")
     ap.add_argument("--guidance", type=float, help="default guidance scale (else the run's)")
+    ap.add_argument("--sampler", help="default sampler (else the run's)")
+    ap.add_argument(
+        "--sample-shift", type=float, help="the sampler's timestep shift (else the training shift)"
+    )
     args = ap.parse_args()
-    model = load_model(args.run / "model").eval()
-    changes = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
+    source = args.run / "model" if (args.run / "model" / "config.json").exists() else args.run
+    model = load_model(source).eval()
+    given = {
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "sampler": args.sampler,
+        "sample_shift": args.sample_shift,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
     model.config = dataclasses.replace(model.config, **changes)
     prompt, seconds, seed = PROBE
     ref = LatentDiffusionPipeline(model)(prompt, duration=seconds, seed=seed, progress=False).audio[0]
     extra = {
-        **read_model_config(args.run / "model").get("extra", {}),
+        **read_model_config(source).get("extra", {}),
         "storage": "float16",
         "exported_from": str(args.run),
     }

@@ -103,6 +103,29 @@ def test_every_sampler_runs(pipe):
         pipe("a bell", duration=0.2, sampler="ddim", progress=False)
 
 
+def test_sample_shift_moves_the_samplers_steps_toward_the_noise_and_leaves_training_alone():
+    from soundsmith.sampling.diffusion import DiffusionSampler
+    from soundsmith.train.objectives.latent_diffusion import LatentDiffusionObjective
+
+    plain, shifted = tiny_model(), tiny_model(sample_shift=4.0)
+    p0, p1 = LatentDiffusionPipeline(plain), LatentDiffusionPipeline(shifted)
+    assert p0.schedule.shift == 1.0 and p1.schedule.shift == 4.0
+    assert LatentDiffusionObjective(shifted).schedule.shift == 1.0  # training draws its timesteps as before
+    for sampler in ("flow_euler", "dpmpp"):
+        runs = []
+        for pipe in (p0, p1):
+            run = DiffusionSampler(sampler, pipe.schedule)
+            run.set_steps(4)
+            runs.append(run.timesteps.float())
+        # same first step (pure noise), every later step at a higher noise level
+        assert (runs[1][1:] > runs[0][1:] + 1).all(), runs
+    a = p0("a bell", duration=0.3, seed=0, progress=False)
+    b = p1("a bell", duration=0.3, seed=0, progress=False)
+    assert b.meta["shift"] == 4.0 and not np.array_equal(a.audio, b.audio)
+    with pytest.raises(ConfigError, match="sample_shift"):
+        tiny_model(sample_shift=0.0)
+
+
 @pytest.mark.parametrize("prediction,sampler", [("epsilon", "ddim"), ("v_prediction", "euler")])
 def test_vp_predictions_run_with_their_samplers(prediction, sampler):
     model = tiny_model(sampler=sampler)

@@ -237,7 +237,9 @@ class LatentDiffusionConfig:
     ``soundsmith.sampling.diffusion.NoiseSchedule``. Training: ``cond_drop_prob`` of the captions are dropped
     (classifier-free guidance); ``latent_sample`` draws latents from the VAE posterior instead of its mean.
     Sampling defaults: ``sampler`` (a name in ``soundsmith.sampling.diffusion.SAMPLERS`` that runs the prediction
-    type; checked where a sampler is built, since models do not import sampling), ``steps``, ``guidance``,
+    type; checked where a sampler is built, since models do not import sampling), ``sample_shift`` (flow only: the
+    sampler's timestep shift, None = ``shift``; > 1 spends the steps nearer the noise, where a few-step sampler
+    decides what and where the sound is), ``steps``, ``guidance``,
     ``duration`` (seconds); ``max_duration`` caps requests.
     """
 
@@ -255,6 +257,7 @@ class LatentDiffusionConfig:
     cond_drop_prob: float = 0.1
     latent_sample: bool = False
     sampler: str = "flow_euler"
+    sample_shift: float | None = None
     steps: int = 8
     guidance: float = 3.0
     duration: float = 4.0
@@ -276,21 +279,32 @@ class LatentDiffusionConfig:
             )
         if self.sample_rate <= 0:
             raise ConfigError(f"LatentDiffusionConfig.sample_rate={self.sample_rate} must be positive")
+        if self.sample_shift is not None and not (
+            isinstance(self.sample_shift, int | float)
+            and math.isfinite(self.sample_shift)
+            and self.sample_shift > 0
+        ):
+            raise ConfigError(
+                f"LatentDiffusionConfig.sample_shift={self.sample_shift!r} must be a positive number (or null: "
+                "the training shift)"
+            )
 
     @property
     def prediction(self) -> str:
         return self.denoiser.prediction
 
-    def schedule_kwargs(self) -> dict[str, object]:
+    def schedule_kwargs(self, sampling: bool = False) -> dict[str, object]:
         """The forward process as ``soundsmith.sampling.diffusion.NoiseSchedule(**kwargs)`` (models do not import
-        sampling; the objective and the pipeline both build their schedule from this one definition)."""
+        sampling; the objective and the pipeline both build their schedule from this one definition).
+        ``sampling=True``: the pipeline's, whose flow shift is ``sample_shift`` when set."""
+        shift = self.sample_shift if sampling and self.sample_shift is not None else self.shift
         return {
             "num_train_timesteps": self.num_train_timesteps,
             "prediction_type": self.prediction,
             "beta_schedule": self.beta_schedule,
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
-            "shift": self.shift,
+            "shift": shift,
             "timestep_sampling": self.timestep_sampling,
         }
 

@@ -58,7 +58,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         reranker: Any = None,
     ) -> None:
         super().__init__(model, text_encoder=text_encoder, source=source)
-        self.schedule = NoiseSchedule(**model.config.schedule_kwargs())
+        self.schedule = NoiseSchedule(**model.config.schedule_kwargs(sampling=True))
         self._reranker = reranker
         self._adapters: dict[str, dict[str, Any]] = {}  # name -> path, sha256, scale (provenance)
 
@@ -238,6 +238,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "steps": steps,
             "guidance": guidance,
             "sampler": run.name,
+            "shift": self.schedule.shift,
             "duration": duration,
             "candidate_seeds": list(seeds),
             "components": self.component_names(),

@@ -1,6 +1,6 @@
 """Turn the EMA weights that ``scripts/gpu_ld/train.py`` wrote into a model directory that everything loads.
 
-    python scripts/gpu_ld/import_run.py --weights /work/.device/.../ema_1 --like runs/latent_diffusion/model \
+    python scripts/gpu_ld/import_run.py --weights /work/.device/.../last --like runs/latent_diffusion/model \
         --out runs/latent_diffusion_gpu/model
 
 ``--weights`` is the prefix of the ``<tag>_0.safetensors`` / ``<tag>_1.safetensors`` halves; ``--like`` a model
@@ -22,7 +22,7 @@ from soundsmith.models.registry import load_model, read_model_config, save_model
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", type=Path, required=True, help="prefix of the two halves (…/ema_1)")
+    ap.add_argument("--weights", type=Path, required=True, help="prefix of the two halves (…/last)")
     ap.add_argument("--like", type=Path, required=True, help="model directory with the same config")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()

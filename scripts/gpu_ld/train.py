@@ -9,8 +9,8 @@ matching, 10 % captions dropped, MSE), same model class and config (``part0/mode
 ``model/config.json``). AdamW, linear warm-up then cosine to ``--min-lr-ratio``; the step count is fixed after
 timing the first steps so that training ends by ``--deadline-s`` (seconds since start); EMA of the weights.
 Validation: the loss on the packed valid clips with fixed noise and times, for the EMA weights.
-Writes the EMA denoiser weights (float16, ``denoiser.*`` keys, in halves under 16 MB) at the last two
-validations, and ``log.json``. ``scripts/gpu_ld/import_run.py`` turns them into a model directory.
+Writes the EMA denoiser weights (float16, ``denoiser.*`` keys, in halves under 16 MB) of the last validation
+(``last_{0,1}.safetensors``) and of the lowest validation loss so far (``best_*``), and ``log.json``. ``scripts/gpu_ld/import_run.py`` turns them into a model directory.
 
 Runs where the audio packages (librosa, soundfile, soxr, pyloudnorm) are absent: the model code imports them at
 module level but never calls them here, so absent ones are replaced by empty modules.
@@ -215,7 +215,6 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     total_steps, step, t_first, losses = args.max_steps, 0, None, []
-    saved: list[str] = []
     while step < total_steps:
         if step == 20:
             if device.type == "cuda":
@@ -265,10 +264,11 @@ def main() -> None:
             )
         if step % args.valid_every == 0 or step == total_steps:
             validate(step)
-            tag = f"ema_{len(saved) % 2}"
-            save(tag, step)
-            saved.append(tag)
-            log["saved"] = {**log.get("saved", {}), tag: step}
+            val = log["valid"][-1]["loss"]
+            tags = ["last"] + (["best"] if val <= min(v["loss"] for v in log["valid"]) else [])
+            for tag in tags:
+                save(tag, step)
+                log["saved"] = {**log.get("saved", {}), tag: step}
     log["steps"] = step
     log["wall_s"] = round(time.time() - START, 1)
     (args.out / "log.json").write_text(json.dumps(log, indent=1))

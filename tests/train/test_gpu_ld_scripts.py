@@ -94,11 +94,12 @@ def test_pack_train_import_round_trip(corpus, tmp_path):
     log = json.loads((out / "log.json").read_text())
     assert log["train_clips"] == 5 and [v["step"] for v in log["valid"]] == [2, 4]
     assert all(np.isfinite(v["loss"]) for v in log["valid"])
-    assert log["saved"] == {"ema_0": 2, "ema_1": 4}
+    best = min(log["valid"], key=lambda v: v["loss"])["step"]
+    assert log["saved"] == {"last": 4, "best": best}
 
-    _run("import_run.py", "--weights", str(out / "ema_1"), "--like", str(like), "--out", str(model_dir))
+    _run("import_run.py", "--weights", str(out / "last"), "--like", str(like), "--out", str(model_dir))
     new = load_model(model_dir)
-    saved = {**load_file(str(out / "ema_1_0.safetensors")), **load_file(str(out / "ema_1_1.safetensors"))}
+    saved = {**load_file(str(out / "last_0.safetensors")), **load_file(str(out / "last_1.safetensors"))}
     state = new.state_dict()
     for k, v in saved.items():
         torch.testing.assert_close(state[k], v.float())

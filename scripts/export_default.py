@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument(
         "--sample-shift", type=float, help="the sampler's timestep shift (else the training shift)"
     )
+    ap.add_argument("--context-seconds", type=float, help="the trained clip length (windows, crops)")
     args = ap.parse_args()
     source = args.run / "model" if (args.run / "model" / "config.json").exists() else args.run
     model = load_model(source).eval()
@@ -43,6 +44,7 @@ def main() -> None:
         "guidance": args.guidance,
         "sampler": args.sampler,
         "sample_shift": args.sample_shift,
+        "context_seconds": args.context_seconds,
     }
     changes = {k: v for k, v in given.items() if v is not None}
     model.config = dataclasses.replace(model.config, **changes)

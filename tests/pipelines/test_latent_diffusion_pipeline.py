@@ -126,6 +126,51 @@ def test_sample_shift_moves_the_samplers_steps_toward_the_noise_and_leaves_train
         tiny_model(sample_shift=0.0)
 
 
+def test_windowed_prediction_covers_every_frame_with_trained_length_windows():
+    from soundsmith.pipelines.latent_diffusion import _windowed
+
+    seen = []
+
+    def pointwise(x, t, *text):  # a model whose output at a frame depends on that frame only
+        seen.append(x.shape[-1])
+        return x * 2.0 + t.view(-1, 1, 1, 1)
+
+    x, t = torch.randn(2, 3, 1, 37), torch.tensor([0.5, 0.25])
+    torch.testing.assert_close(_windowed(pointwise, x, t, (), 10), x * 2.0 + t.view(-1, 1, 1, 1))
+    assert seen and max(seen) == 10 and len(seen) == 7  # starts 0, 5, ..., 25, then 27 (aligned to the end)
+    seen.clear()
+    _windowed(pointwise, x, t, (), 40)
+    assert seen == [37]  # short enough: one pass
+
+
+def test_context_seconds_crops_short_clips_and_windows_long_ones():
+    from soundsmith.pipelines.latent_diffusion import most_active
+
+    pipe = LatentDiffusionPipeline(tiny_model(context_seconds=0.3))
+    full = pipe("a bell rings", duration=0.3, seed=3, progress=False)
+    short = pipe("a bell rings", duration=0.1, seed=3, progress=False)
+    assert short.audio.shape == (1, int(0.1 * SR)) and short.meta["context_seconds"] == 0.3
+    np.testing.assert_array_equal(short.audio[0], most_active(full.audio[0], int(0.1 * SR), SR))
+    long = pipe("a bell rings", duration=1.1, seed=3, progress=False)
+    assert long.audio.shape == (1, int(1.1 * SR)) and np.isfinite(long.audio).all()
+    plain = LatentDiffusionPipeline(tiny_model())("a bell rings", duration=1.1, seed=3, progress=False)
+    assert not np.array_equal(long.audio, plain.audio)  # the windows change the result
+    with pytest.raises(ConfigError, match="context_seconds"):
+        tiny_model(context_seconds=0.0)
+
+
+def test_most_active_keeps_the_loudest_stretch_and_fades_its_cuts():
+    from soundsmith.pipelines.latent_diffusion import most_active
+
+    clip = np.full(1000, 0.01, np.float32)
+    clip[600:800] = 0.5
+    out = most_active(clip, 200, 1000)
+    assert len(out) == 200
+    np.testing.assert_array_equal(out[10:-10], clip[610:790])  # the burst
+    assert out[0] == 0.0 and abs(out[-1]) < 0.06  # 10 ms fades where it cuts into the clip
+    np.testing.assert_array_equal(most_active(clip, 1000, 1000), clip)
+
+
 @pytest.mark.parametrize("prediction,sampler", [("epsilon", "ddim"), ("v_prediction", "euler")])
 def test_vp_predictions_run_with_their_samplers(prediction, sampler):
     model = tiny_model(sampler=sampler)

@@ -240,7 +240,10 @@ class LatentDiffusionConfig:
     type; checked where a sampler is built, since models do not import sampling), ``sample_shift`` (flow only: the
     sampler's timestep shift, None = ``shift``; > 1 spends the steps nearer the noise, where a few-step sampler
     decides what and where the sound is), ``steps``, ``guidance``,
-    ``duration`` (seconds); ``max_duration`` caps requests.
+    ``duration`` (seconds); ``max_duration`` caps requests. ``context_seconds``: the clip length the denoiser was
+    trained on (None: no limit assumed). With it, a text-to-audio request longer than that is denoised in
+    overlapping windows of this length whose predictions are blended at every step (MultiDiffusion: each window is
+    a length the model knows), and a shorter one is generated at this length and cropped to its most active part.
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -262,6 +265,7 @@ class LatentDiffusionConfig:
     guidance: float = 3.0
     duration: float = 4.0
     max_duration: float = 30.0
+    context_seconds: float | None = None
 
     def __post_init__(self) -> None:
         self.denoiser = as_dataclass(LatentDenoiserConfig, self.denoiser, "LatentDiffusionConfig.denoiser")
@@ -279,6 +283,15 @@ class LatentDiffusionConfig:
             )
         if self.sample_rate <= 0:
             raise ConfigError(f"LatentDiffusionConfig.sample_rate={self.sample_rate} must be positive")
+        if self.context_seconds is not None and not (
+            isinstance(self.context_seconds, int | float)
+            and math.isfinite(self.context_seconds)
+            and 0 < self.context_seconds <= self.max_duration
+        ):
+            raise ConfigError(
+                f"LatentDiffusionConfig.context_seconds={self.context_seconds!r} must be in (0, max_duration] "
+                "(or null: generate any length in one pass)"
+            )
         if self.sample_shift is not None and not (
             isinstance(self.sample_shift, int | float)
             and math.isfinite(self.sample_shift)

@@ -173,7 +173,11 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         if init_audio is None and (strength is not None or inpaint is not None):
             raise ConfigError("strength and inpaint work on an input: give init_audio (a file or samples)")
         num_samples = self.num_samples(duration)
-        shape = (1, *model.latent_shape(num_samples))  # [1, C, F, T']
+        # a text-to-audio clip shorter than the trained context: generate the context, keep its most active part
+        context = None if c.context_seconds is None else self.num_samples(c.context_seconds)
+        gen_samples = context if init_audio is None and context and num_samples < context else num_samples
+        shape = (1, *model.latent_shape(gen_samples))  # [1, C, F, T']
+        window = model.latent_frames(context) if context else None
         device, n = self.device, len(seeds)
 
         # 1. text: the prompt, and the unconditional branch (the negative prompt, or the learned null text)
@@ -220,7 +224,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 t_model = torch.full(
                     (len(branches),), float(t) / self.schedule.num_train_timesteps, device=device
                 )
-                out = model(x_in.expand(len(branches), -1, -1, -1), t_model, *text)
+                out = _windowed(model, x_in.expand(len(branches), -1, -1, -1), t_model, text, window)
                 if guided:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + guidance * (out_cond - out_uncond)
@@ -231,7 +235,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     x = torch.where(mask, x, nxt)
 
             # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
-            rows.append(self.decode(x, num_samples)[0])  # [T]
+            clip = self.decode(x, gen_samples)[0]  # [T]
+            rows.append(
+                clip if gen_samples == num_samples else most_active(clip, num_samples, self.sample_rate)
+            )
         audio = np.stack(rows)  # [N, T]
 
         meta: dict[str, Any] = {
@@ -243,6 +250,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "candidate_seeds": list(seeds),
             "components": self.component_names(),
         }
+        if context:
+            meta["context_seconds"] = c.context_seconds
         if negative_prompt:
             meta["negative_prompt"] = negative_prompt
         if init_audio is not None:
@@ -384,6 +393,42 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         """What ``strength=0`` returns: the input through the VAE (posterior mean) and the vocoder, ``[T]``."""
         samples = torch.from_numpy(self.read_audio(audio))[None].to(self.device)
         return limit_peak(self.model.round_trip(samples)[0].float().cpu().numpy())
+
+
+def _windowed(
+    model: LatentDiffusion, x: Tensor, t: Tensor, text: Sequence[Tensor], window: int | None
+) -> Tensor:
+    """The denoiser's prediction for ``x [B, C, F, T']``; when ``T'`` exceeds ``window`` frames, the blend of its
+    predictions on windows of ``window`` frames, overlapping by half, weighted by a Hann taper (never zero) and
+    normalised where they overlap, so that every frame is predicted from contexts of the trained length."""
+    frames = x.shape[-1]
+    if window is None or frames <= window:
+        return model(x, t, *text)
+    hop = max(1, window // 2)
+    starts = list(range(0, frames - window, hop)) + [frames - window]
+    taper = torch.hann_window(window + 2, periodic=False, dtype=x.dtype, device=x.device)[1:-1]
+    out = torch.zeros_like(x)
+    weight = torch.zeros(frames, dtype=x.dtype, device=x.device)
+    for s in starts:
+        out[..., s : s + window] += taper * model(x[..., s : s + window], t, *text)
+        weight[s : s + window] += taper
+    return out / weight
+
+
+def most_active(clip: np.ndarray, num_samples: int, sample_rate: int) -> np.ndarray:
+    """The ``num_samples`` stretch of ``clip`` with the most energy (the earliest of equals), with 10 ms fades
+    where it cuts into the clip."""
+    energy = np.concatenate([[0.0], np.cumsum(np.square(clip, dtype=np.float64))])
+    start = int(np.argmax(energy[num_samples:] - energy[: len(clip) - num_samples + 1]))
+    out = clip[start : start + num_samples].copy()
+    fade = min(num_samples // 4, int(0.01 * sample_rate))
+    if fade > 0:
+        ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+        if start > 0:
+            out[:fade] *= ramp
+        if start + num_samples < len(clip):
+            out[-fade:] *= ramp[::-1]
+    return out
 
 
 def _progress(items: Tensor, enabled: bool) -> Any:

@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keyword", default=None)
     ap.add_argument("--pitch-method", default="pyin", choices=["pyin", "crepe"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        help="best of N by the pipeline's CLAP score (CLI -n; not for variety)",
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -68,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             keyword=args.keyword,
             pitch_method=args.pitch_method,
             seed=args.seed,
+            candidates=args.candidates,
         )
         results = run_quality(args.model, args.manifest, args.out, cfg)
     except SoundsmithError as exc:

@@ -182,3 +182,30 @@ def test_free_text_prompts_cover_every_attribute_in_the_evaluators_vocabulary():
         covered |= set(asks)
     assert set(gq.TABLE_ATTRIBUTES) <= covered
     assert {"soft", "loud"} <= loud  # loudness is judged on soft/loud pairs
+
+
+def test_candidates_reach_the_pipeline_and_bad_counts_are_refused(tmp_path):
+    from soundsmith.errors import ConfigError
+    from soundsmith.eval.generation_quality import Prompt, QualityConfig, Setting, generate_set
+
+    calls = []
+
+    class Out:
+        def save(self, path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(b"")
+
+    def pipe(prompt, **kwargs):
+        calls.append(kwargs)
+        return Out()
+
+    prompts = [Prompt(id="a", prompt="a bell"), Prompt(id="b", prompt="rain")]
+    generate_set(pipe, prompts, Setting(steps=2, guidance=1.0, duration=1.0), tmp_path / "one")
+    generate_set(
+        pipe, prompts, Setting(steps=2, guidance=1.0, duration=1.0), tmp_path / "three", candidates=3
+    )
+    assert ["num_candidates" in c for c in calls] == [False, False, True, True]
+    assert calls[-1]["num_candidates"] == 3 and [c["seed"] for c in calls[2:]] == [0, 1]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="candidates"):
+            QualityConfig(candidates=bad)

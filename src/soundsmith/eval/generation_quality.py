@@ -178,10 +178,16 @@ def _safe(name: str) -> str:
 
 
 def generate_set(
-    pipe: Any, prompts: Sequence[Prompt], setting: Setting, folder: Path, seeds: Sequence[int] | None = None
+    pipe: Any,
+    prompts: Sequence[Prompt],
+    setting: Setting,
+    folder: Path,
+    seeds: Sequence[int] | None = None,
+    candidates: int = 1,
 ) -> dict[str, Any]:
     """Generate prompt ``i`` with ``seeds[i]`` (default ``i``) into ``folder/audio``; write ``folder/prompts.jsonl``
-    (the rows ``evaluate`` reads). Returns paths and the generation time (seconds) over the audio's seconds."""
+    (the rows ``evaluate`` reads). ``candidates > 1``: the pipeline's best of that many (seeds ``seed..seed+N-1``,
+    ranked by its CLAP-style score). Returns paths and the generation time (seconds) over the audio's seconds."""
     audio_dir = folder / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(range(len(prompts))) if seeds is None else list(seeds)
@@ -195,6 +201,7 @@ def generate_set(
             guidance=setting.guidance,
             seed=int(seed),
             progress=False,
+            **({"num_candidates": candidates} if candidates > 1 else {}),
         )
         gen_s += time.perf_counter() - start
         rel = f"audio/{i:04d}_{_safe(p.id)}_s{seed}.wav"
@@ -345,6 +352,15 @@ class QualityConfig:
     pitch_method: str = "pyin"
     report_clips: int = 4
     seed: int = 0
+    candidates: int = (
+        1  # > 1: each clip is the pipeline's CLAP-ranked best of this many (the sweep and free text)
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.candidates, bool) or not (
+            isinstance(self.candidates, int) and self.candidates >= 1
+        ):
+            raise ConfigError(f"candidates={self.candidates!r} must be an integer >= 1")
 
 
 def _evaluate(
@@ -456,7 +472,7 @@ def run_quality(
     split_rows: list[dict[str, Any]] = []
     for s in settings:
         folder = out / "settings" / s.name
-        gen = generate_set(pipe, prompts, s, folder)
+        gen = generate_set(pipe, prompts, s, folder, candidates=cfg.candidates)
         start = time.perf_counter()
         metrics = _evaluate(gen["audio_dir"], reference, gen["prompts"], folder / "eval", ev, cfg)
         row = (
@@ -483,7 +499,7 @@ def run_quality(
         seen = seen_template_prompts(prompts, cfg.seed)
         if seen:
             folder = out / "seen_templates"
-            gen = generate_set(pipe, seen, default, folder)
+            gen = generate_set(pipe, seen, default, folder, candidates=cfg.candidates)
             metrics = _evaluate(gen["audio_dir"], reference, gen["prompts"], folder / "eval", ev, cfg)
             results["seen_templates"] = summarize(metrics) | {"x_real_time": gen["x_real_time"]}
             split_rows += per_clip_rows(metrics, {p.id: p.template for p in seen})
@@ -508,7 +524,7 @@ def run_quality(
     if cfg.free_text:
         free = read_prompt_file(cfg.free_text)
         folder = out / "free_text"
-        gen = generate_set(pipe, free, default, folder)
+        gen = generate_set(pipe, free, default, folder, candidates=cfg.candidates)
         metrics = _evaluate(gen["audio_dir"], reference, gen["prompts"], folder / "eval", ev, cfg)
         results["free_text"] = summarize(metrics) | {"x_real_time": gen["x_real_time"], "file": cfg.free_text}
 

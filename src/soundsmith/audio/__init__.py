@@ -20,10 +20,11 @@ from soundsmith.audio.io import (
     resample,
     save_audio,
 )
-from soundsmith.audio.loudness import measure_loudness, normalize_loudness
+from soundsmith.audio.loudness import SILENCE_DBFS, measure_loudness, normalize_loudness
 
 __all__ = [
     "READ_EXTENSIONS",
+    "SILENCE_DBFS",
     "WRITE_FORMATS",
     "MelConfig",
     "griffin_lim",

@@ -18,6 +18,10 @@ import torch
 
 from soundsmith.errors import AudioError
 
+# The one silence threshold: a clip whose level (RMS, or peak where a caller says so) is below it counts as silent
+# (evaluation's silence rate, fine-tuning's clip check, the CLI's near-silence warning).
+SILENCE_DBFS = -60.0
+
 ArrayLike = np.ndarray | torch.Tensor
 
 #: BS.1770 gating block, seconds.

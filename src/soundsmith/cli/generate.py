@@ -283,15 +283,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-SILENCE_PEAK = 1e-3  # -60 dBFS
-
-
 def silence_warning(audio: Any) -> str | None:
     """One line when every candidate in ``audio`` ``[N, T]`` peaks below -60 dBFS (the model gave near-silence)."""
     import numpy as np
 
+    from soundsmith.audio.loudness import SILENCE_DBFS
+
     peak = float(np.abs(np.asarray(audio)).max()) if np.asarray(audio).size else 0.0
-    if peak >= SILENCE_PEAK:
+    if peak >= 10 ** (SILENCE_DBFS / 20):
         return None
     return (
         f"the audio is near-silent (peak {20 * np.log10(peak + 1e-12):.0f} dBFS); this model does that for some "

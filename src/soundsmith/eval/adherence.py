@@ -43,7 +43,7 @@ from soundsmith.eval.attribute_vocab import (  # noqa: F401  (re-exported: the a
     _is_instrument,
     register_range,
 )
-from soundsmith.eval.metrics import rms_dbfs
+from soundsmith.eval.metrics import SILENCE_DBFS, rms_dbfs
 from soundsmith.eval.pitch import PitchTrack, cents_error, track_pitch
 from soundsmith.eval.prompt_parse import parse_prompt
 
@@ -185,7 +185,7 @@ def count_events(audio: np.ndarray, sr: int) -> int:
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
-    if rms_dbfs(x) < -60.0:
+    if rms_dbfs(x) < SILENCE_DBFS:
         return 0
     hop = max(1, sr // 100)
     rms = librosa.feature.rms(y=x, frame_length=4 * hop, hop_length=hop)[0]

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from soundsmith.eval.metrics import rms_dbfs
+from soundsmith.eval.metrics import SILENCE_DBFS, rms_dbfs
 
 LOUDNESS_WORDS = {"silent": -60.0, "quiet": -30.0, "soft": -30.0, "medium": -20.0, "loud": -10.0}
 
@@ -45,7 +45,7 @@ def count_onsets(audio: np.ndarray, sr: int) -> int:
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
-    if rms_dbfs(x) < -60.0:
+    if rms_dbfs(x) < SILENCE_DBFS:
         return 0
     env = librosa.onset.onset_strength(y=x, sr=sr, hop_length=ONSET_HOP)
     wait = max(1, int(MIN_ONSET_GAP_S * sr / ONSET_HOP))

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from soundsmith.audio.loudness import SILENCE_DBFS  # a clip whose RMS is below it is "silent"
 from soundsmith.eval.base import Metric
 
 EPS = 1e-6
-SILENCE_DBFS = -60.0  # a clip whose RMS is below this is "silent"
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 CLIP_FRACTION = 1e-3  # a clip with more than this share of clipped samples is "clipping"
 

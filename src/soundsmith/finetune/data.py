@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soundsmith.audio.loudness import SILENCE_DBFS
 from soundsmith.data.importers import AUDIO_EXTENSIONS, import_folder
 from soundsmith.data.manifest import ManifestRow, read_manifest
 from soundsmith.errors import ManifestError, SoundsmithError
@@ -31,7 +32,7 @@ from soundsmith.errors import ManifestError, SoundsmithError
 log = logging.getLogger("soundsmith.finetune")
 
 MIN_SECONDS = 0.25  # shorter clips hold under ~6 latent frames: too little to learn from
-SILENT_PEAK = 10 ** (-60 / 20)  # a clip whose peak is under -60 dBFS is silence
+SILENT_PEAK = 10 ** (SILENCE_DBFS / 20)  # a clip whose peak is under -60 dBFS is silence
 FULL_SCALE = 0.999  # a sample at or above this magnitude is at full scale
 CLIPPED_SHARE = 0.01  # over 1 % of samples at full scale: clipped
 SIDE_FILES = {".txt", ".csv", ".json", ".jsonl", ".md", ".yaml", ".yml"}  # not audio, not reported

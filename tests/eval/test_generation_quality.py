@@ -191,7 +191,8 @@ def test_candidates_reach_the_pipeline_and_bad_counts_are_refused(tmp_path):
     calls = []
 
     class Out:
-        def save(self, path):
+        def save(self, path, index=None):
+            assert index == 0  # the best candidate only, under the name the prompt rows give
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(b"")
 

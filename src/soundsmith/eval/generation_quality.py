@@ -205,7 +205,7 @@ def generate_set(
         )
         gen_s += time.perf_counter() - start
         rel = f"audio/{i:04d}_{_safe(p.id)}_s{seed}.wav"
-        out.save(folder / rel)
+        out.save(folder / rel, index=0)  # the best (first) candidate
         meta = {"events": p.events, "family": p.family, "template": p.template}
         rows.append(
             {"audio": rel, "id": f"{p.id}#s{seed}", "prompt": p.prompt, "labels": p.labels}

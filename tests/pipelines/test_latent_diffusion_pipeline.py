@@ -126,6 +126,22 @@ def test_sample_shift_moves_the_samplers_steps_toward_the_noise_and_leaves_train
         tiny_model(sample_shift=0.0)
 
 
+def test_guidance_interval_guides_only_the_steps_inside_it():
+    kw = dict(duration=0.3, seed=2, progress=False)
+    plain = LatentDiffusionPipeline(tiny_model())
+    whole = LatentDiffusionPipeline(tiny_model(guidance_interval=[0.0, 1.0]))
+    none = LatentDiffusionPipeline(tiny_model(guidance_interval=[0.0, 0.0]))
+    part = LatentDiffusionPipeline(tiny_model(guidance_interval=[0.5, 1.0]))
+    np.testing.assert_array_equal(whole("a bell", **kw).audio, plain("a bell", **kw).audio)
+    np.testing.assert_array_equal(none("a bell", **kw).audio, plain("a bell", guidance=1.0, **kw).audio)
+    mixed = part("a bell", **kw).audio
+    assert not np.array_equal(mixed, plain("a bell", **kw).audio)
+    assert not np.array_equal(mixed, plain("a bell", guidance=1.0, **kw).audio)
+    for bad in ([0.5, 0.2], [0.0, 1.5], [0.3], "0.1"):
+        with pytest.raises(ConfigError, match="guidance_interval"):
+            tiny_model(guidance_interval=bad)
+
+
 def test_windowed_prediction_covers_every_frame_with_trained_length_windows():
     from soundsmith.pipelines.latent_diffusion import _windowed
 

@@ -244,6 +244,8 @@ class LatentDiffusionConfig:
     trained on (None: no limit assumed). With it, a text-to-audio request longer than that is denoised in
     overlapping windows of this length whose predictions are blended at every step (MultiDiffusion: each window is
     a length the model knows), and a shorter one is generated at this length and cropped to its most active part.
+    ``guidance_interval``: ``[lo, hi]`` of the denoiser's time (0 clean .. 1 noise) where classifier-free guidance
+    applies; outside it a step runs the conditional branch alone (half the work). None: every step.
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -266,6 +268,7 @@ class LatentDiffusionConfig:
     duration: float = 4.0
     max_duration: float = 30.0
     context_seconds: float | None = None
+    guidance_interval: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.denoiser = as_dataclass(LatentDenoiserConfig, self.denoiser, "LatentDiffusionConfig.denoiser")
@@ -292,6 +295,19 @@ class LatentDiffusionConfig:
                 f"LatentDiffusionConfig.context_seconds={self.context_seconds!r} must be in (0, max_duration] "
                 "(or null: generate any length in one pass)"
             )
+        if self.guidance_interval is not None:
+            gi = self.guidance_interval
+            if not (
+                isinstance(gi, list | tuple)
+                and len(gi) == 2
+                and all(isinstance(v, int | float) and math.isfinite(v) for v in gi)
+                and 0.0 <= gi[0] <= gi[1] <= 1.0
+            ):
+                raise ConfigError(
+                    f"LatentDiffusionConfig.guidance_interval={gi!r} must be [lo, hi] with 0 <= lo <= hi <= 1 "
+                    "(or null: guidance at every step)"
+                )
+            self.guidance_interval = (float(gi[0]), float(gi[1]))
         if self.sample_shift is not None and not (
             isinstance(self.sample_shift, int | float)
             and math.isfinite(self.sample_shift)

@@ -194,6 +194,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         text = self._batch(branches, 1, device)  # [cond(, uncond)]
 
         run = DiffusionSampler(sampler or c.sampler, self.schedule)
+        interval = c.guidance_interval
         if init_audio is None:
             strength = 1.0
         elif strength is None:
@@ -224,8 +225,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 t_model = torch.full(
                     (len(branches),), float(t) / self.schedule.num_train_timesteps, device=device
                 )
-                out = _windowed(model, x_in.expand(len(branches), -1, -1, -1), t_model, text, window)
-                if guided:
+                now = float(t) / self.schedule.num_train_timesteps
+                step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
+                k = len(branches) if step_guided else 1  # outside the interval: the conditional branch alone
+                step_text = text if k == len(branches) else tuple(v[:k] for v in text)
+                out = _windowed(model, x_in.expand(k, -1, -1, -1), t_model[:k], step_text, window)
+                if step_guided:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + guidance * (out_cond - out_uncond)
                 x = run.step(out, t, x)

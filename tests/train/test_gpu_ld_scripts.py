@@ -87,7 +87,9 @@ def test_pack_train_import_round_trip(corpus, tmp_path):
     assert list(packed["q_shape"]) == [2, *z.shape]
     q = np.frombuffer(lzma.decompress(packed["q_xz"].tobytes()), np.int8).reshape(packed["q_shape"])
     back = q[0].astype(np.float32) * packed["scale"][0].astype(np.float32)[:, None]
-    assert np.abs(back - z.numpy()).max() <= 0.51 * packed["scale"][0].astype(np.float32).max() + 1e-6
+    # int8 over each channel's own range: at most half a step of max|z| / 127 per channel (+ float16 scale rounding)
+    step = np.abs(z.numpy()).max(axis=1, keepdims=True) / 127.0
+    assert (np.abs(back - z.numpy()) <= 0.5 * step * 1.002 + 1e-7).all()
 
     _run("train.py", "--data", str(pack), "--out", str(out), "--max-steps", "4", "--batch", "2",
          "--valid-every", "2", "--warmup", "2", "--no-bf16")  # fmt: skip

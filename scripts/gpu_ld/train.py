@@ -8,6 +8,7 @@ step is one gather and one denoiser step. Same objective as ``soundsmith train``
 matching, 10 % captions dropped, MSE), same model class and config (``part0/model_config.json``, the run's
 ``model/config.json``). AdamW, linear warm-up then cosine to ``--min-lr-ratio``; the step count is fixed after
 timing the first steps so that training ends by ``--deadline-s`` (seconds since start); EMA of the weights.
+``--init DIR`` starts from a model directory's denoiser (a new optimizer; the warm-up then protects it).
 Validation: the loss on the packed valid clips with fixed noise and times, for the EMA weights.
 Writes the EMA denoiser weights (float16, ``denoiser.*`` keys, in halves under 16 MB) of the last validation
 (``last_{0,1}.safetensors``) and of the lowest validation loss so far (``best_*``), and ``log.json``. ``scripts/gpu_ld/import_run.py`` turns them into a model directory.
@@ -126,6 +127,10 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--beta2", type=float, default=0.999, help="AdamW's second-moment decay")
+    ap.add_argument(
+        "--init", type=Path, help="start from this model directory's denoiser (e.g. a copy of models/default)"
+    )
     ap.add_argument(
         "--check-text", nargs="*", help="(CPU) compare with the real MiniLMEncoder on these captions"
     )
@@ -159,6 +164,13 @@ def main() -> None:
     )
     schedule = NoiseSchedule(**cfg.schedule_kwargs())
     model = LatentDenoiser(cfg.denoiser).to(device)
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        own = load_file(str(args.init / "model.safetensors"))
+        state = {k.removeprefix("denoiser."): v.float() for k, v in own.items() if k.startswith("denoiser.")}
+        model.load_state_dict(state)  # strict: a denoiser of another config is refused here
+        log["init"] = str(args.init)
     ema = LatentDenoiser(cfg.denoiser).to(device).requires_grad_(False)
     ema.load_state_dict(model.state_dict())
     decay, no_decay = [], []
@@ -167,7 +179,7 @@ def main() -> None:
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.lr,
-        betas=(0.9, 0.999),
+        betas=(0.9, args.beta2),
         fused=device.type == "cuda",
     )
     gen = torch.Generator(device=device).manual_seed(args.seed)

@@ -108,3 +108,16 @@ def test_pack_train_import_round_trip(corpus, tmp_path):
     assert json.loads((model_dir / "config.json").read_text())["extra"]["step"] == 4
     old = model.state_dict()
     assert any(not torch.equal(old[k], state[k]) for k in saved)  # the training moved the weights
+
+
+def test_init_starts_from_a_model_directorys_denoiser(corpus, tmp_path):
+    like = shipped_models()["default"]
+    pack, out = tmp_path / "pack", tmp_path / "out"
+    _run("prepare.py", "--model", str(like), "--manifest", str(corpus / "manifest.jsonl"), "--out", str(pack),
+         "--valid", "2", "--first-part", "5")  # fmt: skip
+    _run("train.py", "--data", str(pack), "--out", str(out), "--max-steps", "1", "--batch", "2", "--valid-every",
+         "1", "--lr", "0", "--no-bf16", "--init", str(like))  # fmt: skip
+    saved = {**load_file(str(out / "last_0.safetensors")), **load_file(str(out / "last_1.safetensors"))}
+    base = load_file(str(like / "model.safetensors"))
+    for k, v in saved.items():  # lr 0: the EMA of the initial weights is those weights (stored as float16)
+        torch.testing.assert_close(v.float(), base[k].float(), atol=1e-3, rtol=1e-3)

@@ -39,7 +39,7 @@ for _name in ("librosa", "soundfile", "soxr", "pyloudnorm"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from soundsmith.models.latent_diffusion import LatentDenoiser, LatentDiffusionConfig  # noqa: E402
@@ -165,8 +165,6 @@ def main() -> None:
     schedule = NoiseSchedule(**cfg.schedule_kwargs())
     model = LatentDenoiser(cfg.denoiser).to(device)
     if args.init is not None:
-        from safetensors.torch import load_file
-
         own = load_file(str(args.init / "model.safetensors"))
         state = {k.removeprefix("denoiser."): v.float() for k, v in own.items() if k.startswith("denoiser.")}
         model.load_state_dict(state)  # strict: a denoiser of another config is refused here
@@ -213,16 +211,18 @@ def main() -> None:
         print(f"step {step}: valid loss (EMA) {val:.4f} at {time.time() - START:.0f} s", flush=True)
         return val
 
-    def save(tag: str, step: int) -> None:
+    def save(tags: list[str], step: int) -> None:
         state = {f"denoiser.{k}": v.detach().half().cpu().contiguous() for k, v in ema.state_dict().items()}
         keys = sorted(state)
         half = len(keys) // 2
-        for i, chunk in enumerate((keys[:half], keys[half:])):
-            save_file(
-                {k: state[k] for k in chunk},
-                str(args.out / f"{tag}_{i}.safetensors"),
-                metadata={"step": str(step)},
-            )
+        for tag in tags:
+            for i, chunk in enumerate((keys[:half], keys[half:])):
+                save_file(
+                    {k: state[k] for k in chunk},
+                    str(args.out / f"{tag}_{i}.safetensors"),
+                    metadata={"step": str(step)},
+                )
+            log["saved"] = {**log.get("saved", {}), tag: step}
         (args.out / "log.json").write_text(json.dumps(log, indent=1))
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -275,12 +275,8 @@ def main() -> None:
                 flush=True,
             )
         if step % args.valid_every == 0 or step == total_steps:
-            validate(step)
-            val = log["valid"][-1]["loss"]
-            tags = ["last"] + (["best"] if val <= min(v["loss"] for v in log["valid"]) else [])
-            for tag in tags:
-                save(tag, step)
-                log["saved"] = {**log.get("saved", {}), tag: step}
+            val = validate(step)
+            save(["last"] + (["best"] if val <= min(v["loss"] for v in log["valid"]) else []), step)
     log["steps"] = step
     log["wall_s"] = round(time.time() - START, 1)
     (args.out / "log.json").write_text(json.dumps(log, indent=1))

@@ -21,6 +21,7 @@ from soundsmith.errors import AudioError
 # The one silence threshold: a clip whose level (RMS, or peak where a caller says so) is below it counts as silent
 # (evaluation's silence rate, fine-tuning's clip check, the CLI's near-silence warning).
 SILENCE_DBFS = -60.0
+SILENCE_PEAK = 10 ** (SILENCE_DBFS / 20)  # the same threshold as a peak amplitude
 
 ArrayLike = np.ndarray | torch.Tensor
 

@@ -287,10 +287,11 @@ def silence_warning(audio: Any) -> str | None:
     """One line when every candidate in ``audio`` ``[N, T]`` peaks below -60 dBFS (the model gave near-silence)."""
     import numpy as np
 
-    from soundsmith.audio.loudness import SILENCE_DBFS
+    from soundsmith.audio.loudness import SILENCE_PEAK
 
-    peak = float(np.abs(np.asarray(audio)).max()) if np.asarray(audio).size else 0.0
-    if peak >= 10 ** (SILENCE_DBFS / 20):
+    audio = np.asarray(audio)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak >= SILENCE_PEAK:
         return None
     return (
         f"the audio is near-silent (peak {20 * np.log10(peak + 1e-12):.0f} dBFS); this model does that for some "

@@ -352,9 +352,8 @@ class QualityConfig:
     pitch_method: str = "pyin"
     report_clips: int = 4
     seed: int = 0
-    candidates: int = (
-        1  # > 1: each clip is the pipeline's CLAP-ranked best of this many (the sweep and free text)
-    )
+    # > 1: each clip is the pipeline's CLAP-ranked best of this many (the sweep, seen templates and free text)
+    candidates: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.candidates, bool) or not (

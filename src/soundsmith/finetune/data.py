@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soundsmith.audio.loudness import SILENCE_DBFS
+from soundsmith.audio.loudness import SILENCE_PEAK
 from soundsmith.data.importers import AUDIO_EXTENSIONS, import_folder
 from soundsmith.data.manifest import ManifestRow, read_manifest
 from soundsmith.errors import ManifestError, SoundsmithError
@@ -32,7 +32,6 @@ from soundsmith.errors import ManifestError, SoundsmithError
 log = logging.getLogger("soundsmith.finetune")
 
 MIN_SECONDS = 0.25  # shorter clips hold under ~6 latent frames: too little to learn from
-SILENT_PEAK = 10 ** (SILENCE_DBFS / 20)  # a clip whose peak is under -60 dBFS is silence
 FULL_SCALE = 0.999  # a sample at or above this magnitude is at full scale
 CLIPPED_SHARE = 0.01  # over 1 % of samples at full scale: clipped
 SIDE_FILES = {".txt", ".csv", ".json", ".jsonl", ".md", ".yaml", ".yml"}  # not audio, not reported
@@ -89,7 +88,7 @@ def check_audio(audio: np.ndarray, sample_rate: int) -> tuple[str, str] | None:
     if seconds < MIN_SECONDS:
         return "too short", f"{seconds:.2f} s; at least {MIN_SECONDS:g} s"
     peak = float(np.abs(audio).max())
-    if peak < SILENT_PEAK:
+    if peak < SILENCE_PEAK:  # a clip whose peak is under -60 dBFS is silence
         level = 20 * np.log10(max(peak, 1e-12))
         return "silent", f"peak {level:.0f} dBFS"
     share = float((np.abs(audio) >= FULL_SCALE).mean())

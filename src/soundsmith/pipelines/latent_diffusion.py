@@ -222,14 +222,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # 3. denoising loop, classifier-free guidance on the batched [cond, uncond]
             for i, t in enumerate(_progress(timesteps, progress)):
                 x_in = run.scale_model_input(x, t)
-                t_model = torch.full(
-                    (len(branches),), float(t) / self.schedule.num_train_timesteps, device=device
-                )
-                now = float(t) / self.schedule.num_train_timesteps
+                now = float(t) / self.schedule.num_train_timesteps  # the denoiser's time in [0, 1]
                 step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
                 k = len(branches) if step_guided else 1  # outside the interval: the conditional branch alone
                 step_text = text if k == len(branches) else tuple(v[:k] for v in text)
-                out = _windowed(model, x_in.expand(k, -1, -1, -1), t_model[:k], step_text, window)
+                t_model = torch.full((k,), now, device=device)
+                out = _windowed(model, x_in.expand(k, -1, -1, -1), t_model, step_text, window)
                 if step_guided:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + guidance * (out_cond - out_uncond)

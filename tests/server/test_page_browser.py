@@ -113,16 +113,30 @@ def test_generate_listen_compare_rate_and_see_errors(page, live_server, tmp_path
     assert varied.locator(".prompt").text_content() == "a bell rings twice"
     assert varied.locator(".seed").text_content() != "seed 7"
 
-    # 4. listening test: a blind clip, OVL and REL ratings stored on the server
+    # 4. listening test: a blind clip, OVL and REL ratings stored on the server. Opening the panel and pressing
+    # "next" both ask for a clip. The server's answers are held here and let through one at a time, so a second
+    # answer landing after the sliders moved (it once reset them to 50, one CI run in many) fails every time.
+    held, holding = [], [True]
+    page.route("**/v1/listening/next*", lambda route: held.append(route) if holding[0] else route.continue_())
     page.click("#listen summary")
     page.fill("#rater", "tester")
+    page.click("#listen summary")
+    page.click("#listen summary")  # closed and opened again: the panel asks for a clip itself, now it has a rater
     page.click("#listen-next")
+    page.wait_for_timeout(200)
+    assert held, "the page asked for no clip"
+    held.pop(0).continue_()
     page.wait_for_selector("#listen-clip:not([hidden])")
+    page.fill("#ovl", "80")
+    page.fill("#rel", "35")
+    holding[0] = False
+    for route in held:  # any second request the page made answers now, after the sliders moved
+        route.continue_()
+    page.wait_for_timeout(300)
+    assert page.input_value("#ovl") == "80" and page.input_value("#rel") == "35"
     assert page.text_content("#listen-prompt") in ("a bell rings twice", "rain on a tin roof")
     assert "/v1/audio/" in page.get_attribute("#listen-audio", "src")
     assert "3 clip(s) left" in page.text_content("#listen-state")
-    page.fill("#ovl", "80")
-    page.fill("#rel", "35")
     assert page.text_content("#ovl-value") == "80"
     page.click("#rate")
     page.wait_for_function("document.querySelector('#listen-state').textContent.startsWith('2 clip')")

@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 300;
-const state = { models: {}, limits: {}, compare: [null, null], busy: false, listenClip: null };
+const state = { models: {}, limits: {}, compare: [null, null], busy: false, listenClip: null, listenLoading: null };
 
 // -- API ----------------------------------------------------------------------------------------------------
 function headers(extra) {
@@ -226,22 +226,32 @@ async function loadHistory() {
 }
 
 // -- listening test: one blind clip at a time, OVL and REL from 1 to 100 ----------------------------------------
-async function nextClip() {
+// One request at a time: opening the panel and pressing "next" together must not load two clips, and the sliders
+// are reset before the clip is shown, so a rating moved after the clip appears is the one sent.
+function nextClip() {
+  if (!state.listenLoading) state.listenLoading = loadClip().finally(() => { state.listenLoading = null; });
+  return state.listenLoading;
+}
+
+async function loadClip() {
   const rater = $("rater").value.trim();
   if (!rater) { $("listen-state").textContent = "type your name first"; $("rater").focus(); return; }
   localStorage.setItem("soundsmith-rater", rater);
+  $("listen-clip").hidden = true;  // shown again once the new clip and fresh sliders are in place
   try {
     const next = await api("/v1/listening/next?rater=" + encodeURIComponent(rater));
     state.listenClip = next.clip;
-    $("listen-clip").hidden = !next.clip;
     if (!next.clip) {
+      $("listen-clip").hidden = true;
       $("listen-state").textContent = "nothing left to rate: generate more takes, or export the CSV";
       return;
     }
-    $("listen-prompt").textContent = next.prompt;
-    $("listen-audio").src = await mediaUrl(next.audio_url);
+    const src = await mediaUrl(next.audio_url);
     for (const id of ["ovl", "rel"]) { $(id).value = 50; $(id + "-value").textContent = "50"; }
+    $("listen-prompt").textContent = next.prompt;
+    $("listen-audio").src = src;
     $("listen-state").textContent = next.remaining + " clip(s) left to rate";
+    $("listen-clip").hidden = false;
   } catch (err) { showError(err); }
 }
 

@@ -6,7 +6,8 @@ OpenTTD's OpenSFX (openttd-opensfx: field recordings, CC0/CC-BY), the freedeskto
 loudest 4 s window (instruments: one note of the patch nearest A4, looped to 1.5 s), mono 16 kHz, at -26 LUFS.
 
 Usage (Debian: apt-get install openttd-opensfx sound-theme-freedesktop sound-icons freepats):
-    python scripts/real_clips.py --out /tmp/real_clips            # writes audio/ + manifest.jsonl, scores the tagger
+    python scripts/real_clips.py --out /tmp/real_clips            # writes audio/ + manifest.jsonl, scores the
+                                                                  # tagger and the CLAP-style model (--tagger/--clap DIR)
 """
 
 from __future__ import annotations
@@ -151,23 +152,26 @@ def build(out: Path) -> Path:
     return path
 
 
-def score_tagger(manifest: Path) -> list[dict]:
-    """Top-1 / top-5 of the shipped tagger per clip (4 s from the start, as tagger_figures crops)."""
-    import torch
-
+def _crops(manifest: Path, sample_rate: int) -> tuple[list, list]:
+    """(rows, batches of the first 4 s of each clip, as tagger_figures crops)."""
     from soundsmith.data import read_manifest
-    from soundsmith.eval.embedders import TaggerEmbedder
-    from soundsmith.eval.evaluators import crop_batches, load_shipped
+    from soundsmith.eval.evaluators import crop_batches
 
-    embedder = TaggerEmbedder(load_shipped("tagger"))
     m = read_manifest(manifest)
     rows = list(m)
-    logits = []
-    for batch in crop_batches(
-        [r.audio_path(m.root) for r in rows], embedder.sample_rate, SECONDS, 16, "tagger", False
-    ):
-        logits.append(embedder.embed_and_logits(batch, embedder.sample_rate)[1])
-    scores = torch.cat(logits)
+    paths = [r.audio_path(m.root) for r in rows]
+    return rows, list(crop_batches(paths, sample_rate, SECONDS, 16, "real", False))
+
+
+def score_tagger(manifest: Path, tagger: str = "tagger") -> list[dict]:
+    """Top-1 / top-5 of a tagger (a model directory or the shipped name) per clip."""
+    import torch
+
+    from soundsmith.eval.embedders import TaggerEmbedder, load_eval_model
+
+    embedder = TaggerEmbedder(load_eval_model(tagger, "tagger"))
+    rows, batches = _crops(manifest, embedder.sample_rate)
+    scores = torch.cat([embedder.embed_and_logits(b, embedder.sample_rate)[1] for b in batches])
     out = []
     for row, s in zip(rows, scores):
         top = [embedder.labels[int(i)] for i in torch.topk(s, 5).indices]
@@ -177,24 +181,64 @@ def score_tagger(manifest: Path) -> list[dict]:
     return out
 
 
+def score_clap(manifest: Path, clap: str = "clap") -> dict:
+    """Zero-shot figures of a CLAP-style model on the real clips, with the class names as the texts.
+
+    Audio -> text: each clip ranks the distinct class names ("engine hum", ...) of the clips; top-1 / top-5 is
+    whether its own class comes first / among the first five. Text -> audio: each class name ranks all clips;
+    R@1 is whether the first clip is of that class, and mAP the mean average precision over classes.
+    """
+    import torch
+    from sklearn.metrics import average_precision_score
+
+    from soundsmith.eval.embedders import ClapEmbedder, load_eval_model
+
+    embedder = ClapEmbedder(load_eval_model(clap, "clap"))
+    rows, batches = _crops(manifest, embedder.sample_rate)
+    audio = torch.nn.functional.normalize(torch.cat([embedder.embed(b, embedder.sample_rate) for b in batches]), dim=-1)
+    classes = sorted({r.labels[0] for r in rows})
+    text = torch.nn.functional.normalize(embedder.embed_text([c.replace("_", " ") for c in classes]), dim=-1)
+    sim = audio @ text.T  # [clips, classes]
+    target = torch.tensor([classes.index(r.labels[0]) for r in rows])
+    rank = (sim > sim.gather(1, target[:, None])).sum(1)  # 0 = own class first
+    positives = target[None, :] == torch.arange(len(classes))[:, None]  # [classes, clips]
+    first = sim.T.argmax(1)
+    return {
+        "n_clips": len(rows), "n_classes": len(classes),
+        "a2t_top1": float((rank == 0).float().mean()), "a2t_top5": float((rank < 5).float().mean()),
+        "t2a_r@1": float(positives[torch.arange(len(classes)), first].float().mean()),
+        "t2a_map": float(sum(average_precision_score(positives[c].numpy(), sim[:, c].numpy())
+                             for c in range(len(classes))) / len(classes)),
+        "chance_a2t_top1": 1 / len(classes),
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/real_clips")
+    parser.add_argument("--tagger", default="tagger", help="tagger model directory (default: the shipped one)")
+    parser.add_argument("--clap", default="clap", help="CLAP-style model directory (default: the shipped one)")
+    parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
-    results = score_tagger(build(Path(args.out)))
+    manifest = build(Path(args.out))
+    results = score_tagger(manifest, args.tagger)
     print("| class | recording | top-3 predicted | top-1 | top-5 |")
     print("|---|---|---|---|---|")
     for r in results:
         print(f"| {r['label']} | {r['source']} | {', '.join(r['predicted'])} | {'yes' if r['top1'] else 'no'} "
               f"| {'yes' if r['top5'] else 'no'} |")  # fmt: skip
     known = [r for r in results if r["known"]]
+    figures: dict = {"tagger": args.tagger, "clap": args.clap, "clips": results}
     if known:
-        top1 = sum(r["top1"] for r in known) / len(known)
-        top5 = sum(r["top5"] for r in known) / len(known)
-        print(
-            f"\nshipped tagger on {len(known)} real clips of its classes: top-1 {top1:.2f}, top-5 {top5:.2f}"
-        )
-    print(f"{len(results) - len(known)} clips of classes it does not know (issue 16's new classes)")
+        figures["tagger_top1"] = sum(r["top1"] for r in known) / len(known)
+        figures["tagger_top5"] = sum(r["top5"] for r in known) / len(known)
+        print(f"\ntagger on {len(known)} real clips of its classes: top-1 {figures['tagger_top1']:.2f}, "
+              f"top-5 {figures['tagger_top5']:.2f}")  # fmt: skip
+    print(f"{len(results) - len(known)} clips of classes it does not know")
+    figures["clap_zero_shot"] = score_clap(manifest, args.clap)
+    print("CLAP-style zero-shot (class names as texts):", json.dumps(figures["clap_zero_shot"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
     python scripts/gpu_ld/prepare.py --model runs/latent_diffusion/model --manifest work/corpus_ld/manifest.jsonl \
         --out .gpu_ld --valid 512 --first-part 4000 --per-part 7400
 
+``--manifest`` takes several corpora (e.g. the same synth at other seeds: the test hold-outs are structural, so
+every seed's train split stays clear of them); their train splits are packed together.
+
 Writes, under ``--out``:
 - ``part<k>/latents.npz``: the train split's VAE latents (the model's own ``audio_to_latents``: posterior mean x
   scale factor), int8 with one float16 scale per clip and channel (xz-compressed: ~63 %), plus each clip's caption
@@ -43,7 +46,8 @@ def quantize(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--manifest", type=Path, required=True)
+    ap.add_argument("--manifest", type=Path, required=True, nargs="+",
+                    help="one or more corpora: their train splits are packed together, valid comes from the first")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--valid", type=int, default=512)
     ap.add_argument("--first-part", type=int, default=4000, help="train clips in part0 (beside text + valid)")
@@ -54,10 +58,15 @@ def main() -> None:
     model = load_model(args.model).eval()
     sr, seconds = model.config.sample_rate, model.config.duration
     n = int(round(sr * seconds))
-    rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
+    rows = [
+        dict(json.loads(line), _root=str(manifest.parent))
+        for manifest in args.manifest
+        for line in manifest.read_text().splitlines()
+        if line.strip()
+    ]
     train = [r for r in rows if r.get("split") == "train"][: args.limit]
-    valid = [r for r in rows if r.get("split") == "valid"][: args.valid]
-    root = args.manifest.parent
+    valid = [r for r in rows if r.get("split") == "valid" and r["_root"] == str(args.manifest[0].parent)]
+    valid = valid[: args.valid]
 
     # captions -> word pieces (the encoder's own tokenizer and max_length), renumbered
     enc = model.text_encoder
@@ -107,7 +116,7 @@ def main() -> None:
             chunk = items[b : b + args.batch]
             audio = np.zeros((len(chunk), n), np.float32)
             for j, r in enumerate(chunk):
-                x, _ = load_audio(root / r["audio"], sample_rate=sr)
+                x, _ = load_audio(Path(r["_root"]) / r["audio"], sample_rate=sr)
                 audio[j, : min(n, len(x))] = x[:n]
             z = model.audio_to_latents(torch.from_numpy(audio)).float()  # [B, C, F, T]
             q, s = quantize(z.reshape(z.shape[0], -1, z.shape[-1]).numpy())

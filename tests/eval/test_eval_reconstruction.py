@@ -4,8 +4,9 @@ import torch
 
 from soundsmith.eval.attributes import (
     attribute_errors,
-    count_onsets,
+    count_events,
     loudness_order_accuracy,
+    onset_count_error,
     pitch_error_cents,
 )
 from soundsmith.eval.reconstruction import (
@@ -65,8 +66,8 @@ def test_onsets_and_loudness_order():
     for start in (0.1, 0.4, 0.7):
         i = int(start * SR)
         clicks[i : i + 800] = tone(1000, 0.05) * np.hanning(800).astype(np.float32)
-    assert count_onsets(clicks, SR) == 3
-    assert count_onsets(np.zeros(SR, dtype=np.float32), SR) == 0
+    assert count_events(clicks, SR) == 3 and onset_count_error(clicks, SR, 5) == 2
+    assert count_events(np.zeros(SR, dtype=np.float32), SR) == 0
     assert loudness_order_accuracy([-30, -10, -20], [-35, -12, -25]) == 1.0
     assert loudness_order_accuracy([-30, -10], [-10, -30]) == 0.0
     res = attribute_errors(

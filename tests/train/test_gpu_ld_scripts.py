@@ -121,3 +121,29 @@ def test_init_starts_from_a_model_directorys_denoiser(corpus, tmp_path):
     base = load_file(str(like / "model.safetensors"))
     for k, v in saved.items():  # lr 0: the EMA of the initial weights is those weights (stored as float16)
         torch.testing.assert_close(v.float(), base[k].float(), atol=1e-3, rtol=1e-3)
+
+
+def test_several_corpora_pack_their_train_splits_together(corpus, tmp_path):
+    import lzma
+    import shutil
+
+    like = shipped_models()["default"]
+    second = tmp_path / "second"
+    shutil.copytree(corpus, second)
+    rows = [json.loads(line) for line in (second / "manifest.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["captions"] = [c.replace("number", "second corpus") for c in r["captions"]]
+    (second / "audio" / "0.wav").unlink()  # its clip 0 is another sound than the first corpus' clip 0
+    sf.write(second / "audio" / "0.wav", np.zeros(64000, np.float32), 16000)
+    (second / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pack = tmp_path / "pack"
+    _run("prepare.py", "--model", str(like), "--manifest", str(corpus / "manifest.jsonl"),
+         str(second / "manifest.jsonl"), "--out", str(pack), "--valid", "8", "--first-part", "10")  # fmt: skip
+    packed, valid = np.load(pack / "part0" / "latents.npz"), np.load(pack / "part0" / "valid.npz")
+    assert list(packed["q_shape"])[0] == 10 and list(valid["q_shape"])[0] == 2  # valid: the first corpus only
+    q = np.frombuffer(lzma.decompress(packed["q_xz"].tobytes()), np.int8).reshape(packed["q_shape"])
+    assert np.abs(q[0]).max() > 0 and not np.array_equal(q[0], q[5])  # each row read from its own corpus
+    first = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    captions = {c for r in first if r["split"] in ("train", "valid") for c in r["captions"]}
+    captions |= {c for r in rows if r["split"] == "train" for c in r["captions"]}
+    assert np.load(pack / "part0" / "text.npz")["pieces"].shape[0] == len(captions) == 22

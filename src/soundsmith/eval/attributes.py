@@ -36,25 +36,44 @@ def pitch_error_cents(audio: np.ndarray, sr: int, midi_pitch: float) -> float:
     return abs(1200.0 * math.log2(f0 / target))
 
 
-ONSET_HOP = 256
-MIN_ONSET_GAP_S = 0.08  # onsets closer than this count once (librosa's default wait splits one hit in two)
+COUNT_PROMINENCE_DB = 3.0
+COUNT_FLOOR_DB = 40.0
 
 
-def count_onsets(audio: np.ndarray, sr: int) -> int:
-    """Number of onsets in a clip `[T]` (librosa spectral-flux onsets, at most one per 80 ms)."""
+def count_events(audio: np.ndarray, sr: int) -> int:
+    """Number of sound events in a clip ``[T]``: rises of its RMS envelope (dB, 10 ms hop, floored 40 dB below
+    the maximum) by >= 3 dB after a fall of >= 3 dB (hysteresis, so a steady or wobbling note counts once).
+
+    On corpus clips this counts repeated notes, bells and drum hits better than librosa's spectral-flux onsets
+    (which split a kick drum's click and body and miss legato repeats): 0.950 against 0.615 exact on 200 counted
+    clips. It is the one event counter: per-attribute adherence and `onset_count_error` both use it.
+    """
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
     if rms_dbfs(x) < SILENCE_DBFS:
         return 0
-    env = librosa.onset.onset_strength(y=x, sr=sr, hop_length=ONSET_HOP)
-    wait = max(1, int(MIN_ONSET_GAP_S * sr / ONSET_HOP))
-    return int(len(librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=ONSET_HOP, wait=wait)))
+    hop = max(1, sr // 100)
+    rms = librosa.feature.rms(y=x, frame_length=4 * hop, hop_length=hop)[0]
+    db = 20 * np.log10(np.maximum(rms, 1e-8))
+    db = np.convolve(np.pad(db, 1, mode="edge"), np.ones(3) / 3, mode="valid")  # edge-padded: no edge peaks
+    db = np.maximum(db, db.max() - COUNT_FLOOR_DB)
+    count, rising, ref = 0, True, float(db.min())  # starts from the floor: a clip that starts loud counts
+    for v in db.tolist():
+        if rising:
+            ref = min(ref, v)
+            if v >= ref + COUNT_PROMINENCE_DB:
+                count, rising, ref = count + 1, False, v
+        else:
+            ref = max(ref, v)
+            if v <= ref - COUNT_PROMINENCE_DB:
+                rising, ref = True, v
+    return count
 
 
 def onset_count_error(audio: np.ndarray, sr: int, count: int) -> int:
-    """|detected onsets - stated count|."""
-    return abs(count_onsets(audio, sr) - int(count))
+    """|detected events (`count_events`) - stated count|."""
+    return abs(count_events(audio, sr) - int(count))
 
 
 def expected_loudness_db(attributes: dict) -> float | None:

@@ -89,15 +89,18 @@ def text_features(path: Path, device: torch.device) -> tuple[torch.Tensor, torch
     pieces = torch.from_numpy(z["pieces"].astype(np.int64)).to(device)
     lengths = torch.from_numpy(z["lengths"].astype(np.int64)).to(device)
     mask = torch.arange(pieces.shape[1], device=device)[None] < lengths[:, None]
-    tokens, pooled = [], []
+    tokens = torch.zeros((*pieces.shape, int(cfg["hidden_size"])), dtype=torch.float16, device=device)
+    pooled = torch.zeros((len(pieces), int(cfg["hidden_size"])), device=device)
+    order = torch.argsort(lengths)  # batches of similar length: each is cut to its longest caption
     with torch.no_grad():
         for b in range(0, len(pieces), 1024):
-            m = mask[b : b + 1024]
-            h = bert(pieces[b : b + 1024], m) * m[..., None]
-            tokens.append(h.half())
-            mean = h.sum(1) / m.sum(1, keepdim=True)
-            pooled.append(F.normalize(mean, dim=-1))
-    return torch.cat(tokens), mask, torch.cat(pooled)
+            rows = order[b : b + 1024]
+            width = int(lengths[rows].max())
+            m = mask[rows, :width]
+            h = bert(pieces[rows, :width], m) * m[..., None]
+            tokens[rows, :width] = h.half()
+            pooled[rows] = F.normalize(h.sum(1) / m.sum(1, keepdim=True), dim=-1)
+    return tokens, mask, pooled
 
 
 def load_latents(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,6 +229,8 @@ def main() -> None:
         (args.out / "log.json").write_text(json.dumps(log, indent=1))
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.init is not None:
+        validate(0)  # the starting weights' loss: 'best' is saved only for a step that beats it
     total_steps, step, t_first, losses = args.max_steps, 0, None, []
     while step < total_steps:
         if step == 20:

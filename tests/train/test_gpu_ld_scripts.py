@@ -121,6 +121,9 @@ def test_init_starts_from_a_model_directorys_denoiser(corpus, tmp_path):
     base = load_file(str(like / "model.safetensors"))
     for k, v in saved.items():  # lr 0: the EMA of the initial weights is those weights (stored as float16)
         torch.testing.assert_close(v.float(), base[k].float(), atol=1e-3, rtol=1e-3)
+    log = json.loads((out / "log.json").read_text())
+    assert [v["step"] for v in log["valid"]] == [0, 1]  # the starting weights are measured first
+    assert log["valid"][0]["loss"] == pytest.approx(log["valid"][1]["loss"], rel=1e-3)  # lr 0: the same weights
 
 
 def test_several_corpora_pack_their_train_splits_together(corpus, tmp_path):
@@ -147,3 +150,24 @@ def test_several_corpora_pack_their_train_splits_together(corpus, tmp_path):
     captions = {c for r in first if r["split"] in ("train", "valid") for c in r["captions"]}
     captions |= {c for r in rows if r["split"] == "train" for c in r["captions"]}
     assert np.load(pack / "part0" / "text.npz")["pieces"].shape[0] == len(captions) == 22
+
+
+def test_packed_caption_features_are_the_encoders_in_pack_order(corpus, tmp_path):
+    """text_features batches captions by length; every row must still be its own caption's features."""
+    from soundsmith.text import MiniLMEncoder
+
+    like = shipped_models()["default"]
+    pack = tmp_path / "pack"
+    _run("prepare.py", "--model", str(like), "--manifest", str(corpus / "manifest.jsonl"), "--out", str(pack),
+         "--valid", "2", "--first-part", "5")  # fmt: skip
+    rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
+    captions = list(dict.fromkeys(c for r in rows if r["split"] in ("train", "valid") for c in r["captions"]))
+    assert len({len(c.split()) for c in captions}) > 1  # lengths differ, so the sorted order is not the pack's
+    tokens, mask, pooled = runpy.run_path(str(SCRIPTS / "train.py"))["text_features"](
+        pack / "part0" / "text.npz", torch.device("cpu")
+    )
+    ref = MiniLMEncoder().encode(captions)
+    width = ref.tokens.shape[1]
+    assert mask.shape[1] == width and torch.equal(mask, ref.mask.bool())
+    torch.testing.assert_close(tokens.float(), ref.tokens, atol=5e-3, rtol=1e-2)  # float16 storage
+    torch.testing.assert_close(pooled, ref.pooled, atol=1e-3, rtol=1e-3)

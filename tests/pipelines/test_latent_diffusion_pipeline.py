@@ -194,6 +194,7 @@ def test_vp_predictions_run_with_their_samplers(prediction, sampler):
     pipe = LatentDiffusionPipeline(model)
     out = pipe("a bell", duration=0.2, seed=0, progress=False)
     assert out.meta["sampler"] == sampler and np.isfinite(out.audio).all()
+    assert "shift" not in out.meta  # a flow shift means nothing to a VP schedule
 
 
 def test_strength_zero_returns_the_round_trip_exactly(pipe):

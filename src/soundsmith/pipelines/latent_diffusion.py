@@ -248,11 +248,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "steps": steps,
             "guidance": guidance,
             "sampler": run.name,
-            "shift": self.schedule.shift,
             "duration": duration,
             "candidate_seeds": list(seeds),
             "components": self.component_names(),
         }
+        if self.schedule.is_flow:  # the sampler's flow shift (VP schedules have none)
+            meta["shift"] = self.schedule.shift
         if context:
             meta["context_seconds"] = c.context_seconds
         if negative_prompt:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from soundsmith.errors import ConfigError
 from soundsmith.train.config import SCHEDULES, TrainConfig
-
-if TYPE_CHECKING:
-    from soundsmith.train.optimizers import OptimizerSpec
 
 
 @dataclass
@@ -101,7 +98,16 @@ class LRMultiplier:
         return warm * self.step_gamma ** (epoch // self.step_every_epochs)
 
 
-def _shape(cfg: TrainConfig, spec: OptimizerSpec | None) -> tuple[ScheduleConfig, int, int]:
+class ScheduledOptimizer(Protocol):
+    """What a schedule reads of an optimizer's rules (``soundsmith.train.optimizers.OptimizerSpec`` has it; the
+    protocol keeps this module from importing that one, which imports this)."""
+
+    schedule: ScheduleConfig | None
+    start_step: int
+    every: int
+
+
+def _shape(cfg: TrainConfig, spec: ScheduledOptimizer | None) -> tuple[ScheduleConfig, int, int]:
     """(schedule, length in global steps from the optimizer's start, stride) for one optimizer."""
     if spec is None:
         return ScheduleConfig.from_train(cfg), cfg.max_steps, 1
@@ -110,7 +116,7 @@ def _shape(cfg: TrainConfig, spec: OptimizerSpec | None) -> tuple[ScheduleConfig
 
 
 def build_scheduler(
-    optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int, spec: OptimizerSpec | None = None
+    optimizer: Optimizer, cfg: TrainConfig, steps_per_epoch: int, spec: ScheduledOptimizer | None = None
 ) -> LambdaLR:
     """A ``LambdaLR`` for ``optimizer`` following ``spec.schedule`` (or ``cfg.schedule``); call ``.step()`` after
     each update of that optimizer."""
@@ -129,7 +135,7 @@ def build_scheduler(
 
 
 def reconfigure(
-    scheduler: LambdaLR, cfg: TrainConfig, steps_per_epoch: int, spec: OptimizerSpec | None = None
+    scheduler: LambdaLR, cfg: TrainConfig, steps_per_epoch: int, spec: ScheduledOptimizer | None = None
 ) -> None:
     """Give a restored scheduler the schedule shape of the current config (kind, length, warmup, steps).
 

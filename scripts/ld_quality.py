@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         "--free-text", default=None, help="JSONL of free-text prompts (prompt, labels, attributes)"
     )
     ap.add_argument("--no-seen-templates", action="store_true", help="skip the seen-template re-captions")
+    ap.add_argument(
+        "--no-round-trip", action="store_true", help="skip the real clips through the VAE + vocoder (the ceiling)"
+    )
     ap.add_argument("--reference-limit", type=int, default=500, help="real reference clips at most")
     ap.add_argument("--tagger", default=None)
     ap.add_argument("--clap", default=None)
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             pitch_method=args.pitch_method,
             seed=args.seed,
             candidates=args.candidates,
+            round_trip=not args.no_round_trip,
         )
         results = run_quality(args.model, args.manifest, args.out, cfg)
     except SoundsmithError as exc:

@@ -138,6 +138,19 @@ def test_script_end_to_end(run, capsys):
     assert real["n"] == 4 and real["fad"] >= 0.0 and -1.0 <= real["clap"] <= 1.0
     # real clips scored against their own annotations adhere better than a random tiny model's output
     assert real["adherence"] > res["settings"][0]["adherence"]
+    # the same clips through the tiny model's VAE + vocoder: scored like the real ones, from the round-trip audio
+    trip = res["round_trip"]
+    assert trip["n"] == 4 and trip["fad"] >= 0.0 and trip["adherence"] != real["adherence"]
+    import soundsmith
+    from soundsmith.audio import load_audio
+
+    rows = [json.loads(x) for x in (out / "round_trip" / "clips.jsonl").read_text().splitlines()]
+    originals = [json.loads(x) for x in (out / "real" / "clips.jsonl").read_text().splitlines()]
+    assert [r["meta"] for r in rows] == [r["meta"] for r in originals]  # same annotations, other audio
+    pipe = soundsmith.load(res["model"])
+    first, _ = load_audio(out / "real" / originals[0]["audio"], sample_rate=pipe.sample_rate)
+    again, _ = load_audio(out / "round_trip" / rows[0]["audio"], sample_rate=pipe.sample_rate)
+    np.testing.assert_allclose(again, pipe.round_trip(first), atol=1e-4)  # 16-bit WAV
     split = res["template_split"]
     assert split["held_out"]["clips"] == 4 and split["seen"]["clips"] == 4  # test captions: held out
     assert split["gap"] == pytest.approx(split["seen"]["overall"] - split["held_out"]["overall"])
@@ -154,6 +167,7 @@ def test_script_end_to_end(run, capsys):
     assert (out / "quality.png").stat().st_size > 1000
     table = (out / "table.md").read_text()
     assert table.count("\n| default |") == 1 and "| real clips |" in table and "| free text |" in table
+    assert "| real clips, VAE + vocoder round trip |" in table
 
 
 def test_free_text_prompts_cover_every_attribute_in_the_evaluators_vocabulary():

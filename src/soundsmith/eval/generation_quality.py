@@ -354,6 +354,7 @@ class QualityConfig:
     seed: int = 0
     # > 1: each clip is the pipeline's CLAP-ranked best of this many (the sweep, seen templates and free text)
     candidates: int = 1
+    round_trip: bool = True  # also score the prompts' real clips through the model's VAE + vocoder
 
     def __post_init__(self) -> None:
         if isinstance(self.candidates, bool) or not (
@@ -424,6 +425,24 @@ def variety(
     }
 
 
+def round_trip_set(pipe: Any, rows: list[Any], root: str | Path, folder: Path) -> Path:
+    """The rows' clips through ``pipe.round_trip`` (VAE posterior mean + vocoder) as WAVs in ``folder/audio``, and
+    a manifest of the same rows (labels, captions, annotations) pointing at them; returns the manifest's path."""
+    from dataclasses import replace
+
+    from soundsmith.audio import load_audio, save_audio
+    from soundsmith.data.manifest import write_manifest
+
+    sr = pipe.sample_rate
+    out_rows = []
+    for row in rows:
+        audio, _ = load_audio(row.audio_path(root), sample_rate=sr, mono=True)
+        path = folder / "audio" / f"{len(out_rows):04d}.wav"
+        save_audio(path, pipe.round_trip(audio), sr)
+        out_rows.append(replace(row, audio=str(path.resolve()), sample_rate=sr))
+    return write_manifest(folder / "clips.jsonl", out_rows)
+
+
 def run_quality(
     model: str | Path, manifest: str | Path, out_dir: str | Path, cfg: QualityConfig
 ) -> dict[str, Any]:
@@ -492,6 +511,10 @@ def run_quality(
     # 4. the prompts' own real clips: real-vs-real FAD at the same size, real CLAP score, real adherence
     real = summarize(_evaluate(real_set, reference, None, out / "real" / "eval", ev, cfg))
     results["real"] = real
+    # 4b. the same clips through the model's own VAE + vocoder: what its decoder keeps (the ceiling of any denoiser)
+    if cfg.round_trip and hasattr(pipe, "round_trip"):
+        trip = round_trip_set(pipe, prompt_rows, m.root, out / "round_trip")
+        results["round_trip"] = summarize(_evaluate(trip, reference, None, out / "round_trip" / "eval", ev, cfg))
 
     # 5. held-out against seen templates, on the same clips
     if cfg.seen_templates:
@@ -578,6 +601,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     d = results["default"]
     knobs = (str(d["steps"]), f"{d['guidance']:g}", f"{d['duration']:g}")
     lines.append(line("real clips", results["real"], ("-", "-", "-")))
+    if "round_trip" in results:
+        lines.append(line("real clips, VAE + vocoder round trip", results["round_trip"], ("-", "-", "-")))
     for key, label in (("seen_templates", "seen templates"), ("free_text", "free text")):
         if key in results:
             lines.append(line(label, results[key], knobs))

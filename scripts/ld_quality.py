@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-seen-templates", action="store_true", help="skip the seen-template re-captions")
     ap.add_argument(
-        "--no-round-trip", action="store_true", help="skip the real clips through the VAE + vocoder (the ceiling)"
+        "--no-round-trip",
+        action="store_true",
+        help="skip the real clips through the VAE + vocoder (the ceiling)",
     )
     ap.add_argument("--reference-limit", type=int, default=500, help="real reference clips at most")
     ap.add_argument("--tagger", default=None)

@@ -195,7 +195,9 @@ def score_clap(manifest: Path, clap: str = "clap") -> dict:
 
     embedder = ClapEmbedder(load_eval_model(clap, "clap"))
     rows, batches = _crops(manifest, embedder.sample_rate)
-    audio = torch.nn.functional.normalize(torch.cat([embedder.embed(b, embedder.sample_rate) for b in batches]), dim=-1)
+    audio = torch.nn.functional.normalize(
+        torch.cat([embedder.embed(b, embedder.sample_rate) for b in batches]), dim=-1
+    )
     classes = sorted({r.labels[0] for r in rows})
     text = torch.nn.functional.normalize(embedder.embed_text([c.replace("_", " ") for c in classes]), dim=-1)
     sim = audio @ text.T  # [clips, classes]
@@ -216,8 +218,12 @@ def score_clap(manifest: Path, clap: str = "clap") -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/real_clips")
-    parser.add_argument("--tagger", default="tagger", help="tagger model directory (default: the shipped one)")
-    parser.add_argument("--clap", default="clap", help="CLAP-style model directory (default: the shipped one)")
+    parser.add_argument(
+        "--tagger", default="tagger", help="tagger model directory (default: the shipped one)"
+    )
+    parser.add_argument(
+        "--clap", default="clap", help="CLAP-style model directory (default: the shipped one)"
+    )
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     manifest = build(Path(args.out))

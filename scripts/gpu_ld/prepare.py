@@ -46,8 +46,13 @@ def quantize(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--manifest", type=Path, required=True, nargs="+",
-                    help="one or more corpora: their train splits are packed together, valid comes from the first")
+    ap.add_argument(
+        "--manifest",
+        type=Path,
+        required=True,
+        nargs="+",
+        help="one or more corpora: their train splits are packed together, valid comes from the first",
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--valid", type=int, default=512)
     ap.add_argument("--first-part", type=int, default=4000, help="train clips in part0 (beside text + valid)")

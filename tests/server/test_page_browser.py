@@ -120,8 +120,9 @@ def test_generate_listen_compare_rate_and_see_errors(page, live_server, tmp_path
     page.route("**/v1/listening/next*", lambda route: held.append(route) if holding[0] else route.continue_())
     page.click("#listen summary")
     page.fill("#rater", "tester")
+    # closed and opened again: the panel asks for a clip itself, now that it has a rater
     page.click("#listen summary")
-    page.click("#listen summary")  # closed and opened again: the panel asks for a clip itself, now it has a rater
+    page.click("#listen summary")
     page.click("#listen-next")
     page.wait_for_timeout(200)
     assert held, "the page asked for no clip"

@@ -123,7 +123,8 @@ def test_init_starts_from_a_model_directorys_denoiser(corpus, tmp_path):
         torch.testing.assert_close(v.float(), base[k].float(), atol=1e-3, rtol=1e-3)
     log = json.loads((out / "log.json").read_text())
     assert [v["step"] for v in log["valid"]] == [0, 1]  # the starting weights are measured first
-    assert log["valid"][0]["loss"] == pytest.approx(log["valid"][1]["loss"], rel=1e-3)  # lr 0: the same weights
+    # lr 0: the same weights, the same loss
+    assert log["valid"][0]["loss"] == pytest.approx(log["valid"][1]["loss"], rel=1e-3)
 
 
 def test_several_corpora_pack_their_train_splits_together(corpus, tmp_path):
@@ -162,7 +163,8 @@ def test_packed_caption_features_are_the_encoders_in_pack_order(corpus, tmp_path
          "--valid", "2", "--first-part", "5")  # fmt: skip
     rows = [json.loads(line) for line in (corpus / "manifest.jsonl").read_text().splitlines()]
     captions = list(dict.fromkeys(c for r in rows if r["split"] in ("train", "valid") for c in r["captions"]))
-    assert len({len(c.split()) for c in captions}) > 1  # lengths differ, so the sorted order is not the pack's
+    # lengths differ, so the length-sorted order is not the pack's
+    assert len({len(c.split()) for c in captions}) > 1
     tokens, mask, pooled = runpy.run_path(str(SCRIPTS / "train.py"))["text_features"](
         pack / "part0" / "text.npz", torch.device("cpu")
     )

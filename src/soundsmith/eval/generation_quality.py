@@ -514,7 +514,9 @@ def run_quality(
     # 4b. the same clips through the model's own VAE + vocoder: what its decoder keeps (the ceiling of any denoiser)
     if cfg.round_trip and hasattr(pipe, "round_trip"):
         trip = round_trip_set(pipe, prompt_rows, m.root, out / "round_trip")
-        results["round_trip"] = summarize(_evaluate(trip, reference, None, out / "round_trip" / "eval", ev, cfg))
+        results["round_trip"] = summarize(
+            _evaluate(trip, reference, None, out / "round_trip" / "eval", ev, cfg)
+        )
 
     # 5. held-out against seen templates, on the same clips
     if cfg.seen_templates:

@@ -71,3 +71,47 @@ def test_bad_files_counted_from_workers_and_run_completes(tmp_path):
     assert result["bad_files"] == 2
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "gc_cardinality: 2" in saved  # filled from the manifest's labels and saved for --resume
+
+
+VOCODER_TINY = TINY.parents[1] / "vocoder" / "tiny.yaml"
+
+
+def test_objective_section_reaches_the_objective_and_is_kept_for_resume(tmp_path):
+    """``--set objective.disc_start_step=2``: the vocoder's discriminators start at step 2 instead of 20,000."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "audio").mkdir()
+    rows = []
+    for i in range(6):
+        sf.write(tmp_path / f"audio/{i}.wav", 0.2 * rng.standard_normal(8000).astype(np.float32), 16000)
+        rows.append({"audio": f"audio/{i}.wav", "duration": 0.5, "sample_rate": 16000, "split": "train"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["train.max_steps=4", "train.log_every=1", "train.valid_every=0", "train.checkpoint_every=2"]
+    run = tmp_path / "run"
+    train_from_files(VOCODER_TINY, manifest, run, overrides=[*base, "objective.disc_start_step=2"])
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    adversarial = {r["step"] for r in logged if "train/adv" in r}
+    assert adversarial == {3, 4}  # steps 3 and 4 (global steps 2 and 3) train with the discriminators
+    assert "disc_start_step: 2" in (run / "config.yaml").read_text()  # saved for --resume
+    plain = tmp_path / "plain"
+    train_from_files(VOCODER_TINY, manifest, plain, overrides=base)
+    assert not any("train/adv" in json.loads(x) for x in (plain / "metrics.jsonl").read_text().splitlines())
+    assert "objective" not in (plain / "config.yaml").read_text()
+    # resumed with a new value, the run follows it
+    train_from_files(
+        None, manifest, plain, overrides=["train.max_steps=6", "objective.disc_start_step=5"], resume=True
+    )
+    resumed = [json.loads(x) for x in (plain / "metrics.jsonl").read_text().splitlines()]
+    assert {r["step"] for r in resumed if "train/adv" in r} == {6}
+
+
+def test_objective_section_is_checked_against_the_objectives_parameters():
+    from soundsmith.train.runconfig import load_run_config
+
+    run = load_run_config(VOCODER_TINY, {"objective.stft_weight": 5.0})
+    assert run.objective == {"stft_weight": 5.0} and run.to_dict()["objective"] == {"stft_weight": 5.0}
+    with pytest.raises(ConfigError, match=r"objective.disc_start is not a parameter of the vocoder objective.*"
+                                          r"disc_start_step"):  # fmt: skip
+        load_run_config(VOCODER_TINY, {"objective.disc_start": 5})
+    with pytest.raises(ConfigError, match=r"objective.model is not a parameter"):
+        load_run_config(VOCODER_TINY, {"objective.model": 5})

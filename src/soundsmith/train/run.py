@@ -96,7 +96,10 @@ def train_run(
         )
     _, model_cls = get_family(run_cfg.family)
     model = model_cls(model_cfg)
-    objective = get_objective(run_cfg.family)(model)
+    try:
+        objective = get_objective(run_cfg.family)(model, **run_cfg.objective)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"objective section {run_cfg.objective}: {e}") from e
     trainer = Trainer(
         objective,
         train_set,

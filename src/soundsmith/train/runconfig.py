@@ -1,11 +1,13 @@
 """Run configurations: one YAML file fills the family's model config, the data config and the train config.
 
-A run configuration (``configs/<family>/{tiny,base}.yaml``) has four sections::
+A run configuration (``configs/<family>/{tiny,base}.yaml``) has four sections, and an optional fifth::
 
     family: wavenet
     model: {...}   # the family's config dataclass (e.g. WaveNetConfig), found through soundsmith.families
     data:  {...}   # soundsmith.data.dataset.DataConfig
     train: {...}   # soundsmith.train.config.TrainConfig
+    objective: {...}   # optional: keyword arguments of the family's objective (e.g. the vocoder's
+                       # disc_start_step, stft_weight), checked against its signature
 
 Overrides replace any field by its dotted key. Python callers pass typed values
 (``apply_overrides(data, {"train.lr": 1e-3})``); the CLI's ``--set section.key=value`` strings are parsed as YAML
@@ -26,7 +28,7 @@ import yaml
 from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError, SoundsmithError
 
-SECTIONS = ("family", "model", "data", "train")
+SECTIONS = ("family", "model", "data", "train", "objective")
 
 # Keys that moved out of a section: (section, key) -> where they live now. Saved run configs written before the
 # move hold them with their old default value, which is dropped silently; any other value is an error.
@@ -47,14 +49,18 @@ class RunConfig:
     model: Any
     data: Any
     train: Any
+    objective: dict[str, Any] = dataclasses.field(default_factory=dict)  # the objective's keyword arguments
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "family": self.family,
             "model": dataclasses.asdict(self.model),
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
         }
+        if self.objective:
+            out["objective"] = copy.deepcopy(self.objective)
+        return out
 
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
@@ -157,7 +163,32 @@ def run_config_from_dict(data: Mapping[str, Any], where: str = "config") -> RunC
         model=dataclass_from_dict(config_cls, _section(data, "model", where), f"{where}: model"),
         data=dataclass_from_dict(DataConfig, _section(data, "data", where), f"{where}: data"),
         train=dataclass_from_dict(TrainConfig, _section(data, "train", where), f"{where}: train"),
+        objective=_objective_section(family, _section(data, "objective", where), where),
     )
+
+
+def _objective_section(family: str, section: dict[str, Any], where: str) -> dict[str, Any]:
+    """The ``objective`` section checked against the family objective's keyword parameters (not ``model`` and
+    ``sample_rate``, which the run supplies)."""
+    if not section:
+        return {}
+    import inspect
+
+    from soundsmith.train.objectives import get_objective
+
+    params = inspect.signature(get_objective(family).__init__).parameters
+    valid = [
+        n
+        for n, p in params.items()
+        if n not in ("self", "model", "sample_rate") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(section) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{where}: objective.{unknown[0]} is not a parameter of the {family} objective; "
+            f"valid: {', '.join(valid) if valid else '(none)'}"
+        )
+    return section
 
 
 def load_run_config(path: str | Path, overrides: Overrides | None = None) -> RunConfig:

@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from soundsmith.data.manifest import read_manifest
 from soundsmith.eval.recognizer import (
     SAMPLE_SEED,
     figures_from_predictions,
@@ -68,6 +69,9 @@ def main() -> None:
         ("seen_voices_valid", "train.jsonl", "valid"),
         ("unseen_voices", "unseen.jsonl", "test"),
     ):
+        if not any(r.split == split for r in read_manifest(Path(args.data) / manifest)):
+            print(f"{name}: no {split} rows in {manifest} (no voices held out)")
+            continue
         t0 = time.perf_counter()
         fig = recognizer_figures(model, Path(args.data) / manifest, split)
         results[name] = fig
@@ -80,7 +84,8 @@ def main() -> None:
             f"(n={fig['n_words']}), no word {f4['no_word_accuracy']} (n={fig['n_no_word']}), "
             f"per family {fig['per_family']} [{time.perf_counter() - t0:.0f} s]"
         )
-    print("\nconfusion, unseen voices:\n" + markdown_confusion(results["unseen_voices"]))
+    if "unseen_voices" in results:
+        print("\nconfusion, unseen voices:\n" + markdown_confusion(results["unseen_voices"]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

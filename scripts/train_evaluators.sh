@@ -33,7 +33,7 @@ common=(--set train.valid_every=500 --set train.checkpoint_every=250 --set train
 soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl --out runs/tagger2 \
   --max-steps 3000 --set train.lr=2e-3 "${common[@]}"
 soundsmith train --config configs/clap/base.yaml --data $CORPUS/manifest.jsonl --out runs/clap2 \
-  --max-steps 1200 --set train.batch_size=48 --set train.lr=1e-3 "${common[@]}"
+  --max-steps 600 --set train.batch_size=48 --set train.lr=1e-3 "${common[@]}"
 rm -rf models/tagger models/clap
 mkdir -p models
 cp -r runs/tagger2/model models/tagger

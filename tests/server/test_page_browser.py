@@ -124,7 +124,10 @@ def test_generate_listen_compare_rate_and_see_errors(page, live_server, tmp_path
     page.click("#listen summary")
     page.click("#listen summary")
     page.click("#listen-next")
-    page.wait_for_timeout(200)
+    for _ in range(100):  # the page's request reaches the route handler while Playwright waits
+        if held:
+            break
+        page.wait_for_timeout(50)
     assert held, "the page asked for no clip"
     held.pop(0).continue_()
     page.wait_for_selector("#listen-clip:not([hidden])")

@@ -188,3 +188,25 @@ def test_eval_loss_matches_a_numpy_reference():
     with torch.no_grad():
         got = float(obj.losses(batch, 0)["loss"])
     assert got == pytest.approx(reference_loss(obj.model, batch), rel=1e-5)
+
+
+def test_freeze_encoder_trains_the_decoder_alone():
+    """``objective.freeze_encoder``: the latents of every clip stay what they were (a denoiser trained on them stays
+    valid) while the decoder learns."""
+    torch.manual_seed(0)
+    model = MelVAE(VAEConfig(**TINY))
+    obj = VAEObjective(model, freeze_encoder=True).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    audio = 0.1 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        opt.zero_grad()
+        obj.losses({"audio": audio})["loss"].backward()
+        opt.step()
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if k.startswith("encoder."))
+    assert any(not torch.equal(after[k], v) for k, v in before.items() if k.startswith("decoder."))
+    assert all(p.grad is None for p in model.encoder.parameters())
+    free = MelVAE(VAEConfig(**TINY))
+    VAEObjective(free).losses({"audio": audio})["loss"].backward()
+    assert any(p.grad is not None for p in free.encoder.parameters())  # the default still trains both

@@ -33,12 +33,24 @@ class VAEObjective(Objective):
         model: the VAE.
         kl_weight: weight of the per-element KL against the per-element L1 (1e-5: a nearly deterministic,
             smooth latent; its scale is fixed afterwards by ``scale_factor``).
+        freeze_encoder: train the decoder alone (``objective.freeze_encoder: true`` in a run config). The latents
+            of every clip stay exactly what they were, so a latent model trained on them (the default's denoiser)
+            stays valid while the decoder improves.
     """
 
-    def __init__(self, model: MelVAE, sample_rate: int | None = None, kl_weight: float = 1e-5) -> None:
+    def __init__(
+        self,
+        model: MelVAE,
+        sample_rate: int | None = None,
+        kl_weight: float = 1e-5,
+        freeze_encoder: bool = False,
+    ) -> None:
         super().__init__(model, sample_rate)
         self.mel_config = model.mel_config()
         self.kl_weight = kl_weight
+        self.freeze_encoder = bool(freeze_encoder)
+        if self.freeze_encoder:
+            model.encoder.requires_grad_(False)
         self.find_unused_parameters = False
 
     @torch.no_grad()
@@ -53,7 +65,8 @@ class VAEObjective(Objective):
 
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         mel = self._inputs(batch)["mel"]
-        mean, logvar = self.model.encode(mel)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            mean, logvar = self.model.encode(mel)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
         rec = torch.mean(torch.abs(self.model.decode(z, mel.shape[-1]) - mel))
         kl = kl_to_standard_normal(mean, logvar)

@@ -48,9 +48,9 @@ class VAEObjective(Objective):
         super().__init__(model, sample_rate)
         self.mel_config = model.mel_config()
         self.kl_weight = kl_weight
+        # the encoder runs without gradients, so the optimizer leaves it alone (its parameters keep their place in
+        # the optimizer: a run resumed with the encoder frozen loads its optimizer state as saved)
         self.freeze_encoder = bool(freeze_encoder)
-        if self.freeze_encoder:
-            model.encoder.requires_grad_(False)
         self.find_unused_parameters = False
 
     @torch.no_grad()

@@ -31,7 +31,9 @@ def main() -> None:
     ap.add_argument("--model", default="default", help="a latent model (directory or shipped name)")
     ap.add_argument("--manifest", required=True)
     ap.add_argument("--split", default="test")
-    ap.add_argument("--limit", type=int, default=200, help="clips of the split read (those asking a pitch kept)")
+    ap.add_argument(
+        "--limit", type=int, default=200, help="clips of the split read (those asking a pitch kept)"
+    )
     ap.add_argument("--gl-iters", type=int, default=32)
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
@@ -67,11 +69,12 @@ def main() -> None:
     print("|---|---|---|---|")
     for stage in stages:
         e = np.array(errors[stage])
-        ok = np.array([cents_error(v, 0.0) <= PITCH_TOLERANCE_CENTS if np.isfinite(v) else False for v in e])
+        ok = np.array([cents_error(v, 0.0) <= PITCH_TOLERANCE_CENTS for v in e])  # NaN (no pitch): a miss
+        no_pitch = int((~np.isfinite(e)).sum())
         common = collections.Counter(int(round(v)) for v in e if np.isfinite(v)).most_common(5)
-        figures[stage] = {"within_50_cents": float(ok.mean()), "no_pitch": int((~np.isfinite(e)).sum())}
+        figures[stage] = {"within_50_cents": float(ok.mean()), "no_pitch": no_pitch}
         figures[stage]["errors"] = {str(k): n for k, n in common}
-        print(f"| {stage} | {ok.mean():.3f} | {int((~np.isfinite(e)).sum())} | "
+        print(f"| {stage} | {ok.mean():.3f} | {no_pitch} | "
               f"{', '.join(f'{k:+d}: {n}' for k, n in common)} |")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the shipped evaluators (models/tagger, models/clap) on the built-in corpus, on a 2-core CPU.
-# The corpus: 12,000 clips of all four families and every installed source (FluidR3 GM, Hydrogen kits, espeak-ng,
-# piper), half of them through the recording chain (reverb, mic EQ, noise, codec band limits), so the evaluators
-# also hear recorded-sounding audio. Figures and wall times: docs/evaluation.md ("Retrained on the new corpus").
+# The corpus (below): 16,000 clips of all four families, half of them through the recording chain (reverb, mic EQ,
+# noise, codec band limits), so the evaluators also hear recorded-sounding audio. Figures and wall times:
+# docs/evaluation.md ("Retrained on the new corpus").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -64,14 +64,13 @@ def main() -> None:
     sr, seconds = model.config.sample_rate, model.config.duration
     n = int(round(sr * seconds))
     rows = [
-        dict(json.loads(line), _root=str(manifest.parent))
-        for manifest in args.manifest
+        dict(json.loads(line), _root=str(manifest.parent), _first=k == 0)
+        for k, manifest in enumerate(args.manifest)
         for line in manifest.read_text().splitlines()
         if line.strip()
     ]
     train = [r for r in rows if r.get("split") == "train"][: args.limit]
-    valid = [r for r in rows if r.get("split") == "valid" and r["_root"] == str(args.manifest[0].parent)]
-    valid = valid[: args.valid]
+    valid = [r for r in rows if r.get("split") == "valid" and r["_first"]][: args.valid]
 
     # captions -> word pieces (the encoder's own tokenizer and max_length), renumbered
     enc = model.text_encoder

@@ -197,7 +197,8 @@ def test_freeze_encoder_trains_the_decoder_alone():
     model = MelVAE(VAEConfig(**TINY))
     obj = VAEObjective(model, freeze_encoder=True).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)  # decay too: grads of None are skipped
+    # weight decay too: parameters whose grad is None are skipped by the optimizer
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     audio = 0.1 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(1))
     for _ in range(3):
         opt.zero_grad()

@@ -96,10 +96,14 @@ def train_run(
         )
     _, model_cls = get_family(run_cfg.family)
     model = model_cls(model_cfg)
-    try:
-        objective = get_objective(run_cfg.family)(model, **run_cfg.objective)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"objective section {run_cfg.objective}: {e}") from e
+    objective_cls = get_objective(run_cfg.family)
+    if run_cfg.objective:
+        try:
+            objective = objective_cls(model, **run_cfg.objective)
+        except (TypeError, ValueError) as e:  # a value of the wrong type or range for the objective
+            raise ConfigError(f"objective section {run_cfg.objective}: {e}") from e
+    else:
+        objective = objective_cls(model)
     trainer = Trainer(
         objective,
         train_set,

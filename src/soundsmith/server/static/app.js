@@ -242,7 +242,6 @@ async function loadClip() {
     const next = await api("/v1/listening/next?rater=" + encodeURIComponent(rater));
     state.listenClip = next.clip;
     if (!next.clip) {
-      $("listen-clip").hidden = true;
       $("listen-state").textContent = "nothing left to rate: generate more takes, or export the CSV";
       return;
     }

@@ -493,10 +493,19 @@ class Trainer:
                 f"checkpoint has {len(state['optimizers'])} optimizer(s), the objective {len(self.optimizers)}; "
                 "resume with the same model family and objective"
             )
-        for opt, s in zip(self.optimizers, state["optimizers"]):
+        # The hyperparameters the objective built from the current config (lr, betas, weight decay, ... per param
+        # group) win over the checkpoint's: a run resumed with ``--set train.lr=...`` must use the new values.
+        # With an unchanged config they are the same values, and the resume stays exact.
+        built = [[_hyperparameters(g) for g in opt.param_groups] for opt in self.optimizers]
+        base_lrs = [list(sched.base_lrs) for sched in self.schedulers]
+        for opt, s, groups in zip(self.optimizers, state["optimizers"], built):
             opt.load_state_dict(s)
-        for sched, s, spec in zip(self.schedulers, state["schedulers"], self.specs):
+            for group, hyper in zip(opt.param_groups, groups):
+                _log_changed(group, hyper)
+                group.update(hyper)
+        for sched, s, spec, bases in zip(self.schedulers, state["schedulers"], self.specs, base_lrs):
             sched.load_state_dict(s)
+            sched.base_lrs = bases
             reconfigure(sched, self.cfg, self.steps_per_epoch, spec)  # e.g. resumed with a new --max-steps
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
@@ -517,3 +526,18 @@ class Trainer:
             self.best = state.get("best")
         for sched in self.schedulers:
             set_lr_scale(sched, self.lr_scale)
+
+
+def _hyperparameters(group: dict[str, Any]) -> dict[str, Any]:
+    """A param group's settings, without its parameters and its current (scheduled) LR."""
+    return {k: v for k, v in group.items() if k not in ("params", "lr")}
+
+
+def _log_changed(restored: dict[str, Any], built: dict[str, Any]) -> None:
+    """Say which of a resumed param group's settings the current config changes."""
+    for key, value in built.items():
+        old = restored.get(key, value)
+        if key != "initial_lr" and old != value:
+            log.info("resumed with %s = %r (the checkpoint had %r)", key, value, old)
+    if restored.get("initial_lr", built.get("initial_lr")) != built.get("initial_lr"):
+        log.info("resumed with base LR %r (the checkpoint had %r)", built.get("initial_lr"), restored["initial_lr"])

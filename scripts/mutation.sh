@@ -44,6 +44,7 @@ declare -A CORE_TESTS=(
     [train/objectives/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_loss.py"
     [train/ema]="tests/train/test_train_units.py tests/train/test_train_ema_export.py"
     [train]="tests/train/test_train_units.py tests/train/test_train_engine.py tests/train/test_train_ema_export.py"
+    [train/engine]="tests/train/test_train_engine.py tests/train/test_train_units.py tests/train/test_train_ema_export.py tests/train/test_train_optimizers.py tests/train/test_train_run.py"
 )
 
 tests_for() {  # tests covering module $1 (audio/dsp): the table above, else files naming it + mirror file(s)

@@ -8,8 +8,8 @@ Two pieces, one definition of the forward process:
   ``v_prediction``; the straight path ``alpha = 1 - s, sigma = s`` with ``t = s * T`` for ``flow``.
   Targets: ``epsilon`` -> ``noise``; ``v_prediction`` -> ``alpha * noise - sigma * x0``; ``flow`` ->
   ``noise - x0``. :meth:`NoiseSchedule.training_pair` draws what a training step needs.
-* :class:`DiffusionSampler`: one of ``ddim``, ``dpmpp`` (DPM-Solver++ 2M), ``euler`` (Euler discrete) or
-  ``flow_euler`` (flow-matching Euler) over the same schedule. A pipeline's loop reads::
+* :class:`DiffusionSampler`: one of ``ddim``, ``dpmpp`` (DPM-Solver++ 2M), ``euler`` (Euler discrete),
+  ``flow_euler`` (flow-matching Euler) or ``unipc`` (UniPC, order 2 with its corrector) over the same schedule. A pipeline's loop reads::
 
       sampler = DiffusionSampler("dpmpp", schedule)
       sampler.set_steps(25)                                   # or set_steps(25, strength=0.6) for img2img
@@ -44,6 +44,7 @@ SAMPLERS: dict[str, tuple[str, ...]] = {
     "dpmpp": ("epsilon", "v_prediction", "flow"),
     "euler": ("epsilon", "v_prediction"),
     "flow_euler": ("flow",),
+    "unipc": ("epsilon", "v_prediction", "flow"),
 }
 
 
@@ -224,6 +225,11 @@ class DiffusionSampler:
         self, model_output: Tensor, t: Tensor | float, x: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
         """One denoising step from ``x`` at ``t`` to the next timestep (``x_prev``, same shape)."""
+        if self.name == "unipc":  # deterministic (its step takes no generator); its einsum needs >= 3 dims
+            shape = x.shape
+            out = self.scheduler.step(model_output.reshape(shape[0], 1, -1), t, x.reshape(shape[0], 1, -1),
+                                      return_dict=False)[0]  # fmt: skip
+            return out.reshape(shape)
         return self.scheduler.step(model_output, t, x, generator=generator, return_dict=False)[0]
 
 
@@ -251,6 +257,17 @@ def _build(name: str, schedule: NoiseSchedule):  # type: ignore[no-untyped-def]
         return DDIMScheduler(**vp, prediction_type=schedule.prediction_type, clip_sample=False)
     if name == "euler":
         return EulerDiscreteScheduler(**vp, prediction_type=schedule.prediction_type)
+    if name == "unipc":
+        from diffusers import UniPCMultistepScheduler
+
+        if schedule.is_flow:
+            return UniPCMultistepScheduler(
+                num_train_timesteps=schedule.num_train_timesteps,
+                prediction_type="flow_prediction",
+                use_flow_sigmas=True,
+                flow_shift=schedule.shift,
+            )
+        return UniPCMultistepScheduler(**vp, prediction_type=schedule.prediction_type)
     if schedule.is_flow:  # dpmpp over the flow path
         return DPMSolverMultistepScheduler(
             num_train_timesteps=schedule.num_train_timesteps,

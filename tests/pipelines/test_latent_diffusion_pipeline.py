@@ -142,6 +142,33 @@ def test_guidance_interval_guides_only_the_steps_inside_it():
             tiny_model(guidance_interval=bad)
 
 
+def test_guidance_rescale_matches_the_formula_and_reaches_the_pipeline():
+    from soundsmith.pipelines.latent_diffusion import rescale_guided
+
+    gen = torch.Generator().manual_seed(0)
+    cond = torch.randn(3, 4, 1, 9, generator=gen)
+    guided = 5.0 * torch.randn(3, 4, 1, 9, generator=gen) + 1.0
+    full = rescale_guided(guided, cond, 1.0)
+    for i in range(3):  # phi = 1: each clip at its own conditional std, same direction
+        assert float(full[i].std()) == pytest.approx(float(cond[i].std()), rel=1e-5)
+        ratio = float(cond[i].std() / guided[i].std())
+        torch.testing.assert_close(full[i], guided[i] * ratio)
+    torch.testing.assert_close(rescale_guided(guided, cond, 0.0), guided)
+    torch.testing.assert_close(rescale_guided(guided, cond, 0.3), 0.3 * full + 0.7 * guided)
+
+    kw = dict(duration=0.3, seed=2, progress=False)
+    plain = LatentDiffusionPipeline(tiny_model())("a bell", **kw)
+    rescaled = LatentDiffusionPipeline(tiny_model(guidance_rescale=0.7))("a bell", **kw)
+    assert rescaled.meta["guidance_rescale"] == 0.7 and "guidance_rescale" not in plain.meta
+    assert not np.array_equal(rescaled.audio, plain.audio)
+    unguided = LatentDiffusionPipeline(tiny_model(guidance_rescale=0.7))("a bell", guidance=1.0, **kw)
+    reference = LatentDiffusionPipeline(tiny_model())("a bell", guidance=1.0, **kw)
+    np.testing.assert_array_equal(unguided.audio, reference.audio)  # no guidance: nothing to rescale
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ConfigError, match="guidance_rescale"):
+            tiny_model(guidance_rescale=bad)
+
+
 def test_windowed_prediction_covers_every_frame_with_trained_length_windows():
     from soundsmith.pipelines.latent_diffusion import _windowed
 

@@ -246,6 +246,10 @@ class LatentDiffusionConfig:
     a length the model knows), and a shorter one is generated at this length and cropped to its most active part.
     ``guidance_interval``: ``[lo, hi]`` of the denoiser's time (0 clean .. 1 noise) where classifier-free guidance
     applies; outside it a step runs the conditional branch alone (half the work). None: every step.
+    ``guidance_rescale`` (phi in [0, 1], 0 = off): the guided prediction is rescaled toward the conditional one's
+    standard deviation, per clip, ``phi * guided * std(cond) / std(guided) + (1 - phi) * guided`` (Lin et al. 2024,
+    "Common diffusion noise schedules and sample steps are flawed", eq. 15-16): high guidance without its
+    over-amplified predictions.
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -269,8 +273,15 @@ class LatentDiffusionConfig:
     max_duration: float = 30.0
     context_seconds: float | None = None
     guidance_interval: tuple[float, float] | None = None
+    guidance_rescale: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.guidance_rescale, bool) or not (
+            isinstance(self.guidance_rescale, int | float) and 0.0 <= self.guidance_rescale <= 1.0
+        ):
+            raise ConfigError(
+                f"LatentDiffusionConfig.guidance_rescale={self.guidance_rescale!r} must be in [0, 1] (0 = off)"
+            )
         self.denoiser = as_dataclass(LatentDenoiserConfig, self.denoiser, "LatentDiffusionConfig.denoiser")
         if self.denoiser.text_encoder != self.text_encoder:  # one spec: the composite's
             self.denoiser = dataclasses.replace(self.denoiser, text_encoder=self.text_encoder)

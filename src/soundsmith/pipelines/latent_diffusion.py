@@ -231,6 +231,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 if step_guided:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + guidance * (out_cond - out_uncond)
+                    if c.guidance_rescale > 0:
+                        out = rescale_guided(out, out_cond, c.guidance_rescale)
                 x = run.step(out, t, x)
                 # inpainting: the kept range follows the init latent, noised to the next step's time
                 if mask is not None:
@@ -256,6 +258,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["shift"] = self.schedule.shift
         if context:
             meta["context_seconds"] = c.context_seconds
+        if guided and c.guidance_rescale > 0:
+            meta["guidance_rescale"] = c.guidance_rescale
         if negative_prompt:
             meta["negative_prompt"] = negative_prompt
         if init_audio is not None:
@@ -397,6 +401,14 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         """What ``strength=0`` returns: the input through the VAE (posterior mean) and the vocoder, ``[T]``."""
         samples = torch.from_numpy(self.read_audio(audio))[None].to(self.device)
         return limit_peak(self.model.round_trip(samples)[0].float().cpu().numpy())
+
+
+def rescale_guided(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
+    """``phi * guided * std(cond) / std(guided) + (1 - phi) * guided``, std per clip over all but the batch axis
+    (``LatentDiffusionConfig.guidance_rescale``)."""
+    dims = tuple(range(1, guided.ndim))
+    ratio = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True).clamp_min(1e-12)
+    return phi * guided * ratio + (1.0 - phi) * guided
 
 
 def _windowed(

@@ -1,0 +1,98 @@
+"""The engine's guards and side jobs, pinned to exact counts (written for the survivors of `scripts/mutation.sh
+train/engine`): how the NaN guard counts restores and compounds the LR factor, which validation loss is "best",
+and that sampling during training listens to the EMA weights of the right data without moving the weights."""
+
+import math
+
+import pytest
+import torch
+from train_fixtures import SineSet, assert_same, make_objective, small_config, weights
+
+import soundsmith.train.engine as engine
+from soundsmith.errors import TrainingError
+from soundsmith.train import Trainer
+from soundsmith.train.checkpoint import load_checkpoint
+
+
+def test_each_restore_compounds_the_lr_factor_and_the_cap_counts_restores(tmp_path, one_thread):
+    # patience 1: each NaN step is a restore. Two NaN events with a cap of 2: the run finishes at LR x 0.25
+    cfg = small_config(max_steps=10, checkpoint_every=1, nan_patience=1, max_nan_restores=2, nan_lr_factor=0.5)
+    result = Trainer(make_objective(nan_calls={3, 7}), SineSet(24), None, cfg, tmp_path / "two").fit()
+    assert result["nan_restores"] == 2 and result["nan_skipped"] == 2
+    final = load_checkpoint(tmp_path / "two" / "checkpoints" / "step-0000010.ckpt")
+    assert final["lr_scale"] == pytest.approx(0.25)
+    # a third event is one restore too many
+    with pytest.raises(TrainingError, match=r"again after 2 restore\(s\) with the LR lowered to x0\.25"):
+        Trainer(make_objective(nan_calls={3, 7, 11}), SineSet(24), None, cfg, tmp_path / "three").fit()
+
+
+def test_a_restore_starts_the_count_of_bad_steps_again(tmp_path, one_thread):
+    # patience 2: calls 3, 4 are NaN -> one restore; call 5 alone is one bad step after it, not a second restore
+    cfg = small_config(max_steps=8, checkpoint_every=1, nan_patience=2, max_nan_restores=5)
+    result = Trainer(make_objective(nan_calls={3, 4, 5}), SineSet(24), None, cfg, tmp_path).fit()
+    assert result["nan_restores"] == 1 and result["nan_skipped"] == 3
+
+
+def test_best_is_the_first_lowest_finite_valid_loss_and_validation_runs_once_per_step(
+    tmp_path, one_thread, monkeypatch
+):
+    script = iter([math.nan, 3.0, 1.0, 1.0, 2.0, math.inf])
+    calls = []
+
+    def scripted(fabric, module, dataset, micro, collate_fn, num_workers):
+        calls.append(collate_fn)
+        return {"loss": next(script)}
+
+    monkeypatch.setattr(engine, "validation_means", scripted)
+    cfg = small_config(max_steps=6, valid_every=1, checkpoint_every=6)
+    result = Trainer(make_objective(), SineSet(24), SineSet(6), cfg, tmp_path).fit()
+    assert len(calls) == 6  # once per step; none again at the end (step 6 was validated)
+    assert all(callable(c) for c in calls)  # the run's collate function reaches validation
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    assert best["step"] == 3 and best["best"] == 1.0  # NaN never best; an equal later loss does not replace it
+    assert result["valid_loss"] == math.inf  # the last validation, reported as it was
+
+
+class OffsetSet(SineSet):
+    """A validation set whose indices start at 100, so a batch says where it came from."""
+
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        return {**item, "index": 100 + i}
+
+
+@pytest.mark.parametrize(("batch", "valid_items", "expected"), [(2, 6, 2), (8, 3, 3), (8, 6, 4)])
+def test_sampling_listens_to_the_ema_weights_on_valid_items_and_leaves_training_alone(
+    tmp_path, one_thread, batch, valid_items, expected
+):
+    cfg = small_config(max_steps=4, batch_size=batch, ema_decay=0.9, sample_every=2, checkpoint_every=2)
+    objective = make_objective()
+    original = objective.sample
+    seen = []
+
+    def spy(prepared):
+        seen.append((prepared["index"].tolist(), weights(objective)))
+        return original(prepared)
+
+    objective.sample = spy
+    Trainer(objective, SineSet(24), OffsetSet(valid_items), cfg, tmp_path / "sampled").fit()
+    assert [indices for indices, _ in seen] == [list(range(100, 100 + expected))] * 2  # steps 2 and 4
+    for (_, listened), step in zip(seen, (2, 4)):
+        state = load_checkpoint(tmp_path / "sampled" / "checkpoints" / f"step-{step:07d}.ckpt")
+        ema = {k: v for k, v in state["ema"]["shadow"].items()}
+        assert_same(listened, {k: v.to(listened[k].dtype) for k, v in ema.items()})
+        assert not torch.equal(listened["inp.weight"], weights(tmp_path / "sampled")["inp.weight"])
+    # the same run without sampling ends on the same raw weights: sampling swapped the EMA in and back out
+    quiet = small_config(max_steps=4, batch_size=batch, ema_decay=0.9, sample_every=0, checkpoint_every=2)
+    Trainer(make_objective(), SineSet(24), OffsetSet(valid_items), quiet, tmp_path / "quiet").fit()
+    assert_same(weights(tmp_path / "sampled"), weights(tmp_path / "quiet"))
+    assert list((tmp_path / "sampled" / "samples").glob("step-0000002-*.wav"))
+
+
+def test_sampling_without_a_valid_set_uses_the_train_set(tmp_path, one_thread):
+    cfg = small_config(max_steps=2, sample_every=2, checkpoint_every=2)
+    objective = make_objective()
+    original, seen = objective.sample, []
+    objective.sample = lambda prepared: (seen.append(prepared["index"].tolist()), original(prepared))[1]
+    Trainer(objective, SineSet(24), None, cfg, tmp_path).fit()
+    assert seen == [[0, 1, 2, 3]]

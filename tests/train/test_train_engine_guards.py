@@ -96,3 +96,54 @@ def test_sampling_without_a_valid_set_uses_the_train_set(tmp_path, one_thread):
     objective.sample = lambda prepared: (seen.append(prepared["index"].tolist()), original(prepared))[1]
     Trainer(objective, SineSet(24), None, cfg, tmp_path).fit()
     assert seen == [[0, 1, 2, 3]]
+
+
+def test_ema_switched_on_at_a_resume_starts_from_the_restored_weights(tmp_path, one_thread):
+    from soundsmith.train.ema import EMA
+    from train_fixtures import TinyConfig, TinyNet
+
+    run_dir = tmp_path / "r"
+    Trainer(make_objective(), SineSet(24), None, small_config(max_steps=4, checkpoint_every=1), run_dir).fit()
+    on = small_config(max_steps=6, checkpoint_every=1, ema_decay=0.9)
+    Trainer(make_objective(seed=5), SineSet(24), None, on, run_dir).fit(resume=True)
+    raw = {s: load_checkpoint(run_dir / "checkpoints" / f"step-{s:07d}.ckpt") for s in (4, 5, 6)}
+    net = TinyNet(TinyConfig())
+
+    def load(step):
+        state = raw[step]["objective"]
+        net.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+        return net
+
+    expected = EMA(load(4), 0.9)  # the average starts at the weights the run resumed from
+    expected.update(load(5))
+    expected.update(load(6))
+    got = raw[6]["ema"]["shadow"]
+    assert_same(got, expected.shadow)
+
+
+def test_resume_with_another_number_of_optimizers_is_refused(tmp_path, one_thread):
+    class TwoOptimizers(type(make_objective())):  # the same weights, split over two optimizers
+        def configure_optimizers(self, cfg):
+            return [torch.optim.AdamW(self.model.inp.parameters(), lr=cfg.lr),
+                    torch.optim.AdamW(self.model.out.parameters(), lr=cfg.lr)]  # fmt: skip
+
+    cfg = small_config(max_steps=2, checkpoint_every=2)
+    Trainer(make_objective(), SineSet(24), None, cfg, tmp_path).fit()
+    two = TwoOptimizers(make_objective().model)
+    with pytest.raises(TrainingError, match=r"checkpoint has 1 optimizer\(s\), the objective 2; resume with "
+                       "the same model family and objective"):
+        Trainer(two, SineSet(24), None, small_config(max_steps=4), tmp_path).fit(resume=True)
+
+
+def test_a_checkpoint_without_this_ranks_rng_state_is_reseeded_not_a_crash(tmp_path, one_thread, caplog):
+    from soundsmith.train.checkpoint import atomic_save
+
+    cfg = small_config(max_steps=2, checkpoint_every=2)
+    Trainer(make_objective(), SineSet(24), None, cfg, tmp_path).fit()
+    path = tmp_path / "checkpoints" / "step-0000002.ckpt"
+    state = load_checkpoint(path)
+    state["rng"] = []  # as if written by a run with fewer ranks than this one
+    atomic_save(state, path)
+    result = Trainer(make_objective(), SineSet(24), None, small_config(max_steps=4), tmp_path).fit(resume=True)
+    assert result["step"] == 4
+    assert "RNG states for 0 ranks; rank 0 is reseeded" in caplog.text

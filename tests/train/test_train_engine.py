@@ -163,7 +163,6 @@ def test_resume_with_longer_max_steps_follows_the_new_schedule(tmp_path, one_thr
     assert resumed[0] > 0  # the 6-step schedule would have reached 0 here
 
 
-
 def test_resume_with_a_new_lr_and_betas_uses_them(tmp_path, one_thread):
     # `soundsmith train --resume --set train.lr=...`: the checkpoint's optimizer state (moments) is kept, but its
     # hyperparameters are the current config's, for every optimizer (a GAN's second one keeps its own LR).
@@ -173,7 +172,9 @@ def test_resume_with_a_new_lr_and_betas_uses_them(tmp_path, one_thread):
         return small_config(max_steps=max_steps, checkpoint_every=3, schedule="constant", lr=lr, betas=betas)
 
     run(tmp_path / "r", cfg(6), objective=make_gan_objective())
-    objective, _ = run(tmp_path / "r", cfg(9, lr=2e-3, betas=(0.8, 0.99)), resume=True, objective=make_gan_objective())
+    objective, _ = run(
+        tmp_path / "r", cfg(9, lr=2e-3, betas=(0.8, 0.99)), resume=True, objective=make_gan_objective()
+    )
     state = load_checkpoint(tmp_path / "r" / "checkpoints" / "step-0000009.ckpt")
     gen, disc = state["optimizers"]
     assert gen["param_groups"][0]["initial_lr"] == pytest.approx(2e-3)

@@ -16,7 +16,9 @@ from soundsmith.train.checkpoint import load_checkpoint
 
 def test_each_restore_compounds_the_lr_factor_and_the_cap_counts_restores(tmp_path, one_thread):
     # patience 1: each NaN step is a restore. Two NaN events with a cap of 2: the run finishes at LR x 0.25
-    cfg = small_config(max_steps=10, checkpoint_every=1, nan_patience=1, max_nan_restores=2, nan_lr_factor=0.5)
+    cfg = small_config(
+        max_steps=10, checkpoint_every=1, nan_patience=1, max_nan_restores=2, nan_lr_factor=0.5
+    )
     result = Trainer(make_objective(nan_calls={3, 7}), SineSet(24), None, cfg, tmp_path / "two").fit()
     assert result["nan_restores"] == 2 and result["nan_skipped"] == 2
     final = load_checkpoint(tmp_path / "two" / "checkpoints" / "step-0000010.ckpt")
@@ -49,7 +51,9 @@ def test_best_is_the_first_lowest_finite_valid_loss_and_validation_runs_once_per
     assert len(calls) == 6  # once per step; none again at the end (step 6 was validated)
     assert all(callable(c) for c in calls)  # the run's collate function reaches validation
     best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
-    assert best["step"] == 3 and best["best"] == 1.0  # NaN never best; an equal later loss does not replace it
+    assert (
+        best["step"] == 3 and best["best"] == 1.0
+    )  # NaN never best; an equal later loss does not replace it
     assert result["valid_loss"] == math.inf  # the last validation, reported as it was
 
 
@@ -99,8 +103,9 @@ def test_sampling_without_a_valid_set_uses_the_train_set(tmp_path, one_thread):
 
 
 def test_ema_switched_on_at_a_resume_starts_from_the_restored_weights(tmp_path, one_thread):
-    from soundsmith.train.ema import EMA
     from train_fixtures import TinyConfig, TinyNet
+
+    from soundsmith.train.ema import EMA
 
     run_dir = tmp_path / "r"
     Trainer(make_objective(), SineSet(24), None, small_config(max_steps=4, checkpoint_every=1), run_dir).fit()
@@ -111,7 +116,7 @@ def test_ema_switched_on_at_a_resume_starts_from_the_restored_weights(tmp_path, 
 
     def load(step):
         state = raw[step]["objective"]
-        net.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+        net.load_state_dict({k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")})
         return net
 
     expected = EMA(load(4), 0.9)  # the average starts at the weights the run resumed from
@@ -130,8 +135,11 @@ def test_resume_with_another_number_of_optimizers_is_refused(tmp_path, one_threa
     cfg = small_config(max_steps=2, checkpoint_every=2)
     Trainer(make_objective(), SineSet(24), None, cfg, tmp_path).fit()
     two = TwoOptimizers(make_objective().model)
-    with pytest.raises(TrainingError, match=r"checkpoint has 1 optimizer\(s\), the objective 2; resume with "
-                       "the same model family and objective"):
+    with pytest.raises(
+        TrainingError,
+        match=r"checkpoint has 1 optimizer\(s\), the objective 2; resume with "
+        "the same model family and objective",
+    ):
         Trainer(two, SineSet(24), None, small_config(max_steps=4), tmp_path).fit(resume=True)
 
 
@@ -144,6 +152,8 @@ def test_a_checkpoint_without_this_ranks_rng_state_is_reseeded_not_a_crash(tmp_p
     state = load_checkpoint(path)
     state["rng"] = []  # as if written by a run with fewer ranks than this one
     atomic_save(state, path)
-    result = Trainer(make_objective(), SineSet(24), None, small_config(max_steps=4), tmp_path).fit(resume=True)
+    result = Trainer(make_objective(), SineSet(24), None, small_config(max_steps=4), tmp_path).fit(
+        resume=True
+    )
     assert result["step"] == 4
     assert "RNG states for 0 ranks; rank 0 is reseeded" in caplog.text

@@ -540,4 +540,6 @@ def _log_changed(restored: dict[str, Any], built: dict[str, Any]) -> None:
         if key != "initial_lr" and old != value:
             log.info("resumed with %s = %r (the checkpoint had %r)", key, value, old)
     if restored.get("initial_lr", built.get("initial_lr")) != built.get("initial_lr"):
-        log.info("resumed with base LR %r (the checkpoint had %r)", built.get("initial_lr"), restored["initial_lr"])
+        log.info(
+            "resumed with base LR %r (the checkpoint had %r)", built.get("initial_lr"), restored["initial_lr"]
+        )

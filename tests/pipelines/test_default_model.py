@@ -75,8 +75,9 @@ def test_strength_zero_is_the_round_trip_and_inpainting_keeps_the_rest(pipe):
     kept = pipe("a bell rings", init_audio=init, strength=0.0, seed=0, progress=False).audio[0]
     np.testing.assert_array_equal(kept, pipe.round_trip(init))
     painted = pipe("a bell rings", init_audio=init, inpaint=(0.8, 1.2), seed=0, progress=False).audio[0]
-    # outside the regenerated range (and the decoder's and vocoder's receptive fields around it) = the round trip
-    margin = int(0.2 * SR)
+    # outside the regenerated range (and the decoder's and vocoder's receptive fields around it) = the round trip;
+    # measured reach of the VAE decoder + vocoder (step 40,000) around a changed latent span: ~0.25 s
+    margin = int(0.3 * SR)
     outside = np.r_[0 : int(0.8 * SR) - margin, int(1.2 * SR) + margin : len(kept)]
     inside = np.arange(int(0.85 * SR), int(1.15 * SR))
     assert np.abs(painted[outside] - kept[outside]).max() < 0.05 * np.abs(kept).max()

@@ -163,10 +163,12 @@ def test_resume_with_longer_max_steps_follows_the_new_schedule(tmp_path, one_thr
     assert resumed[0] > 0  # the 6-step schedule would have reached 0 here
 
 
-def test_resume_with_a_new_lr_and_betas_uses_them(tmp_path, one_thread):
+def test_resume_with_a_new_lr_and_betas_uses_them(tmp_path, one_thread, caplog):
     # `soundsmith train --resume --set train.lr=...`: the checkpoint's optimizer state (moments) is kept, but its
     # hyperparameters are the current config's, for every optimizer (a GAN's second one keeps its own LR).
     from train_fixtures import make_gan_objective
+
+    caplog.set_level("INFO", logger="soundsmith.train.engine")
 
     def cfg(max_steps, lr=1e-2, betas=(0.9, 0.999)):
         return small_config(max_steps=max_steps, checkpoint_every=3, schedule="constant", lr=lr, betas=betas)
@@ -183,8 +185,12 @@ def test_resume_with_a_new_lr_and_betas_uses_them(tmp_path, one_thread):
     assert state["schedulers"][0]["base_lrs"] == pytest.approx([2e-3])
     assert state["schedulers"][1]["base_lrs"] == pytest.approx([objective.D_LR])
     assert gen["state"], "the moments must come back from the checkpoint"
+    assert "resumed with initial_lr = 0.002 (the checkpoint had 0.01)" in caplog.text
+    assert "resumed with betas = (0.8, 0.99) (the checkpoint had (0.9, 0.999))" in caplog.text
+    caplog.clear()
     # with the old settings the resumed run continues the first one exactly
     run(tmp_path / "same", cfg(6), objective=make_gan_objective())
     run(tmp_path / "same", cfg(9), resume=True, objective=make_gan_objective())
+    assert "resumed with" not in caplog.text  # nothing changed, nothing said
     run(tmp_path / "straight", cfg(9), objective=make_gan_objective())
     assert_same(weights(tmp_path / "same"), weights(tmp_path / "straight"))

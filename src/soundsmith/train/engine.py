@@ -536,10 +536,5 @@ def _hyperparameters(group: dict[str, Any]) -> dict[str, Any]:
 def _log_changed(restored: dict[str, Any], built: dict[str, Any]) -> None:
     """Say which of a resumed param group's settings the current config changes."""
     for key, value in built.items():
-        old = restored.get(key, value)
-        if key != "initial_lr" and old != value:
-            log.info("resumed with %s = %r (the checkpoint had %r)", key, value, old)
-    if restored.get("initial_lr", built.get("initial_lr")) != built.get("initial_lr"):
-        log.info(
-            "resumed with base LR %r (the checkpoint had %r)", built.get("initial_lr"), restored["initial_lr"]
-        )
+        if key in restored and restored[key] != value:
+            log.info("resumed with %s = %r (the checkpoint had %r)", key, value, restored[key])

@@ -156,21 +156,24 @@ if reuse == "1" and (out_dir / "prompts.jsonl").is_file():
 shutil.rmtree(out_dir, ignore_errors=True)
 out_dir.mkdir(parents=True)
 pipe = soundsmith.load(run)
-requests = []  # (name, prompt given to the model, prompt recorded, gc_id, labels)
+requests = []  # (name, prompt given to the model, prompt recorded, gc_id, labels, source annotations)
 if kind == "digits":
     for label in pipe.model.config.labels:
         word = label.removeprefix("speech_")
-        requests.append((label, "", f'someone says the word "{word}"', label, [label]))
+        requests.append((label, "", f'someone says the word "{word}"', label, [label], None))
 else:
     first: dict[str, object] = {}
     for row in read_manifest(test).rows:  # the first single-label test clip of each class, manifest order
         if len(row.labels) == 1 and row.captions and row.labels[0] not in first:
             first[row.labels[0]] = row
     for label in sorted(first):
-        caption = first[label].captions[0]
-        requests.append((label, caption, caption, None, [label]))
+        row = first[label]
+        caption = row.captions[0]
+        # the caption describes the source clip's events: the evaluation checks every attribute they annotate
+        meta = {"events": row.meta["events"], "family": row.meta.get("family")} if row.meta.get("events") else None
+        requests.append((label, caption, caption, None, [label], meta))
 rows, t0, n_samples = [], time.perf_counter(), 0
-for i, (name, model_prompt, prompt, gc_id, labels) in enumerate(requests):
+for i, (name, model_prompt, prompt, gc_id, labels, meta) in enumerate(requests):
     result = pipe(
         model_prompt, duration=seconds, seed=1000 * i, num_candidates=k, gc_id=gc_id, progress=False
     )
@@ -178,7 +181,8 @@ for i, (name, model_prompt, prompt, gc_id, labels) in enumerate(requests):
     paths = [out_dir / f"{name}-{j}.wav" for j in range(k)]
     for j, path in enumerate(paths):
         result.save(path, index=j)
-        rows.append({"audio": path.name, "prompt": prompt, "labels": labels, "id": f"gen-{kind}-{path.stem}"})
+        rows.append({"audio": path.name, "prompt": prompt, "labels": labels, "id": f"gen-{kind}-{path.stem}"}
+                    | ({"meta": meta} if meta else {}))
 wall = time.perf_counter() - t0
 with open(out_dir / "prompts.jsonl", "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -298,4 +302,28 @@ print(
 )
 print("| distinct top-1 tags | " + " | ".join(str(len(set(top))) for top in tops) + " |")
 print("| evaluator | " + " | ".join(str(c.get("tagger", "-")) for c in counts) + " |")
+
+# per-attribute adherence (soundsmith.eval.adherence): generated clips against their prompts' asks
+def cell(row, kind):
+    value, n = row.get(kind), row.get(f"n_{kind}", 0)
+    return "-" if value is None or n == 0 or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f} ({n})"
+
+
+for name in ("digits", "captions", "captions_valid"):
+    f = work / "eval" / name / "metrics.json"
+    adherence = json.loads(f.read_text()).get("adherence") if f.is_file() else None
+    if not adherence:
+        print(f"\n{name}: no prompt asks for an attribute")
+        continue
+    print(f"\nPer-attribute adherence, {name} (accuracy (clips); real and shuffled: annotated reference clips)\n")
+    print("| attribute | generated | real | shuffled | chance |")
+    print("|---|---|---|---|---|")
+    for attr, row in adherence["table"].items():
+        chance = row.get("chance")
+        print(f"| {attr} | {cell(row, 'generated')} | {cell(row, 'real')} | {cell(row, 'shuffled')} | "
+              f"{'-' if chance is None else f'{chance:.3f}'} |")
+    overall = adherence["overall"]
+    print("| overall | " + " | ".join(
+        "-" if not isinstance(overall.get(k), (int, float)) else f"{overall[k]:.3f}"
+        for k in ("generated", "real", "shuffled")) + " | |")
 EOF

@@ -157,3 +157,30 @@ def test_a_checkpoint_without_this_ranks_rng_state_is_reseeded_not_a_crash(tmp_p
     )
     assert result["step"] == 4
     assert "RNG states for 0 ranks; rank 0 is reseeded" in caplog.text
+
+
+def test_train_log_rows_carry_the_lr_epoch_and_guard_counts_of_their_step(tmp_path, one_thread):
+    import json
+
+    from train_fixtures import make_gan_objective
+
+    # 24 items, batch 8: 3 steps an epoch; constant LR after a 2-step warmup; call 2 is NaN (skipped, no restore)
+    cfg = small_config(max_steps=7, log_every=1, schedule="constant", warmup_steps=2, nan_patience=5)
+    objective = make_objective(nan_calls={2})
+    result = Trainer(objective, SineSet(24), None, cfg, tmp_path / "one").fit()
+    rows = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "lr" in r]
+    assert [r["step"] for r in rows] == list(range(1, 8))
+    for r in rows:
+        assert r["epoch"] == r["step"] // 3
+        assert r["lr"] == pytest.approx(cfg.lr * min(1.0, (r["step"] + 1) / 2))  # warmup, then constant
+        assert r["nan_restores"] == 0 and r["bad_files"] == 0
+        if r["step"] != 2:  # the skipped step adds nothing to the window: no loss, no rate
+            assert "train/loss" in r and r["samples_per_s"] > 0 and r["x_realtime"] > 0
+    assert rows[-1]["nan_skipped"] == result["nan_skipped"] == 1
+    # a second optimizer's LR is logged as lr_1, on its own schedule
+    Trainer(
+        make_gan_objective(), SineSet(24), None, small_config(max_steps=6, log_every=1), tmp_path / "gan"
+    ).fit()
+    gan_rows = [json.loads(x) for x in (tmp_path / "gan" / "metrics.jsonl").read_text().splitlines()]
+    assert any("lr_1" in r and r["lr_1"] != r["lr"] for r in gan_rows)

@@ -184,3 +184,37 @@ def test_train_log_rows_carry_the_lr_epoch_and_guard_counts_of_their_step(tmp_pa
     ).fit()
     gan_rows = [json.loads(x) for x in (tmp_path / "gan" / "metrics.jsonl").read_text().splitlines()]
     assert any("lr_1" in r and r["lr_1"] != r["lr"] for r in gan_rows)
+
+
+def test_resume_keeps_the_lr_scale_and_best_of_the_run(tmp_path, one_thread, monkeypatch):
+    # a NaN restore halved the LR before the interruption: the resumed run keeps the half, and its best validation
+    # loss, so a worse later loss does not replace best.ckpt
+    script = iter([1.0, 2.0, 3.0, 1.5, 1.2])
+    monkeypatch.setattr(engine, "validation_means", lambda *a: {"loss": next(script)})
+    first = small_config(max_steps=3, valid_every=1, checkpoint_every=1, nan_patience=1, nan_lr_factor=0.5,
+                         schedule="constant", warmup_steps=0)  # fmt: skip
+    Trainer(make_objective(nan_calls={3}), SineSet(24), SineSet(6), first, tmp_path).fit()
+    assert load_checkpoint(tmp_path / "checkpoints" / "step-0000003.ckpt")["lr_scale"] == 0.5
+    more = small_config(max_steps=5, valid_every=1, checkpoint_every=1, schedule="constant", warmup_steps=0)
+    Trainer(make_objective(), SineSet(24), SineSet(6), more, tmp_path).fit(resume=True)
+    final = load_checkpoint(tmp_path / "checkpoints" / "step-0000005.ckpt")
+    assert final["lr_scale"] == 0.5
+    assert final["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(0.5 * more.lr)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    assert best["step"] == 1 and best["best"] == 1.0
+
+
+def test_a_checkpoint_without_running_loss_means_resumes(tmp_path, one_thread):
+    from soundsmith.train.checkpoint import atomic_save
+
+    Trainer(
+        make_objective(), SineSet(24), None, small_config(max_steps=2, checkpoint_every=2), tmp_path
+    ).fit()
+    path = tmp_path / "checkpoints" / "step-0000002.ckpt"
+    state = load_checkpoint(path)
+    del state["loss_mean"]  # written before the spike guard kept them
+    atomic_save(state, path)
+    result = Trainer(make_objective(), SineSet(24), None, small_config(max_steps=4), tmp_path).fit(
+        resume=True
+    )
+    assert result["step"] == 4

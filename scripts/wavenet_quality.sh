@@ -170,7 +170,8 @@ else:
         row = first[label]
         caption = row.captions[0]
         # the caption describes the source clip's events: the evaluation checks every attribute they annotate
-        meta = {"events": row.meta["events"], "family": row.meta.get("family")} if row.meta.get("events") else None
+        events = row.meta.get("events")
+        meta = {"events": events, "family": row.meta.get("family")} if events else None
         requests.append((label, caption, caption, None, [label], meta))
 rows, t0, n_samples = [], time.perf_counter(), 0
 for i, (name, model_prompt, prompt, gc_id, labels, meta) in enumerate(requests):
@@ -306,7 +307,9 @@ print("| evaluator | " + " | ".join(str(c.get("tagger", "-")) for c in counts) +
 # per-attribute adherence (soundsmith.eval.adherence): generated clips against their prompts' asks
 def cell(row, kind):
     value, n = row.get(kind), row.get(f"n_{kind}", 0)
-    return "-" if value is None or n == 0 or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f} ({n})"
+    if value is None or n == 0 or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f} ({n})"
 
 
 for name in ("digits", "captions", "captions_valid"):

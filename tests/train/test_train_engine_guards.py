@@ -83,8 +83,7 @@ def test_sampling_listens_to_the_ema_weights_on_valid_items_and_leaves_training_
     assert [indices for indices, _ in seen] == [list(range(100, 100 + expected))] * 2  # steps 2 and 4
     for (_, listened), step in zip(seen, (2, 4)):
         state = load_checkpoint(tmp_path / "sampled" / "checkpoints" / f"step-{step:07d}.ckpt")
-        ema = {k: v for k, v in state["ema"]["shadow"].items()}
-        assert_same(listened, {k: v.to(listened[k].dtype) for k, v in ema.items()})
+        assert_same(listened, {k: v.to(listened[k].dtype) for k, v in state["ema"]["shadow"].items()})
         assert not torch.equal(listened["inp.weight"], weights(tmp_path / "sampled")["inp.weight"])
     # the same run without sampling ends on the same raw weights: sampling swapped the EMA in and back out
     quiet = small_config(max_steps=4, batch_size=batch, ema_decay=0.9, sample_every=0, checkpoint_every=2)
@@ -103,7 +102,7 @@ def test_sampling_without_a_valid_set_uses_the_train_set(tmp_path, one_thread):
 
 
 def test_ema_switched_on_at_a_resume_starts_from_the_restored_weights(tmp_path, one_thread):
-    from train_fixtures import TinyConfig, TinyNet
+    from train_fixtures import TinyConfig, TinyNet, model_state
 
     from soundsmith.train.ema import EMA
 
@@ -115,8 +114,7 @@ def test_ema_switched_on_at_a_resume_starts_from_the_restored_weights(tmp_path, 
     net = TinyNet(TinyConfig())
 
     def load(step):
-        state = raw[step]["objective"]
-        net.load_state_dict({k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")})
+        net.load_state_dict(model_state(raw[step]))
         return net
 
     expected = EMA(load(4), 0.9)  # the average starts at the weights the run resumed from

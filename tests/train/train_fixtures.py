@@ -138,7 +138,12 @@ def weights(path_or_objective: Any) -> dict[str, Tensor]:
 
     found = latest_checkpoint(Path(path_or_objective) / "checkpoints")
     assert found is not None
-    state = found[1]["objective"]
+    return model_state(found[1])
+
+
+def model_state(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
+    """The model weights in a checkpoint (the ``model.*`` entries of its objective state, prefix removed)."""
+    state = checkpoint["objective"]
     return {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
 
 

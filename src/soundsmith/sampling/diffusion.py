@@ -9,7 +9,8 @@ Two pieces, one definition of the forward process:
   Targets: ``epsilon`` -> ``noise``; ``v_prediction`` -> ``alpha * noise - sigma * x0``; ``flow`` ->
   ``noise - x0``. :meth:`NoiseSchedule.training_pair` draws what a training step needs.
 * :class:`DiffusionSampler`: one of ``ddim``, ``dpmpp`` (DPM-Solver++ 2M), ``euler`` (Euler discrete),
-  ``flow_euler`` (flow-matching Euler) or ``unipc`` (UniPC, order 2 with its corrector) over the same schedule. A pipeline's loop reads::
+  ``flow_euler`` (flow-matching Euler) or ``unipc`` (UniPC, order 2 with its corrector) over the same schedule.
+  A pipeline's loop reads::
 
       sampler = DiffusionSampler("dpmpp", schedule)
       sampler.set_steps(25)                                   # or set_steps(25, strength=0.6) for img2img

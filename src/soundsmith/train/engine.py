@@ -497,15 +497,14 @@ class Trainer:
         # group) win over the checkpoint's: a run resumed with ``--set train.lr=...`` must use the new values.
         # With an unchanged config they are the same values, and the resume stays exact.
         built = [[_hyperparameters(g) for g in opt.param_groups] for opt in self.optimizers]
-        base_lrs = [list(sched.base_lrs) for sched in self.schedulers]
         for opt, s, groups in zip(self.optimizers, state["optimizers"], built):
             opt.load_state_dict(s)
             for group, hyper in zip(opt.param_groups, groups):
                 _log_changed(group, hyper)
                 group.update(hyper)
-        for sched, s, spec, bases in zip(self.schedulers, state["schedulers"], self.specs, base_lrs):
+        for sched, s, spec in zip(self.schedulers, state["schedulers"], self.specs):
             sched.load_state_dict(s)
-            sched.base_lrs = bases
+            sched.base_lrs = [g["initial_lr"] for g in sched.optimizer.param_groups]  # the config's base LRs
             reconfigure(sched, self.cfg, self.steps_per_epoch, spec)  # e.g. resumed with a new --max-steps
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])

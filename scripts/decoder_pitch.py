@@ -1,5 +1,6 @@
-"""How much of a note's pitch survives a latent model's decoder: real test clips that ask for a pitch, tracked by
-the evaluation's own check (pYIN median, within 50 cents), through each stage of the decoding chain.
+"""How much of a note's pitch, and of a clip's count of events, survives a latent model's decoder: real test clips
+that ask for a pitch (tracked by the evaluation's own check, pYIN median within 50 cents) or a count (the
+evaluation's event counter, exact), through each stage of the decoding chain.
 
     python scripts/decoder_pitch.py --model models/default --manifest work/corpus_ld/manifest.jsonl --limit 200
 
@@ -22,6 +23,7 @@ from soundsmith.audio import load_audio, mel_spectrogram
 from soundsmith.audio.dsp import griffin_lim
 from soundsmith.data.manifest import read_manifest
 from soundsmith.eval.adherence import PITCH_TOLERANCE_CENTS, asks_from_events
+from soundsmith.eval.attributes import count_events
 from soundsmith.eval.pitch import cents_error, track_pitch
 from soundsmith.models.registry import load_model
 
@@ -43,9 +45,10 @@ def main() -> None:
     rows = [r for r in m if r.split == args.split][: args.limit]
     stages = ("original", "vocoder", "vae_vocoder", "vae_griffin_lim")
     errors: dict[str, list[float]] = {s: [] for s in stages}
+    count_errors: dict[str, list[int]] = {s: [] for s in stages}
     for row in rows:
         asks = asks_from_events(row.meta.get("events", []), row.meta.get("family"))
-        if "pitch" not in asks:
+        if "pitch" not in asks and "count" not in asks:
             continue
         audio, _ = load_audio(row.audio_path(m.root), sample_rate=sr, mono=True)
         x = torch.from_numpy(audio)[None].float()
@@ -61,9 +64,12 @@ def main() -> None:
                 ).reshape(-1)[: x.shape[-1]],
             }
         for stage, y in outs.items():
-            median = track_pitch(y, sr).median_midi()
-            errors[stage].append(median - asks["pitch"] if np.isfinite(median) else float("nan"))
-    figures = {"model": str(args.model), "clips": len(errors["original"])}
+            if "pitch" in asks:
+                median = track_pitch(y, sr).median_midi()
+                errors[stage].append(median - asks["pitch"] if np.isfinite(median) else float("nan"))
+            if "count" in asks:
+                count_errors[stage].append(count_events(y, sr) - int(asks["count"]))
+    figures: dict = {"model": str(args.model), "clips": len(errors["original"])}
     print(f"{figures['clips']} test clips asking for a pitch ({args.manifest}, {args.split})")
     print("| stage | within 50 cents | no pitch found | most frequent errors (semitones: clips) |")
     print("|---|---|---|---|")
@@ -76,6 +82,17 @@ def main() -> None:
         figures[stage]["errors"] = {str(k): n for k, n in common}
         print(f"| {stage} | {ok.mean():.3f} | {no_pitch} | "
               f"{', '.join(f'{k:+d}: {n}' for k, n in common)} |")  # fmt: skip
+    figures["count_clips"] = len(count_errors["original"])
+    print(f"\n{figures['count_clips']} test clips asking for a count")
+    print("| stage | counted exactly | most frequent errors (events: clips) |")
+    print("|---|---|---|")
+    for stage in stages:
+        c = np.array(count_errors[stage])
+        common = collections.Counter(c.tolist()).most_common(5)
+        figures[stage]["count_exact"] = float((c == 0).mean()) if c.size else float("nan")
+        print(
+            f"| {stage} | {figures[stage]['count_exact']:.3f} | {', '.join(f'{k:+d}: {n}' for k, n in common)} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)

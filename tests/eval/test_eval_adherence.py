@@ -49,6 +49,27 @@ def test_pitch_track_of_a_tone_and_a_sweep():
     assert math.isclose(hz_to_midi(261.6256), 60.0, abs_tol=1e-3)
 
 
+def test_count_ignores_background_noise_faint_ripples_and_counts_one_steady_sound():
+    rng = np.random.default_rng(3)
+    # three beeps over noise 20 dB down, whose 10 ms level wobbles by several dB (the recording chain's backgrounds)
+    wobble = np.repeat(rng.uniform(0.3, 1.0, 200), SR // 100).astype(np.float32)
+    background = 0.03 * rng.standard_normal(2 * SR).astype(np.float32) * wobble
+    assert adh.count_events(beeps(3) + background, SR) == 3
+    # a ripple 26 dB below the beeps (a decoder's wobbling tail) is not an event ...
+    rippled = beeps(3)
+    tail = slice(int(1.6 * SR), int(1.9 * SR))
+    rippled[tail] = tone(440, 0.3, amp=0.015) * np.repeat(np.tile([1.0, 0.1], 3), SR // 20)
+    assert adh.count_events(rippled, SR) == 3
+    # ... but the same three pulses at the beeps' level are three more events
+    loud = beeps(3)
+    loud[tail] = tone(440, 0.3) * np.repeat(np.tile([1.0, 0.1], 3), SR // 20)
+    assert adh.count_events(loud, SR) == 3 + 3
+    # one steady sound, from the first sample to the last, is one event; silence none
+    assert adh.count_events(tone(440, 2.0), SR) == 1
+    assert adh.count_events(noise(), SR) == 1
+    assert adh.count_events(np.zeros(SR, dtype=np.float32), SR) == 0
+
+
 def test_counts_brightness_and_checks():
     assert [adh.count_events(beeps(n), SR) for n in (1, 3, 4)] == [1, 3, 4]
     ringing = beeps(2)

@@ -8,7 +8,7 @@ An *ask* is what a prompt requests, as a dict (:data:`ATTRIBUTES` are its keys, 
 | ``word`` | one of the recognizer's words | spoken-word recognizer | its top class is the word |
 | ``pitch`` | ``midi_pitch`` of a held note | pYIN median f0 over voiced frames | within 50 cents |
 | ``register`` | low / middle / high (+ the MIDI range it means for that instrument or event) | pYIN 10th-percentile f0 (the phrase's root) | inside the range, +-1 semitone |
-| ``count`` | number of events | rises of the 10 ms RMS envelope by >= 3 dB after a >= 3 dB fall | equal |
+| ``count`` | number of events | rises of the 10 ms RMS envelope by >= 4 dB after a >= 4 dB fall, above a floor | equal |
 | ``direction`` | rising / falling | pYIN track: last third of voiced frames against the first third | same sign, >= 1 semitone |
 | ``loudness`` | soft / loud | RMS level, over pairs of clips asked soft and loud | the loud clip is louder |
 | ``noise_tone`` | noise / tone | share of sounding frames that pYIN finds voiced | >= 0.5 for tone, < 0.5 for noise |

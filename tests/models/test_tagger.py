@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from soundsmith.errors import ConfigError
+from soundsmith.audio import mel_spectrogram
+from soundsmith.errors import AudioError, ConfigError
 from soundsmith.models.registry import load_model, save_model
 from soundsmith.models.tagger import AudioTagger, TaggerConfig
 from soundsmith.train.config import TrainConfig
@@ -86,3 +87,38 @@ def test_objective_lowers_loss_on_fixed_batch():
 
 def test_multi_hot_ignores_unknown():
     assert multi_hot([["b", "zzz"]], ["a", "b"]).tolist() == [[0.0, 1.0]]
+
+
+def test_speed_augmentation_moves_the_pitch_replays_per_row_and_stays_out_of_validation():
+    from soundsmith.audio import change_speed
+    from soundsmith.eval.pitch import track_pitch
+
+    model = AudioTagger(TaggerConfig(labels=LABELS, channels=[4, 8], embed_dim=16, dropout=0.0))
+    sr = model.config.sample_rate
+    t = torch.arange(sr) / sr
+    tone = (0.3 * torch.sin(2 * torch.pi * 440.0 * t)).view(1, -1)
+    # an octave up is 2x the speed: the tone reads one octave higher, and the clip keeps its length
+    up = change_speed(tone, torch.tensor([2.0]))
+    assert up.shape == tone.shape and float(up[0, sr // 2 + 100 :].abs().max()) == 0.0
+    assert abs(track_pitch(up[0, : sr // 2].numpy(), sr).median_midi() - 81.0) < 0.3
+    with pytest.raises(AudioError, match="positive"):
+        change_speed(tone, torch.tensor([0.0]))
+    with pytest.raises(ConfigError, match="speed_semitones"):
+        TaggerObjective(model, speed_semitones=-1.0)
+
+    obj = TaggerObjective(model, speed_semitones=6.0)
+    speeds = obj.draw_speeds(torch.tensor([3, 7, 11, 12]))
+    assert torch.equal(speeds, obj.draw_speeds(torch.tensor([3, 7, 11, 12])))  # a resumed run replays it
+    assert not torch.equal(speeds, obj.draw_speeds(torch.tensor([4, 7, 11, 12])))
+    assert bool(((speeds >= 2**-0.5) & (speeds <= 2**0.5)).all()) and len(set(speeds.tolist())) == 4
+    audio = tone.repeat(4, 1)
+    batch = {"audio": audio, "labels": [["dog"]] * 4, "index": torch.tensor([3, 7, 11, 12])}
+    obj.train()
+    trained = obj.prepare_batch(dict(batch))["mel"]
+    expected = mel_spectrogram(change_speed(audio, speeds), model.config.mel_config())
+    assert torch.allclose(trained, expected)
+    obj.eval()
+    assert torch.allclose(
+        obj.prepare_batch(dict(batch))["mel"], mel_spectrogram(audio, model.config.mel_config())
+    )
+    assert torch.equal(TaggerObjective(model).draw_speeds(torch.tensor([3, 7])), torch.ones(2))

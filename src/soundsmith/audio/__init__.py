@@ -2,6 +2,7 @@
 
 from soundsmith.audio.dsp import (
     MelConfig,
+    change_speed,
     griffin_lim,
     istft,
     mel_filterbank,
@@ -27,6 +28,7 @@ __all__ = [
     "SILENCE_DBFS",
     "WRITE_FORMATS",
     "MelConfig",
+    "change_speed",
     "griffin_lim",
     "istft",
     "load_audio",

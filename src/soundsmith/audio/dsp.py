@@ -261,6 +261,27 @@ def mu_law_decode(q: ArrayLike, quantization_channels: int = 256) -> ArrayLike:
     return (torch.sign(y) * torch.expm1(y.abs() * np.log1p(mu)) / mu).float()
 
 
+def change_speed(audio: torch.Tensor, speed: torch.Tensor) -> torch.Tensor:
+    """Play each clip of ``audio [B, T]`` at ``speed [B]`` times its rate (linear resampling, so pitch and tempo move
+    together: 2 ** (k / 12) shifts by k semitones), cropped or zero-padded back to ``T`` samples. Augmentation, not
+    a resampler (no anti-alias filter: use ``soundsmith.audio.resample`` for that)."""
+    if audio.dim() != 2 or speed.shape != (audio.shape[0],):
+        raise AudioError(
+            f"change_speed: audio [B, T] and speed [B], got {tuple(audio.shape)} and {tuple(speed.shape)}"
+        )
+    if not bool((speed > 0).all()):
+        raise AudioError(f"change_speed: every speed must be positive, got {speed.tolist()}")
+    B, T = audio.shape
+    out = torch.zeros_like(audio)
+    for b in range(B):
+        n = max(2, int(round(T / float(speed[b]))))
+        x = torch.nn.functional.interpolate(
+            audio[b].view(1, 1, T), size=n, mode="linear", align_corners=False
+        )
+        out[b, : min(n, T)] = x.view(n)[:T]
+    return out
+
+
 def peak_normalize(audio: ArrayLike, peak: float = 0.95, axis: int | None = -1) -> ArrayLike:
     """Scale so that ``max |audio| == peak`` over ``axis`` (per item of a ``[B, T]`` batch by default).
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from soundsmith.audio import change_speed
 from soundsmith.models.keyword import KeywordSpotter
 from soundsmith.train.objectives.base import Objective
 
@@ -98,10 +99,10 @@ def augment_audio(audio: Tensor, d: AugmentDraws, g: torch.Generator) -> Tensor:
     """Apply the waveform augmentations to ``audio [B, T]``; returns ``[B, T]``."""
     B, T = audio.shape
     out = torch.zeros_like(audio)
+    fast = change_speed(audio, d.speed.to(audio))
     for b in range(B):
-        x = audio[b]
-        n = max(2, int(round(T / float(d.speed[b]))))
-        x = F.interpolate(x.view(1, 1, T), size=n, mode="linear", align_corners=False).view(n)[:T]
+        n = min(T, max(2, int(round(T / float(d.speed[b])))))
+        x = fast[b, :n]
         s = int(d.shift[b])
         if s >= 0:
             out[b, s : s + x.shape[0]] = x[: T - s]

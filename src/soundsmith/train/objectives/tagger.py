@@ -1,14 +1,22 @@
-"""Training objective for the audio tagger: multi-label binary cross-entropy over log-mel."""
+"""Training objective for the audio tagger: multi-label binary cross-entropy over log-mel.
+
+Optional augmentation (training only, ``objective.speed_semitones: S`` in a run config): each clip is played at a
+speed of 2 ** (u / 12), u uniform in [-S, S] (pitch and tempo move together), drawn from a generator seeded by the
+batch's row indices, so a resumed run replays it. It moves every instrument and event into registers the corpus
+holds out, so the tagger learns classes across registers.
+"""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from soundsmith.audio import mel_spectrogram
+from soundsmith.audio import change_speed, mel_spectrogram
+from soundsmith.errors import ConfigError
 from soundsmith.models.tagger import AudioTagger
 from soundsmith.train.objectives.base import Objective
 
@@ -29,13 +37,29 @@ class TaggerObjective(Objective):
 
     find_unused_parameters = False
 
-    def __init__(self, model: AudioTagger, sample_rate: int | None = None) -> None:
+    def __init__(
+        self, model: AudioTagger, sample_rate: int | None = None, speed_semitones: float = 0.0
+    ) -> None:
         super().__init__(model, sample_rate)
         self.mel_cfg = model.config.mel_config()
+        if not 0.0 <= speed_semitones <= 12.0:
+            raise ConfigError(f"objective.speed_semitones={speed_semitones}: give 0 (off) to 12 semitones")
+        self.speed_semitones = float(speed_semitones)
+
+    def draw_speeds(self, index: Tensor) -> Tensor:
+        """Speeds ``[B]`` of the clips with dataset row indices ``index [B]`` (1.0 each when augmentation is off)."""
+        if not self.speed_semitones:
+            return torch.ones(index.shape[0])
+        g = torch.Generator().manual_seed(zlib.crc32(index.cpu().numpy().astype("int64").tobytes()))
+        u = (2 * torch.rand(index.shape[0], generator=g) - 1) * self.speed_semitones
+        return 2.0 ** (u / 12.0)
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         audio = batch["audio"]  # [B, T]
+        if self.training and self.speed_semitones:
+            index = batch.get("index", torch.arange(audio.shape[0]))
+            audio = change_speed(audio, self.draw_speeds(index).to(audio))
         batch["mel"] = mel_spectrogram(audio, self.mel_cfg)  # [B, n_mels, frames]
         batch["targets"] = multi_hot(batch["labels"], self.model.config.labels, device=audio.device)
         return batch

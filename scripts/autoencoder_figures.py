@@ -3,7 +3,8 @@
 On a manifest's test split (clips not trained on), for each method: multi-resolution STFT distance and log-mel
 L1 to the source (lower is better); pitch kept on tonal clips (pYIN on source and reconstruction, per clip the
 median |cents| over frames voiced in both; median over clips and % of clips within 25 cents); onsets kept
-(librosa onset count equal to the source's, on the events family); loudness (|LUFS difference|, % within 1 LU);
+(the evaluation's event counter, `count_events`, equal on source and reconstruction, on the events family;
+librosa's spectral-flux onsets until 2026-11-27); loudness (|LUFS difference|, % within 1 LU);
 FAD on the shipped tagger's embeddings against as many valid-split clips, with the sources' own FAD against
 them as the real-vs-real baseline; words kept (the shipped spoken-word recognizer, models/keyword, on the speech
 clips: % recognised as the clip's word, against its accuracy on the originals).
@@ -21,12 +22,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import librosa
 import numpy as np
 import torch
 
 from soundsmith.audio import load_audio, measure_loudness
 from soundsmith.data import read_manifest
+from soundsmith.eval.attributes import count_events
 from soundsmith.eval.embedders import TaggerEmbedder
 from soundsmith.eval.frechet import frechet_distance
 from soundsmith.eval.pitch import track_pitch
@@ -62,7 +63,7 @@ def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
 
 
 def onset_count(audio: np.ndarray, sr: int) -> int:
-    return int(librosa.onset.onset_detect(y=audio, sr=sr, units="frames").size)
+    return count_events(audio, sr)
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ def test_bad_shapes_and_configs_are_clear_errors():
     x, t, tokens, mask, pooled = _inputs()
     with pytest.raises(ModelError, match="latent_channels=4"):
         model(x[:, :3], t, tokens, mask, pooled)
-    with pytest.raises(ModelError, match="expects 16"):
+    with pytest.raises(ModelError, match="text embeddings are 8-d, the denoiser expects 16"):
         model(x, t, tokens[..., :8], mask, pooled)
     with pytest.raises(ConfigError, match="heads"):
         LatentDenoiserConfig(d_model=30, heads=4)

@@ -121,6 +121,74 @@ def test_captions_are_dropped_about_ten_percent_of_the_time(model):
     assert 0.06 < np.mean(dropped) < 0.14
 
 
+def _randomise(model) -> None:
+    """Every denoiser weight gets a value (the output layers and null embeddings start at zero)."""
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.2)
+
+
+def test_dropped_captions_reach_the_denoiser_and_kept_ones_do_not_leak(model):
+    _randomise(model)
+    obj = LatentDiffusionObjective(model)
+    batch = obj.prepare_batch(_batch())
+    other = dict(batch)  # the same latents with other captions
+    other["text_tokens"] = batch["text_tokens"].flip(0)
+    other["text_mask"] = batch["text_mask"].flip(0)
+    other["text_pooled"] = batch["text_pooled"].flip(0)
+
+    def loss(b, p):
+        with torch.no_grad():
+            out, drop = obj.denoising_loss(b, torch.Generator().manual_seed(3), drop_prob=p)
+        return float(out), drop
+
+    kept, drop = loss(batch, 0.0)
+    assert drop.dtype == torch.bool and drop.shape == (4,) and not drop.any()
+    assert kept != loss(other, 0.0)[0]  # the captions condition the prediction
+    every, drop = loss(batch, 1.0)
+    assert drop.all() and every != kept
+    assert every == loss(other, 1.0)[0]  # every caption dropped: the prediction no longer depends on them
+    with torch.no_grad():  # through losses(): the replayed drop mask reaches the model
+        model.config.cond_drop_prob = 0.5
+        obj.global_step = 11
+        gen = obj._generator("step")
+        x_t, t, target = obj.schedule.training_pair(batch["latents"], gen)
+        drop = torch.rand(4, generator=gen) < 0.5
+        assert 0 < int(drop.sum()) < 4
+        pred = model(
+            x_t, t.float() / 1000, batch["text_tokens"], batch["text_mask"], batch["text_pooled"], drop
+        )
+        out = obj.losses(batch, 0)
+    torch.testing.assert_close(out["loss"], torch.mean((pred - target) ** 2))
+    assert float(out["dropped"]) == float(drop.float().mean())
+    model.config.cond_drop_prob = 0.0
+    with torch.no_grad():
+        assert float(obj.losses(batch, 0)["dropped"]) == 0.0
+
+
+def test_losses_of_a_raw_batch_prepare_it_first(model):
+    _randomise(model)
+    obj = LatentDiffusionObjective(model)
+    obj.global_step = 2
+    with torch.no_grad():
+        raw = obj.losses(_batch(), 0)["loss"]
+        prepared = obj.losses(obj.prepare_batch(_batch()), 0)["loss"]
+    torch.testing.assert_close(raw, prepared)
+
+
+def test_the_caption_cache_is_cleared_when_the_new_captions_would_overflow_it(model):
+    obj = LatentDiffusionObjective(model)
+    obj.text_cache_size = 4
+    obj.encode_captions(["a", "b"])
+    obj.encode_captions(["c", "d"])  # 2 + 2 = 4: fits
+    assert set(obj._text_cache) == {"a", "b", "c", "d"}
+    obj.encode_captions(["e"])  # 4 + 1 > 4: cleared first
+    assert set(obj._text_cache) == {"e"}
+    tokens, mask = pad_tokens([torch.ones(2, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)])
+    assert tokens.dtype == torch.float64 and mask.tolist() == [[True, True], [True, False]]
+
+
 def test_frozen_parts_never_reach_the_optimizer_ema_or_checkpoints(model, tmp_path):
     obj = LatentDiffusionObjective(model)
     obj.prepare_batch(_batch())  # builds the frozen parts

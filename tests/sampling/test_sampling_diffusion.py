@@ -170,3 +170,73 @@ def test_bad_names_and_values_are_refused():
         NoiseSchedule(prediction_type="sample")
     with pytest.raises(ConfigError, match="strength must be in"):
         DiffusionSampler("ddim").set_steps(10, strength=1.5)
+
+
+def test_schedule_values_at_their_limits_are_refused_with_their_names():
+    NoiseSchedule(num_train_timesteps=2)  # the smallest schedule
+    for bad in (1, True, 2.5):
+        with pytest.raises(ConfigError, match=rf"num_train_timesteps must be an integer >= 2, got {bad!r}"):
+            NoiseSchedule(num_train_timesteps=bad)
+    for start, end in ((0.0, 0.02), (0.02, 0.02), (1e-4, 1.0)):
+        with pytest.raises(
+            ConfigError, match=rf"need 0 < beta_start < beta_end < 1, got beta_start={start}, beta_end={end}"
+        ):
+            NoiseSchedule(beta_start=start, beta_end=end)
+    for shift in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match=rf"shift must be a positive number, got {shift!r}"):
+            NoiseSchedule(prediction_type="flow", shift=shift)
+    with pytest.raises(
+        ConfigError, match="prediction_type must be one of epsilon, v_prediction, flow; got 'x'"
+    ):
+        NoiseSchedule(prediction_type="x")
+    with pytest.raises(
+        ConfigError,
+        match="beta_schedule must be one of linear, scaled_linear, squaredcos_cap_v2; got 'cosine'",
+    ):
+        NoiseSchedule(beta_schedule="cosine")
+    with pytest.raises(
+        ConfigError, match="timestep_sampling must be one of uniform, logit_normal; got 'beta'"
+    ):
+        NoiseSchedule(timestep_sampling="beta")
+
+
+@pytest.mark.parametrize("how", ["uniform", "logit_normal"])
+def test_flow_timesteps_follow_the_shift_formula_from_the_generators_draws(how):
+    T, shift = 1000, 3.0
+    t = NoiseSchedule(prediction_type="flow", shift=shift, timestep_sampling=how).sample_timesteps(
+        64, torch.Generator().manual_seed(4)
+    )
+    g = torch.Generator().manual_seed(4)
+    u = (
+        torch.rand(64, generator=g, dtype=torch.float64)
+        if how == "uniform"
+        else torch.sigmoid(torch.randn(64, generator=g, dtype=torch.float64))
+    )
+    assert torch.allclose(t.double(), T * shift * u / (1 + (shift - 1) * u), atol=1e-3)
+    assert t.dtype == torch.float32
+
+
+@pytest.mark.parametrize("how", ["uniform", "logit_normal"])
+def test_vp_timesteps_cover_every_integer_and_replay_from_the_generator(how):
+    schedule = NoiseSchedule(num_train_timesteps=4, timestep_sampling=how)
+    t = schedule.sample_timesteps(4000, torch.Generator().manual_seed(0))
+    assert t.dtype == torch.long and set(t.tolist()) == {0, 1, 2, 3}
+    assert torch.equal(t, schedule.sample_timesteps(4000, torch.Generator().manual_seed(0)))
+    if how == "logit_normal":  # floor(u * T) of the generator's own draws
+        u = torch.sigmoid(torch.randn(4000, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+        assert torch.equal(t, (u * 4).long())
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler", "dpmpp"])
+def test_add_noise_and_init_noise_by_their_definitions(name):
+    sampler = DiffusionSampler(name)
+    x0, noise = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    alpha, sigma = (float(v) for v in sampler.schedule.alpha_sigma(torch.tensor(600)))
+    want = x0 + sigma / alpha * noise if name == "euler" else alpha * x0 + sigma * noise
+    torch.testing.assert_close(sampler.add_noise(x0, noise, 600), want)
+    start = sampler.init_noise((2, 3), torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = torch.randn((2, 3), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert start.dtype == torch.float64
+    torch.testing.assert_close(start, expected * float(getattr(sampler.scheduler, "init_noise_sigma", 1.0)))
+    x_t, t, target = NoiseSchedule().training_pair(x0, torch.Generator().manual_seed(2))
+    assert x_t.dtype == target.dtype == torch.float64

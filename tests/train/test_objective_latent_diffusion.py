@@ -46,8 +46,9 @@ def _batch(n: int = 4, seconds: float = 0.5) -> dict:
     }
 
 
-def test_the_declared_objective_is_this_one():
+def test_the_declared_objective_is_this_one(model):
     assert get_objective("latent_diffusion") is LatentDiffusionObjective
+    assert LatentDiffusionObjective(model, sample_rate=8000).sample_rate == 8000
 
 
 def test_prepare_batch_gives_vae_latents_and_cached_text(model):
@@ -145,6 +146,12 @@ def test_dropped_captions_reach_the_denoiser_and_kept_ones_do_not_leak(model):
 
     kept, drop = loss(batch, 0.0)
     assert drop.dtype == torch.bool and drop.shape == (4,) and not drop.any()
+    with torch.no_grad():  # the default (validation, fine-tuning) drops nothing
+        default, drop = obj.denoising_loss(batch, torch.Generator().manual_seed(3))
+    assert float(default) == kept and not drop.any()
+    three = obj.prepare_batch(_batch(3))  # 3 clips of 4 latent channels: the mask follows the clips
+    with torch.no_grad():
+        assert obj.denoising_loss(three, torch.Generator().manual_seed(3))[1].shape == (3,)
     assert kept != loss(other, 0.0)[0]  # the captions condition the prediction
     every, drop = loss(batch, 1.0)
     assert drop.all() and every != kept

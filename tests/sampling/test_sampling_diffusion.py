@@ -240,3 +240,10 @@ def test_add_noise_and_init_noise_by_their_definitions(name):
     torch.testing.assert_close(start, expected * float(getattr(sampler.scheduler, "init_noise_sigma", 1.0)))
     x_t, t, target = NoiseSchedule().training_pair(x0, torch.Generator().manual_seed(2))
     assert x_t.dtype == target.dtype == torch.float64
+    for schedule in (NoiseSchedule(), NoiseSchedule(prediction_type="flow")):  # float64 whatever t comes as
+        for t in (torch.tensor([3, 500]), torch.tensor([0.1, 0.7], dtype=torch.float32), 250):
+            assert all(v.dtype == torch.float64 for v in schedule.alpha_sigma(t))
+    flow_alpha, flow_sigma = NoiseSchedule(prediction_type="flow").alpha_sigma(
+        torch.tensor([1], dtype=torch.int32)
+    )
+    assert float(flow_sigma) == 1 / 1000 and float(flow_alpha) == 1 - 1 / 1000

@@ -1,6 +1,7 @@
 """Mel VAE: any-length round trip, latent scale factor, mel checks, KL by hand, the reconstruct pipeline."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -211,3 +212,48 @@ def test_freeze_encoder_trains_the_decoder_alone():
     free = MelVAE(VAEConfig(**TINY))
     VAEObjective(free).losses({"audio": audio})["loss"].backward()
     assert any(p.grad is not None for p in free.encoder.parameters())  # the default still trains both
+
+
+def test_config_limits_and_mel_settings_reach_the_front_end():
+    VAEConfig(channels=[1], latent_channels=1, kernel_size=1)  # the smallest valid VAE
+    for bad in ([], [0], [8, -1]):
+        with pytest.raises(
+            ConfigError, match=re.escape(f"VAEConfig.channels={bad}: give one positive width per level")
+        ):
+            VAEConfig(channels=bad)
+    for kw in ({"latent_channels": 0}, {"kernel_size": 0}, {"kernel_size": -1}):
+        with pytest.raises(ConfigError, match="latent_channels"):
+            VAEConfig(**kw)
+    for kw in ({"mel_std": 0.0}, {"scale_factor": 0.0}, {"mel_std": -1.0}):
+        with pytest.raises(ConfigError, match=r"mel_std \(.*\) and scale_factor \(.*\) must be positive"):
+            VAEConfig(**kw)
+    VAEConfig(mel_std=0.5, scale_factor=0.5)
+    cfg = VAEConfig(
+        sample_rate=22050, n_fft=512, hop_length=128, win_length=400, n_mels=40, fmin=30.0, fmax=9000.0
+    )
+    mel = cfg.mel_config()
+    assert (mel.sample_rate, mel.n_fft, mel.hop_length, mel.win_length, mel.n_mels, mel.fmin, mel.fmax) == (
+        22050, 512, 128, 400, 40, 30.0, 9000.0
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"expects a log-mel \[B, 64, frames\], got shape \(1, 80, 10\); compute "
+                       "it with the VAE's mel_config\\(\\)"):  # fmt: skip
+        _vae()(torch.randn(1, 80, 10))
+
+
+def test_a_short_mel_is_padded_with_silence_and_the_log_variance_is_clamped():
+    from soundsmith.models.vae import SILENCE_LOG_MEL
+
+    vae = _vae(seed=2)
+    with torch.no_grad():
+        for p in vae.parameters():  # every weight gets a value, so the padded frames reach the last latent
+            p.add_(0.05 * torch.randn_like(p))
+        mel = torch.randn(1, 64, 10) - 5
+        padded = torch.cat([mel, torch.full((1, 64, 2), SILENCE_LOG_MEL)], dim=-1)
+        torch.testing.assert_close(vae.encode(mel)[0], vae.encode(padded)[0])
+        shifted = torch.cat([mel, torch.full((1, 64, 2), SILENCE_LOG_MEL + 3.0)], dim=-1)
+        assert not torch.allclose(vae.encode(mel)[0], vae.encode(shifted)[0])
+        head = vae.encoder.conv_out
+        head.bias[4:] = 1e4  # the log-variance half
+        assert float(vae.encode(mel)[1].max()) == 20.0
+        head.bias[4:] = -1e4
+        assert float(vae.encode(mel)[1].min()) == -30.0

@@ -24,8 +24,9 @@ def _vae(seed: int = 0, **kw) -> MelVAE:
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3, 4, 5, 17, 101])
-def test_any_length_round_trip_shapes(frames):
-    vae = _vae()
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_any_length_round_trip_shapes(frames, kernel_size):
+    vae = _vae(kernel_size=kernel_size)
     mel = torch.randn(2, 64, frames) - 5
     with torch.no_grad():
         mean, logvar = vae.encode(mel)

@@ -107,6 +107,31 @@ def test_objective_loss_is_reconstruction_plus_weighted_kl():
     assert obj.validate(batch)["loss"] == pytest.approx(float(rec), rel=1e-5)
 
 
+def test_training_loss_decodes_a_reparameterised_sample_of_the_posterior():
+    torch.manual_seed(0)
+    vae = MelVAE(VAEConfig(**TINY, n_mels=32))  # not the default front end: the objective must use the VAE's
+    with torch.no_grad():
+        vae.encoder.conv_out.bias[4:] = 1.0  # a posterior wide enough for the sample to matter
+    obj = VAEObjective(vae, sample_rate=8000)
+    assert obj.sample_rate == 8000
+    batch = obj.prepare_batch({"audio": 0.1 * torch.randn(2, 4000)})
+    assert batch["mel"].shape[1] == 32
+    obj.train()
+    torch.manual_seed(7)
+    out = obj.losses(batch, 0)
+    mean, logvar = vae.encode(batch["mel"])
+    torch.manual_seed(7)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+    rec = torch.mean(torch.abs(vae.decode(z, batch["mel"].shape[-1]) - batch["mel"]))
+    torch.testing.assert_close(out["rec"], rec.detach())
+    obj.eval()  # and the posterior mean outside training
+    with torch.no_grad():
+        assert float(obj.losses(batch, 0)["rec"]) != float(rec)
+        torch.testing.assert_close(
+            obj.losses(batch, 0)["rec"], (vae(batch["mel"]) - batch["mel"]).abs().mean()
+        )
+
+
 # --- the reconstruct pipeline ---------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import torch
 from soundsmith.audio import MelConfig, mel_spectrogram, stft
 from soundsmith.errors import ConfigError
 from soundsmith.models.registry import load_model, save_model
-from soundsmith.models.vocoder import Vocoder, VocoderConfig
+from soundsmith.models.vocoder import Vocoder, VocoderConfig, check_mel_config
 from soundsmith.nn.discriminators import (
     discriminator_loss,
     feature_matching_loss,
@@ -198,3 +198,34 @@ def test_generator_loss_matches_a_librosa_reference():
     with torch.no_grad():
         got = float(obj.losses(batch, 0)["loss"])
     assert got == pytest.approx(reference_loss(obj.model, batch), rel=1e-3)
+
+
+def test_config_limits_are_refused_with_their_values():
+    VocoderConfig(
+        dim=1, intermediate_dim=1, depth=1, kernel_size=1, head_n_fft=2 * 256, hop_length=256
+    )  # smallest
+    for key in ("dim", "intermediate_dim", "depth", "kernel_size"):
+        with pytest.raises(ConfigError, match=rf"^VocoderConfig.{key}=0 must be positive$"):
+            VocoderConfig(**{key: 0})
+    for k in (4, 9 - 1):
+        with pytest.raises(ConfigError, match=rf"^VocoderConfig.kernel_size={k} must be odd$"):
+            VocoderConfig(kernel_size=k)
+    VocoderConfig(kernel_size=9)
+    for n_fft in (2 * 160 - 2, 2 * 160 + 1, 4 * 160 + 3):
+        with pytest.raises(
+            ConfigError,
+            match=rf"^VocoderConfig.head_n_fft={n_fft} must be even and >= 2 \* hop_length \(320\)",
+        ):
+            VocoderConfig(hop_length=160, head_n_fft=n_fft)
+    VocoderConfig(hop_length=160, head_n_fft=2 * 160 + 2)
+    with pytest.raises(ConfigError) as err:
+        _vocoder()(torch.zeros(1, 80, 11))
+    assert str(err.value) == (
+        "vocoder expects a log-mel [B, 64, frames], got shape (1, 80, 11); compute it with the vocoder's mel_config()"
+    )
+    with pytest.raises(ConfigError) as err:
+        check_mel_config(MelConfig(), MelConfig(n_mels=80, fmax=7000.0), who="VAE")
+    assert str(err.value) == (
+        "the mel given to the VAE was computed with different settings: n_mels=80 (expects 64), fmax=7000.0 "
+        "(expects 8000.0); compute the mel with the VAE's own mel_config()"
+    )

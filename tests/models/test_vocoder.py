@@ -61,8 +61,9 @@ def test_bad_head_size_is_refused():
         VocoderConfig(head_n_fft=200)  # < 2 * hop: the frames would not cover every sample
 
 
-def test_istft_head_inverts_a_centred_stft_exactly():
-    voc = _vocoder()
+@pytest.mark.parametrize("head_n_fft", [0, 2 * 160 + 2])  # 4x overlap (default), and about 2x
+def test_istft_head_inverts_a_centred_stft_exactly(head_n_fft):
+    voc = _vocoder(head_n_fft=head_n_fft)
     head = voc.head
     x = torch.randn(2, 40 * 160, dtype=torch.float32)
     spec = stft(x, head.n_fft, head.hop)  # [2, n_fft/2+1, 41], centred like the mel front end
@@ -223,6 +224,15 @@ def test_config_limits_are_refused_with_their_values():
     assert str(err.value) == (
         "vocoder expects a log-mel [B, 64, frames], got shape (1, 80, 11); compute it with the vocoder's mel_config()"
     )
+    with pytest.raises(
+        ConfigError, match=r"^the mel given to the vocoder was .*with the vocoder's own mel_config"
+    ):
+        check_mel_config(MelConfig(), MelConfig(n_mels=80))
+    widths = {
+        k: tuple(v.shape) for k, v in Vocoder(VocoderConfig(**TINY, kernel_size=3)).state_dict().items()
+    }
+    assert any(shape[-1:] == (3,) for shape in widths.values())  # the depthwise convolutions are 3 wide
+    assert not any(shape[-1:] == (7,) for shape in widths.values())
     with pytest.raises(ConfigError) as err:
         check_mel_config(MelConfig(), MelConfig(n_mels=80, fmax=7000.0), who="VAE")
     assert str(err.value) == (

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from soundsmith.audio import MelConfig, mel_spectrogram, stft
-from soundsmith.errors import ConfigError
+from soundsmith.errors import ConfigError, TrainingError
 from soundsmith.models.registry import load_model, save_model
 from soundsmith.models.vocoder import Vocoder, VocoderConfig, check_mel_config
 from soundsmith.nn.discriminators import (
@@ -239,3 +239,51 @@ def test_config_limits_are_refused_with_their_values():
         "the mel given to the VAE was computed with different settings: n_mels=80 (expects 64), fmax=7000.0 "
         "(expects 8000.0); compute the mel with the VAE's own mel_config()"
     )
+
+
+def test_optimizers_carry_the_run_settings_and_the_discriminator_its_own():
+    from soundsmith.train.config import TrainConfig
+
+    torch.manual_seed(0)
+    obj = VocoderObjective(Vocoder(VocoderConfig(**TINY)), sample_rate=8000)
+    assert obj.sample_rate == 8000 and obj.disc_clip_grad_norm == 10.0
+    assert obj.mrd.discriminators[0].convs[0].out_channels == 8  # the documented default width
+    cfg = TrainConfig(lr=3e-4, betas=(0.8, 0.95), weight_decay=0.02)
+    gen, disc = obj.configure_optimizers(cfg)
+    for spec, lr in ((gen, 3e-4), (disc, 3e-4)):
+        group = spec.optimizer.param_groups[0]
+        assert (group["lr"], group["betas"], group["weight_decay"]) == (lr, (0.8, 0.95), 0.02)
+    assert disc.clip_grad_norm == 10.0 and gen.clip_grad_norm is None
+    obj = VocoderObjective(Vocoder(VocoderConfig(**TINY)), disc_lr=1e-4, disc_clip_grad_norm=3.0)
+    _, disc = obj.configure_optimizers(cfg)
+    assert disc.optimizer.param_groups[0]["lr"] == 1e-4 and disc.clip_grad_norm == 3.0
+
+
+def test_the_discriminator_step_reuses_the_generators_output_or_makes_its_own():
+    obj, batch = _objective()
+    obj.active_optimizers = (0, 1)
+    obj.train()
+    calls = []
+    generate = obj.generate
+    obj.generate = lambda b: calls.append(b) or generate(b)
+    obj.losses(batch, 1)  # a fresh objective: no cached output, so it makes its own
+    assert len(calls) == 1 and calls[0] is batch
+    obj.losses(batch, 0)
+    assert len(calls) == 2
+    out = obj.losses(batch, 1)  # reuses the cached output: no second generator pass
+    assert len(calls) == 2 and set(out) == {"loss", "disc"}
+    again = obj.losses(batch, 1)  # the cache was emptied: a fresh (detached) pass of this batch
+    assert len(calls) == 3 and calls[2] is batch
+    assert float(again["disc"]) == pytest.approx(float(out["disc"]), rel=1e-5)
+    with pytest.raises(TrainingError, match="vocoder objective has 2 optimizers, got opt_index=2"):
+        obj.losses(batch, 2)
+
+
+def test_reconstruction_loss_uses_the_vocoders_own_mel():
+    torch.manual_seed(0)
+    obj = VocoderObjective(Vocoder(VocoderConfig(**TINY, n_mels=40)), mpd_channels=(4,), mrd_channels=4)
+    batch = obj.prepare_batch({"audio": 0.1 * torch.randn(2, 3200)})
+    assert batch["mel"].shape[1] == 40
+    obj.active_optimizers = (0,)
+    with torch.no_grad():
+        assert torch.isfinite(obj.losses(batch, 0)["loss"])

@@ -170,3 +170,29 @@ def test_the_codebook_starts_from_the_first_training_batch():
     assert bool(vq.initialized)
     for k in range(8):  # each code moved from a batch vector by at most one EMA step toward its cluster mean
         assert (vq.embed[k] - x[0]).norm(dim=1).min() < 5.0
+
+
+def test_codebooks_and_their_restarts_follow_the_seed_and_the_settings_reach_every_stage():
+    a, b, c = (
+        VectorQuantizer(16, 32, seed=3),
+        VectorQuantizer(16, 32, seed=3),
+        VectorQuantizer(16, 32, seed=4),
+    )
+    assert torch.equal(a.embed, b.embed) and not torch.equal(a.embed, c.embed)
+    expected = torch.randn(32, 16, generator=torch.Generator().manual_seed(3)) / 4.0  # N(0, 1 / dim)
+    assert torch.equal(a.embed, expected)
+    assert not bool(a.initialized) and a.initialized.dtype == torch.bool
+    assert (a.decay, a.eps, a.dead_threshold) == (0.99, 1e-5, 2.0)
+    flat = torch.randn(40, 16, generator=torch.Generator().manual_seed(0))
+    a.init_from_data(flat)  # the first batch's vectors, picked by the restart generator (seed + 1)
+    picks = torch.randint(0, 40, (32,), generator=torch.Generator().manual_seed(4))
+    assert bool(a.initialized) and torch.equal(a.embed, flat[picks])
+    rvq = ResidualVQ(16, num_quantizers=3, codebook_size=32, decay=0.9, dead_threshold=5.0, seed=10)
+    assert [(q.decay, q.dead_threshold) for q in rvq.layers] == [(0.9, 5.0)] * 3
+    assert [
+        torch.equal(q.embed, VectorQuantizer(16, 32, seed=10 + 2 * i).embed) for i, q in enumerate(rvq.layers)
+    ] == [True] * 3
+    default = ResidualVQ(16, num_quantizers=2, codebook_size=32).layers[1]
+    assert (default.decay, default.dead_threshold) == (0.99, 2.0)
+    with pytest.raises(ValueError, match=r"^n_q=4 must be from 1 to 3 \(the codebooks of this RVQ\)$"):
+        rvq(torch.zeros(1, 2, 16), n_q=4)

@@ -196,3 +196,13 @@ def test_codebooks_and_their_restarts_follow_the_seed_and_the_settings_reach_eve
     assert (default.decay, default.dead_threshold) == (0.99, 2.0)
     with pytest.raises(ValueError, match=r"^n_q=4 must be from 1 to 3 \(the codebooks of this RVQ\)$"):
         rvq(torch.zeros(1, 2, 16), n_q=4)
+
+
+def test_the_codebook_is_drawn_from_data_once():
+    vq = VectorQuantizer(8, 16).train()
+    calls = []
+    init = vq.init_from_data
+    vq.init_from_data = lambda x: calls.append(x.shape) or init(x)
+    for seed in range(3):
+        vq(torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(seed)))
+    assert calls == [(10, 8)]

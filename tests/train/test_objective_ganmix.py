@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from soundsmith import families
+from soundsmith.errors import TrainingError
 from soundsmith.train import Trainer
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives import get_objective
@@ -253,3 +254,87 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path):
     assert a.keys() == b.keys() and any(k.startswith("disc.") for k in a)
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=key)
+
+
+def test_optimizers_carry_the_run_settings_and_the_discriminators_own():
+    obj = objective(disc_lr=5e-4, disc_betas=[0.0, 0.9], gen_every=2, disc_every=3, clip_grad_norm=4.0)
+    gen, disc = obj.configure_optimizers(TrainConfig(lr=2e-4, betas=(0.5, 0.999), weight_decay=0.01))
+    g, d = gen.optimizer.param_groups[0], disc.optimizer.param_groups[0]
+    assert (g["lr"], g["betas"], g["weight_decay"]) == (2e-4, (0.5, 0.999), 0.01)
+    assert (d["lr"], d["betas"], d["weight_decay"]) == (5e-4, (0.0, 0.9), 0.01)
+    assert (gen.every, disc.every, gen.clip_grad_norm, disc.clip_grad_norm) == (2, 3, 4.0, 4.0)
+    _, disc = objective().configure_optimizers(TrainConfig(lr=2e-4, betas=(0.5, 0.999)))
+    assert (disc.optimizer.param_groups[0]["lr"], disc.optimizer.param_groups[0]["betas"]) == (
+        2e-4,
+        (0.5, 0.999),
+    )
+
+
+def test_the_discriminator_step_reuses_the_generators_fake_once_and_r1_applies_below_one():
+    obj = objective(
+        r1_weight=0.5,
+        r1_every=1,
+        diversity_every=1000,
+        loss="hinge",
+        discriminator={"output": "linear", "hidden": [16]},
+    )
+    b = obj.prepare_batch(batch())
+    obj.global_step = 5
+    calls = []
+    fake = obj.fake
+    obj.fake = lambda bb, *a, **k: calls.append(1) or fake(bb, *a, **k)
+    g = obj.losses(b, 0)
+    assert len(calls) == 1 and "d_fake" in g
+    d = obj.losses(b, 1)  # the generator's fake of this step, reused
+    assert len(calls) == 1 and float(d["r1"]) > 0  # a gamma below 1 still applies
+    torch.testing.assert_close(d["loss"], d["adv"] + 0.5 * 0.5 * 1 * d["r1"])
+    obj.losses(b, 1)  # used once: a fresh one
+    assert len(calls) == 2
+    with pytest.raises(TrainingError, match="^GANmix objective has 2 optimizers, got opt_index=2$"):
+        obj.losses(b, 2)
+    raw = objective()
+    raw.global_step = 1
+    with torch.no_grad():  # a raw batch is prepared first, to the same numbers
+        torch.testing.assert_close(
+            raw.losses(batch(), 0)["loss"], raw.losses(raw.prepare_batch(batch()), 0)["loss"]
+        )
+
+
+def test_diversity_is_logged_on_its_interval_and_unknown_losses_are_named():
+    obj = objective(diversity_every=3)
+    b = obj.prepare_batch(batch())
+    logged = []
+    for step in range(1, 8):
+        obj.global_step = step
+        logged.append("diversity" in obj.losses(b, 0))
+    assert logged == [False, False, True, False, False, True, False]
+    for fn in (generator_loss, lambda y, loss: discriminator_loss(y, y, loss=loss)):
+        with pytest.raises(TrainingError, match="^unknown GAN loss 'wgan'; use bce, nonsaturating or hinge$"):
+            fn(torch.zeros(2), loss="wgan")
+    obj = objective()
+    obj.text_cache_size = 2
+    obj.encode_captions(["a"])
+    obj.encode_captions(["b"])  # 1 + 1 = 2: fits
+    assert set(obj._text_cache) == {"a", "b"}
+    obj.encode_captions(["c"])
+    assert set(obj._text_cache) == {"c"}
+
+
+def test_latent_moment_distance_per_channel():
+    real = torch.tensor(
+        [[[1.0, 3.0], [0.0, 0.0]], [[1.0, 3.0], [2.0, 2.0]]]
+    )  # channel 0: mean 2; channel 1: mean 1
+    fake = torch.zeros(2, 2, 2)
+    want = ((4.0 + 4.0 / 3.0) + (1.0 + 4.0 / 3.0)) / 2  # per channel (mean gap^2 + std gap^2), averaged
+    assert float(latent_moment_distance(fake, real)) == pytest.approx(want)
+    assert float(latent_moment_distance(real, fake)) == pytest.approx(want)
+
+
+def test_bce_defaults_to_logits():
+    d = (
+        -(math.log(_sig(0.5)) + math.log(_sig(-0.2))) / 2
+        - (math.log(1 - _sig(0.1)) + math.log(1 - _sig(-0.6))) / 2
+    )
+    assert float(discriminator_loss(REAL, FAKE, loss="bce")) == pytest.approx(d, rel=1e-6)
+    g = -(math.log(_sig(0.1)) + math.log(_sig(-0.6))) / 2
+    assert float(generator_loss(FAKE, loss="bce")) == pytest.approx(g, rel=1e-6)

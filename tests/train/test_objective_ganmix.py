@@ -338,3 +338,13 @@ def test_bce_defaults_to_logits():
     assert float(discriminator_loss(REAL, FAKE, loss="bce")) == pytest.approx(d, rel=1e-6)
     g = -(math.log(_sig(0.1)) + math.log(_sig(-0.6))) / 2
     assert float(generator_loss(FAKE, loss="bce")) == pytest.approx(g, rel=1e-6)
+
+
+def test_discriminator_diagnostics_are_named_and_r1_is_absent_when_off():
+    obj = objective(r1_weight=0.0, loss="hinge", discriminator={"output": "linear", "hidden": [16]})
+    assert GANmixObjective(obj.model, sample_rate=8000).sample_rate == 8000
+    b = obj.prepare_batch(batch())
+    obj.global_step = 2
+    assert set(obj.losses(b, 1)) == {"d_real", "d_fake", "acc_real", "acc_fake", "adv", "loss"}
+    short = obj.prepare_batch(batch())
+    assert obj.fake(short).shape == short["latents"].shape

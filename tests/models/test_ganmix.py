@@ -4,6 +4,7 @@ length), tanh-bounded / spectral-norm / projection discriminators, slerp, config
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -165,3 +166,52 @@ def test_save_load_is_exact_and_holds_only_the_generator(tmp_path):
     z, pooled = model.noise(5), torch.randn(1, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(z, pooled), model(z, pooled), rtol=0, atol=0)
+
+
+def test_film_blocks_projection_and_slerp_by_hand():
+    from soundsmith.models.ganmix import ResBlock
+
+    torch.manual_seed(2)
+    block = ResBlock(4, 3, 2, cond_dim=5, activation="relu")
+    with torch.no_grad():  # the FiLM layer may start at zero: give it values
+        for p in block.parameters():
+            p.normal_(0, 0.5)
+    x, cond = torch.randn(2, 4, 9), torch.randn(2, 5)
+    scale, shift = block.film(cond)[:, :, None].chunk(2, dim=1)
+    h = block.conv1(torch.relu(x)) * (1 + scale) + shift
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, cond), x + block.conv2(torch.relu(h)))
+        torch.testing.assert_close(block(x), x + block.conv2(torch.relu(block.conv1(torch.relu(x)))))
+
+    gen = Generator(conv_config())  # every block of the conv generator hears the text
+    seen = []
+    for b in gen.modules():
+        if isinstance(b, ResBlock):
+            b.register_forward_pre_hook(lambda m, args: seen.append(len(args) == 2 and args[1] is not None))
+    gen(torch.randn(2, 4, 10), torch.randn(2, 6), 10)
+    assert seen and all(seen)
+
+    disc = Discriminator(conv_config(projection=True, output="linear"))
+    lat, pooled = torch.randn(2, 3, 10), torch.randn(2, 6)
+    with torch.no_grad():
+        for p in disc.embed.parameters():
+            p.normal_(0, 0.5)
+        cond = disc.text(pooled)
+        feats = disc.features(lat, cond)
+        torch.testing.assert_close(
+            disc(lat, pooled), disc.out(feats)[:, 0] + (disc.embed(cond) * feats).sum(-1)
+        )
+        tanh = Discriminator(conv_config(projection=False, output="tanh"))
+        assert float(tanh(lat * 100, pooled).abs().max()) <= 1.0
+
+    a = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    b = torch.tensor([[0.0, 2.0], [2.0, 2.0]])  # row 0: 90 degrees apart; row 1: parallel (linear)
+    t = 0.25
+    want0 = (math.sin(0.75 * math.pi / 2) * a[0] + math.sin(0.25 * math.pi / 2) * b[0]) / math.sin(
+        math.pi / 2
+    )
+    out = slerp(a, b, t)
+    torch.testing.assert_close(out[0], want0)
+    torch.testing.assert_close(out[1], 0.75 * a[1] + 0.25 * b[1])
+    opposite = slerp(torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.0]]), 0.5)  # sin(omega) = 0: linear
+    torch.testing.assert_close(opposite, torch.zeros(1, 2))

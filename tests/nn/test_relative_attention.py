@@ -75,3 +75,26 @@ def test_cached_steps_equal_the_full_pass():
         o, past = attn(x[:, t : t + 1], past)
         outs.append(o)
     torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_plain_mode_is_relative_attention_with_a_zero_table_full_and_cached():
+    torch.manual_seed(2)
+    plain = RelativeSelfAttention(16, 2, 8, mode="none")
+    naive = RelativeSelfAttention(16, 2, 8, mode="naive")
+    naive.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        naive.rel.zero_()  # no relative term: plain causal attention
+    x = torch.randn(2, 9, 16)
+    out, (k, v) = plain(x)
+    torch.testing.assert_close(out, naive(x)[0], rtol=1e-5, atol=1e-6)
+    assert k.shape == v.shape == (2, 2, 9, 8)
+    past, steps = None, []  # the cached path of the plain mode (keys longer than queries)
+    for t in range(9):
+        o, past = plain(x[:, t : t + 1], past)
+        steps.append(o)
+    torch.testing.assert_close(torch.cat(steps, 1), out, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^d_model=10 must be a multiple of heads=4$"):
+        RelativeSelfAttention(10, 4, 8)
+    with pytest.raises(ValueError, match=r"^mode='fast' must be one of"):
+        RelativeSelfAttention(16, 2, 8, mode="fast")
+    assert 0.01 < float(RelativeSelfAttention(64, 2, 32).rel.std()) < 0.03  # the table starts small (0.02)

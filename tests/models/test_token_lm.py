@@ -151,3 +151,19 @@ def test_loss_is_cross_entropy_over_the_valid_slots_only():
             for t in range(10):
                 terms.append(F.cross_entropy(logits[b, k, t + k][None], batch["codes"][b, k, t][None]))
     assert got == pytest.approx(float(torch.stack(terms).mean()), rel=1e-5)
+
+
+def test_pattern_edges_empty_clips_partial_frames_and_dtypes():
+    from soundsmith.models.token_lm import build_pattern, frames_for_steps, pattern_positions, pattern_steps
+
+    assert [pattern_steps(p, 4, 0) for p in ("parallel", "delay", "flat")] == [0, 0, 0]
+    assert [pattern_steps(p, 4, 5) for p in ("parallel", "delay", "flat")] == [5, 8, 20]
+    assert frames_for_steps("delay", 4, 2) == 0 and frames_for_steps("delay", 4, 5) == 2
+    flat = frames_for_steps("flat", 4, 10)
+    assert flat == 2 and isinstance(flat, int)
+    codes = torch.arange(12, dtype=torch.int32).view(1, 3, 4)
+    assert build_pattern(codes, "delay", special=99).dtype == torch.int32
+    with pytest.raises(
+        ConfigError, match=r"^pattern='zigzag' is unknown; use one of \['delay', 'parallel', 'flat'\]$"
+    ):
+        pattern_positions("zigzag", 2, 3)

@@ -206,3 +206,22 @@ def test_the_codebook_is_drawn_from_data_once():
     for seed in range(3):
         vq(torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(seed)))
     assert calls == [(10, 8)]
+
+
+def test_upsample_crop_and_residual_unit_by_hand():
+    import torch.nn.functional as F
+
+    from soundsmith.models.codec import ResidualUnit, Upsample
+
+    torch.manual_seed(0)
+    for ratio in (2, 3, 4):
+        up = Upsample(3, 2, ratio)
+        x = torch.randn(1, 3, 5)
+        with torch.no_grad():
+            full = F.conv_transpose1d(x, up.conv.weight, up.conv.bias, stride=ratio)  # [1, 2, (5 + 1) r]
+            left = ratio - ratio // 2  # the frames' centres line up with the encoder's strided frames
+            torch.testing.assert_close(up(x), full[..., left : left + 5 * ratio])
+    unit = ResidualUnit(4, 3)
+    x = torch.randn(2, 4, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(unit(x), x + unit.block(x))

@@ -215,3 +215,36 @@ def test_film_blocks_projection_and_slerp_by_hand():
     torch.testing.assert_close(out[1], 0.75 * a[1] + 0.25 * b[1])
     opposite = slerp(torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.0]]), 0.5)  # sin(omega) = 0: linear
     torch.testing.assert_close(opposite, torch.zeros(1, 2))
+
+
+def test_generator_and_discriminator_settings_at_their_limits_are_named():
+    GeneratorConfig(
+        noise_dim=1, hidden=[1], channels=1, blocks=1, kernel_size=1
+    )  # the smallest valid settings
+    DiscriminatorConfig(hidden=[1], channels=1, blocks=1, kernel_size=1, dropout=0.0, output="linear")
+    cases = [
+        (GeneratorConfig, {"arch": "rnn"}, r"^GeneratorConfig.arch='rnn' is unknown; use one of \["),
+        (
+            GeneratorConfig,
+            {"activation": "tanhh"},
+            r"^GeneratorConfig.activation='tanhh' is unknown; use one of \[",
+        ),
+        (GeneratorConfig, {"noise_dim": 0}, r"^GeneratorConfig: noise_dim \(0\) and every hidden width"),
+        (GeneratorConfig, {"hidden": []}, r"and every hidden width \(\[\]\) must be >= 1$"),
+        (GeneratorConfig, {"hidden": [4, 0]}, r"and every hidden width \(\[4, 0\]\) must be >= 1$"),
+        (GeneratorConfig, {"channels": 0}, r"^GeneratorConfig: channels \(0\) and blocks \(4\) must be >= 1"),
+        (GeneratorConfig, {"blocks": 0}, r"blocks \(0\) must be >= 1, kernel_size"),
+        (GeneratorConfig, {"kernel_size": 0}, r"kernel_size \(0\) odd$"),
+        (GeneratorConfig, {"kernel_size": 4}, r"kernel_size \(4\) odd$"),
+        (DiscriminatorConfig, {"arch": "rnn"}, r"^DiscriminatorConfig.arch='rnn' is unknown"),
+        (
+            DiscriminatorConfig,
+            {"output": "sigmoid"},
+            r"^DiscriminatorConfig.output='sigmoid' must be 'tanh' or 'linear'$",
+        ),
+        (DiscriminatorConfig, {"dropout": 1.0}, r"^DiscriminatorConfig.dropout=1.0 must be in \[0, 1\)$"),
+        (DiscriminatorConfig, {"dropout": -0.1}, r"^DiscriminatorConfig.dropout=-0.1 must be in \[0, 1\)$"),
+    ]
+    for cls, kw, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            cls(**kw)

@@ -106,10 +106,13 @@ def test_speed_augmentation_moves_the_pitch_replays_per_row_and_stays_out_of_val
     with pytest.raises(ConfigError, match="speed_semitones"):
         TaggerObjective(model, speed_semitones=-1.0)
 
+    def rows(*index: int) -> dict:  # a batch of silent clips with these dataset rows
+        return {"audio": torch.zeros(len(index), 8), "index": torch.tensor(index)}
+
     obj = TaggerObjective(model, speed_semitones=6.0)
-    speeds = obj.draw_speeds(torch.tensor([3, 7, 11, 12]))
-    assert torch.equal(speeds, obj.draw_speeds(torch.tensor([3, 7, 11, 12])))  # a resumed run replays it
-    assert not torch.equal(speeds, obj.draw_speeds(torch.tensor([4, 7, 11, 12])))
+    speeds = obj.draw_speeds(rows(3, 7, 11, 12))
+    assert torch.equal(speeds, obj.draw_speeds(rows(3, 7, 11, 12)))  # a resumed run replays it
+    assert not torch.equal(speeds, obj.draw_speeds(rows(4, 7, 11, 12)))
     assert bool(((speeds >= 2**-0.5) & (speeds <= 2**0.5)).all()) and len(set(speeds.tolist())) == 4
     audio = tone.repeat(4, 1)
     batch = {"audio": audio, "labels": [["dog"]] * 4, "index": torch.tensor([3, 7, 11, 12])}
@@ -121,4 +124,4 @@ def test_speed_augmentation_moves_the_pitch_replays_per_row_and_stays_out_of_val
     assert torch.allclose(
         obj.prepare_batch(dict(batch))["mel"], mel_spectrogram(audio, model.config.mel_config())
     )
-    assert torch.equal(TaggerObjective(model).draw_speeds(torch.tensor([3, 7])), torch.ones(2))
+    assert torch.equal(TaggerObjective(model).draw_speeds(rows(3, 7)), torch.ones(2))

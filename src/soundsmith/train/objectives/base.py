@@ -7,6 +7,7 @@ e.g. discriminators, as further attributes). The engine wraps the whole objectiv
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import torch
@@ -15,6 +16,13 @@ from torch.optim import Optimizer
 
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.optimizers import OptimizerSpec
+
+
+def row_generator(batch: dict[str, Any]) -> torch.Generator:
+    """A CPU generator seeded by the batch's dataset row indices (``batch["index"]``, else 0..B-1): augmentation
+    drawn from it is the same whenever the same rows come together, so a resumed run replays it."""
+    index = batch.get("index", torch.arange(len(batch["audio"])))
+    return torch.Generator().manual_seed(zlib.crc32(index.cpu().numpy().astype("int64").tobytes()))
 
 
 class Objective(nn.Module):

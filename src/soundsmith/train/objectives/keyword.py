@@ -12,7 +12,6 @@ noise (10-40 dB below), gain (+-10 dB); then on the log-mel a frequency warp (vo
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ from torch import Tensor
 
 from soundsmith.audio import change_speed
 from soundsmith.models.keyword import KeywordSpotter
-from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.base import Objective, row_generator
 
 IGNORE = -100
 
@@ -99,10 +98,9 @@ def augment_audio(audio: Tensor, d: AugmentDraws, g: torch.Generator) -> Tensor:
     """Apply the waveform augmentations to ``audio [B, T]``; returns ``[B, T]``."""
     B, T = audio.shape
     out = torch.zeros_like(audio)
-    fast = change_speed(audio, d.speed.to(audio))
+    fast = change_speed(audio, d.speed.to(audio))  # [B, T], zero past each clip's new end
     for b in range(B):
-        n = min(T, max(2, int(round(T / float(d.speed[b])))))
-        x = fast[b, :n]
+        x = fast[b]
         s = int(d.shift[b])
         if s >= 0:
             out[b, s : s + x.shape[0]] = x[: T - s]
@@ -158,9 +156,7 @@ class KeywordObjective(Objective):
         cfg = self.model.config
         targets = keyword_targets(batch["labels"], cfg.words, device=audio.device)
         if self.training:
-            index = batch.get("index", torch.arange(audio.shape[0]))
-            seed = zlib.crc32(index.cpu().numpy().astype("int64").tobytes())
-            g = torch.Generator().manual_seed(seed)
+            g = row_generator(batch)
             frames = audio.shape[1] // cfg.mel.hop_length + 1
             d = draw_augment(g, targets, len(cfg.words), cfg.mel.sample_rate, cfg.mel.n_mels, frames)
             mel = augment_mel(self.model.features(augment_audio(audio, d, g)), d)

@@ -8,7 +8,6 @@ holds out, so the tagger learns classes across registers.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import torch
@@ -18,7 +17,7 @@ from torch import Tensor
 from soundsmith.audio import change_speed, mel_spectrogram
 from soundsmith.errors import ConfigError
 from soundsmith.models.tagger import AudioTagger
-from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.base import Objective, row_generator
 
 
 def multi_hot(labels: list[list[str]], classes: list[str], device: torch.device | None = None) -> Tensor:
@@ -46,20 +45,19 @@ class TaggerObjective(Objective):
             raise ConfigError(f"objective.speed_semitones={speed_semitones}: give 0 (off) to 12 semitones")
         self.speed_semitones = float(speed_semitones)
 
-    def draw_speeds(self, index: Tensor) -> Tensor:
-        """Speeds ``[B]`` of the clips with dataset row indices ``index [B]`` (1.0 each when augmentation is off)."""
+    def draw_speeds(self, batch: dict[str, Any]) -> Tensor:
+        """Speeds ``[B]`` of the batch's clips, drawn from :func:`row_generator` (1.0 each when augmentation is off)."""
+        n = len(batch["audio"])
         if not self.speed_semitones:
-            return torch.ones(index.shape[0])
-        g = torch.Generator().manual_seed(zlib.crc32(index.cpu().numpy().astype("int64").tobytes()))
-        u = (2 * torch.rand(index.shape[0], generator=g) - 1) * self.speed_semitones
+            return torch.ones(n)
+        u = (2 * torch.rand(n, generator=row_generator(batch)) - 1) * self.speed_semitones
         return 2.0 ** (u / 12.0)
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         audio = batch["audio"]  # [B, T]
         if self.training and self.speed_semitones:
-            index = batch.get("index", torch.arange(audio.shape[0]))
-            audio = change_speed(audio, self.draw_speeds(index).to(audio))
+            audio = change_speed(audio, self.draw_speeds(batch).to(audio))
         batch["mel"] = mel_spectrogram(audio, self.mel_cfg)  # [B, n_mels, frames]
         batch["targets"] = multi_hot(batch["labels"], self.model.config.labels, device=audio.device)
         return batch

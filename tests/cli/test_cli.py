@@ -53,6 +53,20 @@ def test_check_and_bad_rows(corpus, tmp_path, capsys):
     assert "broken.wav" in out and "missing.wav" in out and "ok.wav" not in out
 
 
+def test_data_shift(corpus, tmp_path, capsys):
+    out = tmp_path / "shifted"
+    assert main(["data", "shift", str(corpus), "--out", str(out), "--with-source", "--every-shift"]) == 0
+    assert "manifest.jsonl" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    source = corpus.read_text().splitlines()
+    shifted = [r for r in rows if "shift_semitones" in r["meta"]]
+    assert len(rows) == len(source) + len(shifted) and shifted  # the source's rows, then the shifted ones
+    assert all((out / r["audio"]).is_file() for r in rows)
+    assert main(["data", "shift", str(corpus), "--out", str(out), "--semitones", "up"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--semitones 'up'" in err and "Traceback" not in err
+
+
 def test_user_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "nope.jsonl")]) == 1
     err = capsys.readouterr().err

@@ -49,6 +49,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     syn.set_defaults(func=run_synth)
 
+    sh = dsub.add_parser(
+        "shift",
+        help="register augmentation: clips of one pitched sound played octaves up/down, recaptioned",
+        description="Write a copy of every train clip of one pitched event (a sound event or an instrument "
+        "phrase of the synthetic corpus's annotation) played SEMITONES higher or lower, its annotation and "
+        "captions moved with it (soundsmith.data.synth.shift).",
+    )
+    sh.add_argument("manifest", help="a synthetic corpus's manifest (its rows need meta.events)")
+    sh.add_argument("--out", required=True, help="output folder (audio/ and manifest.jsonl)")
+    sh.add_argument(
+        "--semitones", default="-12,12", help="comma-separated shifts to draw from (default -12,12)"
+    )
+    sh.add_argument("--seed", type=int, default=0)
+    sh.add_argument(
+        "--any-register", action="store_true", help="also shifts that leave the clip in its register"
+    )
+    sh.add_argument(
+        "--every-shift", action="store_true", help="one copy per allowed shift (default: one drawn)"
+    )
+    sh.add_argument(
+        "--with-source", action="store_true", help="the manifest also lists the source's rows (to train on)"
+    )
+    sh.set_defaults(func=run_shift)
+
 
 def run_import(args: argparse.Namespace) -> int:
     from soundsmith.data import importers
@@ -94,6 +118,27 @@ def run_synth(args: argparse.Namespace) -> int:
         workers=args.workers,
         augment_rate=args.augment_rate,
         sources=tuple(x.strip() for x in args.sources.split(",") if x.strip()) if args.sources else None,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def run_shift(args: argparse.Namespace) -> int:
+    from soundsmith.data.synth.shift import shift_corpus
+    from soundsmith.errors import ConfigError
+
+    try:
+        semitones = tuple(int(x) for x in args.semitones.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--semitones {args.semitones!r}: give whole numbers, e.g. -12,12") from None
+    path = shift_corpus(
+        args.manifest,
+        args.out,
+        semitones,
+        seed=args.seed,
+        change_register=not args.any_register,
+        with_source=args.with_source,
+        every_shift=args.every_shift,
     )
     print(f"wrote {path}")
     return 0

@@ -130,6 +130,48 @@ def test_asks_from_corpus_annotations():
     assert adh.asks_from_events([{"class": "speech_go", "word": "go"}], "speech") == {"word": "go"}
 
 
+BELL = [{"class": "bell", "midi_pitch": 64, "note": "E4", "register": "middle", "count": 1, "onset": 0.1,
+         "offset": 1.0}]
+SCALE = [{"class": "harp", "instrument": "harp", "phrase": "rising_scale", "midi_pitch": 60, "note": "C4",
+          "register": "middle", "dynamics": "soft", "count": 5, "onset": 0.1, "offset": 2.0}]
+
+
+@pytest.mark.parametrize(
+    "events, prompt, kept, dropped",
+    [
+        (BELL, "a bell (middle register) chimes once", {"register", "count", "class"}, {"pitch"}),
+        (BELL, "a small bell at E4 chimes once", {"pitch", "register", "count"}, set()),
+        (BELL, "a bell at E4 rings", {"pitch", "register"}, {"count"}),
+        (SCALE, "a harp plays a C major rising scale gently", {"direction", "loudness", "class"},
+         {"register", "count"}),
+        (SCALE, "a harp plays a rising scale in the middle register softly", {"register", "direction"}, {"count"}),
+    ],
+)
+def test_prompted_clips_are_held_only_to_what_the_prompt_asks(events, prompt, kept, dropped):
+    family = "instruments" if "instrument" in events[0] else "events"
+    full = adh.clip_asks(events, family, [], {}, prompt, gate=False)
+    gated = adh.clip_asks(events, family, [], {}, prompt)
+    assert kept <= set(gated) and not dropped & set(gated) and dropped <= set(full)
+    assert ("register_range" in gated) == ("register" in gated)
+    assert {k: full[k] for k in gated} == gated  # the annotation's values, never the parser's
+
+
+def test_only_clips_given_with_a_prompts_file_are_gated(tmp_path):
+    from soundsmith.data.manifest import ManifestRow, write_manifest
+    from soundsmith.eval.runner import collect_generated
+
+    sf.write(tmp_path / "a.wav", tone(330.0), SR)
+    row = ManifestRow("a.wav", ["a bell (middle register) chimes once"], ["bell"], 1.0, SR, "test",
+                      {"events": BELL, "family": "events"})
+    manifest = write_manifest(tmp_path / "clips.jsonl", [row])
+    (clip,) = collect_generated(manifest, None)
+    assert not clip.prompted and clip.prompt == row.captions[0]  # real clips: the whole annotation
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"audio": "a.wav", "prompt": row.captions[0], "meta": row.meta}) + "\n")
+    (clip,) = collect_generated(manifest, prompts)
+    assert clip.prompted and clip.events == BELL
+
+
 def test_own_asks_score_higher_than_shuffled_asks():
     clips = [tone(440.0), beeps(3), noise(), sweep(200, 1200)]
     asks = [

@@ -14,7 +14,8 @@ An *ask* is what a prompt requests, as a dict (:data:`ATTRIBUTES` are its keys, 
 | ``noise_tone`` | noise / tone | share of sounding frames that pYIN finds voiced | >= 0.5 for tone, < 0.5 for noise |
 | ``brightness`` | bright / dark | median spectral centroid of sounding frames | above / below ``BRIGHT_HZ`` |
 
-Asks come from corpus annotations (:func:`asks_from_events`, the ``meta.events`` of manifest rows), from a
+Asks come from corpus annotations (:func:`asks_from_events`, the ``meta.events`` of manifest rows; for a prompted
+clip only the pitch, register, count and direction its prompt asks, :func:`asks_in_prompt`), from a
 prompts file's ``labels`` + ``attributes`` (:func:`asks_from_attributes`), or from free text
 (``soundsmith.eval.prompt_parse.parse_prompt``). Scenes ask for their classes and spoken word only: measuring
 the pitch or count of one item inside a mix is not reliable with these tools.
@@ -340,6 +341,28 @@ def score_clips(
 # ---------------------------------------------------------------- running it over files
 
 
+PROMPT_GATED = ("pitch", "register", "count", "direction")
+
+
+def asks_in_prompt(asks: dict[str, Any], prompt: str, words: list[str] | None = None) -> dict[str, Any]:
+    """``asks`` (a clip's annotation) without the :data:`PROMPT_GATED` attributes its ``prompt`` does not ask.
+
+    A corpus clip has a pitch, a register and often a count whether or not a caption says so ("a harp plays a
+    B major chord" has a register; "a bell (middle register) chimes once" names no note): a clip generated from
+    that caption cannot be held to them. An attribute stays when :func:`parse_prompt` finds it in the prompt (a
+    register also when the prompt names the note). Class, word, loudness and noise/tone always stay: the
+    corpus's captions always name the class and word, and the dynamics of an instrument.
+    """
+    parsed = parse_prompt(prompt, words)
+    out = dict(asks)
+    for key in PROMPT_GATED:
+        if key in out and key not in parsed and not (key == "register" and "pitch" in parsed):
+            del out[key]
+            if key == "register":
+                out.pop("register_range", None)
+    return out
+
+
 def clip_asks(
     events: list[dict[str, Any]] | None,
     family: str | None,
@@ -347,10 +370,13 @@ def clip_asks(
     attributes: dict[str, Any],
     prompt: str,
     words: list[str] | None = None,
+    gate: bool = True,
 ) -> dict[str, Any]:
-    """A clip's asks: from its annotations when it has them, else its labels + attributes, else its prompt text."""
+    """A clip's asks: from its annotations when it has them (with ``gate`` and a ``prompt``, only those the prompt
+    makes: :func:`asks_in_prompt`), else its labels + attributes, else its prompt text."""
     if events:
-        return asks_from_events(events, family)
+        asks = asks_from_events(events, family)
+        return asks_in_prompt(asks, prompt, words) if gate and prompt else asks
     if labels or attributes:
         return asks_from_attributes(labels, attributes)
     if prompt:

@@ -425,6 +425,24 @@ def variety(
     }
 
 
+def prompts_for(clips: Path, prompts: Sequence[Prompt]) -> Path:
+    """A prompts file beside the manifest ``clips`` that gives its row ``i`` prompt ``i``: real clips judged on what
+    the generated clips' prompts ask, no more (``soundsmith.eval.adherence.asks_in_prompt``)."""
+    from soundsmith.data.manifest import read_manifest
+
+    m = read_manifest(clips)
+    if len(m.rows) != len(prompts):
+        raise ManifestError(f"{clips}: {len(m.rows)} clips for {len(prompts)} prompts")
+    rows = [
+        {"audio": str(r.audio_path(m.root).resolve()), "id": p.id, "prompt": p.prompt, "labels": p.labels}
+        | {"attributes": p.attributes, "meta": {"events": p.events, "family": p.family, "template": p.template}}
+        for r, p in zip(m.rows, prompts)
+    ]
+    path = clips.with_name("prompts.jsonl")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def round_trip_set(pipe: Any, rows: list[Any], root: str | Path, folder: Path) -> Path:
     """The rows' clips through ``pipe.round_trip`` (VAE posterior mean + vocoder) as WAVs in ``folder/audio``, and
     a manifest of the same rows (labels, captions, annotations) pointing at them; returns the manifest's path."""
@@ -509,13 +527,14 @@ def run_quality(
         )
 
     # 4. the prompts' own real clips: real-vs-real FAD at the same size, real CLAP score, real adherence
-    real = summarize(_evaluate(real_set, reference, None, out / "real" / "eval", ev, cfg))
+    real_prompts = prompts_for(real_set, prompts)
+    real = summarize(_evaluate(real_set, reference, real_prompts, out / "real" / "eval", ev, cfg))
     results["real"] = real
     # 4b. the same clips through the model's own VAE + vocoder: what its decoder keeps (the ceiling of any denoiser)
     if cfg.round_trip and hasattr(pipe, "round_trip"):
         trip = round_trip_set(pipe, prompt_rows, m.root, out / "round_trip")
         results["round_trip"] = summarize(
-            _evaluate(trip, reference, None, out / "round_trip" / "eval", ev, cfg)
+            _evaluate(trip, reference, prompts_for(trip, prompts), out / "round_trip" / "eval", ev, cfg)
         )
 
     # 5. held-out against seen templates, on the same clips

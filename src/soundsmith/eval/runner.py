@@ -53,6 +53,7 @@ class Clip:
     attributes: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)  # corpus annotations (meta.events)
     family: str | None = None
+    prompted: bool = False  # generated from ``prompt`` (a prompts file): judged only on what the prompt asks
 
 
 # ---------------------------------------------------------------- (1) inputs
@@ -105,6 +106,7 @@ def _attach_prompts(clips: list[Clip], prompts: Path, gen_root: Path) -> None:
         if clip is None:
             raise ManifestError(f"{prompts}, line {n}: audio {audio} is not among the generated clips")
         clip.prompt = str(row.get("prompt", ""))
+        clip.prompted = True
         clip.labels = list(row.get("labels") or [])
         clip.attributes = dict(row.get("attributes") or {})
         clip.id = str(row.get("id", clip.id))
@@ -438,7 +440,7 @@ def attribute_adherence(
 
     recognizer = adh.load_recognizer(keyword)
     words = list(recognizer.config.words) if recognizer is not None else None
-    asks = [adh.clip_asks(c.events, c.family, c.labels, c.attributes, c.prompt, words) for c in clips]
+    asks = [adh.clip_asks(c.events, c.family, c.labels, c.attributes, c.prompt, words, c.prompted) for c in clips]
     asked = [i for i, a in enumerate(asks) if a]
     if not asked:
         return {}, {}

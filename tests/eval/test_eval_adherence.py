@@ -130,10 +130,31 @@ def test_asks_from_corpus_annotations():
     assert adh.asks_from_events([{"class": "speech_go", "word": "go"}], "speech") == {"word": "go"}
 
 
-BELL = [{"class": "bell", "midi_pitch": 64, "note": "E4", "register": "middle", "count": 1, "onset": 0.1,
-         "offset": 1.0}]
-SCALE = [{"class": "harp", "instrument": "harp", "phrase": "rising_scale", "midi_pitch": 60, "note": "C4",
-          "register": "middle", "dynamics": "soft", "count": 5, "onset": 0.1, "offset": 2.0}]
+BELL = [
+    {
+        "class": "bell",
+        "midi_pitch": 64,
+        "note": "E4",
+        "register": "middle",
+        "count": 1,
+        "onset": 0.1,
+        "offset": 1.0,
+    }
+]
+SCALE = [
+    {
+        "class": "harp",
+        "instrument": "harp",
+        "phrase": "rising_scale",
+        "midi_pitch": 60,
+        "note": "C4",
+        "register": "middle",
+        "dynamics": "soft",
+        "count": 5,
+        "onset": 0.1,
+        "offset": 2.0,
+    }
+]
 
 
 @pytest.mark.parametrize(
@@ -142,9 +163,18 @@ SCALE = [{"class": "harp", "instrument": "harp", "phrase": "rising_scale", "midi
         (BELL, "a bell (middle register) chimes once", {"register", "count", "class"}, {"pitch"}),
         (BELL, "a small bell at E4 chimes once", {"pitch", "register", "count"}, set()),
         (BELL, "a bell at E4 rings", {"pitch", "register"}, {"count"}),
-        (SCALE, "a harp plays a C major rising scale gently", {"direction", "loudness", "class"},
-         {"register", "count"}),
-        (SCALE, "a harp plays a rising scale in the middle register softly", {"register", "direction"}, {"count"}),
+        (
+            SCALE,
+            "a harp plays a C major rising scale gently",
+            {"direction", "loudness", "class"},
+            {"register", "count"},
+        ),
+        (
+            SCALE,
+            "a harp plays a rising scale in the middle register softly",
+            {"register", "direction"},
+            {"count"},
+        ),
     ],
 )
 def test_prompted_clips_are_held_only_to_what_the_prompt_asks(events, prompt, kept, dropped):
@@ -161,8 +191,15 @@ def test_only_clips_given_with_a_prompts_file_are_gated(tmp_path):
     from soundsmith.eval.runner import collect_generated
 
     sf.write(tmp_path / "a.wav", tone(330.0), SR)
-    row = ManifestRow("a.wav", ["a bell (middle register) chimes once"], ["bell"], 1.0, SR, "test",
-                      {"events": BELL, "family": "events"})
+    row = ManifestRow(
+        "a.wav",
+        ["a bell (middle register) chimes once"],
+        ["bell"],
+        1.0,
+        SR,
+        "test",
+        {"events": BELL, "family": "events"},
+    )
     manifest = write_manifest(tmp_path / "clips.jsonl", [row])
     (clip,) = collect_generated(manifest, None)
     assert not clip.prompted and clip.prompt == row.captions[0]  # real clips: the whole annotation

@@ -151,6 +151,7 @@ def test_script_end_to_end(run, capsys):
     first, _ = load_audio(out / "real" / originals[0]["audio"], sample_rate=pipe.sample_rate)
     again, _ = load_audio(out / "round_trip" / rows[0]["audio"], sample_rate=pipe.sample_rate)
     np.testing.assert_allclose(again, pipe.round_trip(first), atol=1e-4)  # 16-bit WAV
+
     # real and round-trip clips are held to what the generated clips' prompts ask, no more and no less
     def asks(folder: Path) -> dict[str, dict]:
         metrics = json.loads((folder / "eval" / "metrics.json").read_text())

@@ -435,7 +435,10 @@ def prompts_for(clips: Path, prompts: Sequence[Prompt]) -> Path:
         raise ManifestError(f"{clips}: {len(m.rows)} clips for {len(prompts)} prompts")
     rows = [
         {"audio": str(r.audio_path(m.root).resolve()), "id": p.id, "prompt": p.prompt, "labels": p.labels}
-        | {"attributes": p.attributes, "meta": {"events": p.events, "family": p.family, "template": p.template}}
+        | {
+            "attributes": p.attributes,
+            "meta": {"events": p.events, "family": p.family, "template": p.template},
+        }
         for r, p in zip(m.rows, prompts)
     ]
     path = clips.with_name("prompts.jsonl")

@@ -440,7 +440,9 @@ def attribute_adherence(
 
     recognizer = adh.load_recognizer(keyword)
     words = list(recognizer.config.words) if recognizer is not None else None
-    asks = [adh.clip_asks(c.events, c.family, c.labels, c.attributes, c.prompt, words, c.prompted) for c in clips]
+    asks = [
+        adh.clip_asks(c.events, c.family, c.labels, c.attributes, c.prompt, words, c.prompted) for c in clips
+    ]
     asked = [i for i, a in enumerate(asks) if a]
     if not asked:
         return {}, {}

@@ -9,6 +9,9 @@ and writes ``OUT/results.json``, ``OUT/table.md`` and ``OUT/quality.png`` (libra
       --manifest work/corpus_ld/manifest.jsonl --split test --limit 60 --out work/ld_quality \
       --steps 2,4,6,8,16 --guidance 1,2,3,4,6 --durations 1,4,10 --seeds-variety 4 \
       --free-text configs/prompts/free_text.jsonl
+
+``--rescore --out OUT`` scores the clips of an earlier run in OUT again with the current evaluators (no generation):
+``OUT/results_rescored.json`` and ``OUT/table_rescored.md``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ import sys
 from pathlib import Path
 
 from soundsmith.errors import SoundsmithError
-from soundsmith.eval.generation_quality import QualityConfig, markdown_table, parse_list, plot, run_quality
+from soundsmith.eval.generation_quality import (
+    QualityConfig,
+    markdown_table,
+    parse_list,
+    plot,
+    rescore,
+    run_quality,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="model directory or shipped name")
-    ap.add_argument("--manifest", required=True, help="annotated corpus manifest")
+    ap.add_argument("--model", help="model directory or shipped name (not with --rescore)")
+    ap.add_argument("--manifest", help="annotated corpus manifest (not with --rescore)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=60, help="prompts (one per clip of the split)")
     ap.add_argument("--out", required=True)
@@ -57,10 +67,23 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="best of N by the pipeline's CLAP score (CLI -n; not for variety)",
     )
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the clips already in --out again with the current evaluators (generates nothing)",
+    )
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
+    if not args.rescore and not (args.model and args.manifest):
+        ap.error("--model and --manifest are required (unless --rescore)")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
+        if args.rescore:
+            results = rescore(args.out)
+            table = markdown_table(results)
+            (Path(args.out) / "table_rescored.md").write_text(table)
+            print(table)
+            return 0
         cfg = QualityConfig(
             split=args.split,
             limit=args.limit,

@@ -232,3 +232,24 @@ def test_candidates_reach_the_pipeline_and_bad_counts_are_refused(tmp_path):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="candidates"):
             QualityConfig(candidates=bad)
+
+
+def test_rescore_reproduces_the_run_and_refuses_a_folder_without_one(run, tmp_path):
+    from soundsmith.errors import ManifestError
+
+    code, out = run
+    assert code == 0
+    before = json.loads((out / "results.json").read_text())
+    sys.argv = ["ld_quality.py", "--rescore", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "scripts" / "ld_quality.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    after = json.loads((out / "results_rescored.json").read_text())
+    for key in ("adherence", "attributes", "fad", "clap"):  # same clips, same evaluators: same figures
+        assert after["settings"][0][key] == pytest.approx(before["settings"][0][key])
+        assert after["round_trip"][key] == pytest.approx(before["round_trip"][key])
+    assert after["real"]["adherence"] == pytest.approx(before["real"]["adherence"])
+    assert after["free_text"]["n"] == 2 and after["targets"].keys() == before["targets"].keys()
+    assert "| real clips |" in (out / "table_rescored.md").read_text()
+    with pytest.raises(ManifestError, match="results.json"):
+        gq.rescore(tmp_path)

@@ -582,6 +582,58 @@ def run_quality(
     return results
 
 
+def rescore(out_dir: str | Path) -> dict[str, Any]:
+    """Score the clips of an earlier :func:`run_quality` in ``out_dir`` again with the current evaluators (taggers,
+    adherence checks), generating nothing: every setting, the real clips, the round trip, the seen templates and
+    the free text; the template split and the targets follow. Writes ``out_dir/results_rescored.json`` (timings
+    and variety as they were) and returns it."""
+    from soundsmith.data.manifest import read_manifest
+    from soundsmith.eval.runner import resolve_clap, resolve_tagger
+
+    out = Path(out_dir)
+    if not (out / "results.json").is_file():
+        raise ManifestError(f"{out}: no results.json; give the --out folder of an earlier ld_quality run")
+    results = json.loads((out / "results.json").read_text())
+    cfg = QualityConfig(**results["config"])
+    prompt_rows, _ = _split_rows(read_manifest(results["manifest"]), cfg)
+    prompts = corpus_prompts(prompt_rows)
+    reference = out / "reference.jsonl"
+    ev = {
+        "tagger": resolve_tagger(
+            cfg.tagger, sorted({lb for r in read_manifest(reference).rows for lb in r.labels})
+        )[0],
+        "clap": resolve_clap(cfg.clap),
+        "cache": out / "cache",
+    }
+
+    def again(folder: Path) -> dict[str, Any]:
+        return _evaluate(folder / "audio", reference, folder / "prompts.jsonl", folder / "eval", ev, cfg)
+
+    split_rows: list[dict[str, Any]] = []
+    for row in results["settings"]:
+        metrics = again(out / "settings" / row["name"])
+        row |= summarize(metrics)
+        if row["knob"] == "default":
+            split_rows += per_clip_rows(metrics, {p.id: p.template for p in prompts})
+    for key, folder in (("real", out / "real"), ("round_trip", out / "round_trip")):
+        if key in results:
+            clips = folder / "clips.jsonl"
+            metrics = _evaluate(clips, reference, prompts_for(clips, prompts), folder / "eval", ev, cfg)
+            results[key] = summarize(metrics)
+    for key in ("seen_templates", "free_text"):
+        if key in results:
+            metrics = again(out / key)
+            results[key] |= summarize(metrics)
+            if key == "seen_templates":
+                seen = seen_template_prompts(prompts, cfg.seed)
+                split_rows += per_clip_rows(metrics, {p.id: p.template for p in seen})
+    results["template_split"] = template_split(split_rows)
+    default_row = next(r for r in results["settings"] if r["knob"] == "default")
+    results["targets"] = check_targets(default_row, results["real"], results["template_split"])
+    (out / "results_rescored.json").write_text(json.dumps(_finite_json(results), indent=2) + "\n")
+    return results
+
+
 def _finite_json(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None

@@ -209,6 +209,44 @@ def test_only_clips_given_with_a_prompts_file_are_gated(tmp_path):
     assert clip.prompted and clip.events == BELL
 
 
+@pytest.mark.parametrize(
+    ("name", "note"), [("marimba", "A#3"), ("kalimba", "D4"), ("electric_guitar", "C#5")]
+)
+def test_register_of_a_chord_is_its_lowest_note_not_the_common_subharmonic(name, note):
+    from soundsmith.data.synth import render_instrument
+    from soundsmith.eval.pitch import lowest_partial_midi
+
+    audio, ann = render_instrument(
+        name, note=note, phrase="chord", mode="minor", duration=3.0, sample_rate=SR
+    )
+    root = ann[0]["midi_pitch"]
+    assert abs(lowest_partial_midi(audio, SR) - root) < 0.6
+    m = adh.measure(audio, SR)
+    assert m.track.low_midi() < root - adh.SUBHARMONIC_SEMITONES  # pYIN hears the chord's common subharmonic
+    assert abs(adh.phrase_root_midi(m) - root) < 0.6
+    assert adh.check(adh.asks_from_events(ann, "instruments"), m)["register"]
+
+
+def test_register_of_a_falling_scale_is_its_first_note():
+    from soundsmith.data.synth import render_instrument
+
+    audio, ann = render_instrument("trumpet", note="C5", phrase="falling_scale", duration=4.0, sample_rate=SR)
+    asks = adh.asks_from_events(ann, "instruments")
+    low, high = asks["register_range"]  # the trumpet's middle third: 64-72
+    assert asks["direction"] == "falling" and asks["register"] == "middle" and min(ann[0]["notes"]) < low - 1
+    m = adh.measure(audio, SR)
+    assert abs(adh.phrase_root_midi(m, falling=True) - 72) < 0.6 and adh.phrase_root_midi(m) < low - 1
+    assert adh.check(asks, m)["register"]
+
+
+def test_lowest_partial_of_silence_and_noise():
+    from soundsmith.eval.pitch import lowest_partial_midi
+
+    assert math.isnan(lowest_partial_midi(np.zeros(SR, np.float32), SR))
+    assert math.isnan(lowest_partial_midi(np.zeros(100, np.float32), SR))
+    assert math.isnan(lowest_partial_midi(noise(), SR))  # no prominent peak
+
+
 def test_own_asks_score_higher_than_shuffled_asks():
     clips = [tone(440.0), beeps(3), noise(), sweep(200, 1200)]
     asks = [

@@ -141,3 +141,34 @@ def _crepe(x: np.ndarray, sr: int, fmin: float, fmax: float) -> np.ndarray:
     f0 = f0[0].numpy()
     voiced = periodicity[0].numpy() >= 0.5
     return np.where(voiced, f0, np.nan)
+
+
+LOCAL_BINS = 41  # ~80 Hz at 16 kHz with the 8192-point FFT
+
+
+def lowest_partial_midi(
+    audio: np.ndarray, sr: int, floor_db: float = 30.0, prominence_db: float = 10.0, fmin: float = 25.0
+) -> float:
+    """MIDI pitch of the lowest prominent peak of the clip's average spectrum (sounding frames): a peak at most
+    ``floor_db`` below the strongest and ``prominence_db`` above the median of the ``LOCAL_BINS`` around it, from ``fmin`` to 5 kHz. The
+    lowest note of a chord, where pYIN finds the chord's common subharmonic instead; NaN when no peak."""
+    import librosa
+    from scipy.ndimage import median_filter
+    from scipy.signal import find_peaks
+
+    x = np.asarray(audio, dtype=np.float32)
+    if x.size < 2048 or not np.any(x):
+        return math.nan
+    n_fft = 8192 if x.size >= 8192 else 2048
+    mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=n_fft // 4, center=True))
+    energy = (mag**2).sum(axis=0)
+    db_frames = 10 * np.log10(np.maximum(energy, 1e-20))
+    sounding = db_frames > db_frames.max() - 30.0
+    spectrum = 20 * np.log10(np.maximum(mag[:, sounding].mean(axis=1), 1e-10))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    band = (freqs >= fmin) & (freqs <= min(5000.0, sr / 2 - 1))
+    idx = np.flatnonzero(band)
+    local = median_filter(spectrum, size=LOCAL_BINS, mode="nearest")  # the level around each bin
+    peaks, _ = find_peaks(spectrum[idx], height=spectrum[idx].max() - floor_db)
+    peaks = peaks[spectrum[idx][peaks] - local[idx][peaks] >= prominence_db]
+    return hz_to_midi(float(freqs[idx[peaks[0]]])) if peaks.size else math.nan

@@ -28,6 +28,8 @@ def test_every_phrase_renders(phrase):
     if phrase in ("rising_scale", "falling_scale"):
         notes = anns[0]["notes"]
         assert len(notes) >= 3 and (np.diff(notes) > 0).all() == (phrase == "rising_scale")
+        assert notes[0] == 60  # both start on the named note ("a falling scale starting at C4")
+        assert [e[2] for e in anns[0]["note_events"]] == notes
 
 
 @pytest.mark.parametrize(

@@ -125,8 +125,8 @@ def register_range(name: str, register: str) -> tuple[int, int]:
 def _phrase_offsets(phrase: str, mode: str, n_notes: int, rng: np.random.Generator) -> list[int]:
     if phrase == "rising_scale":
         return list(MODES[mode][:n_notes])
-    if phrase == "falling_scale":
-        return list(MODES[mode][::-1][:n_notes])
+    if phrase == "falling_scale":  # from the root down (the labelled note is the first played)
+        return [o - 12 for o in MODES[mode][::-1][:n_notes]]
     if phrase == "arpeggio":
         return [*TRIADS[mode], 12][:n_notes]
     if phrase == "short_melody":
@@ -212,6 +212,7 @@ def draw_instrument_attrs(
     else:
         register = given.get("register") or str(rng.choice(["low", "middle", "high"]))
         lo, hi = register_range(name, register)
+        lo = min(max(lo, INSTRUMENTS[name][1] - min(offsets)), hi)  # a falling phrase stays in the range
         hi = max(min(hi, INSTRUMENTS[name][2] - span), lo)
         root = int(rng.integers(lo, hi + 1))
         silent = SILENT_NOTES.get((soundfont, name), set())

@@ -169,6 +169,40 @@ def test_guidance_rescale_matches_the_formula_and_reaches_the_pipeline():
             tiny_model(guidance_rescale=bad)
 
 
+def test_raise_to_floor_lifts_only_rows_below_it_and_never_past_the_ceiling():
+    from soundsmith.pipelines.latent_audio import PEAK_CEILING, raise_to_floor
+
+    t = np.arange(SR) / SR
+    tone = (np.sqrt(2) * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # RMS 0 dBFS
+    spike = np.zeros(SR, np.float32)
+    spike[100] = 0.01  # RMS far below the floor, but its peak caps the gain
+    rows = np.stack([tone * 10 ** (-57 / 20), tone * 0.3, spike, np.zeros(SR, np.float32)])
+    out, gains = raise_to_floor(rows, -40.0)
+    level = 20 * np.log10(np.sqrt(np.mean(out[0].astype(np.float64) ** 2)))
+    assert level == pytest.approx(-40.0, abs=1e-3) and gains[0] == pytest.approx(17.0, abs=0.01)
+    np.testing.assert_array_equal(out[1], rows[1])  # above the floor: untouched
+    assert np.abs(out[2]).max() == pytest.approx(PEAK_CEILING) and gains[2] == pytest.approx(39.91, abs=0.01)
+    assert gains[1] == gains[3] == 0.0 and not out[3].any()  # silence stays silence
+    np.testing.assert_allclose(out[0], rows[0] * 10 ** (17 / 20), rtol=1e-4)
+
+
+def test_level_floor_reaches_text_to_audio_only():
+    kw = dict(duration=0.3, seed=2, progress=False)
+    plain = LatentDiffusionPipeline(tiny_model())("a bell", **kw)
+    level = 20 * np.log10(np.sqrt(np.mean(plain.audio[0].astype(np.float64) ** 2)))
+    floor = round(level) + 6.0  # above this tiny model's level: it must be raised
+    lifted = LatentDiffusionPipeline(tiny_model(level_floor_db=floor))("a bell", **kw)
+    gain = lifted.meta["level_gain_db"][0]
+    assert gain > 0 and "level_gain_db" not in plain.meta
+    np.testing.assert_allclose(lifted.audio, plain.audio * 10 ** (gain / 20), rtol=1e-3, atol=1e-6)
+    pipe = LatentDiffusionPipeline(tiny_model(level_floor_db=floor))
+    variation = pipe("a bell", init_audio=plain.audio[0], strength=0.5, **kw)
+    assert "level_gain_db" not in variation.meta  # audio-to-audio keeps the input's level
+    for bad in (-90.0, 0.0, True, "-40"):
+        with pytest.raises(ConfigError, match="level_floor_db"):
+            tiny_model(level_floor_db=bad)
+
+
 def test_windowed_prediction_covers_every_frame_with_trained_length_windows():
     from soundsmith.pipelines.latent_diffusion import _windowed
 

@@ -250,6 +250,9 @@ class LatentDiffusionConfig:
     standard deviation, per clip, ``phi * guided * std(cond) / std(guided) + (1 - phi) * guided`` (Lin et al. 2024,
     "Common diffusion noise schedules and sample steps are flawed", eq. 15-16): high guidance without its
     over-amplified predictions.
+    ``level_floor_db`` (dBFS RMS, None = off): a text-to-audio clip quieter than this is raised to it (never past
+    the peak ceiling): the quietest level of the training clips, below which an output is a sound the model made
+    too faint to hear, not a quiet sound. Audio-to-audio keeps the input's level.
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -274,8 +277,18 @@ class LatentDiffusionConfig:
     context_seconds: float | None = None
     guidance_interval: tuple[float, float] | None = None
     guidance_rescale: float = 0.0
+    level_floor_db: float | None = None
 
     def __post_init__(self) -> None:
+        if self.level_floor_db is not None and (
+            isinstance(self.level_floor_db, bool)
+            or not isinstance(self.level_floor_db, int | float)
+            or not -80.0 <= self.level_floor_db <= -10.0
+        ):
+            raise ConfigError(
+                f"LatentDiffusionConfig.level_floor_db={self.level_floor_db!r} must be from -80 to -10 dBFS "
+                "(or null: off)"
+            )
         if isinstance(self.guidance_rescale, bool) or not (
             isinstance(self.guidance_rescale, int | float) and 0.0 <= self.guidance_rescale <= 1.0
         ):

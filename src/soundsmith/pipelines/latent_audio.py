@@ -8,6 +8,8 @@ A family's pipeline subclasses it and implements :meth:`Pipeline.generate` (its 
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,22 @@ class LatentAudioPipeline(Pipeline):
 
 
 PEAK_CEILING = 0.99
+
+
+def raise_to_floor(audio: np.ndarray, floor_db: float, ceiling: float = PEAK_CEILING) -> tuple[np.ndarray, list[float]]:
+    """``audio [B, T]`` with every row whose RMS level is below ``floor_db`` dBFS raised to it, no row's peak
+    past ``ceiling``; also each row's gain in dB (0 for rows left alone; silent rows stay silent)."""
+    out, gains = np.array(audio, dtype=np.float32, copy=True), []
+    for i, row in enumerate(out):
+        rms = float(np.sqrt(np.mean(np.square(row, dtype=np.float64)))) if row.size else 0.0
+        peak = float(np.abs(row).max()) if row.size else 0.0
+        if rms <= 0.0 or peak <= 0.0 or 20 * math.log10(rms) >= floor_db:
+            gains.append(0.0)
+            continue
+        gain = max(1.0, min(10 ** (floor_db / 20) / rms, ceiling / peak))
+        out[i] = row * gain
+        gains.append(round(20 * math.log10(gain), 2))
+    return out, gains
 
 
 def limit_peak(audio: np.ndarray, ceiling: float = PEAK_CEILING) -> np.ndarray:

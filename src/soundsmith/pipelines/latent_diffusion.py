@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak
+from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
 DEFAULT_STRENGTH = 0.6  # audio-to-audio without an explicit strength: keep the init audio's broad shape
@@ -245,6 +245,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 clip if gen_samples == num_samples else most_active(clip, num_samples, self.sample_rate)
             )
         audio = np.stack(rows)  # [N, T]
+        gains: list[float] = []
+        if c.level_floor_db is not None and init_audio is None:  # audio-to-audio keeps the input's level
+            audio, gains = raise_to_floor(audio, c.level_floor_db)
 
         meta: dict[str, Any] = {
             "steps": steps,
@@ -260,6 +263,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["context_seconds"] = c.context_seconds
         if guided and c.guidance_rescale > 0:
             meta["guidance_rescale"] = c.guidance_rescale
+        if any(gains):
+            meta["level_gain_db"] = gains
         if negative_prompt:
             meta["negative_prompt"] = negative_prompt
         if init_audio is not None:
@@ -278,6 +283,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             audio = audio[order]
             meta["candidate_seeds"] = [seeds[i] for i in order]
             meta["clap_scores"] = [round(float(scores[i]), 6) for i in order]
+            if "level_gain_db" in meta:
+                meta["level_gain_db"] = [gains[i] for i in order]
         return audio, meta
 
     # -- LoRA adapters -----------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ A family's pipeline subclasses it and implements :meth:`Pipeline.generate` (its 
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import numpy as np
@@ -56,7 +55,9 @@ class LatentAudioPipeline(Pipeline):
 PEAK_CEILING = 0.99
 
 
-def raise_to_floor(audio: np.ndarray, floor_db: float, ceiling: float = PEAK_CEILING) -> tuple[np.ndarray, list[float]]:
+def raise_to_floor(
+    audio: np.ndarray, floor_db: float, ceiling: float = PEAK_CEILING
+) -> tuple[np.ndarray, list[float]]:
     """``audio [B, T]`` with every row whose RMS level is below ``floor_db`` dBFS raised to it, no row's peak
     past ``ceiling``; also each row's gain in dB (0 for rows left alone; silent rows stay silent)."""
     out, gains = np.array(audio, dtype=np.float32, copy=True), []

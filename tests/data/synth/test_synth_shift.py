@@ -147,3 +147,54 @@ def test_shift_corpus_bad_arguments(tmp_path):
         shift_corpus(src, tmp_path / "out")
     with pytest.raises(ConfigError, match="semitones"):
         shift_corpus(src, tmp_path / "out", semitones=(0,))
+
+
+def test_shift_boundaries_rounding_and_unknown_instruments():
+    assert register_of({"class": "beeps"}, 59) == "low" and register_of({"class": "beeps"}, 60) == "middle"
+    assert register_of({"class": "beeps"}, 83) == "high" and register_of({"class": "beeps"}, 47) is None
+    (edge,) = shift_events("events", _beeps(2.0), -12, 4.0)  # the last beep ends exactly at the clip's end
+    assert edge["offset"] == 4.0 and edge["count"] == 3
+    late = [{**_beeps(2.5)[0], "onset": 2.0, "count": None}]
+    del late[0]["count"]
+    assert shift_events("events", late, -12, 4.0) is None  # starts at 4.0 s: nothing left in the clip
+    (fifth,) = shift_events("events", _beeps(1.5), 7, 4.0)  # 2 ** (7/12) times faster: times to the ms
+    assert (fifth["onset"], fifth["offset"]) == (0.133, 1.001) and fifth["note"] == "B4"
+    unknown = [{**_scale(100, "slow", 60)[0], "instrument": "theremin"}]
+    assert shift_events("instruments", unknown, 12, 4.0) is None
+    repeated = _scale(100, "slow", register_range("piano", "middle")[1])
+    repeated[0].update(phrase="repeated_note", count=3, offset=1.9)
+    repeated[0]["note_events"][-1][1] = 2.5  # the last note rings past the half: slowed, it would be cut
+    assert shift_events("instruments", repeated, -12, 4.0) is None
+    no_name = _scale(130, "slow", 60)
+    del no_name[0]["tempo"]
+    (up,) = shift_events("instruments", no_name, 12, 4.0)
+    assert "tempo" not in up and up["tempo_bpm"] == 260
+
+
+def test_shift_corpus_is_seeded_limited_and_can_list_its_source(tmp_path):
+    src = synthesize_corpus(
+        tmp_path / "src", clips=30, seed=9, duration=2.0, families=("events", "instruments"), progress=False
+    )
+    one = shift_corpus(src, tmp_path / "a", seed=3)
+    assert one == tmp_path / "a" / "manifest.jsonl"
+    assert shift_corpus(src, tmp_path / "b", seed=3).read_text() == one.read_text().replace("/a/", "/b/")
+    rows = read_manifest(one).rows
+    every = read_manifest(shift_corpus(src, tmp_path / "c", seed=3, every_shift=True)).rows
+    assert len(every) > len(rows) and {r.meta["shifted_from"] for r in every} == {
+        r.meta["shifted_from"] for r in rows
+    }
+    assert all(sum(r.meta["shifted_from"] == s.meta["shifted_from"] for r in every) <= 2 for s in every)
+    picks = [read_manifest(shift_corpus(src, tmp_path / f"s{s}", seed=s)).rows for s in range(4)]
+    assert len({tuple(r.id for r in p) for p in picks}) > 1  # the seed draws the direction
+    for r in rows:
+        assert len(r.meta["caption_templates"]) == len(r.captions) == 3 and r.split == "train"
+    assert len(read_manifest(shift_corpus(src, tmp_path / "d", limit=2)).rows) == 2
+    both = read_manifest(shift_corpus(src, tmp_path / "e", seed=3, with_source=True))
+    source = read_manifest(src)
+    assert len(both.rows) == len(source.rows) + len(rows)
+    for mine, theirs in zip(both.rows, source.rows):
+        assert mine.audio_path(both.root).resolve() == theirs.audio_path(source.root).resolve()
+        assert mine.captions == theirs.captions and mine.split == theirs.split
+    shift_corpus(src, tmp_path / "f", semitones=(24, -24), change_register=False)  # two octaves: allowed
+    with pytest.raises(ConfigError, match="semitones"):
+        shift_corpus(src, tmp_path / "g", semitones=(25,))

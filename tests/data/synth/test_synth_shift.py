@@ -91,6 +91,8 @@ def test_instrument_shift_moves_notes_and_renames_the_tempo():
     assert up["notes"] == [root + 12, root + 14, root + 16] and up["midi_pitch"] == root + 12
     assert [p for _, _, p in up["note_events"]] == up["notes"]
     assert up["note_events"][1][:2] == [0.35, 0.65]
+    (fifth,) = shift_events("instruments", _scale(100, "slow", root - 7), 7, 4.0)
+    assert fifth["note_events"][1][:2] == [0.467, 0.868]  # to the ms
     assert (up["tempo"], up["tempo_bpm"]) == ("fast", 200)  # twice as fast
     assert up["register"] == register_of(up, root + 12) == "high"
     (low,) = shift_events("instruments", _scale(100, "slow", root - 19), 12, 4.0)
@@ -127,6 +129,7 @@ def test_shift_corpus_writes_recaptioned_clips(tmp_path):
         k = row.meta["shift_semitones"]
         (ev,), (old,) = row.meta["events"], orig.meta["events"]
         assert ev["midi_pitch"] == old["midi_pitch"] + k and ev["register"] != old["register"]
+        assert row.labels == orig.labels and row.sample_rate == orig.sample_rate
         assert not any(t in HELD_OUT_TEMPLATES for t in row.meta["caption_templates"])
         for caption in row.captions:  # a caption that names a note names the moved one
             for name, octave in NOTE.findall(caption):

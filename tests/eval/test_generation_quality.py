@@ -253,3 +253,35 @@ def test_rescore_reproduces_the_run_and_refuses_a_folder_without_one(run, tmp_pa
     assert "| real clips |" in (out / "table_rescored.md").read_text()
     with pytest.raises(ManifestError, match="results.json"):
         gq.rescore(tmp_path)
+
+
+def test_compare_models_scores_two_families_on_the_same_prompts(tmp_path, capsys):
+    root = tmp_path
+    ld = tiny_model_dir("latent_diffusion", root / "ld")
+    gan = tiny_model_dir("ganmix", root / "gan")
+    manifest = _tiny_corpus(root / "corpus")
+    out = root / "cmp"
+    sys.argv = ["compare_models.py", "--models", str(ld), str(gan), "--manifest", str(manifest), "--limit", "3",
+                "--duration", "1", "--out", str(out)]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "scripts" / "compare_models.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    res = json.loads((out / "comparison.json").read_text())
+    assert [m["family"] for m in res["models"]] == ["latent_diffusion", "ganmix"]
+    for i, m in enumerate(res["models"]):
+        assert m["n"] == 3 and 0.0 <= m["adherence"] <= 1.0 and m["fad"] >= 0.0 and m["x_real_time"] > 0
+        prompts = [json.loads(x) for x in (out / f"model{i}" / "prompts.jsonl").read_text().splitlines()]
+        assert [p["prompt"] for p in prompts] == [
+            json.loads(x)["prompt"] for x in (out / "model0" / "prompts.jsonl").read_text().splitlines()
+        ]
+        assert all(p["id"].endswith(f"#s{k}") for k, p in enumerate(prompts))  # prompt i, seed i
+    assert res["real"]["n"] == 3 and res["real"]["adherence"] > res["models"][0]["adherence"]
+    table = (out / "table.md").read_text()
+    assert (
+        table.count("| latent_diffusion |") == 1 and "| ganmix |" in table and "| real clips | - |" in table
+    )
+    sys.argv = ["compare_models.py", "--models", str(root / "nope"), "--manifest", str(manifest), "--limit", "3",
+                "--out", str(out)]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "scripts" / "compare_models.py"), run_name="__main__")
+    assert exit_info.value.code == 1 and "nope" in capsys.readouterr().err

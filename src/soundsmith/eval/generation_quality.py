@@ -51,13 +51,15 @@ def held_out_templates() -> frozenset[str]:
 class Setting:
     """One generation setting; ``knob`` names the swept knob (``default`` for the centre point)."""
 
-    steps: int
-    guidance: float
+    steps: int | None  # None (with guidance None): the model's own defaults, for families without them
+    guidance: float | None
     duration: float
     knob: str = "default"
 
     @property
     def name(self) -> str:
+        if self.steps is None:
+            return f"defaults_d{self.duration:g}"
         return f"steps{self.steps}_g{self.guidance:g}_d{self.duration:g}"
 
 
@@ -194,11 +196,11 @@ def generate_set(
     rows, gen_s = [], 0.0
     for i, (p, seed) in enumerate(zip(prompts, seeds)):
         start = time.perf_counter()
+        knobs = {} if setting.steps is None else {"steps": setting.steps, "guidance": setting.guidance}
         out = pipe(
             p.prompt,
             duration=setting.duration,
-            steps=setting.steps,
-            guidance=setting.guidance,
+            **knobs,
             seed=int(seed),
             progress=False,
             **({"num_candidates": candidates} if candidates > 1 else {}),
@@ -632,6 +634,71 @@ def rescore(out_dir: str | Path) -> dict[str, Any]:
     results["targets"] = check_targets(default_row, results["real"], results["template_split"])
     (out / "results_rescored.json").write_text(json.dumps(_finite_json(results), indent=2) + "\n")
     return results
+
+
+def compare_models(
+    models: Sequence[str | Path], manifest: str | Path, out_dir: str | Path, cfg: QualityConfig
+) -> dict[str, Any]:
+    """Several text-to-audio models of any family on the same test prompts, each at its own default settings
+    (``cfg.default_duration`` seconds, prompt ``i`` with seed ``i``), scored against the same reference clips by
+    the same evaluators, beside the prompts' real clips; writes ``out_dir/comparison.json`` and returns it."""
+    import soundsmith
+    from soundsmith.data.manifest import read_manifest, write_manifest
+    from soundsmith.eval.runner import resolve_clap, resolve_tagger
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = read_manifest(manifest)
+    prompt_rows, ref_rows = _split_rows(m, cfg)
+    prompts = corpus_prompts(prompt_rows)
+    reference = write_manifest(out / "reference.jsonl", ref_rows, root=m.root)
+    ev = {
+        "tagger": resolve_tagger(cfg.tagger, sorted({lb for r in ref_rows for lb in r.labels}))[0],
+        "clap": resolve_clap(cfg.clap),
+        "cache": out / "cache",
+    }
+    setting = Setting(steps=None, guidance=None, duration=cfg.default_duration)
+    results: dict[str, Any] = {"manifest": str(manifest), "config": asdict(cfg), "models": []}
+    for i, model in enumerate(models):
+        pipe = soundsmith.load(str(model))
+        pipe(
+            prompts[0].prompt, duration=setting.duration, seed=0, progress=False
+        )  # warm-up: lazy loads untimed
+        folder = out / f"model{i}"
+        gen = generate_set(pipe, prompts, setting, folder)
+        metrics = _evaluate(gen["audio_dir"], reference, gen["prompts"], folder / "eval", ev, cfg)
+        row = {"model": str(model), "family": pipe.family} | summarize(metrics)
+        results["models"].append(row | {"x_real_time": gen["x_real_time"]})
+    real_set = write_manifest(out / "real" / "clips.jsonl", prompt_rows, root=m.root)
+    results["real"] = summarize(
+        _evaluate(real_set, reference, prompts_for(real_set, prompts), out / "real" / "eval", ev, cfg)
+    )
+    (out / "comparison.json").write_text(json.dumps(_finite_json(results), indent=2) + "\n")
+    return results
+
+
+def comparison_table(results: dict[str, Any]) -> str:
+    """:func:`compare_models`' rows as a markdown table: adherence, attributes, FAD (and its ratio), CLAP, speed."""
+    real_fad = results["real"].get("fad", math.nan)
+    head = [
+        "model",
+        "family",
+        "adherence",
+        *TABLE_ATTRIBUTES,
+        "FAD",
+        "FAD / real-vs-real",
+        "CLAP",
+        "x real time",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = [*results["models"], {"model": "real clips", "family": "-"} | results["real"]]
+    for r in rows:
+        ratio = r.get("fad", math.nan) / real_fad if _finite(real_fad) and real_fad > 0 else math.nan
+        cells = [str(r["model"]), str(r["family"]), _fmt(r.get("adherence"))]
+        cells += [_fmt(r.get("attributes", {}).get(a, math.nan)) for a in TABLE_ATTRIBUTES]
+        cells += [_fmt(r.get("fad"), 1), _fmt(ratio, 2), _fmt(r.get("clap")), _fmt(r.get("x_real_time"), 4)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _finite_json(obj: Any) -> Any:

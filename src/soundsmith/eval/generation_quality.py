@@ -377,6 +377,18 @@ def _evaluate(
     )  # fmt: skip
 
 
+def _evaluators(cfg: QualityConfig, ref_rows: Sequence[Any], out: Path) -> dict[str, Any]:
+    """The tagger (over the reference clips' labels), the CLAP model and the embedding cache of one run."""
+    from soundsmith.eval.runner import resolve_clap, resolve_tagger
+
+    labels = sorted({lb for r in ref_rows for lb in r.labels})
+    return {
+        "tagger": resolve_tagger(cfg.tagger, labels)[0],
+        "clap": resolve_clap(cfg.clap),
+        "cache": out / "cache",
+    }
+
+
 def _split_rows(manifest: Any, cfg: QualityConfig) -> tuple[list[Any], list[Any]]:
     """(prompt rows: the first ``limit`` of the split; reference rows: the rest of it, seeded subset)."""
     rows = [r for r in manifest.rows if r.split == cfg.split]
@@ -472,7 +484,6 @@ def run_quality(
     """Every figure of issue 11's targets for ``model``; writes ``out_dir/results.json`` and returns it."""
     import soundsmith
     from soundsmith.data.manifest import read_manifest, write_manifest
-    from soundsmith.eval.runner import resolve_clap, resolve_tagger
 
     started = time.perf_counter()
     out = Path(out_dir)
@@ -492,11 +503,7 @@ def run_quality(
         duration=float(cfg.default_duration),
     )
     settings = sweep_settings(default, cfg.steps, cfg.guidance, cfg.durations)
-    ev = {
-        "tagger": resolve_tagger(cfg.tagger, sorted({lb for r in ref_rows for lb in r.labels}))[0],
-        "clap": resolve_clap(cfg.clap),
-        "cache": out / "cache",
-    }
+    ev = _evaluators(cfg, ref_rows, out)
     pipe(prompts[0].prompt, duration=default.duration, seed=0, progress=False)  # warm-up: lazy loads untimed
     templates = {p.id: p.template for p in prompts}
     results: dict[str, Any] = {
@@ -590,7 +597,6 @@ def rescore(out_dir: str | Path) -> dict[str, Any]:
     the free text; the template split and the targets follow. Writes ``out_dir/results_rescored.json`` (timings
     and variety as they were) and returns it."""
     from soundsmith.data.manifest import read_manifest
-    from soundsmith.eval.runner import resolve_clap, resolve_tagger
 
     out = Path(out_dir)
     if not (out / "results.json").is_file():
@@ -600,13 +606,7 @@ def rescore(out_dir: str | Path) -> dict[str, Any]:
     prompt_rows, _ = _split_rows(read_manifest(results["manifest"]), cfg)
     prompts = corpus_prompts(prompt_rows)
     reference = out / "reference.jsonl"
-    ev = {
-        "tagger": resolve_tagger(
-            cfg.tagger, sorted({lb for r in read_manifest(reference).rows for lb in r.labels})
-        )[0],
-        "clap": resolve_clap(cfg.clap),
-        "cache": out / "cache",
-    }
+    ev = _evaluators(cfg, read_manifest(reference).rows, out)
 
     def again(folder: Path) -> dict[str, Any]:
         return _evaluate(folder / "audio", reference, folder / "prompts.jsonl", folder / "eval", ev, cfg)
@@ -644,7 +644,6 @@ def compare_models(
     the same evaluators, beside the prompts' real clips; writes ``out_dir/comparison.json`` and returns it."""
     import soundsmith
     from soundsmith.data.manifest import read_manifest, write_manifest
-    from soundsmith.eval.runner import resolve_clap, resolve_tagger
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -652,11 +651,7 @@ def compare_models(
     prompt_rows, ref_rows = _split_rows(m, cfg)
     prompts = corpus_prompts(prompt_rows)
     reference = write_manifest(out / "reference.jsonl", ref_rows, root=m.root)
-    ev = {
-        "tagger": resolve_tagger(cfg.tagger, sorted({lb for r in ref_rows for lb in r.labels}))[0],
-        "clap": resolve_clap(cfg.clap),
-        "cache": out / "cache",
-    }
+    ev = _evaluators(cfg, ref_rows, out)
     setting = Setting(steps=None, guidance=None, duration=cfg.default_duration)
     results: dict[str, Any] = {"manifest": str(manifest), "config": asdict(cfg), "models": []}
     for i, model in enumerate(models):

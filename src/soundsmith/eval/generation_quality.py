@@ -389,6 +389,17 @@ def _evaluators(cfg: QualityConfig, ref_rows: Sequence[Any], out: Path) -> dict[
     }
 
 
+def _prompts_and_reference(manifest: str | Path, out_dir: str | Path, cfg: QualityConfig) -> tuple[Any, ...]:
+    """``(out folder, manifest, prompt rows, reference rows, OUT/reference.jsonl)`` of a run (see :func:`_split_rows`)."""
+    from soundsmith.data.manifest import read_manifest, write_manifest
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = read_manifest(manifest)
+    prompt_rows, ref_rows = _split_rows(m, cfg)
+    return out, m, prompt_rows, ref_rows, write_manifest(out / "reference.jsonl", ref_rows, root=m.root)
+
+
 def _split_rows(manifest: Any, cfg: QualityConfig) -> tuple[list[Any], list[Any]]:
     """(prompt rows: the first ``limit`` of the split; reference rows: the rest of it, seeded subset)."""
     rows = [r for r in manifest.rows if r.split == cfg.split]
@@ -483,17 +494,12 @@ def run_quality(
 ) -> dict[str, Any]:
     """Every figure of issue 11's targets for ``model``; writes ``out_dir/results.json`` and returns it."""
     import soundsmith
-    from soundsmith.data.manifest import read_manifest, write_manifest
+    from soundsmith.data.manifest import write_manifest
 
     started = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    m = read_manifest(manifest)
-
     # 1. prompts and the reference set
-    prompt_rows, ref_rows = _split_rows(m, cfg)
+    out, m, prompt_rows, ref_rows, reference = _prompts_and_reference(manifest, out_dir, cfg)
     prompts = corpus_prompts(prompt_rows)
-    reference = write_manifest(out / "reference.jsonl", ref_rows, root=m.root)
     real_set = write_manifest(out / "real" / "clips.jsonl", prompt_rows, root=m.root)
     pipe = soundsmith.load(model)
     mc = pipe.model.config
@@ -643,14 +649,10 @@ def compare_models(
     (``cfg.default_duration`` seconds, prompt ``i`` with seed ``i``), scored against the same reference clips by
     the same evaluators, beside the prompts' real clips; writes ``out_dir/comparison.json`` and returns it."""
     import soundsmith
-    from soundsmith.data.manifest import read_manifest, write_manifest
+    from soundsmith.data.manifest import write_manifest
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    m = read_manifest(manifest)
-    prompt_rows, ref_rows = _split_rows(m, cfg)
+    out, m, prompt_rows, ref_rows, reference = _prompts_and_reference(manifest, out_dir, cfg)
     prompts = corpus_prompts(prompt_rows)
-    reference = write_manifest(out / "reference.jsonl", ref_rows, root=m.root)
     ev = _evaluators(cfg, ref_rows, out)
     setting = Setting(steps=None, guidance=None, duration=cfg.default_duration)
     results: dict[str, Any] = {"manifest": str(manifest), "config": asdict(cfg), "models": []}

@@ -175,6 +175,15 @@ def read_prompt_file(path: str | Path) -> list[Prompt]:
 # ---------------------------------------------------------------- generation
 
 
+def prompt_row(p: Prompt, audio: str, clip_id: str) -> dict[str, Any]:
+    """The prompts-file row ``evaluate`` reads for the clip at ``audio`` made from ``p``."""
+    meta = {"events": p.events, "family": p.family, "template": p.template}
+    return {"audio": audio, "id": clip_id, "prompt": p.prompt, "labels": p.labels} | {
+        "attributes": p.attributes,
+        "meta": meta,
+    }
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
 
@@ -208,11 +217,7 @@ def generate_set(
         gen_s += time.perf_counter() - start
         rel = f"audio/{i:04d}_{_safe(p.id)}_s{seed}.wav"
         out.save(folder / rel, index=0)  # the best (first) candidate
-        meta = {"events": p.events, "family": p.family, "template": p.template}
-        rows.append(
-            {"audio": rel, "id": f"{p.id}#s{seed}", "prompt": p.prompt, "labels": p.labels}
-            | {"attributes": p.attributes, "meta": meta}
-        )
+        rows.append(prompt_row(p, rel, f"{p.id}#s{seed}"))
     prompts_path = folder / "prompts.jsonl"
     prompts_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     audio_s = setting.duration * len(rows)
@@ -458,17 +463,18 @@ def prompts_for(clips: Path, prompts: Sequence[Prompt]) -> Path:
     m = read_manifest(clips)
     if len(m.rows) != len(prompts):
         raise ManifestError(f"{clips}: {len(m.rows)} clips for {len(prompts)} prompts")
-    rows = [
-        {"audio": str(r.audio_path(m.root).resolve()), "id": p.id, "prompt": p.prompt, "labels": p.labels}
-        | {
-            "attributes": p.attributes,
-            "meta": {"events": p.events, "family": p.family, "template": p.template},
-        }
-        for r, p in zip(m.rows, prompts)
-    ]
+    rows = [prompt_row(p, str(r.audio_path(m.root).resolve()), p.id) for r, p in zip(m.rows, prompts)]
     path = clips.with_name("prompts.jsonl")
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def _evaluate_prompted(
+    clips: Path, prompts: Sequence[Prompt], reference: Path, ev: dict[str, Any], cfg: QualityConfig
+) -> dict[str, Any]:
+    """``evaluate`` of the manifest ``clips`` (real or round-trip clips, row ``i`` scored on prompt ``i``) into
+    the ``eval`` folder beside it."""
+    return _evaluate(clips, reference, prompts_for(clips, prompts), clips.parent / "eval", ev, cfg)
 
 
 def round_trip_set(pipe: Any, rows: list[Any], root: str | Path, folder: Path) -> Path:
@@ -545,15 +551,12 @@ def run_quality(
         )
 
     # 4. the prompts' own real clips: real-vs-real FAD at the same size, real CLAP score, real adherence
-    real_prompts = prompts_for(real_set, prompts)
-    real = summarize(_evaluate(real_set, reference, real_prompts, out / "real" / "eval", ev, cfg))
+    real = summarize(_evaluate_prompted(real_set, prompts, reference, ev, cfg))
     results["real"] = real
     # 4b. the same clips through the model's own VAE + vocoder: what its decoder keeps (the ceiling of any denoiser)
     if cfg.round_trip and hasattr(pipe, "round_trip"):
         trip = round_trip_set(pipe, prompt_rows, m.root, out / "round_trip")
-        results["round_trip"] = summarize(
-            _evaluate(trip, reference, prompts_for(trip, prompts), out / "round_trip" / "eval", ev, cfg)
-        )
+        results["round_trip"] = summarize(_evaluate_prompted(trip, prompts, reference, ev, cfg))
 
     # 5. held-out against seen templates, on the same clips
     if cfg.seen_templates:
@@ -623,11 +626,11 @@ def rescore(out_dir: str | Path) -> dict[str, Any]:
         row |= summarize(metrics)
         if row["knob"] == "default":
             split_rows += per_clip_rows(metrics, {p.id: p.template for p in prompts})
-    for key, folder in (("real", out / "real"), ("round_trip", out / "round_trip")):
+    for key in ("real", "round_trip"):
         if key in results:
-            clips = folder / "clips.jsonl"
-            metrics = _evaluate(clips, reference, prompts_for(clips, prompts), folder / "eval", ev, cfg)
-            results[key] = summarize(metrics)
+            results[key] = summarize(
+                _evaluate_prompted(out / key / "clips.jsonl", prompts, reference, ev, cfg)
+            )
     for key in ("seen_templates", "free_text"):
         if key in results:
             metrics = again(out / key)
@@ -667,9 +670,7 @@ def compare_models(
         row = {"model": str(model), "family": pipe.family} | summarize(metrics)
         results["models"].append(row | {"x_real_time": gen["x_real_time"]})
     real_set = write_manifest(out / "real" / "clips.jsonl", prompt_rows, root=m.root)
-    results["real"] = summarize(
-        _evaluate(real_set, reference, prompts_for(real_set, prompts), out / "real" / "eval", ev, cfg)
-    )
+    results["real"] = summarize(_evaluate_prompted(real_set, prompts, reference, ev, cfg))
     (out / "comparison.json").write_text(json.dumps(_finite_json(results), indent=2) + "\n")
     return results
 

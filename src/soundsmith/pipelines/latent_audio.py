@@ -60,14 +60,15 @@ def raise_to_floor(
 ) -> tuple[np.ndarray, list[float]]:
     """``audio [B, T]`` with every row whose RMS level is below ``floor_db`` dBFS raised to it, no row's peak
     past ``ceiling``; also each row's gain in dB (0 for rows left alone; silent rows stay silent)."""
+    from soundsmith.eval.metrics import rms_dbfs
+
     out, gains = np.array(audio, dtype=np.float32, copy=True), []
     for i, row in enumerate(out):
-        rms = float(np.sqrt(np.mean(np.square(row, dtype=np.float64)))) if row.size else 0.0
-        peak = float(np.abs(row).max()) if row.size else 0.0
-        if rms <= 0.0 or peak <= 0.0 or 20 * math.log10(rms) >= floor_db:
+        level, peak = rms_dbfs(row), float(np.abs(row).max()) if row.size else 0.0
+        if peak <= 0.0 or level >= floor_db:
             gains.append(0.0)
             continue
-        gain = max(1.0, min(10 ** (floor_db / 20) / rms, ceiling / peak))
+        gain = max(1.0, min(10 ** ((floor_db - level) / 20), ceiling / peak))
         out[i] = row * gain
         gains.append(round(20 * math.log10(gain), 2))
     return out, gains

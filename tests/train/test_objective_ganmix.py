@@ -22,6 +22,7 @@ from soundsmith.train.objectives.ganmix import (
     generator_loss,
     latent_moment_distance,
     r1_penalty,
+    rejection_loss,
 )
 from soundsmith.train.runconfig import load_run_config
 
@@ -118,6 +119,48 @@ def test_objective_losses_are_the_functions_on_its_networks():
     torch.testing.assert_close(d["loss"], discriminator_loss(s_real, s_fake, "bce", tanh=True, smoothing=0.1))
     assert float(d["acc_real"]) == float((s_real > 0).float().mean())
     assert float(d["acc_fake"]) == float((s_fake < 0).float().mean())
+
+
+@pytest.mark.parametrize("loss", ["bce", "nonsaturating", "hinge"])
+def test_rejection_loss_by_hand(loss):
+    y = torch.tensor([0.3, -1.5])
+    expected = {
+        "bce": -(math.log(1 - _sig(0.3)) + math.log(1 - _sig(-1.5))) / 2,
+        "nonsaturating": (math.log1p(math.exp(0.3)) + math.log1p(math.exp(-1.5))) / 2,
+        "hinge": (1.3 + 0.0) / 2,
+    }[loss]
+    assert float(rejection_loss(y, loss)) == pytest.approx(expected, rel=1e-6)
+    # the discriminator's loss is its real term plus the rejection of the fakes
+    torch.testing.assert_close(
+        discriminator_loss(REAL, FAKE, "hinge"), torch.relu(1 - REAL).mean() + rejection_loss(FAKE, "hinge")
+    )
+    with pytest.raises(TrainingError, match="unknown GAN loss 'wgan'"):
+        rejection_loss(y, "wgan")
+
+
+def test_the_mismatch_term_rejects_real_latents_under_the_next_clips_caption():
+    obj = objective(mismatch_weight=0.5, loss="hinge", discriminator={"output": "linear", "hidden": [16]})
+    b = obj.prepare_batch(batch(3))
+    real, pooled = b["latents"], b["text_pooled"]
+    d = obj.losses(b, 1)
+    with torch.no_grad():
+        wrong = torch.stack([pooled[2], pooled[0], pooled[1]])  # clip i under clip i-1's caption
+        s_mis = obj.disc(real, wrong)
+    torch.testing.assert_close(d["loss"], d["adv"] + 0.5 * torch.relu(1 + s_mis).mean())
+    assert float(d["acc_mismatch"]) == float((s_mis < 0).float().mean())
+    # off by default, and a batch of one has no other caption to borrow
+    assert "acc_mismatch" not in objective(loss="hinge").losses(b, 1)
+    one = obj.prepare_batch(batch(1))
+    d1 = obj.losses(one, 1)
+    torch.testing.assert_close(d1["loss"], d1["adv"])
+    assert "acc_mismatch" not in d1
+
+
+def test_mismatch_weight_out_of_range_is_refused():
+    from soundsmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"mismatch_weight=-0.1 must be in \[0, 10\]"):
+        objective(mismatch_weight=-0.1)
 
 
 def test_r1_enters_the_discriminator_loss_with_its_weight_and_interval():

@@ -120,8 +120,9 @@ class GANmixConfig:
     hinge; ``r1_weight`` (gamma of the R1 penalty on real latents, 0 = off) every ``r1_every`` discriminator
     steps; ``disc_lr`` (None = ``train.lr``), ``disc_betas`` (None = ``train.betas``); ``disc_every`` /
     ``gen_every`` (cadence: update every n steps); ``clip_grad_norm`` for both (None = ``train.clip_grad_norm``;
-    0 = off); ``label_smoothing`` (real target 1 - s for bce); ``diversity_every`` (generator steps between
-    two-draw diversity measurements, 0 = off).
+    0 = off); ``label_smoothing`` (real target 1 - s for bce); ``mismatch_weight`` (the matching-aware term: the
+    discriminator also rejects real latents under another clip's caption; 0 = off); ``diversity_every`` (generator
+    steps between two-draw diversity measurements, 0 = off).
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -147,6 +148,7 @@ class GANmixConfig:
     gen_every: int = 1
     clip_grad_norm: float | None = 0.0
     label_smoothing: float = 0.0
+    mismatch_weight: float = 0.0
     diversity_every: int = 1
 
     def __post_init__(self) -> None:
@@ -169,6 +171,10 @@ class GANmixConfig:
         if not (0 < self.duration <= self.max_duration):
             raise ConfigError(
                 f"GANmixConfig: need 0 < duration ({self.duration}) <= max_duration ({self.max_duration})"
+            )
+        if not 0.0 <= self.mismatch_weight <= 10.0:
+            raise ConfigError(
+                f"GANmixConfig.mismatch_weight={self.mismatch_weight} must be in [0, 10] (0 = off; GAN-CLS uses 1)"
             )
         if self.r1_weight < 0 or not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(

@@ -15,6 +15,10 @@ Losses (``model.config.loss``), with ``y`` the discriminator's output:
   non-saturating game on logits).
 - ``hinge``: ``relu(1 - y_real) + relu(1 + y_fake)`` / ``-y_fake``.
 
+``mismatch_weight`` > 0 adds the matching-aware term (Reed et al. 2016, GAN-CLS): the discriminator also rejects
+real latents scored under another clip's caption (the batch's captions rolled by one), weighted by it, so that a
+latent that sounds real but says the wrong thing is scored down (diagnostic ``acc_mismatch``).
+
 Diagnostics, logged by the engine with each step's losses (``train/...``; the discriminator's with suffix ``_1``):
 ``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
 < 0: the discriminator's accuracy), ``r1``, ``diversity`` (per-prompt output diversity: RMS difference between two
@@ -67,11 +71,25 @@ def discriminator_loss(
 ) -> Tensor:
     """The discriminator's loss from its scores on real ``[B]`` and generated ``[B]`` latents (see the module)."""
     if loss == "bce":
-        return _bce(real, 1.0 - smoothing, tanh, tanh_as) + _bce(fake, 0.0, tanh, tanh_as)
+        real_term = _bce(real, 1.0 - smoothing, tanh, tanh_as)
+    elif loss == "nonsaturating":
+        real_term = F.softplus(-real).mean()
+    elif loss == "hinge":
+        real_term = F.relu(1.0 - real).mean()
+    else:
+        raise TrainingError(f"unknown GAN loss {loss!r}; use bce, nonsaturating or hinge")
+    return real_term + rejection_loss(fake, loss, tanh, tanh_as)
+
+
+def rejection_loss(scores: Tensor, loss: str, tanh: bool = False, tanh_as: str = "probability") -> Tensor:
+    """The discriminator's loss for scoring ``[B]`` inputs it should reject: generated latents, or real latents
+    under a caption that is not theirs (the matching-aware term)."""
+    if loss == "bce":
+        return _bce(scores, 0.0, tanh, tanh_as)
     if loss == "nonsaturating":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+        return F.softplus(scores).mean()
     if loss == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+        return F.relu(1.0 + scores).mean()
     raise TrainingError(f"unknown GAN loss {loss!r}; use bce, nonsaturating or hinge")
 
 
@@ -227,6 +245,11 @@ class GANmixObjective(Objective):
             "acc_fake": (s_fake.detach() < 0).float().mean(),
             "adv": loss.detach(),
         }
+        if c.mismatch_weight > 0 and len(real) > 1:
+            # real latents under another clip's caption (rolled by one) must be rejected too (Reed et al. 2016)
+            s_mis = self._scores(real.detach(), pooled.roll(1, dims=0))
+            loss = loss + c.mismatch_weight * rejection_loss(s_mis, **self._loss_kwargs())
+            out["acc_mismatch"] = (s_mis.detach() < 0).float().mean()
         if use_r1:
             r1 = r1_penalty(s_real, real_in)
             loss = loss + 0.5 * c.r1_weight * c.r1_every * r1  # lazy regularisation: scaled by its interval

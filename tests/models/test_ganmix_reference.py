@@ -302,10 +302,11 @@ def test_fit_frames_crops_and_tiles_along_time_only():
         strict.fit_frames(lat, 4)
 
 
-@pytest.mark.parametrize("duration", [0.5, 0.5625, 0.99, 1.0, 1.03])
+@pytest.mark.parametrize("duration", [0.5, 0.5625, 0.99, 0.995, 1.0, 1.03])
 def test_the_crop_length_in_latent_frames_is_computed_as_the_vae_does(duration):
     # samples // hop + 1 mel frames (centred STFT), then ceil(/ 4) latent frames; these durations give mel frame
-    # counts of every residue mod 4, so an off-by-one in either step changes the answer for some of them
+    # counts of every residue mod 4, so an off-by-one in either step changes the answer for some of them, and
+    # 0.995 s (15,920 samples = 99.5 hops) tells the integer division from a true one
     frames = math.ceil((round(duration * 16000) // 160 + 1) / 4)
     tiny(duration=duration, latent_frames=frames).check_parts()
     for wrong in (frames - 1, frames + 1):
@@ -371,3 +372,24 @@ def test_discriminator_and_composite_messages_at_their_boundaries():
         with pytest.raises(ConfigError, match=match):
             GANmixConfig(**kw)
     GANmixConfig(label_smoothing=0.49, r1_weight=0.0, disc_betas=[0.0, 0.999], mismatch_weight=10.0)
+    GANmixConfig(sample_rate=1)  # any positive rate is accepted here (the parts check it against the VAE)
+    for part, cls in (("generator", "GeneratorConfig"), ("discriminator", "DiscriminatorConfig")):
+        with pytest.raises(
+            ConfigError, match=rf"^GANmixConfig.{part}: unknown key\(s\) bogus for {cls}; valid keys"
+        ):
+            GANmixConfig(**{part: {"bogus": 1}})
+
+
+def test_fixed_length_networks_name_the_lengths_they_take():
+    c = config({"arch": "mlp", "hidden": [4]}, {"arch": "mlp", "hidden": [4]})
+    gen, disc = Generator(c), Discriminator(c)
+    with pytest.raises(
+        ModelError,
+        match=r"^the fully connected generator makes latents of 7 frames, not 9; generate that length and crop "
+        r"or tile it \(GANmix.fit_frames\)$",
+    ):
+        gen(torch.randn(2, 4), torch.randn(2, 6), 9)
+    with pytest.raises(
+        ModelError, match=r"^the fully connected discriminator scores latents of 7 frames, got 11$"
+    ):
+        disc(torch.randn(2, 3, 11), torch.randn(2, 6))  # channels (3) and frames (11) differ

@@ -141,3 +141,54 @@ def test_denoiser_forward_equals_the_reference_by_hand():
     )
     assert np.abs(want).max() > 0.1  # a forward that depends on its inputs, not the zero-initialised output
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def expected_shapes(c: LatentDenoiserConfig) -> dict[str, tuple[int, ...]]:
+    """Every weight of the denoiser and its shape, from the config by hand (the design in the module docstring)."""
+    d, io, hidden = c.d_model, c.latent_channels * c.latent_bins, int(c.d_model * c.mlp_ratio)
+    shapes = {"null_tokens": (1, 1, c.text_dim), "null_pooled": (1, c.text_dim)}
+
+    def linear(name: str, n_in: int, n_out: int) -> None:
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (n_out, n_in), (n_out,)
+
+    linear("inp", io, d)
+    linear("time_mlp.0", d, d)
+    linear("time_mlp.2", d, d)
+    linear("pooled_proj", c.text_dim, d)
+    for i in range(c.layers):
+        p = f"blocks.{i}"
+        linear(f"{p}.qkv", d, 3 * d)
+        linear(f"{p}.proj", d, d)
+        shapes[f"{p}.norm2.weight"], shapes[f"{p}.norm2.bias"] = (d,), (d,)
+        linear(f"{p}.q_cross", d, d)
+        linear(f"{p}.kv_cross", c.text_dim, 2 * d)
+        linear(f"{p}.proj_cross", d, d)
+        linear(f"{p}.mlp.0", d, hidden)
+        linear(f"{p}.mlp.2", hidden, d)
+        linear(f"{p}.modulation", d, 6 * d)
+    linear("out_mod", d, 2 * d)
+    linear("out", d, io)
+    return shapes
+
+
+def test_every_weight_has_the_shape_the_config_gives():
+    # mlp_ratio 2.5 and 3.3: the MLP is int(d x ratio) wide (40 and 79: truncated, not rounded, not d / ratio)
+    for kw in (
+        dict(latent_channels=2, latent_bins=3, d_model=16, layers=1, heads=2, text_dim=6, mlp_ratio=2.5),
+        dict(latent_channels=4, latent_bins=5, d_model=24, layers=3, heads=3, text_dim=7, mlp_ratio=3.3),
+    ):
+        cfg = LatentDenoiserConfig(text_encoder=f"hashed:{kw['text_dim']}", **kw)
+        got = {k: tuple(v.shape) for k, v in LatentDenoiser(cfg).state_dict().items()}
+        assert got == expected_shapes(cfg)
+
+
+def test_rotary_without_angles_computes_them_from_the_inputs_shape():
+    from soundsmith.models.latent_diffusion import rotary, rotary_angles
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 8, generator=g)  # [B, H, T, D] with H, T and D all different
+    torch.testing.assert_close(
+        rotary(x, 100.0), rotary(x, 100.0, rotary_angles(5, 8, 100.0, x.device, x.dtype))
+    )
+    want = np.stack([_rotate(x[b, h].double().numpy(), 100.0) for b in range(2) for h in range(3)])
+    np.testing.assert_allclose(rotary(x, 100.0).reshape(6, 5, 8).double().numpy(), want, atol=1e-5)

@@ -121,6 +121,19 @@ def test_objective_losses_are_the_functions_on_its_networks():
     assert float(d["acc_fake"]) == float((s_fake < 0).float().mean())
 
 
+def text_matters(obj: GANmixObjective) -> None:
+    """Discriminator weights drawn large, so that its score depends on the caption well beyond float tolerance."""
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in obj.disc.parameters():
+            p.copy_(0.6 * torch.randn(p.shape, generator=g))
+
+
+def distinct(b: dict) -> dict:
+    """Every clip its own caption (the shared batch() repeats two)."""
+    return {**b, "caption": [f"sound number {i} of {len(b['caption'])}" for i in range(len(b["caption"]))]}
+
+
 @pytest.mark.parametrize("loss", ["bce", "nonsaturating", "hinge"])
 def test_rejection_loss_by_hand(loss):
     y = torch.tensor([0.3, -1.5])
@@ -140,7 +153,8 @@ def test_rejection_loss_by_hand(loss):
 
 def test_the_mismatch_term_rejects_real_latents_under_the_next_clips_caption():
     obj = objective(mismatch_weight=0.5, loss="hinge", discriminator={"output": "linear", "hidden": [16]})
-    b = obj.prepare_batch(batch(3))
+    text_matters(obj)
+    b = obj.prepare_batch(distinct(batch(3)))
     real, pooled = b["latents"], b["text_pooled"]
     d = obj.losses(b, 1)
     with torch.no_grad():
@@ -391,3 +405,40 @@ def test_discriminator_diagnostics_are_named_and_r1_is_absent_when_off():
     assert set(obj.losses(b, 1)) == {"d_real", "d_fake", "acc_real", "acc_fake", "adv", "loss"}
     short = obj.prepare_batch(batch())
     assert obj.fake(short).shape == short["latents"].shape
+
+
+def test_rejection_of_a_tanh_output_reads_it_as_a_probability_by_default():
+    y = torch.tensor([0.4, -0.8])
+    want = -(math.log(1 - 1.4 / 2) + math.log(1 - 0.2 / 2)) / 2
+    assert float(rejection_loss(y, "bce", tanh=True)) == pytest.approx(want, rel=1e-6)
+
+
+def test_losses_default_to_the_generators_turn():
+    obj = objective()
+    b = obj.prepare_batch(batch())
+    default, gen = obj.losses(b), obj.losses(b, 0)
+    assert set(default) == set(gen) and "acc_real" not in default
+    torch.testing.assert_close(default["loss"], gen["loss"])
+
+
+def test_the_mismatch_term_applies_from_a_batch_of_two():
+    obj = objective(mismatch_weight=1.0, loss="hinge", discriminator={"output": "linear", "hidden": [16]})
+    text_matters(obj)
+    two = obj.prepare_batch(distinct(batch(2)))
+    d = obj.losses(two, 1)
+    with torch.no_grad():
+        s_mis = obj.disc(two["latents"], two["text_pooled"].flip(0))  # each clip under the other's caption
+    torch.testing.assert_close(d["loss"], d["adv"] + torch.relu(1 + s_mis).mean())
+
+
+def test_conv_fakes_take_the_length_of_the_real_latents():
+    conv = {"arch": "conv", "channels": 8, "blocks": 1, "kernel_size": 3}
+    obj = objective(
+        generator={**conv, "noise_dim": 4}, discriminator={**conv, "output": "linear", "projection": True}
+    )
+    g = torch.Generator().manual_seed(0)
+    long = {"audio": 0.1 * torch.randn(2, 12000, generator=g), "caption": ["a", "b"], "labels": [["x"]] * 2}
+    b = obj.prepare_batch(long)
+    frames = math.ceil((12000 // 160 + 1) / 4)  # 19 latent frames, not the crop's 13, nor the 8 channels
+    assert b["latents"].shape == (2, 8, frames)
+    assert obj.fake(b).shape == (2, 8, frames)

@@ -28,6 +28,16 @@ p.add_argument("--resume", action="store_true")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-cfg = FinetuneConfig(base=args.base, method="full", prior=False, steps=args.steps, batch_size=32, lr=args.lr,
-                     clip_seconds=4.0, ema_decay=args.ema, valid_fraction=0.02, valid_every=args.valid_every)
+cfg = FinetuneConfig(
+    base=args.base,
+    method="full",
+    prior=False,
+    steps=args.steps,
+    batch_size=32,
+    lr=args.lr,
+    clip_seconds=4.0,
+    ema_decay=args.ema,
+    valid_fraction=0.02,
+    valid_every=args.valid_every,
+)
 print(finetune(args.data, args.out, cfg, resume=args.resume, minutes=args.minutes))

@@ -216,3 +216,16 @@ def test_a_checkpoint_without_running_loss_means_resumes(tmp_path, one_thread):
         resume=True
     )
     assert result["step"] == 4
+
+
+def test_a_one_step_run_still_validates_at_its_end(tmp_path, one_thread, monkeypatch):
+    calls = []
+
+    def scripted(fabric, module, dataset, micro, collate_fn, num_workers):
+        calls.append(1)
+        return {"loss": 2.5}
+
+    monkeypatch.setattr(engine, "validation_means", scripted)
+    cfg = small_config(max_steps=1, valid_every=100, checkpoint_every=100)
+    result = Trainer(make_objective(), SineSet(24), SineSet(6), cfg, tmp_path).fit()
+    assert len(calls) == 1 and result["valid_loss"] == 2.5  # the end of the run is validated, even at step 1

@@ -229,3 +229,32 @@ def test_a_one_step_run_still_validates_at_its_end(tmp_path, one_thread, monkeyp
     cfg = small_config(max_steps=1, valid_every=100, checkpoint_every=100)
     result = Trainer(make_objective(), SineSet(24), SineSet(6), cfg, tmp_path).fit()
     assert len(calls) == 1 and result["valid_loss"] == 2.5  # the end of the run is validated, even at step 1
+
+
+def test_fsdp_with_ema_and_a_batch_that_does_not_split_are_refused_whole(tmp_path, one_thread):
+    from soundsmith.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError,
+        match=r"^train.ema_decay > 0 is not supported with strategy 'fsdp'; use 'ddp' or ema_decay: 0$",
+    ):
+        Trainer(make_objective(), SineSet(24), None, small_config(strategy="fsdp", ema_decay=0.5), tmp_path)
+    with pytest.raises(
+        ConfigError,
+        match=r"^train.batch_size 3 must be a multiple of grad_accum x processes \(2 x 1\); change batch_size "
+        r"or grad_accum$",
+    ):
+        Trainer(make_objective(), SineSet(24), None, small_config(batch_size=3, grad_accum=2), tmp_path).fit()
+
+
+def test_the_train_sets_own_collate_function_is_used(tmp_path, one_thread):
+    seen = []
+
+    class Collating(SineSet):
+        @staticmethod
+        def collate_fn(items):
+            seen.append(len(items))
+            return torch.utils.data.default_collate(items)
+
+    Trainer(make_objective(), Collating(24), None, small_config(max_steps=2), tmp_path).fit()
+    assert seen and set(seen) == {8}

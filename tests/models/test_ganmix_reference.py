@@ -10,15 +10,14 @@ messages at their exact boundaries.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_ganmix import tiny
 from torch import Tensor
 
-from soundsmith import families
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.ganmix import (
     Discriminator,
@@ -27,7 +26,6 @@ from soundsmith.models.ganmix import (
     Generator,
     GeneratorConfig,
 )
-from soundsmith.train.runconfig import load_run_config
 
 ACT = {
     "leaky_relu": lambda x: F.leaky_relu(x, 0.2),
@@ -255,13 +253,6 @@ def test_spectral_norm_covers_every_layer_but_the_text_projection():
 
 
 # --- the composite: noise, crop/tile, crop length --------------------------------------------------------------
-
-
-def tiny(**overrides):
-    family = families.get("ganmix")
-    cfg = load_run_config(family.tiny_config_path()).model
-    torch.manual_seed(0)
-    return family.contract_build(dataclasses.replace(cfg, **overrides)).eval()
 
 
 def test_noise_is_the_seeded_standard_normal_of_the_generators_shape():

@@ -123,9 +123,11 @@ def test_the_network_is_causal_and_reads_the_text():
     assert not torch.allclose(dropped, a)  # the null text is another condition
 
 
-def _codec() -> Codec:
+def _codec(**kw) -> Codec:
     torch.manual_seed(0)
-    return Codec(CodecConfig(channels=4, ratios=[2, 2], dim=8, num_quantizers=4, codebook_size=10))
+    return Codec(
+        CodecConfig(**{**dict(channels=4, ratios=[2, 2], dim=8, num_quantizers=4, codebook_size=10), **kw})
+    )
 
 
 def test_parts_must_fit_together():

@@ -20,6 +20,7 @@ import re
 
 import pytest
 import torch
+from test_token_lm import _codec
 from torch import Tensor, nn
 
 from soundsmith.errors import ConfigError, ModelError
@@ -413,13 +414,6 @@ def test_streaming_needs_a_frame_per_chunk_and_no_negative_context():
 
 
 # --- the composite --------------------------------------------------------------------------------------------
-
-
-def _codec(**kw) -> Codec:
-    torch.manual_seed(0)
-    return Codec(
-        CodecConfig(**{**dict(channels=4, ratios=[2, 2], dim=8, num_quantizers=4, codebook_size=10), **kw})
-    )
 
 
 def _config(**kw) -> TokenLMConfig:

@@ -89,6 +89,19 @@ def test_counts_brightness_and_checks():
     assert adh.check(wrong, m) == {"count": False, "pitch": False, "noise_tone": False, "register": False}
 
 
+def test_class_rank_leaves_out_spoken_words():
+    # two words said over rain: "rain" ranks fourth among all classes, second among the non-word ones
+    labels = ["speech_left", "rain", "speech_nine", "bird_tweet", "wind", "hand_clap"]
+    probs = np.array([0.9, 0.3, 0.8, 0.5, 0.2, 0.1])
+    m = adh.measure(np.zeros(SR, dtype=np.float32), SR, class_probs=probs, class_labels=labels)
+    assert m.class_rank == {"bird_tweet": 0, "rain": 1, "wind": 2, "hand_clap": 3}
+    assert adh.check({"class": ["rain"]}, m) == {"class": True}  # top 1 + CLASS_TOPK_SLACK of the four
+    assert adh.check({"class": ["hand_clap"]}, m) == {"class": False}
+    assert adh.check({"class": ["speech_left"]}, m) == {}  # a word is never a class ask: nothing to judge
+    assert adh.n_class_ranks(labels) == 4
+    assert adh.asks_from_events([{"class": "speech_left"}, {"class": "rain"}], "scenes")["class"] == ["rain"]
+
+
 def test_loudness_pairs_and_accumulator_merge():
     per, right, total = adh.loudness_checks(["soft", "loud", None, "loud"], [-30.0, -20.0, 0.0, -40.0])
     assert (right, total) == (1, 2) and per == [[True, False], [True], [], [False]]

@@ -72,6 +72,35 @@ def test_augmentation_is_a_function_of_the_generator_and_mixes_only_no_word_clip
     assert not torch.equal(out[0], audio)
 
 
+def test_mix_rate_and_level_range():
+    targets = torch.tensor([0, 2, 1, 2, 0, 2, 1, 2] * 8)
+    args = (targets, 2, 16000, 40, 101)
+    never = draw_augment(torch.Generator().manual_seed(5), *args, mix_rate=0.0)
+    always = draw_augment(torch.Generator().manual_seed(5), *args, mix_rate=1.0, mix_db=(-6.0, -2.0))
+    assert (never.mix_with == -1).all()
+    assert (always.mix_with >= 0).all() and set(always.mix_with.tolist()) <= set(range(1, 64, 2))
+    assert always.mix_db.min() >= -6.0 and always.mix_db.max() <= -2.0 and always.mix_db.std() > 0
+    default = draw_augment(torch.Generator().manual_seed(5), *args)
+    assert default.mix_db.min() >= 0.0 and default.mix_db.max() <= 20.0
+    assert 0 < int((default.mix_with >= 0).sum()) < 64
+    # 6 dB louder: the no-word clip's RMS is twice the word's (a silent no-word clip would add nothing)
+    audio = torch.zeros(2, 16000)
+    audio[0, 4000:6000] = 0.1
+    audio[1] = 0.3 * torch.sin(torch.arange(16000) / 5.0)
+    d = draw_augment(torch.Generator().manual_seed(1), torch.tensor([0, 2]), 2, 16000, 40, 101, 1.0, (-6.0, -6.0))
+    d.speed[:] = 1.0
+    d.shift[:] = 0
+    d.noise_kind[:] = 0
+    d.gain_db[:] = 0.0
+    out = augment_audio(audio, d, torch.Generator().manual_seed(2))
+    added = out[0] - audio[0]
+    ratio = float(added.pow(2).mean().sqrt() / audio[0].pow(2).mean().sqrt())
+    assert abs(ratio - 10 ** (6 / 20)) < 1e-3
+    for bad in ({"mix_rate": 1.5}, {"mix_db": (10.0, 0.0)}, {"mix_db": (-30.0, 0.0)}):
+        with pytest.raises(ValueError, match="objective.mix_"):
+            KeywordObjective(tiny(), **bad)
+
+
 def test_objective_trains_and_validates():
     model = tiny()
     objective = KeywordObjective(model)

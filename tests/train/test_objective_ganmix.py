@@ -177,6 +177,38 @@ def test_mismatch_weight_out_of_range_is_refused():
         objective(mismatch_weight=-0.1)
 
 
+def test_the_mode_seeking_term_by_hand():
+    obj = objective(mode_seeking_weight=0.5, loss="hinge", discriminator={"output": "linear", "hidden": [16]})
+    b = obj.prepare_batch(batch())
+    obj.global_step = 3
+    out = obj.losses(b, 0)
+    real, pooled = b["latents"], b["text_pooled"]
+    frames = real.shape[-1]
+    z1, z2 = obj.noise(4, frames, "fake"), obj.noise(4, frames, "mode_seeking")
+    with torch.no_grad():
+        f1, f2 = obj.model(z1, pooled, frames), obj.model(z2, pooled, frames)
+        adv = generator_loss(obj.disc(f1, pooled), "hinge")
+    ratio = (f1 - f2).abs().mean() / (z1 - z2).abs().mean()
+    torch.testing.assert_close(out["mode_seeking"], ratio)
+    torch.testing.assert_close(out["loss"], adv + 0.5 / (ratio + 1e-5))
+    # the term's gradient pushes the two draws apart: one small step on it alone raises the ratio
+    gen = obj.model.generator
+    gen.zero_grad()
+    (0.5 / (obj.mode_seeking_ratio(b, obj.fake(b)) + 1e-5)).backward()
+    with torch.no_grad():
+        for p in gen.parameters():
+            if p.grad is not None:
+                p -= 0.05 * p.grad
+        assert float(obj.mode_seeking_ratio(b, obj.fake(b))) > float(ratio)
+    # off by default: no term, no diagnostic
+    plain = objective(loss="hinge", discriminator={"output": "linear", "hidden": [16]})
+    assert "mode_seeking" not in plain.losses(plain.prepare_batch(batch()), 0)
+    from soundsmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"mode_seeking_weight=11.0 must be in \[0, 10\]"):
+        objective(mode_seeking_weight=11.0)
+
+
 def test_r1_enters_the_discriminator_loss_with_its_weight_and_interval():
     obj = objective(
         r1_weight=2.0, r1_every=3, loss="hinge", discriminator={"output": "linear", "hidden": [16]}

@@ -4,7 +4,7 @@ An *ask* is what a prompt requests, as a dict (:data:`ATTRIBUTES` are its keys, 
 
 | attribute | ask | measurement | met when |
 |---|---|---|---|
-| ``class`` | tagger labels (events, instruments, backgrounds) | tagger posteriors | every asked label is among the top ``len(asked) + CLASS_TOPK_SLACK`` |
+| ``class`` | tagger labels (events, instruments, backgrounds) | tagger posteriors, ranked without the spoken-word classes | every asked label is among the top ``len(asked) + CLASS_TOPK_SLACK`` |
 | ``word`` | one of the recognizer's words | spoken-word recognizer | its top class is the word |
 | ``pitch`` | ``midi_pitch`` of a held note | pYIN median f0 over voiced frames | within 50 cents |
 | ``register`` | low / middle / high (+ the MIDI range it means for that instrument or event) | pYIN 10th-percentile f0 (the phrase's root) | inside the range, +-1 semitone |
@@ -91,7 +91,7 @@ def asks_from_events(events: list[dict[str, Any]], family: str | None = None) ->
     """The asks of a corpus clip from its ``meta.events`` (see the module table)."""
     asks: dict[str, Any] = {}
     classes = sorted(
-        {e["class"] for e in events if not e["class"].startswith("speech_") and e["class"] != "quiet"}
+        {e["class"] for e in events if not is_word_class(e["class"]) and e["class"] != "quiet"}
     )
     if classes:
         asks["class"] = classes
@@ -130,7 +130,7 @@ def asks_from_attributes(labels: list[str], attributes: dict[str, Any]) -> dict[
     """The asks of a prompts-file row: ``labels`` (classes, ``speech_<word>``) and ``attributes`` (``midi_pitch``
     or ``pitch``, ``register``, ``count``, ``direction``, ``loudness``, ``noise_tone``, ``brightness``, ``word``)."""
     asks: dict[str, Any] = {}
-    classes = sorted(lb for lb in labels if not lb.startswith("speech_"))
+    classes = sorted(lb for lb in labels if not is_word_class(lb))
     if classes:
         asks["class"] = classes
     words = [w for w in map(_speech_word, labels) if w]
@@ -189,6 +189,18 @@ def spectral_centroid_hz(audio: np.ndarray, sr: int) -> float:
     return float(np.median(cent[active])) if active.any() else math.nan
 
 
+def is_word_class(label: str) -> bool:
+    """A tagger class that is a spoken word (``speech_<word>``): words are the recognizer's attribute, so they are
+    never asked as a ``class`` and take no place in the class ranking (two words said over rain must not push
+    ``rain`` out of its top places)."""
+    return label.startswith("speech_")
+
+
+def n_class_ranks(class_labels: list[str]) -> int:
+    """The number of tagger classes a ``class`` ask is ranked among (every class but the spoken words)."""
+    return sum(not is_word_class(label) for label in class_labels)
+
+
 def measure(
     audio: np.ndarray,
     sr: int,
@@ -201,7 +213,8 @@ def measure(
     m = Measurements(word=word)
     if class_probs is not None and class_labels is not None:
         order = np.argsort(-np.asarray(class_probs), kind="stable")
-        m.class_rank = {class_labels[j]: r for r, j in enumerate(order)}
+        ranked = [class_labels[j] for j in order if not is_word_class(class_labels[j])]
+        m.class_rank = {label: r for r, label in enumerate(ranked)}
     m.track = track_pitch(audio, sr, pitch_method)
     m.onsets = count_events(audio, sr)
     m.level_db = rms_dbfs(audio)

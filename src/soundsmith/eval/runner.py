@@ -450,7 +450,8 @@ def attribute_adherence(
     measured = adh.measure_files(
         [clips[i].path for i in asked], gen["logits"][asked], labels, recognizer, sample_rate, pitch_method
     )
-    gen_res, gen_per = adh.score_clips([asks[i] for i in asked], measured, len(labels), n_words)
+    n_ranks = adh.n_class_ranks(labels)
+    gen_res, gen_per = adh.score_clips([asks[i] for i in asked], measured, n_ranks, n_words)
     results = {"generated": gen_res}
     annotated = [j for j, r in enumerate(ref_rows) if r.meta.get("events")]
     if ref is not None and annotated:
@@ -465,9 +466,9 @@ def attribute_adherence(
             [ref_paths[j] for j in annotated], ref["logits"][annotated], labels, recognizer, sample_rate,
             pitch_method,
         )  # fmt: skip
-        results["real"], _ = adh.score_clips(ref_asks, ref_measured, len(labels), n_words)
+        results["real"], _ = adh.score_clips(ref_asks, ref_measured, n_ranks, n_words)
         perm = adh.derangement(len(annotated), seed)
-        results["shuffled"], _ = adh.score_clips(ref_asks, ref_measured, len(labels), n_words, perm)
+        results["shuffled"], _ = adh.score_clips(ref_asks, ref_measured, n_ranks, n_words, perm)
     table: dict[str, dict[str, Any]] = {}
     for attr in adh.ATTRIBUTES:
         row: dict[str, Any] = {}

@@ -121,8 +121,10 @@ class GANmixConfig:
     steps; ``disc_lr`` (None = ``train.lr``), ``disc_betas`` (None = ``train.betas``); ``disc_every`` /
     ``gen_every`` (cadence: update every n steps); ``clip_grad_norm`` for both (None = ``train.clip_grad_norm``;
     0 = off); ``label_smoothing`` (real target 1 - s for bce); ``mismatch_weight`` (the matching-aware term: the
-    discriminator also rejects real latents under another clip's caption; 0 = off); ``diversity_every`` (generator
-    steps between two-draw diversity measurements, 0 = off).
+    discriminator also rejects real latents under another clip's caption; 0 = off); ``mode_seeking_weight`` (the
+    mode-seeking term of MSGAN, Mao et al. 2019: the generator is rewarded for two noises giving two different
+    latents for the same caption; 0 = off); ``diversity_every`` (generator steps between two-draw diversity
+    measurements, 0 = off).
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -149,6 +151,7 @@ class GANmixConfig:
     clip_grad_norm: float | None = 0.0
     label_smoothing: float = 0.0
     mismatch_weight: float = 0.0
+    mode_seeking_weight: float = 0.0
     diversity_every: int = 1
 
     def __post_init__(self) -> None:
@@ -175,6 +178,11 @@ class GANmixConfig:
         if not 0.0 <= self.mismatch_weight <= 10.0:
             raise ConfigError(
                 f"GANmixConfig.mismatch_weight={self.mismatch_weight} must be in [0, 10] (0 = off; GAN-CLS uses 1)"
+            )
+        if not 0.0 <= self.mode_seeking_weight <= 10.0:
+            raise ConfigError(
+                f"GANmixConfig.mode_seeking_weight={self.mode_seeking_weight} must be in [0, 10] (0 = off; MSGAN "
+                "uses 1)"
             )
         if self.r1_weight < 0 or not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(

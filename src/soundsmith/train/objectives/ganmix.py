@@ -19,6 +19,11 @@ Losses (``model.config.loss``), with ``y`` the discriminator's output:
 real latents scored under another clip's caption (the batch's captions rolled by one), weighted by it, so that a
 latent that sounds real but says the wrong thing is scored down (diagnostic ``acc_mismatch``).
 
+``mode_seeking_weight`` > 0 adds MSGAN's mode-seeking term (Mao et al. 2019) to the generator's loss:
+``weight / (ratio + 1e-5)`` with ``ratio = mean|G(z1, c) - G(z2, c)| / mean|z1 - z2|`` over a second draw of
+noise for the same captions (one more generator pass), so noises that differ must give latents that differ
+(diagnostic ``mode_seeking``: the ratio).
+
 Diagnostics, logged by the engine with each step's losses (``train/...``; the discriminator's with suffix ``_1``):
 ``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
 < 0: the discriminator's accuracy), ``r1``, ``diversity`` (per-prompt output diversity: RMS difference between two
@@ -45,6 +50,8 @@ from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.base import Objective
 from soundsmith.train.objectives.clap import caption_of
 from soundsmith.train.optimizers import OptimizerSpec
+
+MODE_SEEKING_EPS = 1e-5  # MSGAN's epsilon in weight / (ratio + eps)
 
 
 def _bce_input(y: Tensor, tanh: bool, tanh_as: str) -> tuple[Tensor, bool]:
@@ -212,6 +219,10 @@ class GANmixObjective(Objective):
         scores = self._scores(fake, pooled)
         loss = generator_loss(scores, **self._loss_kwargs())
         out = {"loss": loss, "d_fake": scores.detach().mean()}
+        if c.mode_seeking_weight > 0:
+            ratio = self.mode_seeking_ratio(batch, fake)
+            out["loss"] = loss + c.mode_seeking_weight / (ratio + MODE_SEEKING_EPS)
+            out["mode_seeking"] = ratio.detach()
         if (
             torch.is_grad_enabled()
         ):  # the discriminator's turn of this step reuses it (keyed by step and batch)
@@ -219,6 +230,15 @@ class GANmixObjective(Objective):
         if c.diversity_every and self.global_step % c.diversity_every == 0:
             out["diversity"] = self.diversity(batch, fake.detach())
         return out
+
+    def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor) -> Tensor:
+        """``mean|fake - G(z2)| / mean|z1 - z2|`` (``[]``): ``fake`` is this step's draw from noise ``z1``, ``z2`` a
+        second draw for the same captions; the gradient reaches both generator passes."""
+        real, pooled = batch["latents"], batch["text_pooled"]
+        z1 = self.noise(len(real), real.shape[-1], "fake")  # the same numbers ``fake`` was drawn from
+        z2 = self.noise(len(real), real.shape[-1], "mode_seeking")
+        other = self.model(z2, pooled, real.shape[-1])
+        return (fake - other).abs().float().mean() / (z1 - z2).abs().float().mean()
 
     @torch.no_grad()
     def diversity(self, batch: dict[str, Any], fake: Tensor | None = None) -> Tensor:

@@ -5,7 +5,8 @@ word, a clip with none is "no word", and a clip with several words (a scene) is 
 
 Augmentation (training only), drawn first from a generator seeded by the batch's row indices (so a resumed run
 replays it), then applied: speed (resampling by 0.85-1.15, which moves pitch and tempo together), a time shift
-(+-0.25 s, zero-filled), a "no word" clip of the same batch mixed in underneath (0-20 dB below), white or pink
+(+-0.25 s, zero-filled), a "no word" clip of the same batch mixed into half the clips (``mix_rate`` 0.5), 0-20 dB
+below (``mix_db``; a negative low lets it be louder than the word, as instruments in scenes are), white or pink
 noise (10-40 dB below), gain (+-10 dB); then on the log-mel a frequency warp (vocal-tract-length perturbation,
 0.9-1.1) and one frequency and one time mask (SpecAugment).
 """
@@ -62,14 +63,22 @@ def _uniform(g: torch.Generator, n: int, lo: float, hi: float) -> Tensor:
 
 
 def draw_augment(
-    g: torch.Generator, targets: Tensor, n_words: int, sample_rate: int, n_mels: int, n_frames: int
+    g: torch.Generator,
+    targets: Tensor,
+    n_words: int,
+    sample_rate: int,
+    n_mels: int,
+    n_frames: int,
+    mix_rate: float = 0.5,
+    mix_db: tuple[float, float] = (0.0, 20.0),
 ) -> AugmentDraws:
-    """Draw every augmentation parameter of a batch with ``targets [B]`` from ``g``."""
+    """Draw every augmentation parameter of a batch with ``targets [B]`` from ``g``: a no-word clip is mixed into
+    a share ``mix_rate`` of the clips, ``mix_db`` (low, high) dB below the clip (a negative low: louder)."""
     B = targets.shape[0]
     no_word = torch.nonzero(targets.cpu() == n_words).flatten()
     mix_with = torch.full((B,), -1, dtype=torch.long)
     pick = torch.randint(0, max(1, no_word.numel()), (B,), generator=g)
-    use_mix = torch.rand(B, generator=g) < 0.5
+    use_mix = torch.rand(B, generator=g) < mix_rate
     if no_word.numel():
         mix_with = torch.where(use_mix, no_word[pick], mix_with)
     fw = torch.randint(0, 7, (B,), generator=g)
@@ -78,7 +87,7 @@ def draw_augment(
         speed=_uniform(g, B, 0.85, 1.15),
         shift=torch.randint(-sample_rate // 4, sample_rate // 4 + 1, (B,), generator=g),
         mix_with=mix_with,
-        mix_db=_uniform(g, B, 0.0, 20.0),
+        mix_db=_uniform(g, B, float(mix_db[0]), float(mix_db[1])),
         noise_kind=torch.randint(0, 3, (B,), generator=g),
         noise_db=_uniform(g, B, 10.0, 40.0),
         gain_db=_uniform(g, B, -10.0, 10.0),
@@ -146,9 +155,24 @@ class KeywordObjective(Objective):
 
     find_unused_parameters = False
 
-    def __init__(self, model: KeywordSpotter, sample_rate: int | None = None, label_smoothing: float = 0.05):
+    def __init__(
+        self,
+        model: KeywordSpotter,
+        sample_rate: int | None = None,
+        label_smoothing: float = 0.05,
+        mix_rate: float = 0.5,
+        mix_db: tuple[float, float] | list[float] = (0.0, 20.0),
+    ):
         super().__init__(model, sample_rate)
+        if not 0.0 <= float(mix_rate) <= 1.0:
+            raise ValueError(f"objective.mix_rate={mix_rate}: a share of the clips, between 0 and 1")
+        lo, hi = (float(v) for v in mix_db)
+        if not -20.0 <= lo <= hi <= 60.0:
+            raise ValueError(
+                f"objective.mix_db={list(mix_db)}: [low, high] dB below the word, low <= high, within -20..60"
+            )
         self.label_smoothing = label_smoothing
+        self.mix_rate, self.mix_db = float(mix_rate), (lo, hi)
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +182,9 @@ class KeywordObjective(Objective):
         if self.training:
             g = row_generator(batch)
             frames = audio.shape[1] // cfg.mel.hop_length + 1
-            d = draw_augment(g, targets, len(cfg.words), cfg.mel.sample_rate, cfg.mel.n_mels, frames)
+            d = draw_augment(
+                g, targets, len(cfg.words), cfg.mel.sample_rate, cfg.mel.n_mels, frames, self.mix_rate, self.mix_db
+            )
             mel = augment_mel(self.model.features(augment_audio(audio, d, g)), d)
         else:
             mel = self.model.features(audio)

@@ -125,3 +125,46 @@ def test_speed_augmentation_moves_the_pitch_replays_per_row_and_stays_out_of_val
         obj.prepare_batch(dict(batch))["mel"], mel_spectrogram(audio, model.config.mel_config())
     )
     assert torch.equal(TaggerObjective(model).draw_speeds(rows(3, 7)), torch.ones(2))
+
+
+def test_mixing_adds_a_partner_at_its_level_and_unites_the_labels():
+    from soundsmith.train.objectives.tagger import mix_clips
+
+    sr = 1000
+    t = torch.arange(sr) / sr
+    a, b = torch.sin(2 * torch.pi * 50 * t), 0.1 * torch.sin(2 * torch.pi * 130 * t)
+    audio = torch.stack([a, b, torch.zeros(sr)])
+    targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    mixed, union = mix_clips(audio, targets, torch.tensor([1, -1, 0]), torch.tensor([6.0, 0.0, 0.0]))
+    added = mixed[0] - a
+    ratio = float(added.pow(2).mean().sqrt() / a.pow(2).mean().sqrt())
+    assert abs(ratio - 10 ** (-6 / 20)) < 1e-4  # the partner sits 6 dB below the clip
+    assert torch.allclose(added / added.abs().max(), b / b.abs().max(), atol=1e-5)  # and is the partner
+    assert torch.equal(mixed[1], b) and torch.equal(mixed[2], audio[2])  # none asked; a silent clip keeps silence
+    assert union.tolist() == [[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
+def test_mix_draws_replay_and_respect_their_settings():
+    model = AudioTagger(TaggerConfig(labels=LABELS, channels=[4, 8], embed_dim=16, dropout=0.0))
+    obj = TaggerObjective(model, mix_rate=1.0, mix_db=(-3.0, 3.0))
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    partner, level = obj.draw_mixes(16, g())
+    p2, l2 = obj.draw_mixes(16, g())
+    assert torch.equal(partner, p2) and torch.equal(level, l2)
+    assert bool((partner >= 0).all()) and bool((partner != torch.arange(16)).all())  # never itself
+    assert float(level.min()) >= -3.0 and float(level.max()) <= 3.0 and float(level.std()) > 0
+    assert bool((TaggerObjective(model, mix_rate=0.0).draw_mixes(16, g())[0] == -1).all())
+    assert bool((obj.draw_mixes(1, g())[0] == -1).all())  # a batch of one has no partner
+    half = TaggerObjective(model, mix_rate=0.5).draw_mixes(400, g())[0]
+    assert 150 < int((half >= 0).sum()) < 250
+    # in training the batch's labels are united; in evaluation nothing is mixed
+    sr = model.config.sample_rate
+    audio = 0.1 * torch.randn(2, sr, generator=torch.Generator().manual_seed(1))
+    batch = {"audio": audio, "labels": [[LABELS[0]], [LABELS[1]]], "index": torch.tensor([5, 6])}
+    obj.train()
+    assert obj.prepare_batch(dict(batch))["targets"][:, :2].tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    obj.eval()
+    assert obj.prepare_batch(dict(batch))["targets"][:, :2].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    for bad in ({"mix_rate": -0.1}, {"mix_db": (5.0, 1.0)}, {"mix_db": (0.0, 70.0)}):
+        with pytest.raises(ConfigError, match="objective.mix_"):
+            TaggerObjective(model, **bad)

@@ -4,6 +4,12 @@ Optional augmentation (training only, ``objective.speed_semitones: S`` in a run 
 speed of 2 ** (u / 12), u uniform in [-S, S] (pitch and tempo move together), drawn from a generator seeded by the
 batch's row indices, so a resumed run replays it. It moves every instrument and event into registers the corpus
 holds out, so the tagger learns classes across registers.
+
+Mixing (``objective.mix_rate: P``, ``objective.mix_db: [low, high]``): a share P of the clips each get another clip
+of the batch (the next one, rolled by a random offset) added at an RMS level u dB below their own, u uniform in
+[low, high] (a negative low: louder), and take the union of both label sets. It teaches the tagger mixtures: a
+quiet background under a loud foreground, an instrument under wind. Drawn from the same seeded generator, after
+the speeds, so a resumed run replays it.
 """
 
 from __future__ import annotations
@@ -31,35 +37,77 @@ def multi_hot(labels: list[list[str]], classes: list[str], device: torch.device 
     return out
 
 
+def mix_clips(audio: Tensor, targets: Tensor, partner: Tensor, level_db: Tensor) -> tuple[Tensor, Tensor]:
+    """Clip ``b`` plus clip ``partner[b]`` scaled to an RMS ``level_db[b]`` dB below clip ``b``'s (none where
+    ``partner`` is -1 or a clip is silent); targets become the union. ``audio [B, T]``, ``targets [B, C]``."""
+    rms = audio.float().pow(2).mean(dim=-1).sqrt()  # [B]
+    has = partner >= 0
+    j = partner.clamp(min=0)
+    gain = rms / rms[j].clamp(min=1e-8) * 10.0 ** (-level_db.to(rms) / 20.0)
+    keep = has & (rms > 1e-8) & (rms[j] > 1e-8)
+    gain = torch.where(keep, gain, torch.zeros_like(gain)).to(audio)
+    mixed = audio + gain.view(-1, 1) * audio[j]
+    union = torch.where(keep.view(-1, 1).to(targets.device), torch.maximum(targets, targets[j]), targets)
+    return mixed, union
+
+
 class TaggerObjective(Objective):
     """`losses(batch)` -> `{"loss": BCE}`; `validate` adds top-1 precision and F1 at threshold 0.5."""
 
     find_unused_parameters = False
 
     def __init__(
-        self, model: AudioTagger, sample_rate: int | None = None, speed_semitones: float = 0.0
+        self,
+        model: AudioTagger,
+        sample_rate: int | None = None,
+        speed_semitones: float = 0.0,
+        mix_rate: float = 0.0,
+        mix_db: tuple[float, float] | list[float] = (0.0, 20.0),
     ) -> None:
         super().__init__(model, sample_rate)
         self.mel_cfg = model.config.mel_config()
         if not 0.0 <= speed_semitones <= 12.0:
             raise ConfigError(f"objective.speed_semitones={speed_semitones}: give 0 (off) to 12 semitones")
+        if not 0.0 <= float(mix_rate) <= 1.0:
+            raise ConfigError(f"objective.mix_rate={mix_rate}: a share of the clips, between 0 (off) and 1")
+        lo, hi = (float(v) for v in mix_db)
+        if not -20.0 <= lo <= hi <= 60.0:
+            raise ConfigError(
+                f"objective.mix_db={list(mix_db)}: [low, high] dB below the clip, low <= high, within -20..60"
+            )
         self.speed_semitones = float(speed_semitones)
+        self.mix_rate, self.mix_db = float(mix_rate), (lo, hi)
 
-    def draw_speeds(self, batch: dict[str, Any]) -> Tensor:
-        """Speeds ``[B]`` of the batch's clips, drawn from :func:`row_generator` (1.0 each when augmentation is off)."""
+    def draw_speeds(self, batch: dict[str, Any], g: torch.Generator | None = None) -> Tensor:
+        """Speeds ``[B]`` of the batch's clips, drawn from ``g`` (default :func:`row_generator`; 1.0 each when
+        augmentation is off)."""
         n = len(batch["audio"])
         if not self.speed_semitones:
             return torch.ones(n)
-        u = (2 * torch.rand(n, generator=row_generator(batch)) - 1) * self.speed_semitones
+        g = row_generator(batch) if g is None else g
+        u = (2 * torch.rand(n, generator=g) - 1) * self.speed_semitones
         return 2.0 ** (u / 12.0)
+
+    def draw_mixes(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``(partner [n], level_db [n])``: the clip mixed into each clip (-1: none) and its level below it."""
+        use = torch.rand(n, generator=g) < self.mix_rate
+        offset = torch.randint(1, max(2, n), (n,), generator=g)
+        level = self.mix_db[0] + (self.mix_db[1] - self.mix_db[0]) * torch.rand(n, generator=g)
+        partner = (torch.arange(n) + offset) % n
+        return torch.where(use & (n > 1), partner, torch.full_like(partner, -1)), level
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         audio = batch["audio"]  # [B, T]
-        if self.training and self.speed_semitones:
-            audio = change_speed(audio, self.draw_speeds(batch).to(audio))
+        targets = multi_hot(batch["labels"], self.model.config.labels, device=audio.device)
+        if self.training and (self.speed_semitones or self.mix_rate):
+            g = row_generator(batch)
+            if self.speed_semitones:
+                audio = change_speed(audio, self.draw_speeds(batch, g).to(audio))
+            if self.mix_rate:
+                audio, targets = mix_clips(audio, targets, *self.draw_mixes(len(audio), g))
         batch["mel"] = mel_spectrogram(audio, self.mel_cfg)  # [B, n_mels, frames]
-        batch["targets"] = multi_hot(batch["labels"], self.model.config.labels, device=audio.device)
+        batch["targets"] = targets
         return batch
 
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:

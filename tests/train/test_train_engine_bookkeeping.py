@@ -150,9 +150,29 @@ def test_a_first_step_nan_is_one_bad_step_not_a_restore(tmp_path, one_thread):
     assert result["nan_skipped"] == 1 and result["nan_restores"] == 0
 
 
+def test_the_nan_guard_says_what_it_restored(tmp_path, one_thread, caplog):
+    caplog.set_level(logging.WARNING, logger=engine.log.name)
+    cfg = small_config(max_steps=4, checkpoint_every=2, nan_patience=1, max_nan_restores=3, nan_lr_factor=0.5)
+    Trainer(make_objective(nan_calls={1, 4}), SineSet(24), None, cfg, tmp_path).fit()
+    guard = [m for m in caplog.messages if m.startswith("NaN guard")]
+    assert guard == [
+        "NaN guard: no checkpoint yet; keeping the weights, LR x0.5",
+        "NaN guard: restored step-0000002.ckpt, LR x0.25",
+    ]
+
+
+def test_a_run_stopped_early_saves_where_it_stopped(tmp_path, one_thread):
+    cfg = small_config(max_steps=8, checkpoint_every=5)
+    result = Trainer(make_objective(), SineSet(24), None, cfg, tmp_path).fit(stop_at=1)
+    assert result["step"] == 1
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step-*.ckpt")] == ["step-0000001.ckpt"]
+
+
 def test_a_batch_that_does_not_split_into_accumulation_steps_is_refused(tmp_path):
     cfg = small_config(batch_size=3, grad_accum=2)
-    with pytest.raises(ConfigError, match=r"batch_size 3 must be a multiple of grad_accum x processes \(2 x 1\)"):
+    with pytest.raises(
+        ConfigError, match=r"batch_size 3 must be a multiple of grad_accum x processes \(2 x 1\)"
+    ):
         Trainer(make_objective(), SineSet(16), None, cfg, tmp_path).fit()
 
 
@@ -180,7 +200,7 @@ def test_resuming_without_this_ranks_rng_reseeds_it_and_a_missing_lr_scale_is_on
     cfg4 = small_config(max_steps=4, checkpoint_every=2, seed=3)
     Trainer(make_objective(), SineSet(24), None, cfg4, tmp_path).fit(resume=True)
     assert seeds == [(3, 0), (3 + 2, 0)]  # setup, then the resumed step's own seed
-    assert "checkpoint holds RNG states for 0 ranks; rank 0 is reseeded" in caplog.text
+    assert caplog.messages == ["checkpoint holds RNG states for 0 ranks; rank 0 is reseeded"]
     assert load_checkpoint(tmp_path / "checkpoints" / "step-0000004.ckpt")["lr_scale"] == 1.0
 
 
@@ -188,7 +208,9 @@ def test_hyperparameters_leave_out_the_parameters_and_the_scheduled_lr(caplog):
     group = {"params": [torch.zeros(1)], "lr": 0.1, "betas": (0.9, 0.99), "weight_decay": 0.0}
     assert engine._hyperparameters(group) == {"betas": (0.9, 0.99), "weight_decay": 0.0}
     caplog.set_level(logging.INFO, logger=engine.log.name)
-    engine._log_changed({"betas": (0.9, 0.99), "weight_decay": 0.0}, {"betas": (0.0, 0.99), "weight_decay": 0.0})
+    engine._log_changed(
+        {"betas": (0.9, 0.99), "weight_decay": 0.0}, {"betas": (0.0, 0.99), "weight_decay": 0.0}
+    )
     assert caplog.messages == ["resumed with betas = (0.0, 0.99) (the checkpoint had (0.9, 0.99))"]
 
 

@@ -124,3 +124,37 @@ def test_quiet_scene_and_bad_input():
         render_scene("snow", _fg(), ref_db=-35.0, snr_db=[1.0, 2.0])
     with pytest.raises(ConfigError, match="1 to 3 foreground"):
         render_scene("rain", _fg(), ref_db=-35.0, snr_db=[1.0])
+
+
+def test_any_espeak_voice_renders_a_word_deterministically_and_a_wrong_name_is_refused():
+    from soundsmith.data.synth.speech import espeak_word
+
+    a = espeak_word("seven", "en-gb-scotland+m3", 40, 150, 50)
+    assert a.dtype == np.float32 and 0.2 * 16000 < a.shape[0] < 1.2 * 16000 and float(np.abs(a).max()) > 0.05
+    assert np.array_equal(a, espeak_word("seven", "en-gb-scotland+m3", 40, 150, 50))
+    other = espeak_word("seven", "en-gb-scotland+m3", 80, 150, 50)  # the same voice, higher
+    assert not np.array_equal(a[: len(other)], other[: len(a)])
+    half = espeak_word("seven", "en-gb-scotland+m3", 40, 150, 50, sample_rate=8000)
+    assert abs(half.shape[0] - a.shape[0] / 2) <= 2
+    with pytest.raises(ConfigError, match="no voice 'xx-nothing'"):
+        espeak_word("seven", "xx-nothing", 40, 150, 50)
+
+
+def test_the_recognizers_extra_voices_are_seeded_and_never_a_corpus_voice(tmp_path):
+    import importlib.util
+
+    import soundfile as sf
+
+    script = Path(__file__).resolve().parents[3] / "scripts" / "keyword_data.py"
+    spec = importlib.util.spec_from_file_location("keyword_data", script)
+    kd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kd)
+    voices = kd.extra_voices(40, seed=3)
+    assert voices == kd.extra_voices(40, seed=3) and voices != kd.extra_voices(40, seed=4)
+    assert not {v[0] for v in voices} & {v[1] for v in VOICES}
+    assert all(15 <= p <= 90 and 110 <= r <= 220 and 20 <= s <= 90 for _, p, r, s in voices)
+    rows = kd.write_extra(tmp_path / "extra", 1, seed=3)
+    assert len(rows) == 2 * len(WORDS) and {r.split for r in rows} == {"train"}
+    assert sorted({r.labels[0] for r in rows}) == sorted(f"speech_{w}" for w in WORDS)
+    audio, sr = sf.read(tmp_path / rows[0].audio)
+    assert sr == 16000 and audio.shape == (64000,) and np.abs(audio).max() > 0.01

@@ -232,21 +232,34 @@ def _piper_say(word: str, voice: int) -> tuple[np.ndarray, int]:
 @lru_cache(maxsize=512)
 def _word_audio(word: str, voice: int, sample_rate: int) -> np.ndarray:
     """The trimmed float32 waveform ``[T]`` of ``word`` by voice ``voice`` at ``sample_rate`` (cached)."""
-    from soundsmith.audio import resample
-
     if voice >= len(VOICES):
         pcm, native_rate = _piper_say(word, voice - len(VOICES))
+        out = _trim_resample(pcm, native_rate, sample_rate)
     else:
-        engine = _engine()
         _, name, pitch, rate, rng_, _ = VOICES[voice]
-        pcm = engine.say(word, name, pitch, rate, rng_).astype(np.float32) / 32768.0
-        native_rate = engine.sample_rate
+        out = espeak_word(word, name, pitch, rate, rng_, sample_rate)
+    out.setflags(write=False)
+    return out
+
+
+def _trim_resample(pcm: np.ndarray, native_rate: int, sample_rate: int) -> np.ndarray:
+    from soundsmith.audio import resample
+
     active = np.flatnonzero(np.abs(pcm) > 0.01 * (np.abs(pcm).max() + 1e-9))
     if active.size:
         pcm = pcm[max(active[0] - 64, 0) : active[-1] + 64]
-    out = np.asarray(resample(pcm, native_rate, sample_rate), dtype=np.float32)
-    out.setflags(write=False)
-    return out
+    return np.asarray(resample(pcm, native_rate, sample_rate), dtype=np.float32)
+
+
+def espeak_word(
+    word: str, voice: str, pitch: int, rate: int, pitch_range: int, sample_rate: int = 16000
+) -> np.ndarray:
+    """``word`` said by any espeak-ng voice (``voice`` a name such as ``en-gb-scotland+m3``, pitch and range
+    0-100, rate in words/min), trimmed to its sound and resampled: float32 ``[T]``. The corpus' voices are
+    :data:`VOICES`; other names give the recognizer voices the corpus never uses (scripts/keyword_data.py)."""
+    engine = _engine()
+    pcm = engine.say(word, voice, pitch, rate, pitch_range).astype(np.float32) / 32768.0
+    return _trim_resample(pcm, engine.sample_rate, sample_rate)
 
 
 def draw_speech_attrs(word: str, rng: np.random.Generator, **given: Any) -> dict[str, Any]:

@@ -87,7 +87,9 @@ def test_mix_rate_and_level_range():
     audio = torch.zeros(2, 16000)
     audio[0, 4000:6000] = 0.1
     audio[1] = 0.3 * torch.sin(torch.arange(16000) / 5.0)
-    d = draw_augment(torch.Generator().manual_seed(1), torch.tensor([0, 2]), 2, 16000, 40, 101, 1.0, (-6.0, -6.0))
+    d = draw_augment(
+        torch.Generator().manual_seed(1), torch.tensor([0, 2]), 2, 16000, 40, 101, 1.0, (-6.0, -6.0)
+    )
     d.speed[:] = 1.0
     d.shift[:] = 0
     d.noise_kind[:] = 0
@@ -97,7 +99,7 @@ def test_mix_rate_and_level_range():
     ratio = float(added.pow(2).mean().sqrt() / audio[0].pow(2).mean().sqrt())
     assert abs(ratio - 10 ** (6 / 20)) < 1e-3
     for bad in ({"mix_rate": 1.5}, {"mix_db": (10.0, 0.0)}, {"mix_db": (-30.0, 0.0)}):
-        with pytest.raises(ValueError, match="objective.mix_"):
+        with pytest.raises(ConfigError, match="objective.mix_"):
             KeywordObjective(tiny(), **bad)
 
 

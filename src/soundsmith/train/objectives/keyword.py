@@ -22,7 +22,7 @@ from torch import Tensor
 
 from soundsmith.audio import change_speed
 from soundsmith.models.keyword import KeywordSpotter
-from soundsmith.train.objectives.base import Objective, row_generator
+from soundsmith.train.objectives.base import Objective, mix_settings, row_generator
 
 IGNORE = -100
 
@@ -164,15 +164,8 @@ class KeywordObjective(Objective):
         mix_db: tuple[float, float] | list[float] = (0.0, 20.0),
     ):
         super().__init__(model, sample_rate)
-        if not 0.0 <= float(mix_rate) <= 1.0:
-            raise ValueError(f"objective.mix_rate={mix_rate}: a share of the clips, between 0 and 1")
-        lo, hi = (float(v) for v in mix_db)
-        if not -20.0 <= lo <= hi <= 60.0:
-            raise ValueError(
-                f"objective.mix_db={list(mix_db)}: [low, high] dB below the word, low <= high, within -20..60"
-            )
         self.label_smoothing = label_smoothing
-        self.mix_rate, self.mix_db = float(mix_rate), (lo, hi)
+        self.mix_rate, self.mix_db = mix_settings(mix_rate, mix_db)
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

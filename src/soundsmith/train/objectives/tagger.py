@@ -23,7 +23,7 @@ from torch import Tensor
 from soundsmith.audio import change_speed, mel_spectrogram
 from soundsmith.errors import ConfigError
 from soundsmith.models.tagger import AudioTagger
-from soundsmith.train.objectives.base import Objective, row_generator
+from soundsmith.train.objectives.base import Objective, mix_settings, row_generator
 
 
 def multi_hot(labels: list[list[str]], classes: list[str], device: torch.device | None = None) -> Tensor:
@@ -68,15 +68,8 @@ class TaggerObjective(Objective):
         self.mel_cfg = model.config.mel_config()
         if not 0.0 <= speed_semitones <= 12.0:
             raise ConfigError(f"objective.speed_semitones={speed_semitones}: give 0 (off) to 12 semitones")
-        if not 0.0 <= float(mix_rate) <= 1.0:
-            raise ConfigError(f"objective.mix_rate={mix_rate}: a share of the clips, between 0 (off) and 1")
-        lo, hi = (float(v) for v in mix_db)
-        if not -20.0 <= lo <= hi <= 60.0:
-            raise ConfigError(
-                f"objective.mix_db={list(mix_db)}: [low, high] dB below the clip, low <= high, within -20..60"
-            )
         self.speed_semitones = float(speed_semitones)
-        self.mix_rate, self.mix_db = float(mix_rate), (lo, hi)
+        self.mix_rate, self.mix_db = mix_settings(mix_rate, mix_db)
 
     def draw_speeds(self, batch: dict[str, Any], g: torch.Generator | None = None) -> Tensor:
         """Speeds ``[B]`` of the batch's clips, drawn from ``g`` (default :func:`row_generator`; 1.0 each when

@@ -209,6 +209,22 @@ def test_the_mode_seeking_term_by_hand():
         objective(mode_seeking_weight=11.0)
 
 
+def test_the_diversity_diagnostic_reuses_the_mode_seeking_draw():
+    obj = objective(mode_seeking_weight=0.2, loss="hinge", discriminator={"output": "linear", "hidden": [16]})
+    b = obj.prepare_batch(batch())
+    obj.global_step = 2
+    calls = []
+    obj.model.generator.register_forward_hook(lambda *args: calls.append(1))
+    out = obj.losses(b, 0)
+    assert len(calls) == 2  # this step's fake and the second draw; the diagnostic adds no third pass
+    frames = b["latents"].shape[-1]
+    with torch.no_grad():
+        f1 = obj.model(obj.noise(4, frames, "fake"), b["text_pooled"], frames)
+        f2 = obj.model(obj.noise(4, frames, "mode_seeking"), b["text_pooled"], frames)
+    expected = (f1 - f2).pow(2).mean().sqrt() / (math.sqrt(2.0) * b["latents"].std())
+    torch.testing.assert_close(out["diversity"], expected)
+
+
 def test_r1_enters_the_discriminator_loss_with_its_weight_and_interval():
     obj = objective(
         r1_weight=2.0, r1_every=3, loss="hinge", discriminator={"output": "linear", "hidden": [16]}

@@ -219,8 +219,10 @@ class GANmixObjective(Objective):
         scores = self._scores(fake, pooled)
         loss = generator_loss(scores, **self._loss_kwargs())
         out = {"loss": loss, "d_fake": scores.detach().mean()}
+        other = None  # the mode-seeking term's second draw, reused by the diversity diagnostic
         if c.mode_seeking_weight > 0:
-            ratio = self.mode_seeking_ratio(batch, fake)
+            other = self.fake(batch, salt="mode_seeking")
+            ratio = self.mode_seeking_ratio(batch, fake, other)
             out["loss"] = loss + c.mode_seeking_weight / (ratio + MODE_SEEKING_EPS)
             out["mode_seeking"] = ratio.detach()
         if (
@@ -228,23 +230,27 @@ class GANmixObjective(Objective):
         ):  # the discriminator's turn of this step reuses it (keyed by step and batch)
             self._fake_cache = {(self.global_step, id(real)): fake.detach()}
         if c.diversity_every and self.global_step % c.diversity_every == 0:
-            out["diversity"] = self.diversity(batch, fake.detach())
+            second = None if other is None else other.detach()
+            out["diversity"] = self.diversity(batch, fake.detach(), second)
         return out
 
-    def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor) -> Tensor:
-        """``mean|fake - G(z2)| / mean|z1 - z2|`` (``[]``): ``fake`` is this step's draw from noise ``z1``, ``z2`` a
-        second draw for the same captions; the gradient reaches both generator passes."""
-        real, pooled = batch["latents"], batch["text_pooled"]
+    def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor, other: Tensor | None = None) -> Tensor:
+        """``mean|fake - G(z2)| / mean|z1 - z2|`` (``[]``): ``fake`` is this step's draw from noise ``z1``, ``other``
+        (drawn here when None) the draw from ``z2`` for the same captions; the gradient reaches both passes."""
+        real = batch["latents"]
         z1 = self.noise(len(real), real.shape[-1], "fake")  # the same numbers ``fake`` was drawn from
         z2 = self.noise(len(real), real.shape[-1], "mode_seeking")
-        other = self.model(z2, pooled, real.shape[-1])
+        other = self.fake(batch, salt="mode_seeking") if other is None else other
         return (fake - other).abs().float().mean() / (z1 - z2).abs().float().mean()
 
     @torch.no_grad()
-    def diversity(self, batch: dict[str, Any], fake: Tensor | None = None) -> Tensor:
-        """RMS difference of two draws for the same captions / (sqrt(2) x std of the real latents): ``[]``."""
+    def diversity(
+        self, batch: dict[str, Any], fake: Tensor | None = None, other: Tensor | None = None
+    ) -> Tensor:
+        """RMS difference of two draws for the same captions / (sqrt(2) x std of the real latents): ``[]``.
+        ``other`` is a second draw already made (the mode-seeking term's), else one is drawn here."""
         a = self.fake(batch) if fake is None else fake
-        b = self.fake(batch, salt="diversity")
+        b = self.fake(batch, salt="diversity") if other is None else other
         scale = math.sqrt(2.0) * batch["latents"].float().std().clamp(min=1e-8)
         return (a - b).float().pow(2).mean().sqrt() / scale
 

@@ -144,6 +144,15 @@ def test_mixing_adds_a_partner_at_its_level_and_unites_the_labels():
     assert union.tolist() == [[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
 
 
+def test_a_clip_is_never_mixed_with_itself():
+    from soundsmith.train.objectives.base import mix_partners
+
+    audio = torch.stack([torch.linspace(-1, 1, 100), 0.5 * torch.ones(100)])
+    mixed, keep = mix_partners(audio, torch.tensor([0, 0]), torch.tensor([0.0, 20.0]))
+    assert keep.tolist() == [False, True] and torch.equal(mixed[0], audio[0])
+    assert torch.allclose(mixed[1], audio[1] + 0.1 * audio[0] * (0.5 / float(audio[0].pow(2).mean().sqrt())))
+
+
 def test_mix_draws_replay_and_respect_their_settings():
     model = AudioTagger(TaggerConfig(labels=LABELS, channels=[4, 8], embed_dim=16, dropout=0.0))
     obj = TaggerObjective(model, mix_rate=1.0, mix_db=(-3.0, 3.0))

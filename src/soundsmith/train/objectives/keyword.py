@@ -22,7 +22,7 @@ from torch import Tensor
 
 from soundsmith.audio import change_speed
 from soundsmith.models.keyword import KeywordSpotter
-from soundsmith.train.objectives.base import Objective, mix_settings, row_generator
+from soundsmith.train.objectives.base import Objective, mix_partners, mix_settings, row_generator
 
 IGNORE = -100
 
@@ -115,12 +115,8 @@ def augment_audio(audio: Tensor, d: AugmentDraws, g: torch.Generator) -> Tensor:
             out[b, s : s + x.shape[0]] = x[: T - s]
         else:
             out[b, : x.shape[0] + s] = x[-s:]
-    mixed = out.clone()
+    mixed, _ = mix_partners(out, d.mix_with, d.mix_db)
     level = _rms(out)  # [B]
-    for b in range(B):
-        j = int(d.mix_with[b])
-        if j >= 0 and j != b:
-            mixed[b] += out[j] * (level[b] / _rms(out[j]) * 10 ** (-float(d.mix_db[b]) / 20))
     noise = torch.randn(B, T, generator=g).to(audio)
     pink = torch.fft.irfft(
         torch.fft.rfft(noise, dim=-1) / torch.arange(1, T // 2 + 2, device=audio.device).sqrt(), n=T, dim=-1

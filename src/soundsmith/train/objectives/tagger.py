@@ -23,7 +23,7 @@ from torch import Tensor
 from soundsmith.audio import change_speed, mel_spectrogram
 from soundsmith.errors import ConfigError
 from soundsmith.models.tagger import AudioTagger
-from soundsmith.train.objectives.base import Objective, mix_settings, row_generator
+from soundsmith.train.objectives.base import Objective, mix_partners, mix_settings, row_generator
 
 
 def multi_hot(labels: list[list[str]], classes: list[str], device: torch.device | None = None) -> Tensor:
@@ -38,15 +38,10 @@ def multi_hot(labels: list[list[str]], classes: list[str], device: torch.device 
 
 
 def mix_clips(audio: Tensor, targets: Tensor, partner: Tensor, level_db: Tensor) -> tuple[Tensor, Tensor]:
-    """Clip ``b`` plus clip ``partner[b]`` scaled to an RMS ``level_db[b]`` dB below clip ``b``'s (none where
-    ``partner`` is -1 or a clip is silent); targets become the union. ``audio [B, T]``, ``targets [B, C]``."""
-    rms = audio.float().pow(2).mean(dim=-1).sqrt()  # [B]
-    has = partner >= 0
-    j = partner.clamp(min=0)
-    gain = rms / rms[j].clamp(min=1e-8) * 10.0 ** (-level_db.to(rms) / 20.0)
-    keep = has & (rms > 1e-8) & (rms[j] > 1e-8)
-    gain = torch.where(keep, gain, torch.zeros_like(gain)).to(audio)
-    mixed = audio + gain.view(-1, 1) * audio[j]
+    """Clip ``b`` plus clip ``partner[b]`` (:func:`mix_partners`); the mixed clips' targets become the union.
+    ``audio [B, T]``, ``targets [B, C]``."""
+    mixed, keep = mix_partners(audio, partner, level_db)
+    j = partner.clamp(min=0).to(targets.device)
     union = torch.where(keep.view(-1, 1).to(targets.device), torch.maximum(targets, targets[j]), targets)
     return mixed, union
 

@@ -88,6 +88,13 @@ def test_train_resume_generate(corpus, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(["train", "--data", str(corpus), "--out", str(run), "--resume", "--max-steps", "4"]) == 0
     assert "step=4" in capsys.readouterr().out
+    # --init: a new run from this one's weights; a model of another config is refused in one line
+    assert main([*args[:6], str(tmp_path / "from_run"), *args[7:], "--max-steps", "1", "--init", str(run)]) == 0
+    assert f"init: {run}" in (tmp_path / "from_run" / "config.yaml").read_text()
+    other = [*args[:6], str(tmp_path / "other"), *args[7:], "--set", "model.residual_channels=7"]
+    assert main([*other, "--max-steps", "1", "--init", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "another model config (model.residual_channels: " in err and "Traceback" not in err
 
     out = tmp_path / "gen.wav"
     assert main(["generate", "two beeps", "--model", str(run), "--out", str(out), "--duration", "0.05"]) == 0

@@ -115,3 +115,52 @@ def test_objective_section_is_checked_against_the_objectives_parameters():
         load_run_config(VOCODER_TINY, {"objective.disc_start": 5})
     with pytest.raises(ConfigError, match=r"objective.model is not a parameter"):
         load_run_config(VOCODER_TINY, {"objective.model": 5})
+
+
+def test_init_starts_a_run_from_another_models_weights(tmp_path):
+    """``--init MODEL``: the new run's first weights are MODEL's; a mismatch is refused by name; a resumed run
+    reads its checkpoint and no longer needs MODEL."""
+    import shutil
+
+    import torch
+
+    from soundsmith.models.registry import load_model
+    from soundsmith.train.run import start_from
+    from soundsmith.train.runconfig import load_run_config
+
+    manifest = _manifest(tmp_path, n_good=8, bad=0)
+    base = ["train.batch_size=4", "train.valid_every=0", "train.sample_every=0", "data.num_workers=0"]
+    train_from_files(TINY, manifest, tmp_path / "a", overrides=[*base, "train.max_steps=3", "train.lr=1e-2"])
+    source = load_model(tmp_path / "a")
+    cfg = source.config
+    from soundsmith.models.wavenet import WaveNet
+
+    fresh = WaveNet(cfg)
+    assert not all(torch.equal(v, source.state_dict()[k]) for k, v in fresh.state_dict().items())
+    start_from(fresh, str(tmp_path / "a"))
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in fresh.state_dict().items())
+
+    # through the run: step 1 of an LR-0 run from a/ exports a/'s weights; init is kept in config.yaml
+    shutil.copytree(tmp_path / "a/model", tmp_path / "src")
+    init = "init=" + str(tmp_path / "src")
+    train_from_files(TINY, manifest, tmp_path / "b", overrides=[*base, "train.max_steps=1", "train.lr=1e-12", init])
+    b = load_model(tmp_path / "b")
+    assert all(torch.allclose(v, source.state_dict()[k], atol=1e-6) for k, v in b.state_dict().items())
+    assert f"init: {tmp_path / 'src'}" in (tmp_path / "b/config.yaml").read_text()
+    # resumed from its checkpoint, the run no longer reads the source
+    shutil.rmtree(tmp_path / "src")
+    resumed = train_from_files(None, manifest, tmp_path / "b", overrides=["train.max_steps=2"], resume=True)
+    assert resumed["step"] == 2
+
+    # refused: another model config, another family, no such model, a non-string
+    other = WaveNet(dataclasses.replace(cfg, residual_channels=cfg.residual_channels * 2))
+    with pytest.raises(ConfigError, match=r"init: .* another model config \(model.residual_channels: "):
+        start_from(other, str(tmp_path / "a"))
+    from soundsmith.models.vocoder import Vocoder, VocoderConfig
+
+    with pytest.raises(ConfigError, match=r"init: .* is a WaveNet, the run trains a Vocoder"):
+        start_from(Vocoder(VocoderConfig()), str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match=r"init: .*nowhere: not a model directory"):
+        start_from(fresh, str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"init: expected a model directory or shipped name, got 5"):
+        load_run_config(TINY, {"init": 5})

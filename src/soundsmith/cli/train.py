@@ -20,6 +20,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=3e-4"
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model's weights (model or run directory, or shipped name; same family and model "
+        "config; fresh optimizer, step 0)",
+    )
     p.add_argument("--max-steps", type=int, help="total optimizer steps (overrides train.max_steps)")
     p.add_argument("--accelerator", help="cpu, cuda, auto (Lightning Fabric)")
     p.add_argument("--devices", type=int, help="devices per node")
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         ("nodes", "train.num_nodes"),
         ("strategy", "train.strategy"),
         ("precision", "train.precision"),
+        ("init", "init"),
     ):
         value = getattr(args, flag)
         if value is not None:

@@ -45,6 +45,35 @@ def adapt_model_config(model_cfg: Any, labels: list[str]) -> Any:
     return dataclasses.replace(model_cfg, **changes) if changes else model_cfg
 
 
+def start_from(model: Any, source: str) -> None:
+    """Copy the weights of the model at ``source`` (model directory, run directory or shipped name) into
+    ``model``. Both must be the same family with the same model config, so that every weight means the same
+    thing (a tagger's output ``i`` is label ``i`` in both); a difference is a ConfigError naming the fields."""
+    from soundsmith.errors import SoundsmithError
+    from soundsmith.models.registry import load_model, resolve_model_dir
+
+    try:
+        where = resolve_model_dir(source)
+        src = load_model(where)
+    except SoundsmithError as e:
+        raise ConfigError(f"init: {e}") from e
+    if type(src) is not type(model):
+        raise ConfigError(
+            f"init: {where} is a {type(src).__name__}, the run trains a {type(model).__name__}; "
+            "give a model of the run's family"
+        )
+    mine, theirs = dataclasses.asdict(model.config), dataclasses.asdict(src.config)
+    differ = [k for k in mine if mine[k] != theirs.get(k)]
+    if differ:
+        shown = "; ".join(f"model.{k}: {theirs.get(k)!r} in {where}, {mine[k]!r} in the run" for k in differ[:3])
+        raise ConfigError(
+            f"init: {where} has another model config ({shown}{'; ...' if len(differ) > 3 else ''}); "
+            f"set the run's model section to {where / 'config.json'}'s (--set model.KEY=VALUE)"
+        )
+    model.load_state_dict(src.state_dict())
+    log.info("weights initialized from %s", where)
+
+
 def resolve_run_config(
     config_path: str | Path | None, out_dir: Path, overrides: Overrides, resume: bool
 ) -> RunConfig:
@@ -74,6 +103,7 @@ def train_run(
     """Train ``run_cfg`` on ``manifest`` into ``out_dir``; returns the trainer's final metrics."""
     from soundsmith.data import ClipDataset, collate_clips, read_manifest
     from soundsmith.models.registry import get_family
+    from soundsmith.train.checkpoint import list_checkpoints
     from soundsmith.train.engine import Trainer
     from soundsmith.train.objectives import get_objective
 
@@ -96,6 +126,8 @@ def train_run(
         )
     _, model_cls = get_family(run_cfg.family)
     model = model_cls(model_cfg)
+    if run_cfg.init and not (resume and list_checkpoints(out_dir / "checkpoints")):
+        start_from(model, run_cfg.init)  # a resumed run's weights come from its checkpoint
     objective_cls = get_objective(run_cfg.family)
     if run_cfg.objective:
         try:

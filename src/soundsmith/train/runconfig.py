@@ -28,7 +28,7 @@ import yaml
 from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError, SoundsmithError
 
-SECTIONS = ("family", "model", "data", "train", "objective")
+SECTIONS = ("family", "init", "model", "data", "train", "objective")
 
 # Keys that moved out of a section: (section, key) -> where they live now. Saved run configs written before the
 # move hold them with their old default value, which is dropped silently; any other value is an error.
@@ -50,6 +50,9 @@ class RunConfig:
     data: Any
     train: Any
     objective: dict[str, Any] = dataclasses.field(default_factory=dict)  # the objective's keyword arguments
+    # a model directory, run directory or shipped name whose weights start the run (fresh optimizer, step 0);
+    # "" = random initialization. A checkpoint in the run directory (--resume) takes precedence.
+    init: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -60,6 +63,8 @@ class RunConfig:
         }
         if self.objective:
             out["objective"] = copy.deepcopy(self.objective)
+        if self.init:
+            out["init"] = self.init
         return out
 
 
@@ -158,12 +163,16 @@ def run_config_from_dict(data: Mapping[str, Any], where: str = "config") -> RunC
         config_cls = families.get(family).config_class()
     except SoundsmithError as e:
         raise ConfigError(f"{where}: {e}") from e
+    init = data.get("init") or ""
+    if not isinstance(init, str):
+        raise ConfigError(f"{where}: init: expected a model directory or shipped name, got {init!r}")
     return RunConfig(
         family=family,
         model=dataclass_from_dict(config_cls, _section(data, "model", where), f"{where}: model"),
         data=dataclass_from_dict(DataConfig, _section(data, "data", where), f"{where}: data"),
         train=dataclass_from_dict(TrainConfig, _section(data, "train", where), f"{where}: train"),
         objective=_objective_section(family, _section(data, "objective", where), where),
+        init=init,
     )
 
 

@@ -8,6 +8,8 @@ step is one gather and one denoiser step. Same objective as ``soundsmith train``
 matching, 10 % captions dropped, MSE), same model class and config (``part0/model_config.json``, the run's
 ``model/config.json``). AdamW, linear warm-up then cosine to ``--min-lr-ratio``; the step count is fixed after
 timing the first steps so that training ends by ``--deadline-s`` (seconds since start); EMA of the weights.
+Training timesteps follow the packed config's ``timestep_sampling`` and ``shift`` (``--timestep-sampling``
+overrides the first, e.g. ``logit_normal``).
 ``--init DIR`` starts from a model directory's denoiser (a new optimizer; the warm-up then protects it).
 Validation: the loss on the packed valid clips with fixed noise and times, for the EMA weights.
 Writes the EMA denoiser weights (float16, ``denoiser.*`` keys, in halves under 16 MB) of the last validation
@@ -20,6 +22,7 @@ module level but never calls them here, so absent ones are replaced by empty mod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import lzma
@@ -43,7 +46,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from soundsmith.models.latent_diffusion import LatentDenoiser, LatentDiffusionConfig  # noqa: E402
-from soundsmith.sampling.diffusion import NoiseSchedule  # noqa: E402
+from soundsmith.sampling.diffusion import TIMESTEP_SAMPLING, NoiseSchedule  # noqa: E402
 
 
 class Bert:
@@ -135,6 +138,11 @@ def main() -> None:
         "--init", type=Path, help="start from this model directory's denoiser (e.g. a copy of models/default)"
     )
     ap.add_argument(
+        "--timestep-sampling",
+        choices=TIMESTEP_SAMPLING,
+        help="training's timestep distribution (default: the packed model config's, e.g. uniform)",
+    )
+    ap.add_argument(
         "--check-text", nargs="*", help="(CPU) compare with the real MiniLMEncoder on these captions"
     )
     args = ap.parse_args()
@@ -165,7 +173,11 @@ def main() -> None:
     cfg = LatentDiffusionConfig(
         **json.loads((args.data / "part0" / "model_config.json").read_text())["config"]
     )
+    if args.timestep_sampling:
+        cfg = dataclasses.replace(cfg, timestep_sampling=args.timestep_sampling)
     schedule = NoiseSchedule(**cfg.schedule_kwargs())
+    log["timestep_sampling"], log["shift"] = schedule.timestep_sampling, schedule.shift
+    tgen = torch.Generator().manual_seed(args.seed + 1)  # training timesteps (CPU, as NoiseSchedule draws them)
     model = LatentDenoiser(cfg.denoiser).to(device)
     if args.init is not None:
         own = load_file(str(args.init / "model.safetensors"))
@@ -190,8 +202,7 @@ def main() -> None:
         width = int(m.sum(1).max())
         return t[:, :width].float(), m[:, :width], p
 
-    def loss_of(net, x0, caption_rows, t_u, noise, drop):
-        t = (t_u * schedule.num_train_timesteps).float()
+    def loss_of(net, x0, caption_rows, t, noise, drop):
         x_t = schedule.noisy(x0, noise, t)
         target = schedule.target(x0, noise, t)
         tt, mm, pp = batch_text(caption_rows)
@@ -200,7 +211,7 @@ def main() -> None:
         return F.mse_loss(pred.float(), target)
 
     vgen = torch.Generator(device=device).manual_seed(1234)
-    v_t = torch.rand(len(vx0), device=device, generator=vgen)
+    v_t = torch.rand(len(vx0), device=device, generator=vgen) * schedule.num_train_timesteps  # fixed, uniform
     v_noise = torch.randn(vx0.shape, device=device, generator=vgen)
 
     @torch.no_grad()
@@ -256,10 +267,13 @@ def main() -> None:
         idx = torch.randint(0, len(x0_all), (args.batch,), device=device, generator=gen)
         pick = (torch.rand(args.batch, device=device, generator=gen) * n_caps[idx]).long()
         rows = caps_all[idx, pick]
-        t_u = torch.rand(args.batch, device=device, generator=gen)
+        # drawn as soundsmith train draws them: the config's timestep_sampling and shift (CPU, then moved)
+        t = schedule.sample_timesteps(args.batch, tgen).float().to(device)
+        if step == 0:
+            log["first_timesteps"] = t.tolist()
         noise = torch.randn((args.batch, *x0_all.shape[1:]), device=device, generator=gen)
         drop = torch.rand(args.batch, device=device, generator=gen) < cfg.cond_drop_prob
-        loss = loss_of(model, x0_all[idx], rows, t_u, noise, drop)
+        loss = loss_of(model, x0_all[idx], rows, t, noise, drop)
         if not torch.isfinite(loss):
             raise SystemExit(f"non-finite loss at step {step}")
         opt.zero_grad(set_to_none=True)

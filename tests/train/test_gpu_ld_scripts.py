@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from soundsmith.models.registry import load_model, shipped_models
+from soundsmith.sampling.diffusion import NoiseSchedule
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "gpu_ld"
@@ -98,6 +99,18 @@ def test_pack_train_import_round_trip(corpus, tmp_path):
     assert all(np.isfinite(v["loss"]) for v in log["valid"])
     best = min(log["valid"], key=lambda v: v["loss"])["step"]
     assert log["saved"] == {"last": 4, "best": best}
+
+    # training timesteps are drawn as soundsmith train draws them (config's sampling and shift; seed + 1)
+    assert log["timestep_sampling"] == "uniform"
+    schedule = NoiseSchedule(**model.config.schedule_kwargs())
+    expect = schedule.sample_timesteps(2, torch.Generator().manual_seed(1)).float()
+    assert log["first_timesteps"] == pytest.approx(expect.tolist())
+    _run("train.py", "--data", str(pack), "--out", str(tmp_path / "ln"), "--max-steps", "1", "--batch", "2",
+         "--valid-every", "1", "--no-bf16", "--timestep-sampling", "logit_normal", "--seed", "3")  # fmt: skip
+    ln = json.loads((tmp_path / "ln" / "log.json").read_text())
+    logit = NoiseSchedule(**{**model.config.schedule_kwargs(), "timestep_sampling": "logit_normal"})
+    expect = logit.sample_timesteps(2, torch.Generator().manual_seed(4)).float()
+    assert ln["timestep_sampling"] == "logit_normal" and ln["first_timesteps"] == pytest.approx(expect.tolist())
 
     _run("import_run.py", "--weights", str(out / "last"), "--like", str(like), "--out", str(model_dir))
     new = load_model(model_dir)

@@ -1,0 +1,106 @@
+"""One optimizer step of the engine, pinned (written for the survivors of a full `scripts/mutation.sh train/engine`
+run): the objective sees its step and active optimizers before `losses`, logged metrics are the mean over
+micro-batches, a parameter without a gradient is left alone by its optimizer, a good step resets the NaN guard's
+count of consecutive bad steps, the skipped-step warning, and an objective without a `loss` key."""
+
+import json
+import logging
+
+import pytest
+import torch
+from torch import nn
+from train_fixtures import SineSet, TinyConfig, TinyNet, TinyObjective, small_config
+
+from soundsmith.errors import TrainingError
+from soundsmith.train import Trainer
+
+
+class Recording(TinyObjective):
+    """Records ``(global_step, active_optimizers, mean index of the micro-batch)`` at every ``losses`` call and
+    logs that mean as the metric ``probe``."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.seen = []
+
+    def losses(self, batch, opt_index):
+        out = super().losses(batch, opt_index)
+        probe = batch["index"].float().mean()
+        self.seen.append((self.global_step, tuple(self.active_optimizers), float(probe)))
+        return {**out, "probe": probe}
+
+
+def test_the_objective_sees_its_step_before_losses_and_metrics_are_micro_batch_means(tmp_path):
+    torch.manual_seed(0)
+    objective = Recording(TinyNet(TinyConfig()))
+    cfg = small_config(max_steps=3, batch_size=8, grad_accum=2, log_every=1, checkpoint_every=0)
+    Trainer(objective, SineSet(24), None, cfg, tmp_path).fit()
+    assert [(s, a) for s, a, _ in objective.seen] == [(0, (0,)), (0, (0,)), (1, (0,)), (1, (0,)), (2, (0,)), (2, (0,))]
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["train/probe"] for r in rows if "train/probe" in r]
+    probes = [p for _, _, p in objective.seen]
+    expected = [(probes[2 * k] + probes[2 * k + 1]) / 2 for k in range(3)]  # the two micro-batches of each step
+    assert logged == pytest.approx(expected, abs=1e-5)
+    assert len(set(probes)) > 1  # micro-batches differ, so a sum or a last value would not pass
+
+
+class OnceNet(TinyNet):
+    """TinyNet plus a parameter that only the first ``losses`` call uses."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.extra = nn.Parameter(torch.ones(3))
+
+
+class OnceObjective(TinyObjective):
+    def __init__(self, model):
+        super().__init__(model)
+        self.extra_after_first_step = None
+
+    def losses(self, batch, opt_index):
+        out = super().losses(batch, opt_index)
+        if self.n_calls == 1:
+            out["loss"] = out["loss"] + self.model.extra.pow(2).sum()
+        elif self.extra_after_first_step is None:
+            self.extra_after_first_step = self.model.extra.detach().clone()
+        return out
+
+
+def test_a_parameter_without_a_gradient_is_not_moved_by_its_optimizer(tmp_path):
+    """Gradients are reset to None, not zero: Adam would keep moving a zero-gradient parameter on its momentum."""
+    torch.manual_seed(0)
+    objective = OnceObjective(OnceNet(TinyConfig()))
+    cfg = small_config(max_steps=4, checkpoint_every=0, schedule="constant", warmup_steps=0)
+    Trainer(objective, SineSet(24), None, cfg, tmp_path).fit()
+    moved_once = objective.extra_after_first_step
+    assert not torch.equal(moved_once, torch.ones(3))  # step 1 trained it
+    assert torch.equal(objective.model.extra.detach(), moved_once)  # steps 2-4 left it where step 1 put it
+
+
+def test_a_good_step_resets_the_count_of_consecutive_bad_steps(tmp_path, caplog):
+    """Bad steps 1, 3 and 5 are never two in a row: with nan_patience 2 nothing is restored."""
+    torch.manual_seed(0)
+    cfg = small_config(max_steps=6, nan_patience=2, checkpoint_every=0)
+    objective = TinyObjective(TinyNet(TinyConfig()), nan_calls={1, 3, 5})
+    with caplog.at_level(logging.WARNING, logger="soundsmith.train"):
+        result = Trainer(objective, SineSet(24), None, cfg, tmp_path).fit()
+    assert result["nan_skipped"] == 3 and result["nan_restores"] == 0 and result["step"] == 6
+    warnings = [r.getMessage() for r in caplog.records if "update skipped" in r.getMessage()]
+    assert warnings == [
+        f"step {s}: non-finite loss or gradient, or a loss spike (train.spike_factor); update skipped"
+        for s in (1, 3, 5)
+    ]
+
+
+class NoLoss(TinyObjective):
+    def losses(self, batch, opt_index):
+        out = super().losses(batch, opt_index)
+        return {"total": out["loss"], "mae": out["mae"]}
+
+
+def test_an_objective_without_a_loss_key_is_refused_by_name(tmp_path):
+    torch.manual_seed(0)
+    cfg = small_config(max_steps=2, checkpoint_every=0)
+    with pytest.raises(TrainingError) as e:
+        Trainer(NoLoss(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path).fit()
+    assert str(e.value) == "NoLoss.losses returned no 'loss' key: ['total', 'mae']"

@@ -104,3 +104,17 @@ def test_an_objective_without_a_loss_key_is_refused_by_name(tmp_path):
     with pytest.raises(TrainingError) as e:
         Trainer(NoLoss(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path).fit()
     assert str(e.value) == "NoLoss.losses returned no 'loss' key: ['total', 'mae']"
+
+
+def test_clip_grad_norm_zero_means_no_clipping(tmp_path):
+    """``train.clip_grad_norm: 0`` trains exactly as an unreachable clip threshold does (and trains at all)."""
+    final = {}
+    for clip in (0.0, 1e9):
+        torch.manual_seed(0)
+        objective = TinyObjective(TinyNet(TinyConfig()))
+        start = {k: v.clone() for k, v in objective.model.state_dict().items()}
+        cfg = small_config(max_steps=3, clip_grad_norm=clip, checkpoint_every=0)
+        Trainer(objective, SineSet(24), None, cfg, tmp_path / str(clip)).fit()
+        final[clip] = objective.model.state_dict()
+    assert all(torch.equal(final[0.0][k], final[1e9][k]) for k in final[0.0])
+    assert not torch.equal(final[0.0]["inp.weight"], start["inp.weight"])

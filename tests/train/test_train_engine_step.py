@@ -118,3 +118,21 @@ def test_clip_grad_norm_zero_means_no_clipping(tmp_path):
         final[clip] = objective.model.state_dict()
     assert all(torch.equal(final[0.0][k], final[1e9][k]) for k in final[0.0])
     assert not torch.equal(final[0.0]["inp.weight"], start["inp.weight"])
+
+
+class NanGradient(TinyObjective):
+    """Call 2's loss is finite but its gradient is NaN (sqrt at 0, times 0)."""
+
+    def losses(self, batch, opt_index):
+        out = super().losses(batch, opt_index)
+        if self.n_calls == 2:
+            out["loss"] = out["loss"] + (self.model.inp.weight[0, 0] * 0.0).abs().sqrt()
+        return out
+
+
+def test_a_non_finite_gradient_under_a_finite_loss_skips_the_update(tmp_path):
+    torch.manual_seed(0)
+    objective = NanGradient(TinyNet(TinyConfig()))
+    result = Trainer(objective, SineSet(24), None, small_config(max_steps=4, checkpoint_every=0), tmp_path).fit()
+    assert result["nan_skipped"] == 1 and result["nan_restores"] == 0
+    assert all(bool(torch.isfinite(v).all()) for v in objective.model.state_dict().values())

@@ -33,14 +33,14 @@ fi
 
 # The tests that cover the core modules (checked by hand); other modules fall back to the search below.
 declare -A CORE_TESTS=(
-    [audio/dsp]="tests/audio/test_audio_dsp.py tests/test_properties.py"
+    [audio/dsp]="tests/audio/test_audio_dsp.py tests/audio/test_audio_dsp_mutants.py tests/test_properties.py"
     [eval/base]="tests/eval/test_eval_metrics.py tests/eval/test_eval_sync_uneven.py"
     [eval/frechet]="tests/eval/test_eval_frechet.py tests/eval/test_eval_frechet_exact.py tests/eval/test_eval_metrics.py tests/eval/test_eval_sync_uneven.py"
     [eval/metrics]="tests/eval/test_eval_metrics.py tests/eval/test_eval_metrics_exact.py tests/eval/test_eval_sync_uneven.py"
     [data/dataset]="tests/data/test_data_dataset.py tests/data/test_data_crops_seed.py"
     [data/manifest]="tests/data/test_data_manifest.py tests/test_properties.py"
     [sampling/wavenet_fast]="tests/sampling/test_sampling_wavenet.py tests/sampling/test_wavenet_fast_numeric.py"
-    [models/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_loss.py tests/models/test_wavenet_errors.py tests/sampling/test_sampling_wavenet.py"
+    [models/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_mutants.py tests/models/test_wavenet_loss.py tests/models/test_wavenet_errors.py tests/sampling/test_sampling_wavenet.py"
     [train/objectives/wavenet]="tests/models/test_wavenet.py tests/models/test_wavenet_loss.py"
     [train/ema]="tests/train/test_train_units.py tests/train/test_train_ema_export.py"
     [train]="tests/train/test_train_units.py tests/train/test_train_engine.py tests/train/test_train_ema_export.py"
@@ -57,7 +57,7 @@ declare -A CORE_TESTS=(
     [train/objectives/ganmix]="tests/train/test_objective_ganmix.py tests/models/test_ganmix.py tests/models/test_ganmix_reference.py tests/contract/test_contract_growth.py tests/contract/test_reference_mutations.py"
     [models/token_lm]="tests/models/test_token_lm.py tests/models/test_token_lm_reference.py tests/pipelines/test_token_lm_pipeline.py tests/contract/test_contract_growth.py tests/contract/test_reference_mutations.py"
     [nn/relative_attention]="tests/nn/test_relative_attention.py tests/models/test_token_lm.py"
-    [train/engine]="tests/train/test_train_engine.py tests/train/test_train_engine_guards.py tests/train/test_train_engine_bookkeeping.py tests/train/test_train_units.py tests/train/test_train_ema_export.py tests/train/test_train_optimizers.py tests/train/test_train_run.py"
+    [train/engine]="tests/train/test_train_engine.py tests/train/test_train_engine_guards.py tests/train/test_train_engine_bookkeeping.py tests/train/test_train_engine_step.py tests/train/test_train_units.py tests/train/test_train_ema_export.py tests/train/test_train_optimizers.py tests/train/test_train_run.py"
 )
 
 tests_for() {  # tests covering module $1 (audio/dsp): the table above, else files naming it + mirror file(s)

@@ -75,7 +75,9 @@ def mel_filterbank(
 def _as_float_tensor(x: ArrayLike, what: str) -> torch.Tensor:
     """numpy or tensor -> float32 or float64 tensor (float64 stays, other dtypes become float32)."""
     if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.asarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32))
+        # native byte order and positive strides (a reversed or big-endian array is copied, torch takes neither)
+        dtype = np.dtype(np.float64) if x.dtype.kind == "f" and x.dtype.itemsize == 8 else np.dtype(np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))
     if not isinstance(x, torch.Tensor):
         raise AudioError(f"{what}: expected a numpy array or torch tensor, got {type(x).__name__}")
     if x.dtype not in (torch.float32, torch.float64):

@@ -136,3 +136,36 @@ def test_a_non_finite_gradient_under_a_finite_loss_skips_the_update(tmp_path):
     result = Trainer(objective, SineSet(24), None, small_config(max_steps=4, checkpoint_every=0), tmp_path).fit()
     assert result["nan_skipped"] == 1 and result["nan_restores"] == 0
     assert all(bool(torch.isfinite(v).all()) for v in objective.model.state_dict().values())
+
+
+class OtherRankBad:
+    """A stand-in Fabric of a two-process run around the real one: the other rank's step ``k`` (1-based) was
+    bad for ``k`` in ``bad_steps``; means are of equal values; gathers hold two copies."""
+
+    world_size, global_rank = 2, 0
+
+    def __init__(self, fabric, bad_steps):
+        self._fabric, self.bad_steps, self.votes = fabric, bad_steps, []
+
+    def __getattr__(self, name):
+        return getattr(self._fabric, name)
+
+    def all_reduce(self, t, reduce_op=None, group=None):
+        if str(reduce_op).lower() == "sum":  # the skip vote
+            self.votes.append(float(t))
+            return t + float(len(self.votes) in self.bad_steps)
+        assert str(reduce_op).lower() == "mean"
+        return t
+
+    def all_gather(self, data):
+        return {k: torch.stack([v, v]) for k, v in data.items()}
+
+
+def test_a_step_another_rank_found_bad_is_skipped_on_every_rank(tmp_path):
+    torch.manual_seed(0)
+    objective = TinyObjective(TinyNet(TinyConfig()))
+    trainer = Trainer(objective, SineSet(24), None, small_config(max_steps=4, checkpoint_every=0), tmp_path)
+    trainer.fabric = OtherRankBad(trainer.fabric, bad_steps={2})
+    result = trainer.fit()
+    assert trainer.fabric.votes == [0.0, 0.0, 0.0, 0.0]  # this rank's own flags: every step was fine here
+    assert result["nan_skipped"] == 1 and result["step"] == 4

@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 from torch import nn
-from train_fixtures import SineSet, TinyConfig, TinyNet, TinyObjective, small_config
+from train_fixtures import SineSet, TinyConfig, TinyGanObjective, TinyNet, TinyObjective, small_config
 
 from soundsmith.errors import TrainingError
 from soundsmith.train import Trainer
@@ -169,3 +169,57 @@ def test_a_step_another_rank_found_bad_is_skipped_on_every_rank(tmp_path):
     result = trainer.fit()
     assert trainer.fabric.votes == [0.0, 0.0, 0.0, 0.0]  # this rank's own flags: every step was fine here
     assert result["nan_skipped"] == 1 and result["step"] == 4
+
+
+def test_the_spike_guard_judges_against_the_running_mean_exactly():
+    t = type("T", (), {"SPIKE_WARMUP": Trainer.SPIKE_WARMUP, "SPIKE_DECAY": Trainer.SPIKE_DECAY})()
+    t.cfg, t.loss_mean = small_config(spike_factor=2.0), {}
+    Trainer._track_loss(t, 0, 2.0)
+    assert t.loss_mean == {"0": [2.0, 1]}  # the first loss is the mean
+    Trainer._track_loss(t, 0, 4.0)
+    assert t.loss_mean["0"] == [pytest.approx(0.98 * 2.0 + 0.02 * 4.0), 2]
+
+    def spiking(mean, seen, loss, index=0):
+        t.loss_mean = {"0": [mean, seen]}
+        return float(Trainer._spiking(t, index, torch.tensor(loss)))
+
+    assert Trainer.SPIKE_WARMUP == 50
+    assert spiking(1.0, 50, 2.0001) == 1.0 and spiking(1.0, 50, 2.0) == 0.0  # judged from 50 on; above, not at
+    assert spiking(1.0, 49, 100.0) == 0.0  # still warming up
+    assert spiking(0.0, 60, 5.0) == 0.0  # a zero mean judges nothing
+    assert spiking(4.0, 60, 7.9) == 0.0 and spiking(4.0, 60, 8.1) == 1.0  # factor x mean
+    assert spiking(1.0, 60, 100.0, index=1) == 0.0  # optimizer 1 has its own (empty) history
+
+
+class GanNanAtStep3(TinyGanObjective):
+    """The generator's loss is NaN at step 3 (0-based), where the discriminator also steps; records the
+    discriminator's first weight at the start of steps 3 and 4."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.disc_at = {}
+
+    def losses(self, batch, opt_index):
+        if self.global_step in (3, 4) and self.global_step not in self.disc_at:
+            self.disc_at[self.global_step] = self.disc[0].weight.detach().clone()
+        out = super().losses(batch, opt_index)
+        if opt_index == 0 and self.global_step == 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_a_bad_optimizer_does_not_stop_the_others_stepping(tmp_path):
+    torch.manual_seed(0)
+    objective = GanNanAtStep3(TinyNet(TinyConfig()))
+    result = Trainer(objective, SineSet(24), None, small_config(max_steps=5, checkpoint_every=0), tmp_path).fit()
+    assert result["nan_skipped"] == 1
+    assert not torch.equal(objective.disc_at[3], objective.disc_at[4])  # the discriminator stepped at step 3
+
+
+def test_validation_runs_every_valid_every_steps_and_at_the_end(tmp_path):
+    torch.manual_seed(0)
+    objective = TinyObjective(TinyNet(TinyConfig()))
+    cfg = small_config(max_steps=7, valid_every=3, checkpoint_every=0)
+    Trainer(objective, SineSet(24), SineSet(8), cfg, tmp_path).fit()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "valid/loss" in r] == [3, 6, 7]

@@ -223,3 +223,38 @@ def test_validation_runs_every_valid_every_steps_and_at_the_end(tmp_path):
     Trainer(objective, SineSet(24), SineSet(8), cfg, tmp_path).fit()
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "valid/loss" in r] == [3, 6, 7]
+
+
+def test_bad_files_are_the_datasets_count_or_the_workers_whichever_is_larger():
+    t = type("T", (), {})()
+    counted = type("Set", (), {"bad_files": 3})()
+    t.train_set, t._bad_seen = counted, {7}
+    assert Trainer._bad_files(t) == 3
+    t._bad_seen = {1, 2, 5, 9}
+    assert Trainer._bad_files(t) == 4
+    t.train_set, t._bad_seen = object(), set()  # a dataset that does not count
+    assert Trainer._bad_files(t) == 0
+    t._bad_seen = {4}
+    assert Trainer._bad_files(t) == 1
+
+
+def test_window_rows_count_the_audio_seconds_of_every_micro_batch_on_every_rank():
+    added = []
+    t = type("T", (), {})()
+    t.window = type("W", (), {"add": lambda self, *a: added.append(a)})()
+    t.objective = type("O", (), {"sample_rate": 800})()
+    t.world, t.cfg, t._bad_seen = 2, small_config(batch_size=8), set()
+    metrics = {"loss": 1.0}
+    micro = [{"audio": torch.zeros(4, 32)}, {"audio": torch.zeros(32)}, {"skipped": [3, 5]}, ("not", "a dict")]
+    Trainer._window_add(t, metrics, micro)
+    assert added == [(metrics, 8, pytest.approx((4 * 32 + 32) / 800 * 2))]
+    assert t._bad_seen == {3, 5}
+
+
+def test_the_training_loader_uses_the_configured_workers(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(
+        TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, small_config(), tmp_path, num_workers=1
+    )
+    trainer._setup()
+    assert trainer._train_loader(0, 0).num_workers == 1

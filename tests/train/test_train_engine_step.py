@@ -3,6 +3,7 @@ run): the objective sees its step and active optimizers before `losses`, logged 
 micro-batches, a parameter without a gradient is left alone by its optimizer, a good step resets the NaN guard's
 count of consecutive bad steps, the skipped-step warning, and an objective without a `loss` key."""
 
+import dataclasses
 import json
 import logging
 
@@ -13,6 +14,7 @@ from train_fixtures import SineSet, TinyConfig, TinyGanObjective, TinyNet, TinyO
 
 from soundsmith.errors import TrainingError
 from soundsmith.train import Trainer
+from soundsmith.train.checkpoint import CHECKPOINT_VERSION, load_checkpoint
 
 
 class Recording(TinyObjective):
@@ -169,6 +171,9 @@ def test_a_step_another_rank_found_bad_is_skipped_on_every_rank(tmp_path):
     result = trainer.fit()
     assert trainer.fabric.votes == [0.0, 0.0, 0.0, 0.0]  # this rank's own flags: every step was fine here
     assert result["nan_skipped"] == 1 and result["step"] == 4
+    state = load_checkpoint(tmp_path / "checkpoints" / "step-0000004.ckpt")
+    assert len(state["rng"]) == 2 and state["world_size"] == 2  # one RNG state per rank, gathered
+    assert torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
 
 
 def test_the_spike_guard_judges_against_the_running_mean_exactly():
@@ -258,3 +263,15 @@ def test_the_training_loader_uses_the_configured_workers(tmp_path):
     )
     trainer._setup()
     assert trainer._train_loader(0, 0).num_workers == 1
+
+
+def test_a_checkpoint_describes_itself(tmp_path):
+    torch.manual_seed(0)
+    cfg = small_config(max_steps=5, checkpoint_every=0)
+    run_config = {"family": "tiny", "note": "kept as given"}
+    Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path, run_config=run_config).fit()
+    state = load_checkpoint(tmp_path / "checkpoints" / "step-0000005.ckpt")
+    assert state["version"] == CHECKPOINT_VERSION and state["step"] == 5
+    assert (state["epoch"], state["batch_in_epoch"], state["steps_per_epoch"]) == (1, 2, 3)  # 24 clips / batch 8
+    assert state["world_size"] == 1 and len(state["rng"]) == 1
+    assert state["train_config"] == dataclasses.asdict(cfg) and state["run_config"] == run_config

@@ -275,3 +275,16 @@ def test_a_checkpoint_describes_itself(tmp_path):
     assert (state["epoch"], state["batch_in_epoch"], state["steps_per_epoch"]) == (1, 2, 3)  # 24 clips / batch 8
     assert state["world_size"] == 1 and len(state["rng"]) == 1
     assert state["train_config"] == dataclasses.asdict(cfg) and state["run_config"] == run_config
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_the_exported_model_records_its_step_weights_and_run(tmp_path, ema_decay, monkeypatch):
+    import soundsmith.train.checkpoint as ckpt
+
+    exported = []
+    monkeypatch.setattr(ckpt, "export_model", lambda model, directory, extra=None: exported.append((directory, extra)))
+    torch.manual_seed(0)
+    cfg = small_config(max_steps=3, checkpoint_every=0, ema_decay=ema_decay)
+    run_config = {"family": "tiny", "note": "kept as given"}
+    Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path, run_config=run_config).fit()
+    assert exported == [(tmp_path / "model", {"step": 3, "ema": ema_decay > 0, "run": run_config})]

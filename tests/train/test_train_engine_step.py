@@ -288,3 +288,29 @@ def test_the_exported_model_records_its_step_weights_and_run(tmp_path, ema_decay
     run_config = {"family": "tiny", "note": "kept as given"}
     Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path, run_config=run_config).fit()
     assert exported == [(tmp_path / "model", {"step": 3, "ema": ema_decay > 0, "run": run_config})]
+
+
+def test_resuming_says_where_from_and_clears_stale_temp_files(tmp_path, caplog):
+    from soundsmith.errors import ConfigError
+    from soundsmith.train.checkpoint import _TMP_MARK
+
+    def run(max_steps, resume):
+        torch.manual_seed(0)
+        cfg = small_config(max_steps=max_steps, checkpoint_every=2)
+        return Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path).fit(resume=resume)
+
+    ckpts = tmp_path / "checkpoints"
+    with caplog.at_level(logging.INFO, logger="soundsmith.train"):
+        run(2, resume=True)  # nothing to resume yet
+        assert f"resume: no readable checkpoint in {ckpts}; starting a fresh run" in caplog.messages
+        stale = ckpts / f".step-0000004.ckpt{_TMP_MARK}123"
+        stale.write_bytes(b"half a checkpoint")
+        run(4, resume=True)
+        assert f"resuming from {ckpts / 'step-0000002.ckpt'} (step 2)" in caplog.messages
+    assert not stale.exists()
+    with pytest.raises(ConfigError) as e:
+        run(6, resume=False)
+    assert str(e.value) == (
+        f"{tmp_path} already holds checkpoints (step-0000004.ckpt); resume with --resume "
+        "or choose another output directory"
+    )

@@ -314,3 +314,30 @@ def test_resuming_says_where_from_and_clears_stale_temp_files(tmp_path, caplog):
         f"{tmp_path} already holds checkpoints (step-0000004.ckpt); resume with --resume "
         "or choose another output directory"
     )
+
+
+def test_the_progress_bar_counts_one_per_step_from_the_resumed_step(tmp_path, monkeypatch):
+    import soundsmith.train.engine as engine
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, initial, **kwargs):
+            self.total, self.n = total, initial
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(engine, "tqdm", Bar)
+    for max_steps, resume in ((2, False), (5, True)):
+        torch.manual_seed(0)
+        cfg = small_config(max_steps=max_steps, checkpoint_every=2)
+        Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path).fit(resume=resume)
+    assert [(b.total, b.n) for b in bars] == [(2, 2), (5, 5)]

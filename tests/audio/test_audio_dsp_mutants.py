@@ -14,6 +14,7 @@ import librosa
 import numpy as np
 import pytest
 import torch
+from test_audio_dsp import librosa_mel
 
 import soundsmith.audio.dsp as dsp
 from soundsmith.audio import (
@@ -51,21 +52,7 @@ def ref_filterbank(cfg: MelConfig) -> np.ndarray:
 
 
 def ref_mel(x: np.ndarray, cfg: MelConfig) -> np.ndarray:
-    return librosa.feature.melspectrogram(
-        y=x.astype(np.float64),
-        sr=cfg.sample_rate,
-        n_fft=cfg.n_fft,
-        hop_length=cfg.hop_length,
-        win_length=cfg.win_length,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        power=1.0,
-        center=True,
-        pad_mode="reflect",
-        htk=False,
-        norm="slaney",
-    )
+    return librosa_mel(x.astype(np.float64), cfg)
 
 
 def ref_mel_to_linear(mel: np.ndarray, cfg: MelConfig, n_iter: int) -> np.ndarray:

@@ -341,3 +341,19 @@ def test_the_progress_bar_counts_one_per_step_from_the_resumed_step(tmp_path, mo
         cfg = small_config(max_steps=max_steps, checkpoint_every=2)
         Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), None, cfg, tmp_path).fit(resume=resume)
     assert [(b.total, b.n) for b in bars] == [(2, 2), (5, 5)]
+
+
+def test_fit_returns_the_runs_summary(tmp_path):
+    torch.manual_seed(0)
+    cfg = small_config(max_steps=4, log_every=2, valid_every=2, checkpoint_every=0)
+    result = Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), SineSet(8), cfg, tmp_path).fit()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r["train/loss"] for r in rows if "train/loss" in r]
+    valid = [r["valid/loss"] for r in rows if "valid/loss" in r]
+    assert set(result) == {
+        "step", "epoch", "train_loss", "valid_loss", "best_valid_loss", "nan_skipped", "nan_restores", "bad_files",
+        "wall_seconds",
+    }  # fmt: skip
+    assert (result["step"], result["epoch"], result["nan_skipped"], result["bad_files"]) == (4, 1, 0, 0)
+    assert result["train_loss"] == pytest.approx(train[-1]) and result["valid_loss"] == pytest.approx(valid[-1])
+    assert result["best_valid_loss"] == pytest.approx(min(valid)) and result["wall_seconds"] > 0

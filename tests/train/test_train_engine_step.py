@@ -6,6 +6,7 @@ count of consecutive bad steps, the skipped-step warning, and an objective witho
 import dataclasses
 import json
 import logging
+import time
 
 import pytest
 import torch
@@ -346,7 +347,10 @@ def test_the_progress_bar_counts_one_per_step_from_the_resumed_step(tmp_path, mo
 def test_fit_returns_the_runs_summary(tmp_path):
     torch.manual_seed(0)
     cfg = small_config(max_steps=4, log_every=2, valid_every=2, checkpoint_every=0)
-    result = Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), SineSet(8), cfg, tmp_path).fit()
+    trainer = Trainer(TinyObjective(TinyNet(TinyConfig())), SineSet(24), SineSet(8), cfg, tmp_path)
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    elapsed = time.perf_counter() - t0
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train = [r["train/loss"] for r in rows if "train/loss" in r]
     valid = [r["valid/loss"] for r in rows if "valid/loss" in r]
@@ -356,4 +360,4 @@ def test_fit_returns_the_runs_summary(tmp_path):
     }  # fmt: skip
     assert (result["step"], result["epoch"], result["nan_skipped"], result["bad_files"]) == (4, 1, 0, 0)
     assert result["train_loss"] == pytest.approx(train[-1]) and result["valid_loss"] == pytest.approx(valid[-1])
-    assert result["best_valid_loss"] == pytest.approx(min(valid)) and result["wall_seconds"] > 0
+    assert result["best_valid_loss"] == pytest.approx(min(valid)) and 0 < result["wall_seconds"] <= elapsed

@@ -152,6 +152,13 @@ def test_init_starts_a_run_from_another_models_weights(tmp_path):
     resumed = train_from_files(None, manifest, tmp_path / "b", overrides=["train.max_steps=2"], resume=True)
     assert resumed["step"] == 2
 
+    # a corpus with fewer labels keeps the source's vocabulary (and so its weights' meaning)
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()]
+    fewer = tmp_path / "fewer.jsonl"
+    fewer.write_text("".join(json.dumps({**r, "labels": ["hiss"]}) + "\n" for r in rows))
+    train_from_files(TINY, fewer, tmp_path / "c", overrides=[*base, "train.max_steps=1", "init=" + str(tmp_path / "a")])
+    assert load_model(tmp_path / "c").config.labels == source.config.labels == ["hiss", "noise"]
+
     # refused: another model config, another family, no such model, a non-string
     other = WaveNet(dataclasses.replace(cfg, residual_channels=cfg.residual_channels * 2))
     with pytest.raises(ConfigError, match=r"init: .* another model config \(model.residual_channels: "):

@@ -45,6 +45,20 @@ def adapt_model_config(model_cfg: Any, labels: list[str]) -> Any:
     return dataclasses.replace(model_cfg, **changes) if changes else model_cfg
 
 
+def init_labels(source: str) -> list[str]:
+    """The label vocabulary of the model at ``source`` ([] when it has none or cannot be read: ``start_from``
+    then reports what is wrong with ``source``)."""
+    from soundsmith.errors import SoundsmithError
+    from soundsmith.models.registry import read_model_config, resolve_model_dir
+
+    try:
+        config = read_model_config(resolve_model_dir(source)).get("config") or {}
+    except SoundsmithError:
+        return []
+    labels = config.get("labels") if isinstance(config, dict) else None
+    return [str(x) for x in labels] if isinstance(labels, list) else []
+
+
 def start_from(model: Any, source: str) -> None:
     """Copy the weights of the model at ``source`` (model directory, run directory or shipped name) into
     ``model``. Both must be the same family with the same model config, so that every weight means the same
@@ -117,7 +131,11 @@ def train_run(
     else:
         log.info("no %r rows in %s: training without validation", data_cfg.valid_split, manifest)
 
-    model_cfg = adapt_model_config(run_cfg.model, list(train_set.labels))
+    model_cfg = run_cfg.model
+    if run_cfg.init and "labels" in {f.name for f in dataclasses.fields(model_cfg)} and not model_cfg.labels:
+        # a run started from a model keeps that model's label vocabulary (rows with other labels: ignored)
+        model_cfg = dataclasses.replace(model_cfg, labels=init_labels(run_cfg.init))
+    model_cfg = adapt_model_config(model_cfg, list(train_set.labels))
     run_cfg = dataclasses.replace(run_cfg, model=model_cfg)
     model_sr = getattr(model_cfg, "sample_rate", data_cfg.sample_rate)
     if model_sr != data_cfg.sample_rate:

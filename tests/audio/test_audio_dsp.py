@@ -41,6 +41,19 @@ def make_signal(sr: int, seconds: float, dtype=np.float64, seed: int = 0) -> np.
     return x.astype(dtype)
 
 
+def librosa_filterbank(cfg: MelConfig, dtype: type = np.float32) -> np.ndarray:
+    return librosa.filters.mel(
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        htk=False,
+        norm="slaney",
+        dtype=dtype,
+    )
+
+
 def librosa_mel(x: np.ndarray, cfg: MelConfig) -> np.ndarray:
     return librosa.feature.melspectrogram(
         y=x,
@@ -61,15 +74,7 @@ def librosa_mel(x: np.ndarray, cfg: MelConfig) -> np.ndarray:
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_filterbank_matches_librosa(cfg: MelConfig) -> None:
-    ref = librosa.filters.mel(
-        sr=cfg.sample_rate,
-        n_fft=cfg.n_fft,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        htk=False,
-        norm="slaney",
-    )
+    ref = librosa_filterbank(cfg)
     fb = mel_filterbank(cfg)
     assert fb.shape == (cfg.n_mels, cfg.n_fft // 2 + 1) and fb.dtype == torch.float32
     np.testing.assert_allclose(fb.numpy(), ref, atol=1e-5, rtol=0)

@@ -14,7 +14,7 @@ import librosa
 import numpy as np
 import pytest
 import torch
-from test_audio_dsp import librosa_mel
+from test_audio_dsp import librosa_filterbank, librosa_mel
 
 import soundsmith.audio.dsp as dsp
 from soundsmith.audio import (
@@ -39,16 +39,7 @@ def exact(message: str) -> str:
 
 
 def ref_filterbank(cfg: MelConfig) -> np.ndarray:
-    return librosa.filters.mel(
-        sr=cfg.sample_rate,
-        n_fft=cfg.n_fft,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        htk=False,
-        norm="slaney",
-        dtype=np.float64,
-    )
+    return librosa_filterbank(cfg, np.float64)
 
 
 def ref_mel(x: np.ndarray, cfg: MelConfig) -> np.ndarray:

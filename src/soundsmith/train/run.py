@@ -131,11 +131,9 @@ def train_run(
     else:
         log.info("no %r rows in %s: training without validation", data_cfg.valid_split, manifest)
 
-    model_cfg = run_cfg.model
-    if run_cfg.init and "labels" in {f.name for f in dataclasses.fields(model_cfg)} and not model_cfg.labels:
-        # a run started from a model keeps that model's label vocabulary (rows with other labels: ignored)
-        model_cfg = dataclasses.replace(model_cfg, labels=init_labels(run_cfg.init))
-    model_cfg = adapt_model_config(model_cfg, list(train_set.labels))
+    # a run started from a model keeps that model's label vocabulary (rows with other labels: ignored)
+    labels = (init_labels(run_cfg.init) if run_cfg.init else []) or list(train_set.labels)
+    model_cfg = adapt_model_config(run_cfg.model, labels)
     run_cfg = dataclasses.replace(run_cfg, model=model_cfg)
     model_sr = getattr(model_cfg, "sample_rate", data_cfg.sample_rate)
     if model_sr != data_cfg.sample_rate:

@@ -37,10 +37,11 @@ def mix_partners(audio: Tensor, partner: Tensor, level_db: Tensor) -> tuple[Tens
     RMS ``level_db[b]`` dB below clip ``b``'s. Nothing is added where ``partner`` is -1 or ``b`` itself, or where
     either clip is silent. The mixing augmentation of the tagger and of the spoken-word recognizer."""
     rms = audio.float().pow(2).mean(dim=-1).sqrt()  # [B]
-    j = partner.to(audio.device).clamp(min=0)
+    partner = partner.to(audio.device)
+    j = partner.clamp(min=0)
     own = torch.arange(len(audio), device=audio.device)
     gain = rms / rms[j].clamp(min=1e-8) * 10.0 ** (-level_db.to(rms) / 20.0)
-    keep = (partner.to(audio.device) >= 0) & (j != own) & (rms > 1e-8) & (rms[j] > 1e-8)
+    keep = (partner >= 0) & (j != own) & (rms > 1e-8) & (rms[j] > 1e-8)
     gain = torch.where(keep, gain, torch.zeros_like(gain)).to(audio)
     return audio + gain.view(-1, 1) * audio[j], keep
 

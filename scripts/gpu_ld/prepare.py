@@ -74,7 +74,6 @@ def main() -> None:
 
     # captions -> word pieces (the encoder's own tokenizer and max_length), renumbered
     enc = model.text_encoder
-    tokenizer, _ = enc.load()
     captions: list[str] = []
     index: dict[str, int] = {}
     for r in train + valid:
@@ -82,7 +81,7 @@ def main() -> None:
             if c not in index:
                 index[c] = len(captions)
                 captions.append(c)
-    ids = tokenizer(captions, truncation=True, max_length=enc.max_length)["input_ids"]
+    ids = enc.word_pieces(captions)
     used = sorted({i for row in ids for i in row})
     remap = {old: new for new, old in enumerate(used)}
     length = max(len(r) for r in ids)

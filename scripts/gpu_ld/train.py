@@ -47,39 +47,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 from soundsmith.models.latent_diffusion import LatentDenoiser, LatentDiffusionConfig  # noqa: E402
 from soundsmith.sampling.diffusion import TIMESTEP_SAMPLING, NoiseSchedule  # noqa: E402
-
-
-class Bert:
-    """BERT's encoder forward (post-LN, exact GELU, eps from the config) over word pieces ``[B, L]``."""
-
-    def __init__(self, w: dict[str, torch.Tensor], cfg: dict) -> None:
-        self.w, self.cfg = w, cfg
-
-    def _ln(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        eps = self.cfg["layer_norm_eps"]
-        return F.layer_norm(x, x.shape[-1:], self.w[key + ".weight"], self.w[key + ".bias"], eps)
-
-    def _lin(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        return F.linear(x, self.w[key + ".weight"], self.w[key + ".bias"])
-
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        w, heads = self.w, self.cfg["num_attention_heads"]
-        B, L = ids.shape
-        h = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:L]
-        h = self._ln(h + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
-        bias = torch.zeros(B, 1, 1, L, device=ids.device).masked_fill(~mask[:, None, None, :], float("-inf"))
-        for i in range(self.cfg["num_hidden_layers"]):
-            p = f"encoder.layer.{i}."
-            q, k, v = (
-                self._lin(h, p + f"attention.self.{n}").view(B, L, heads, -1).transpose(1, 2)
-                for n in ("query", "key", "value")
-            )
-            a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias, dim=-1) @ v
-            a = self._lin(a.transpose(1, 2).reshape(B, L, -1), p + "attention.output.dense")
-            h = self._ln(h + a, p + "attention.output.LayerNorm")
-            f = self._lin(F.gelu(self._lin(h, p + "intermediate.dense")), p + "output.dense")
-            h = self._ln(h + f, p + "output.LayerNorm")
-        return h
+from soundsmith.text.bert import BertEncoder  # noqa: E402
 
 
 def text_features(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,7 +56,7 @@ def text_features(path: Path, device: torch.device) -> tuple[torch.Tensor, torch
     z = np.load(path)
     cfg = json.loads(z["config"].tobytes())
     w = {k[2:]: torch.from_numpy(z[k]).float().to(device) for k in z.files if k.startswith("w.")}
-    bert = Bert(w, cfg)
+    bert = BertEncoder(w, cfg).to(device)
     pieces = torch.from_numpy(z["pieces"].astype(np.int64)).to(device)
     lengths = torch.from_numpy(z["lengths"].astype(np.int64)).to(device)
     mask = torch.arange(pieces.shape[1], device=device)[None] < lengths[:, None]

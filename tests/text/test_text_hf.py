@@ -149,3 +149,75 @@ def test_path_that_is_a_file(tmp_path):
     f.write_bytes(b"x")
     with pytest.raises(TextError, match="not a directory"):
         T5Encoder(f)
+
+
+# --- MiniLM runs without transformers (soundsmith.text.bert); transformers stays the reference ---
+
+ODD_PROMPTS = [
+    "Ünïcödé café, naïve piano",
+    "  a   dog\tbarks\ntwice  ",
+    "THREE BEEPS!!! over steady rain",
+    "日本語 and a bell",
+    "x",
+    "don't stop-go (quietly)",
+    " ".join(["violin"] * 200),  # longer than max_length: truncated
+]
+
+
+def test_minilm_matches_transformers_bert(minilm):
+    """Same word pieces, same mask and the same hidden states (float tolerance) as transformers' BertModel."""
+    import transformers
+
+    folder = str(minilm.path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = transformers.AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    prompts = PROMPTS + ODD_PROMPTS
+    ref = tokenizer(prompts, padding=True, truncation=True, max_length=minilm.max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**ref).last_hidden_state * ref["attention_mask"][..., None]
+    emb = minilm.encode(prompts)
+    assert torch.equal(emb.mask, ref["attention_mask"].bool())
+    assert (emb.tokens - hidden).abs().max().item() < 1e-4
+    assert emb.truncated == [False] * (len(prompts) - 1) + [True]
+
+
+def test_minilm_truncation_flag_at_the_boundary(minilm):
+    """A prompt of exactly max_length word pieces is not truncated; one more piece is."""
+    enc = MiniLMEncoder(max_length=8)
+    six = " ".join(["dog"] * 6)  # [CLS] + 6 + [SEP] = 8
+    emb = enc.encode([six, six + " dog"])
+    assert emb.truncated == [False, True]
+    assert emb.tokens.shape[1] == 8 and emb.mask.sum(1).tolist() == [8, 8]
+
+
+def test_minilm_encodes_without_importing_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from soundsmith.text import build_text_encoder; "
+        "e = build_text_encoder('minilm').encode(['a dog barks']); "
+        "assert e.pooled.shape == (1, 384); print('transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_minilm_folder_without_tokenizer_json(tmp_path):
+    import shutil
+
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        shutil.copy(minilm_path() / name, tmp_path / name)
+    enc = MiniLMEncoder(tmp_path)  # vocab.txt passes the folder check; the fast tokenizer file is needed to run
+    with pytest.raises(TextError, match="lacks tokenizer.json"):
+        enc.encode(["a dog barks"])
+
+
+def test_bert_encoder_names_what_is_missing():
+    from soundsmith.text.bert import BertEncoder
+
+    cfg = {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "layer_norm_eps": 1e-12}
+    with pytest.raises(ValueError, match="lacks \\['layer_norm_eps'\\]"):
+        BertEncoder({}, {k: v for k, v in cfg.items() if k != "layer_norm_eps"})
+    with pytest.raises(ValueError, match=r"BERT weights lack \['encoder.layer.0.attention.self.query.weight'.*\(21 tensors\)"):
+        BertEncoder({}, cfg)

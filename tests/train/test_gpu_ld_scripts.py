@@ -31,27 +31,6 @@ def _run(script: str, *argv: str) -> None:
         assert exc.code in (0, None), f"{script} exited with {exc.code}"
 
 
-def test_bert_reimplementation_matches_the_minilm_encoder():
-    from safetensors.numpy import load_file as load_np
-
-    from soundsmith.text import MiniLMEncoder
-    from soundsmith.text.hf import minilm_path
-
-    bert_cls = runpy.run_path(str(SCRIPTS / "train.py"))["Bert"]
-    cfg = json.loads((minilm_path() / "config.json").read_text())
-    w = {k: torch.from_numpy(v).float() for k, v in load_np(str(minilm_path() / "model.safetensors")).items()}
-    enc = MiniLMEncoder()
-    ref = enc.encode(CAPTIONS)
-    tokenizer, _ = enc.load()
-    batch = tokenizer(CAPTIONS, padding=True, return_tensors="pt")
-    mask = batch["attention_mask"].bool()
-    with torch.no_grad():
-        h = bert_cls(w, cfg)(batch["input_ids"], mask) * mask[..., None]
-    torch.testing.assert_close(h, ref.tokens, atol=1e-4, rtol=1e-4)
-    pooled = torch.nn.functional.normalize(h.sum(1) / mask.sum(1, keepdim=True), dim=-1)
-    torch.testing.assert_close(pooled, ref.pooled, atol=1e-5, rtol=1e-5)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("gpu_ld")

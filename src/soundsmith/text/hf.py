@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import threading
@@ -118,8 +119,66 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+@dataclasses.dataclass
+class _WordPieces:
+    """A ``tokenizers.Tokenizer`` (truncation set per call, under ``lock``; no padding) and its pad id."""
+
+    tokenizer: Any
+    pad_id: int
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+def _pieces(tokenizer: _WordPieces, prompts: list[str], limit: int) -> list[list[int]]:
+    with tokenizer.lock:
+        tokenizer.tokenizer.enable_truncation(limit)
+        return [e.ids for e in tokenizer.tokenizer.encode_batch(prompts)]
+
+
+def _load_minilm_cpu(folder: Path) -> tuple[_WordPieces, nn.Module]:
+    """MiniLM without transformers: ``tokenizers`` on ``tokenizer.json``, :class:`BertEncoder` on the weights."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    from soundsmith.text.bert import BertEncoder
+
+    if not (folder / "tokenizer.json").is_file():
+        raise TextError(
+            f"minilm text encoder folder {str(folder)!r} lacks tokenizer.json (the fast tokenizer file); "
+            "save it with transformers' AutoTokenizer.from_pretrained(...).save_pretrained(folder)"
+        )
+    try:
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:  # tokenizers raises plain Exception on a malformed file
+        raise TextError(f"cannot read {str(folder / 'tokenizer.json')!r}: {exc}; re-export the tokenizer") from exc
+    pad_id = (tokenizer.padding or {}).get("pad_id", tokenizer.token_to_id("[PAD]"))
+    if pad_id is None:
+        raise TextError(
+            f"the tokenizer in {str(folder)!r} has no pad token; set one (tokenizer.pad_token = ...) "
+            "and save it again, batched encoding needs it"
+        )
+    tokenizer.no_padding()
+    files = [folder / "model.safetensors"]
+    if not files[0].is_file():  # sharded: model.safetensors.index.json names the shards
+        try:
+            index = json.loads((folder / "model.safetensors.index.json").read_text(encoding="utf-8"))
+            files = [folder / f for f in sorted(set(index["weight_map"].values()))]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TextError(f"cannot read the shard index of {str(folder)!r}: {exc}; re-export the model") from exc
+    try:
+        weights = {k: v for f in files for k, v in load_file(str(f)).items()}
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model = BertEncoder(weights, config)
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise TextError(f"cannot load the minilm text encoder from {str(folder)!r}: {exc}") from exc
+    model.eval()
+    return _WordPieces(tokenizer, int(pad_id)), model
+
+
 def _load_cpu(kind: str, folder: Path) -> tuple[Any, nn.Module]:
     """Load ``(tokenizer, model)`` of ``kind`` from ``folder`` on the CPU, frozen, in eval mode."""
+    if kind == "minilm":
+        return _load_minilm_cpu(folder)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers
 
@@ -236,6 +295,25 @@ class MiniLMEncoder(_PretrainedTextEncoder):
         name = "minilm" if path is None else f"minilm:{folder}"
         limit = config.get("max_position_embeddings")
         super().__init__(name, folder, max_length, int(config["hidden_size"]), limit)
+
+    def word_pieces(self, prompts: list[str]) -> list[list[int]]:
+        """Each prompt's word-piece ids (``[CLS] ... [SEP]``), truncated to ``max_length`` as ``encode`` does."""
+        return _pieces(self.load()[0], check_prompts(prompts), self.max_length)
+
+    def _tokenize(self, tokenizer: _WordPieces, prompts: list[str]) -> tuple[dict, list[bool]]:
+        # Truncating at max_length + 1 tells which prompts are longer than max_length, as in the base class.
+        truncated = [len(ids) > self.max_length for ids in _pieces(tokenizer, prompts, self.max_length + 1)]
+        pieces = _pieces(tokenizer, prompts, self.max_length)
+        width = max(len(ids) for ids in pieces)
+        input_ids = torch.full((len(pieces), width), tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(pieces), width), dtype=torch.long)
+        for row, ids in enumerate(pieces):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}, truncated
+
+    def _run(self, model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return model(input_ids, mask)
 
 
 class T5Encoder(_PretrainedTextEncoder):

@@ -327,3 +327,20 @@ def test_truncation_reaches_a_gan_family(tmp_path):
         )
         runs.append(load_audio(out)[0])
     assert not np.array_equal(runs[0], runs[1])
+
+
+def test_compose_flag_reaches_the_pipeline_and_the_file(latent_model, tmp_path, capsys):
+    prompt = "a bell rings over steady rain"
+    base = ["generate", prompt, "--model", str(latent_model), "--seed", "2"]
+    assert main([*base, "-o", str(tmp_path / "on.wav"), "--compose"]) == 0
+    assert main([*base, "-o", str(tmp_path / "off.wav"), "--no-compose"]) == 0
+    assert main([*base, "-o", str(tmp_path / "default.wav")]) == 0  # the model's setting: off
+    meta = read_metadata(tmp_path / "on.wav")
+    assert meta["composed"] == "background: steady rain | 1: a bell rings"
+    assert "composed" not in read_metadata(tmp_path / "off.wav")
+    on, off, default = (load_audio(tmp_path / f"{n}.wav")[0] for n in ("on", "off", "default"))
+    assert not np.array_equal(on, off)
+    np.testing.assert_array_equal(off, default)
+    wavenet = _tiny_wavenet(tmp_path / "wn")
+    assert main(["generate", "a", "--model", str(wavenet), "--compose"]) == 1
+    assert "--compose is not supported by the wavenet family" in capsys.readouterr().err

@@ -121,6 +121,8 @@ BAD_REQUESTS = [
     ({"steps": 0}, 422, "steps", "from 1 to 500"),
     ({"guidance": -2}, 422, "guidance", ">= 0"),
     ({"negative_prompt": "noise"}, 422, "negative_prompt", "family wavenet"),
+    ({"compose": True}, 422, "compose", "family wavenet"),
+    ({"compose": "yes"}, 422, "compose", "compose"),
     ({"temperature": 0}, 422, "temperature", "> 0"),
     ({"top_p": 2}, 422, "top_p", "<= 1"),
     ({"colour": "blue"}, 422, "colour", "unknown field 'colour'"),

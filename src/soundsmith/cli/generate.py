@@ -31,6 +31,7 @@ FAMILY_OPTIONS = {
     "--strength": "strength",
     "--inpaint": "inpaint",
     "--truncation": "truncation",
+    "--compose": "compose",
 }
 # keys a JSONL line of --prompts-file may set
 LINE_KEYS = (
@@ -92,6 +93,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out-dir", help="with --prompts-file: folder for the files and results.jsonl")
     p.add_argument("--truncation", type=float, help="noise truncation (GAN families)")
+    p.add_argument(
+        "--compose",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="generate a layered prompt ('three beeps over steady rain', 'a bell rings, then a dog barks') part "
+        "by part and mix the parts (latent diffusion; default: the model's setting)",
+    )
     p.add_argument(
         "--stream",
         action="store_true",

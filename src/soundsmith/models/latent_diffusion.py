@@ -253,6 +253,9 @@ class LatentDiffusionConfig:
     ``level_floor_db`` (dBFS RMS, None = off): a text-to-audio clip quieter than this is raised to it (never past
     the peak ceiling): the quietest level of the training clips, below which an output is a sound the model made
     too faint to hear, not a quiet sound. Audio-to-audio keeps the input's level.
+    ``compose``: a layered prompt (a background bed and/or several sounds in order: "three beeps over steady
+    rain", "a bell rings, then a dog barks") is generated part by part and mixed
+    (``soundsmith.pipelines.compose``); other prompts are generated as they are.
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -278,8 +281,11 @@ class LatentDiffusionConfig:
     guidance_interval: tuple[float, float] | None = None
     guidance_rescale: float = 0.0
     level_floor_db: float | None = None
+    compose: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compose, bool):
+            raise ConfigError(f"LatentDiffusionConfig.compose={self.compose!r} must be true or false")
         if self.level_floor_db is not None and (
             isinstance(self.level_floor_db, bool)
             or not isinstance(self.level_floor_db, int | float)

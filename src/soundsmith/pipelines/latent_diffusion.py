@@ -28,6 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
+from soundsmith.pipelines.compose import mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
@@ -161,8 +162,13 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         inpaint: tuple[float, float] | None = None,
         sampler: str | None = None,
         rerank: bool = True,
+        compose: bool | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; see the module docstring."""
+        """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; see the module docstring.
+
+        ``compose`` (default: the config's): a layered prompt is generated part by part, the parts denoised
+        together as one batch, then mixed (:mod:`soundsmith.pipelines.compose`); not with ``init_audio``.
+        """
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
         guidance = c.guidance if guidance is None else guidance
@@ -172,26 +178,28 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             raise ConfigError("negative_prompt is empty; give text to steer away from, or leave it out")
         if init_audio is None and (strength is not None or inpaint is not None):
             raise ConfigError("strength and inpaint work on an input: give init_audio (a file or samples)")
+        compose = c.compose if compose is None else compose
+        if not isinstance(compose, bool):
+            raise ConfigError(f"compose={compose!r} must be true or false")
+        plan = plan_scene(prompt) if compose and init_audio is None else None
+        parts = plan.prompts if plan is not None else [prompt]
         num_samples = self.num_samples(duration)
         # a text-to-audio clip shorter than the trained context: generate the context, keep its most active part
         context = None if c.context_seconds is None else self.num_samples(c.context_seconds)
         gen_samples = context if init_audio is None and context and num_samples < context else num_samples
-        shape = (1, *model.latent_shape(gen_samples))  # [1, C, F, T']
+        shape = (len(parts), *model.latent_shape(gen_samples))  # [P, C, F, T']: one row per part
         window = model.latent_frames(context) if context else None
         device, n = self.device, len(seeds)
 
-        # 1. text: the prompt, and the unconditional branch (the negative prompt, or the learned null text)
-        cond = self._branch(prompt, drop=False)
+        # 1. text: each part's prompt, and the unconditional branch (the negative prompt, or the learned null
+        # text); batched as [cond of every part(, uncond of every part)]
+        conds = [self._branch(p, drop=False) for p in parts]
         guided = guidance != 1.0
-        branches = [cond]
+        branches = list(conds)
         if guided:
-            uncond = (
-                self._branch(negative_prompt, drop=False)
-                if negative_prompt
-                else (*cond[:3], torch.tensor([True]))
-            )
-            branches.append(uncond)
-        text = self._batch(branches, 1, device)  # [cond(, uncond)]
+            negative = self._branch(negative_prompt, drop=False) if negative_prompt else None
+            branches += [negative or (*cond[:3], torch.tensor([True])) for cond in conds]
+        text = self._batch(branches, 1, device)
 
         run = DiffusionSampler(sampler or c.sampler, self.schedule)
         interval = c.guidance_interval
@@ -224,10 +232,11 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 x_in = run.scale_model_input(x, t)
                 now = float(t) / self.schedule.num_train_timesteps  # the denoiser's time in [0, 1]
                 step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
-                k = len(branches) if step_guided else 1  # outside the interval: the conditional branch alone
+                k = len(branches) if step_guided else len(parts)  # outside the interval: conditional alone
                 step_text = text if k == len(branches) else tuple(v[:k] for v in text)
                 t_model = torch.full((k,), now, device=device)
-                out = _windowed(model, x_in.expand(k, -1, -1, -1), t_model, step_text, window)
+                x_batch = x_in.repeat(k // len(parts), 1, 1, 1)
+                out = _windowed(model, x_batch, t_model, step_text, window)
                 if step_guided:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + guidance * (out_cond - out_uncond)
@@ -240,10 +249,16 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     x = torch.where(mask, x, nxt)
 
             # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
-            clip = self.decode(x, gen_samples)[0]  # [T]
-            rows.append(
+            clips = [
                 clip if gen_samples == num_samples else most_active(clip, num_samples, self.sample_rate)
-            )
+                for clip in self.decode(x, gen_samples)
+            ]  # one [T] per part
+            if plan is None:
+                rows.append(clips[0])
+            else:  # 7. a layered prompt: lay the parts out and mix them
+                bed = clips[0] if plan.background else None
+                rows.append(mix_scene(bed, clips[1:] if plan.background else clips, self.sample_rate))
+        rows = list(limit_peak(np.stack(rows))) if plan is not None else rows
         audio = np.stack(rows)  # [N, T]
         gains: list[float] = []
         if c.level_floor_db is not None and init_audio is None:  # audio-to-audio keeps the input's level
@@ -271,12 +286,17 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["strength"] = float(strength)
         if inpaint is not None:
             meta["inpaint"] = f"{float(inpaint[0]):g}:{float(inpaint[1]):g}"
+        if plan is not None:
+            meta["composed"] = " | ".join(
+                ([f"background: {plan.background}"] if plan.background else [])
+                + [f"{i + 1}: {p}" for i, p in enumerate(plan.foreground)]
+            )
         if self._adapters:
             meta["adapters"] = "; ".join(
                 f"{a['path']} x{a['scale']:g} (sha256 {a['sha256'][:12]})" for a in self._adapters.values()
             )
 
-        # 7. several candidates: best first by the CLAP-style text-audio score
+        # 8. several candidates: best first by the CLAP-style text-audio score
         if n > 1 and rerank:
             scores = self.clap_scores(audio, prompt)
             order = np.argsort(-scores, kind="stable")

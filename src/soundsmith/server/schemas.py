@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Sampling options that only some families take; the server forwards one only when the model's pipeline names
 # it in its ``generate`` signature, and otherwise answers 422 naming the field. File-system arguments of a
 # pipeline (save_path, prime, ...) are never reachable over HTTP.
-FAMILY_OPTIONS = ("negative_prompt", "temperature", "top_k", "top_p")
+FAMILY_OPTIONS = ("negative_prompt", "temperature", "top_k", "top_p", "compose")
 SEED_MAX = 2**31 - 1
 
 
@@ -27,6 +27,9 @@ class GenerateRequest(BaseModel):
     temperature: float | None = Field(default=None, description="sampling temperature (autoregressive)")
     top_k: int | None = Field(default=None, description="top-k sampling (autoregressive)")
     top_p: float | None = Field(default=None, description="nucleus sampling (autoregressive)")
+    compose: bool | None = Field(
+        default=None, description="a layered prompt generated part by part and mixed (latent diffusion)"
+    )
 
 
 class RatingRequest(BaseModel):

@@ -1,0 +1,176 @@
+"""Layered prompts, generated part by part: a background bed plus foreground sounds in order, then mixed.
+
+A text-to-audio model that renders "a dog barks" well can still fail "over the rain, a dog barks, then a bell
+rings": one clip must hold three sources, their order and their balance, and a small model spreads its capacity
+over all of it (measured in docs/latent_diffusion.md, "Layered prompts"). Composition is the remedy that
+WavJourney (Liu et al. 2023) and Make-An-Audio 2 apply with a language model: split the prompt into its sources,
+generate each alone, lay them out in time and mix. Here the split is a small grammar of how English layers
+sounds (no language model, nothing about a particular corpus):
+
+- a background bed: "X over Y", "over Y, X", "X while Y", "as Y, X", "X with Y behind / in the background",
+  "Y in the background as X", "a scene with Y: X", "Y; X", "X in / amid Y", where Y names an ambient sound (rain,
+  wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves, traffic, crowd, stream, static) or silence;
+- foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C".
+
+:func:`plan_scene` returns ``None`` for a prompt with a single source and no bed (generated as it is), so plain
+prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each part's
+active stretch at the start of its slot, faded where it is cut) and sets the bed ``snr_db`` below the
+foreground's active level.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+# Words that make a phrase an ambient bed; "quiet" ones mean no bed at all.
+BED_WORDS = (
+    "rain", "raining", "drizzle", "downpour", "wind", "windy", "breeze", "gust", "gusting", "noise", "noisy",
+    "hiss", "hissing", "hum", "humming", "hums", "drone", "drones", "droning", "motor", "engine", "sea", "surf",
+    "waves", "ocean", "traffic", "crowd", "chatter", "stream", "river", "static", "storm",
+)  # fmt: skip
+QUIET_WORDS = ("silence", "silent", "quiet", "stillness")
+_BED = re.compile(r"\b(?:" + "|".join(BED_WORDS + QUIET_WORDS) + r")\b", re.IGNORECASE)
+_QUIET = re.compile(r"\b(?:" + "|".join(QUIET_WORDS) + r")\b", re.IGNORECASE)
+_THEN = re.compile(r"\s*(?:,\s*|\s)(?:and\s+)?(?:then|followed by|after that,?|and after that,?)\s+", re.IGNORECASE)
+_FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
+_BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
+# tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
+# the split is at the last connective: "a man with a deep voice speaks, with rain behind")
+_LAYOUTS = (
+    re.compile(r"^(?:a |the )?scene (?:with|of) (?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S),
+    re.compile(r"^(?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S),
+    re.compile(r"^(?:over|against|amid|amidst) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S),
+    re.compile(r"^(?:as|while|when) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S),
+    re.compile(rf"^(?P<bed>.+?) {_BEHIND},? (?:as|while|when) (?P<fg>.+)$", re.I | re.S),
+    re.compile(rf"^(?P<fg>.+),? with (?P<bed>.+?) {_BEHIND}$", re.I | re.S),
+    re.compile(r"^(?P<fg>.+),? (?:while|as) (?P<bed>.+)$", re.I | re.S),
+    re.compile(r"^(?P<fg>.+) (?:over|against|amid|amidst|in) (?P<bed>.+)$", re.I | re.S),
+)
+
+
+@dataclass(frozen=True)
+class ScenePlan:
+    """A layered prompt: the bed's prompt (None: no bed) and the foreground prompts in time order."""
+
+    background: str | None
+    foreground: tuple[str, ...]
+
+    @property
+    def prompts(self) -> list[str]:
+        """Every part to generate: the bed first (if any), then the foreground in order."""
+        return ([self.background] if self.background else []) + list(self.foreground)
+
+
+def _clean(text: str) -> str:
+    return text.strip(" \t\n,;:.")
+
+
+def _is_bed(text: str) -> bool:
+    """A short phrase naming an ambient sound (or silence), not a sentence about a foreground source."""
+    return bool(_BED.search(text)) and len(text.split()) <= 6 and not _THEN.search(text)
+
+
+def _sequence(text: str) -> list[str]:
+    parts = [_clean(p) for p in _THEN.split(_FIRST.sub("", _clean(text)))]
+    return [p for p in parts if p]
+
+
+def plan_scene(prompt: str) -> ScenePlan | None:
+    """The layout of a layered prompt, or ``None`` when it names one source and no bed (see the module doc)."""
+    text = " ".join(prompt.split())
+    for pattern in _LAYOUTS:
+        m = pattern.match(text)
+        if m is None:
+            continue
+        bed, fg = _clean(m.group("bed")), m.group("fg")
+        if not _is_bed(bed):
+            continue
+        foreground = _sequence(fg)
+        if not foreground:
+            continue
+        return ScenePlan(None if _QUIET.search(bed) else bed, tuple(foreground))
+    foreground = _sequence(text)
+    return ScenePlan(None, tuple(foreground)) if len(foreground) > 1 else None
+
+
+def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
+    """RMS level in dB of each ``hop``-sample frame of ``audio [T]`` (-120 for silence)."""
+    frames = len(audio) // hop
+    if frames == 0:
+        return np.full(1, -120.0)
+    power = np.square(audio[: frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
+    return 10.0 * np.log10(np.maximum(power, 1e-12))
+
+
+def active_span(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0) -> tuple[int, int]:
+    """``(start, end)`` samples from the first to the last 20-ms frame within ``below_peak_db`` of the loudest."""
+    hop = max(1, sample_rate // 50)
+    db = _frame_db(audio, hop)
+    loud = np.flatnonzero(db >= db.max() - below_peak_db)
+    if db.max() <= -100.0 or loud.size == 0:
+        return 0, 0
+    return int(loud[0] * hop), int(min(len(audio), (loud[-1] + 1) * hop))
+
+
+def active_level_db(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0) -> float:
+    """Mean power in dB over the frames within ``below_peak_db`` of the loudest (-120 for silence)."""
+    hop = max(1, sample_rate // 50)
+    db = _frame_db(audio, hop)
+    loud = db[db >= db.max() - below_peak_db]
+    if db.max() <= -100.0:
+        return -120.0
+    return float(10.0 * np.log10(np.mean(10.0 ** (loud / 10.0))))
+
+
+def _fade(segment: np.ndarray, sample_rate: int, start: bool, end: bool) -> np.ndarray:
+    n = min(len(segment) // 4, int(0.01 * sample_rate))
+    if n > 0:
+        ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+        if start:
+            segment[:n] *= ramp
+        if end:
+            segment[-n:] *= ramp[::-1]
+    return segment
+
+
+def mix_scene(
+    background: np.ndarray | None,
+    foreground: list[np.ndarray],
+    sample_rate: int,
+    snr_db: float = 13.0,
+    lead_s: float = 0.05,
+) -> np.ndarray:
+    """The parts of a :class:`ScenePlan`, generated at the clip's length ``T``, mixed into one float32 ``[T]``.
+
+    One foreground part is kept as generated. Several are laid out in ``len(foreground)`` equal consecutive
+    slots: part ``k``'s active stretch (:func:`active_span`) starts ``lead_s`` into slot ``k`` and is cut, with a
+    10-ms fade, at the slot's end. The bed (if any) is scaled to ``snr_db`` below the foreground's active level.
+    """
+    if not foreground:
+        raise ValueError("a scene needs at least one foreground part")
+    length = len(foreground[0])
+    if any(len(p) != length for p in foreground) or (background is not None and len(background) != length):
+        raise ValueError("every part of a scene must have the clip's length")
+    if len(foreground) == 1:
+        out = foreground[0].astype(np.float32, copy=True)
+    else:
+        out = np.zeros(length, np.float32)
+        slot = length // len(foreground)
+        lead = min(int(lead_s * sample_rate), slot // 4)
+        for k, part in enumerate(foreground):
+            start, end = active_span(part, sample_rate)
+            room = slot - lead
+            segment = part[start : min(end, start + room)].astype(np.float32, copy=True)
+            cut_end = end - start > room
+            segment = _fade(segment, sample_rate, start=start > 0, end=cut_end)
+            at = k * slot + lead
+            out[at : at + len(segment)] += segment
+    if background is not None:
+        fg_db, bed_db = active_level_db(out, sample_rate), active_level_db(background, sample_rate)
+        if fg_db > -100.0 and bed_db > -100.0:
+            gain = 10.0 ** ((fg_db - snr_db - bed_db) / 20.0)
+            out = out + (background * gain).astype(np.float32)
+    return out

@@ -52,6 +52,15 @@ def test_single_source_prompts_are_not_split(prompt):
     assert plan_scene(prompt) is None
 
 
+def test_more_sources_than_the_cap_are_generated_as_one_clip():
+    from soundsmith.pipelines.compose import MAX_SOURCES
+
+    sources = [f"a bell rings {i} times" for i in range(MAX_SOURCES + 1)]
+    assert len(plan_scene(", then ".join(sources[:MAX_SOURCES])).foreground) == MAX_SOURCES
+    assert plan_scene(", then ".join(sources)) is None
+    assert plan_scene("over rain, " + ", then ".join(sources)) is None
+
+
 def test_a_quiet_room_is_no_bed_but_the_source_is_generated_alone():
     assert plan_scene("a bell rings in a quiet room") == ScenePlan(None, ("a bell rings",))
 

@@ -12,8 +12,8 @@ sounds (no language model, nothing about a particular corpus):
   wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves, traffic, crowd, stream, static) or silence;
 - foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C".
 
-:func:`plan_scene` returns ``None`` for a prompt with a single source and no bed (generated as it is), so plain
-prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each part's
+:func:`plan_scene` returns ``None`` for a prompt with a single source and no bed, or with more than
+:data:`MAX_SOURCES` sources in order (generated as it is), so plain prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each part's
 active stretch at the start of its slot, faded where it is cut) and sets the bed ``snr_db`` below the
 foreground's active level.
 """
@@ -32,6 +32,7 @@ BED_WORDS = (
     "waves", "ocean", "traffic", "crowd", "chatter", "stream", "river", "static", "storm",
 )  # fmt: skip
 QUIET_WORDS = ("silence", "silent", "quiet", "stillness")
+MAX_SOURCES = 4  # more sources in order than this: generated as one clip (each would get under a second of 4 s)
 _BED = re.compile(r"\b(?:" + "|".join(BED_WORDS + QUIET_WORDS) + r")\b", re.IGNORECASE)
 _QUIET = re.compile(r"\b(?:" + "|".join(QUIET_WORDS) + r")\b", re.IGNORECASE)
 _THEN = re.compile(r"\s*(?:,\s*|\s)(?:and\s+)?(?:then|followed by|after that,?|and after that,?)\s+", re.IGNORECASE)
@@ -91,9 +92,11 @@ def plan_scene(prompt: str) -> ScenePlan | None:
         foreground = _sequence(fg)
         if not foreground:
             continue
+        if len(foreground) > MAX_SOURCES:
+            return None
         return ScenePlan(None if _QUIET.search(bed) else bed, tuple(foreground))
     foreground = _sequence(text)
-    return ScenePlan(None, tuple(foreground)) if len(foreground) > 1 else None
+    return ScenePlan(None, tuple(foreground)) if 1 < len(foreground) <= MAX_SOURCES else None
 
 
 def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:

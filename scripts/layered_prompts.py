@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--figure", help="PNG: log-mel spectrograms of --figure-ids, one clip vs composed")
+    ap.add_argument("--figure-ids", default="lt01,lt05,lt10")
+    ap.add_argument("--figure-only", action="store_true", help="draw --figure from the WAVs already in OUT")
     args = ap.parse_args(argv)
+    if args.figure_only:
+        figure(Path(args.out), args.figure_ids.split(","), Path(args.figure), args.prompts)
+        return 0
     try:
         import soundsmith
         from soundsmith.eval import evaluate
@@ -72,10 +78,39 @@ def main(argv: list[str] | None = None) -> int:
         means = {m: s["adherence"] / max(1, s["n"]) for m, s in sums.items()}
         print("mean adherence: " + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
         (out / "layered.json").write_text(json.dumps({"rows": table, "means": means}, indent=1))
+        if args.figure:
+            figure(out, args.figure_ids.split(","), Path(args.figure), args.prompts)
     except SoundsmithError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def figure(out: Path, ids: list[str], path: Path, prompts_file: str) -> None:
+    """Log-mel spectrograms of the prompts ``ids``: one clip (left) and composed (right), one row each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from soundsmith.audio import MelConfig, load_audio, mel_spectrogram
+
+    prompts = {r["id"]: r["prompt"] for r in map(json.loads, Path(prompts_file).read_text().splitlines())}
+    fig, axes = plt.subplots(len(ids), 2, figsize=(10, 2.2 * len(ids)), squeeze=False)
+    for row, clip_id in enumerate(ids):
+        for col, mode in enumerate(("plain", "compose")):
+            audio, sr = load_audio(out / mode / f"{clip_id}.wav", sample_rate=16000)
+            mel = mel_spectrogram(torch.from_numpy(audio)[None], MelConfig())[0].numpy()
+            ax = axes[row, col]
+            ax.imshow(mel, origin="lower", aspect="auto", extent=(0, len(audio) / sr, 0, mel.shape[0]))
+            ax.set_title(f"{'one clip' if mode == 'plain' else 'composed'}: {prompts[clip_id]}", fontsize=8)
+            ax.set_yticks([])
+    for ax in axes[-1]:
+        ax.set_xlabel("s")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,16 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
         print(f"  {name:<15} {ms:8.1f} ms")
     print(f"  x real time     {best['total'] / seconds:8.3f}  (target <= 0.05: 4 s in <= 0.2 s)")
     print(f"  peak RSS        {peak_rss_mb():8.0f} MB (process so far)")
+    # a layered prompt (a bed + one source) composed part by part, against the same prompt as one clip
+    layered = "three beeps over steady rain"
+    times = {
+        compose: median_time(lambda c=compose: pipe(layered, duration=seconds, compose=c, progress=False), repeats)
+        for compose in (False, True)
+    }
+    print(
+        f"  layered prompt {layered!r}: one clip {1000 * times[False]:.1f} ms, composed (bed + source) "
+        f"{1000 * times[True]:.1f} ms = {times[True] / times[False]:.2f}x, x real time {times[True] / seconds:.3f}"
+    )
     return best
 
 

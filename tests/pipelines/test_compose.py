@@ -61,8 +61,33 @@ def test_more_sources_than_the_cap_are_generated_as_one_clip():
     assert plan_scene("over rain, " + ", then ".join(sources)) is None
 
 
-def test_a_quiet_room_is_no_bed_but_the_source_is_generated_alone():
-    assert plan_scene("a bell rings in a quiet room") == ScenePlan(None, ("a bell rings",))
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a vehicle engine revving then powering down",  # "then" without a new subject: one source
+        "a siren wails then fades away",
+        "a dog barks, then another",
+        "a man speaking in an engine room",  # a place named after a bed word
+        "a bell rings in a quiet room",  # a quiet bed and one source: nothing to compose
+        "wind chimes tinkle",
+    ],
+)
+def test_what_is_one_source_stays_one_clip(prompt):
+    assert plan_scene(prompt) is None
+
+
+def test_silence_between_sources_is_a_silent_slot():
+    assert plan_scene("first a beep, then silence, then a beep") == ScenePlan(None, ("a beep", None, "a beep"))
+    assert plan_scene("a click, then a short pause") == ScenePlan(None, ("a click", None))
+    assert plan_scene("over rain, a bell rings, then silence").prompts == ["rain", "a bell rings"]
+    assert plan_scene("birds chirp, then footsteps approach").foreground == ("birds chirp", "footsteps approach")
+
+
+def test_slots_too_short_for_the_duration_are_one_clip():
+    prompt = "a bell rings, then a gong sounds, then a horn blows"
+    assert plan_scene(prompt, duration=3 * 0.25) is not None
+    assert plan_scene(prompt, duration=3 * 0.25 - 0.01) is None
+    assert plan_scene("a bell rings over rain", duration=0.05) is not None  # one source: the whole clip
 
 
 def _burst(at_s: float, seconds: float, length: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
@@ -115,6 +140,15 @@ def test_a_part_longer_than_its_slot_is_cut_with_a_fade():
     assert np.abs(out[slot_end - 10 : slot_end]).max() < 0.04  # a 10-ms fade to ~0 at the cut
     assert not out[slot_end : slot_end + int(0.05 * SR)].any()  # the next slot's lead is silent
     assert np.abs(out[SR : SR + 100]).max() > 0.3  # but full level inside the slot
+
+
+def test_parts_shorter_than_a_frame_and_a_silent_foreground():
+    tiny = np.full(100, 0.2, np.float32)  # under one 20-ms frame
+    assert active_span(tiny, SR) == (0, 100)
+    out = mix_scene(None, [tiny, tiny], SR)
+    assert np.abs(out).max() > 0.1  # not silenced
+    bed = np.full(SR, 0.1, np.float32)
+    np.testing.assert_array_equal(mix_scene(bed, [np.zeros(SR, np.float32)], SR), bed)  # the bed at its level
 
 
 def test_mix_rejects_bad_parts():
@@ -187,3 +221,44 @@ def test_the_configs_compose_is_the_default_and_must_be_a_bool():
         pipe("a bell over rain", duration=0.5, compose="yes", progress=False)
     with pytest.raises(ConfigError, match="LatentDiffusionConfig.compose=1"):
         tiny_model(compose=1)
+
+
+@pytest.mark.parametrize(
+    "overrides,settings",
+    [
+        ({}, {}),
+        ({}, {"negative_prompt": "hiss"}),
+        ({}, {"guidance": 1.0}),
+        ({"context_seconds": 0.5}, {"duration": 1.3}),  # longer than the context: windowed denoising
+        ({"context_seconds": 0.5}, {"duration": 0.3}),  # shorter: generated at the context, cropped
+    ],
+)
+def test_the_bed_row_is_the_bed_generated_alone(pipe, monkeypatch, overrides, settings):
+    """Rows of the part batch line up with their own text and noise: the composed bed equals "steady rain" made
+    alone with the same seed (its noise is the first row of the batch's), whatever the settings."""
+    if overrides:
+        from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+        from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+        pipe = LatentDiffusionPipeline(tiny_model(**overrides))
+    calls = _capture(monkeypatch)
+    kwargs = {"duration": 0.5, "seed": 4, "progress": False, **settings}
+    pipe("a bell rings over steady rain", compose=True, **kwargs)
+    alone = pipe("steady rain", compose=True, **kwargs).audio[0]
+    np.testing.assert_allclose(calls[0][0], alone, atol=1e-5)
+
+
+def test_guidance_interval_and_silent_slots_in_the_pipeline(monkeypatch):
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    pipe = LatentDiffusionPipeline(tiny_model(guidance_interval=(0.5, 1.0)))
+    calls = _capture(monkeypatch)
+    kwargs = {"duration": 0.6, "seed": 2, "progress": False}
+    pipe("over steady rain, a bell rings", compose=True, **kwargs)
+    np.testing.assert_allclose(calls[0][0], pipe("steady rain", **kwargs).audio[0], atol=1e-5)
+    out = pipe("a bell rings, then silence", compose=True, **kwargs)
+    assert out.meta["composed"] == "1: a bell rings | 2: (silence)"
+    assert not calls[-1][1][1].any() and not out.audio[0, int(0.3 * SR) + 1 :].any()

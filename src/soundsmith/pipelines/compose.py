@@ -33,70 +33,127 @@ BED_WORDS = (
 )  # fmt: skip
 QUIET_WORDS = ("silence", "silent", "quiet", "stillness")
 MAX_SOURCES = 4  # more sources in order than this: generated as one clip (each would get under a second of 4 s)
+MIN_SLOT_S = 0.25  # sources in order whose slots would be shorter than this: generated as one clip
+# A clause after "then" is a new source only if it starts like one (a determiner, a number, a pronoun, a common
+# plural source); otherwise it goes on describing the previous one: "an engine revs, then powers down".
+_SUBJECT_WORDS = frozenset(
+    "a an the another some someone somebody something one two three four five six seven eight nine ten several "
+    "many his her their its this that these those people birds songbirds dogs footsteps steps waves bells drums "
+    "voices children water thunder".split()
+)
+_NEEDS_NOUN = frozenset("a an the another some one two three four five six seven eight nine ten several many his "
+                        "her their its this that these those".split())  # fmt: skip
+# a bed word followed by one of these names a place or a thing, not an ambient sound ("an engine room")
+_COMPOUND_NOUNS = frozenset(
+    "room rooms hall shop station tunnel forest factory garage chamber chime chimes instrument instruments "
+    "turbine farm bay house shelter".split()
+)
 _BED = re.compile(r"\b(?:" + "|".join(BED_WORDS + QUIET_WORDS) + r")\b", re.IGNORECASE)
 _QUIET = re.compile(r"\b(?:" + "|".join(QUIET_WORDS) + r")\b", re.IGNORECASE)
-_THEN = re.compile(r"\s*(?:,\s*|\s)(?:and\s+)?(?:then|followed by|after that,?|and after that,?)\s+", re.IGNORECASE)
+_GAP = re.compile(r"\b(?:silence|quiet|pause|nothing)\b", re.IGNORECASE)
+_THEN = re.compile(
+    r"(\s*(?:,\s*|\s)(?:and\s+)?(?:then|followed by|after that,?|and after that,?)\s+)", re.IGNORECASE
+)
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
-# the split is at the last connective: "a man with a deep voice speaks, with rain behind")
+# the split is at the last connective: "a man with a deep voice speaks, with rain behind"). After "in", the bed
+# word must end the phrase ("in the rain", not "in an engine room").
 _LAYOUTS = (
-    re.compile(r"^(?:a |the )?scene (?:with|of) (?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S),
-    re.compile(r"^(?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S),
-    re.compile(r"^(?:over|against|amid|amidst) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S),
-    re.compile(r"^(?:as|while|when) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S),
-    re.compile(rf"^(?P<bed>.+?) {_BEHIND},? (?:as|while|when) (?P<fg>.+)$", re.I | re.S),
-    re.compile(rf"^(?P<fg>.+),? with (?P<bed>.+?) {_BEHIND}$", re.I | re.S),
-    re.compile(r"^(?P<fg>.+),? (?:while|as) (?P<bed>.+)$", re.I | re.S),
-    re.compile(r"^(?P<fg>.+) (?:over|against|amid|amidst|in) (?P<bed>.+)$", re.I | re.S),
+    (re.compile(r"^(?:a |the )?scene (?:with|of) (?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?:over|against|amid|amidst) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?:as|while|when) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(rf"^(?P<bed>.+?) {_BEHIND},? (?:as|while|when) (?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(rf"^(?P<fg>.+),? with (?P<bed>.+?) {_BEHIND}$", re.I | re.S), False),
+    (re.compile(r"^(?P<fg>.+),? (?:while|as) (?P<bed>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?P<fg>.+) (?:over|against|amid|amidst) (?P<bed>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?P<fg>.+) in (?P<bed>.+)$", re.I | re.S), True),
 )
 
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """A layered prompt: the bed's prompt (None: no bed) and the foreground prompts in time order."""
+    """A layered prompt: the bed's prompt (None: no bed) and the foreground slots in time order, each a prompt
+    or None (a silent slot: "a click, then silence, then a bell")."""
 
     background: str | None
-    foreground: tuple[str, ...]
+    foreground: tuple[str | None, ...]
 
     @property
     def prompts(self) -> list[str]:
-        """Every part to generate: the bed first (if any), then the foreground in order."""
-        return ([self.background] if self.background else []) + list(self.foreground)
+        """Every part to generate: the bed first (if any), then the sounding foreground slots in order."""
+        return ([self.background] if self.background else []) + [p for p in self.foreground if p is not None]
 
 
 def _clean(text: str) -> str:
     return text.strip(" \t\n,;:.")
 
 
-def _is_bed(text: str) -> bool:
-    """A short phrase naming an ambient sound (or silence), not a sentence about a foreground source."""
-    return bool(_BED.search(text)) and len(text.split()) <= 6 and not _THEN.search(text)
+def _words(text: str) -> list[str]:
+    return [w.strip("\"'()").lower() for w in text.split()]
 
 
-def _sequence(text: str) -> list[str]:
-    parts = [_clean(p) for p in _THEN.split(_FIRST.sub("", _clean(text)))]
-    return [p for p in parts if p]
+def _is_bed(text: str, head_last: bool) -> bool:
+    """A short phrase naming an ambient sound (or silence), not a sentence about a foreground source nor a place
+    named after one; with ``head_last`` the bed word must end the phrase."""
+    words = _words(text)
+    if not _BED.search(text) or len(words) > 6 or _THEN.search(text):
+        return False
+    hits = [i for i, w in enumerate(words) if _BED.fullmatch(w)]
+    if head_last:
+        return bool(hits) and hits[-1] == len(words) - 1
+    return not all(i + 1 < len(words) and words[i + 1] in _COMPOUND_NOUNS for i in hits)
 
 
-def plan_scene(prompt: str) -> ScenePlan | None:
-    """The layout of a layered prompt, or ``None`` when it names one source and no bed (see the module doc)."""
+def _starts_source(text: str) -> bool:
+    words = _words(text)
+    if not words:
+        return False
+    if _GAP.search(text) and len(words) <= 4:
+        return True  # a silent slot
+    return words[0] in _SUBJECT_WORDS and (len(words) >= 2 or words[0] not in _NEEDS_NOUN)
+
+
+def _sequence(text: str) -> list[str | None]:
+    """Foreground slots in order: a clause per new source; a short "silence" / "a pause" clause is None."""
+    pieces = _THEN.split(_FIRST.sub("", _clean(text)))
+    parts = [pieces[0]]
+    for sep, piece in zip(pieces[1::2], pieces[2::2], strict=True):
+        if _starts_source(piece):
+            parts.append(piece)
+        else:  # it goes on describing the previous source
+            parts[-1] += sep + piece
+    slots = [_clean(p) for p in parts]
+    return [None if _GAP.search(p) and len(_words(p)) <= 4 else p for p in slots if p]
+
+
+def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
+    """The layout of a layered prompt, or ``None`` when it is one source with no bed, or when a clip of
+    ``duration`` seconds would give its sources in order slots shorter than :data:`MIN_SLOT_S` (see the module
+    doc)."""
     text = " ".join(prompt.split())
-    for pattern in _LAYOUTS:
+    background: str | None = None
+    foreground: list[str | None] = []
+    for pattern, head_last in _LAYOUTS:
         m = pattern.match(text)
         if m is None:
             continue
-        bed, fg = _clean(m.group("bed")), m.group("fg")
-        if not _is_bed(bed):
+        bed = _clean(m.group("bed"))
+        if not _is_bed(bed, head_last):
             continue
-        foreground = _sequence(fg)
-        if not foreground:
-            continue
-        if len(foreground) > MAX_SOURCES:
-            return None
-        return ScenePlan(None if _QUIET.search(bed) else bed, tuple(foreground))
-    foreground = _sequence(text)
-    return ScenePlan(None, tuple(foreground)) if 1 < len(foreground) <= MAX_SOURCES else None
+        foreground = _sequence(m.group("fg"))
+        if foreground:
+            background = None if _QUIET.search(bed) else bed
+            break
+    else:
+        foreground = _sequence(text)
+    sounding = [p for p in foreground if p is not None]
+    if not sounding or len(foreground) > MAX_SOURCES or (background is None and len(foreground) < 2):
+        return None
+    if duration is not None and len(foreground) > 1 and duration / len(foreground) < MIN_SLOT_S:
+        return None
+    return ScenePlan(background, tuple(foreground))
 
 
 def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
@@ -111,6 +168,8 @@ def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
 def active_span(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0) -> tuple[int, int]:
     """``(start, end)`` samples from the first to the last 20-ms frame within ``below_peak_db`` of the loudest."""
     hop = max(1, sample_rate // 50)
+    if len(audio) < hop:  # not one whole frame: all of it
+        return (0, len(audio)) if np.any(audio) else (0, 0)
     db = _frame_db(audio, hop)
     loud = np.flatnonzero(db >= db.max() - below_peak_db)
     if db.max() <= -100.0 or loud.size == 0:
@@ -171,9 +230,8 @@ def mix_scene(
             segment = _fade(segment, sample_rate, start=start > 0, end=cut_end)
             at = k * slot + lead
             out[at : at + len(segment)] += segment
-    if background is not None:
+    if background is not None:  # at its own level when the foreground is silent
         fg_db, bed_db = active_level_db(out, sample_rate), active_level_db(background, sample_rate)
-        if fg_db > -100.0 and bed_db > -100.0:
-            gain = 10.0 ** ((fg_db - snr_db - bed_db) / 20.0)
-            out = out + (background * gain).astype(np.float32)
+        gain = 10.0 ** ((fg_db - snr_db - bed_db) / 20.0) if fg_db > -100.0 and bed_db > -100.0 else 1.0
+        out = out + (background * gain).astype(np.float32)
     return out

@@ -167,7 +167,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; see the module docstring.
 
         ``compose`` (default: the config's): a layered prompt is generated part by part, the parts denoised
-        together as one batch, then mixed (:mod:`soundsmith.pipelines.compose`); not with ``init_audio``.
+        together as one batch, then mixed (:mod:`soundsmith.pipelines.compose`); not with ``init_audio``. A
+        ``negative_prompt`` is every part's unconditional branch, the bed's included.
         """
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
@@ -181,7 +182,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         compose = c.compose if compose is None else compose
         if not isinstance(compose, bool):
             raise ConfigError(f"compose={compose!r} must be true or false")
-        plan = plan_scene(prompt) if compose and init_audio is None else None
+        plan = plan_scene(prompt, duration) if compose and init_audio is None else None
         parts = plan.prompts if plan is not None else [prompt]
         num_samples = self.num_samples(duration)
         # a text-to-audio clip shorter than the trained context: generate the context, keep its most active part
@@ -221,7 +222,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time)
             run.set_steps(steps, strength=float(strength), device=device)
             timesteps = run.timesteps
-            noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+            # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
+            # single clip with this seed gets
+            gen = torch.Generator().manual_seed(seed)
+            noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             if known is None:
                 x = noise * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
             else:
@@ -255,9 +259,11 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             ]  # one [T] per part
             if plan is None:
                 rows.append(clips[0])
-            else:  # 7. a layered prompt: lay the parts out and mix them
-                bed = clips[0] if plan.background else None
-                rows.append(mix_scene(bed, clips[1:] if plan.background else clips, self.sample_rate))
+            else:  # 7. a layered prompt: lay the parts out (a silent slot stays silent) and mix them
+                made = iter(clips)
+                bed = next(made) if plan.background else None
+                slots = [np.zeros(num_samples, np.float32) if p is None else next(made) for p in plan.foreground]
+                rows.append(mix_scene(bed, slots, self.sample_rate))
         rows = list(limit_peak(np.stack(rows))) if plan is not None else rows
         audio = np.stack(rows)  # [N, T]
         gains: list[float] = []
@@ -289,7 +295,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         if plan is not None:
             meta["composed"] = " | ".join(
                 ([f"background: {plan.background}"] if plan.background else [])
-                + [f"{i + 1}: {p}" for i, p in enumerate(plan.foreground)]
+                + [f"{i + 1}: {'(silence)' if p is None else p}" for i, p in enumerate(plan.foreground)]
             )
         if self._adapters:
             meta["adapters"] = "; ".join(

@@ -33,6 +33,12 @@ class BertEncoder(nn.Module):
         missing = [k for k in _CONFIG_KEYS if k not in config]
         if missing:
             raise ValueError(f"BERT config lacks {missing}")
+        act, positions = config.get("hidden_act", "gelu"), config.get("position_embedding_type", "absolute")
+        if act != "gelu" or positions != "absolute":
+            raise ValueError(
+                f"BERT config has hidden_act={act!r}, position_embedding_type={positions!r}; this encoder runs "
+                "'gelu' with 'absolute' positions only (all-MiniLM-L6-v2's)"
+            )
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config["layer_norm_eps"])

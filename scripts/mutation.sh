@@ -57,6 +57,8 @@ declare -A CORE_TESTS=(
     [train/objectives/ganmix]="tests/train/test_objective_ganmix.py tests/models/test_ganmix.py tests/models/test_ganmix_reference.py tests/contract/test_contract_growth.py tests/contract/test_reference_mutations.py"
     [models/token_lm]="tests/models/test_token_lm.py tests/models/test_token_lm_reference.py tests/pipelines/test_token_lm_pipeline.py tests/contract/test_contract_growth.py tests/contract/test_reference_mutations.py"
     [nn/relative_attention]="tests/nn/test_relative_attention.py tests/models/test_token_lm.py"
+    [pipelines/compose]="tests/pipelines/test_compose.py"
+    [text/bert]="tests/text/test_text_hf.py"
     [train/engine]="tests/train/test_train_engine.py tests/train/test_train_engine_guards.py tests/train/test_train_engine_bookkeeping.py tests/train/test_train_engine_step.py tests/train/test_train_units.py tests/train/test_train_ema_export.py tests/train/test_train_optimizers.py tests/train/test_train_run.py"
 )
 

@@ -262,3 +262,104 @@ def test_guidance_interval_and_silent_slots_in_the_pipeline(monkeypatch):
     out = pipe("a bell rings, then silence", compose=True, **kwargs)
     assert out.meta["composed"] == "1: a bell rings | 2: (silence)"
     assert not calls[-1][1][1].any() and not out.audio[0, int(0.3 * SR) + 1 :].any()
+
+
+# --- answers to the mutation run (scripts/mutation.sh pipelines/compose) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prompt,expected",
+    [
+        ("rain falls; a dog barks.", ScenePlan("rain falls", ("a dog barks",))),  # punctuation trimmed
+        ("over rain, a bell rings, then (a dog barks)", ScenePlan("rain", ("a bell rings", "(a dog barks)"))),
+        ("over rain, an engine revs, then powers down", ScenePlan("rain", ("an engine revs, then powers down",))),
+        ("three beeps over the steady sound of falling rain", ScenePlan("the steady sound of falling rain", ("three beeps",))),
+        ("note: a bell rings over rain", ScenePlan("rain", ("note: a bell rings",))),  # a later layout still tried
+        ("a bell rings, then a short quiet pause", ScenePlan(None, ("a bell rings", None))),
+        ("a bell rings, then a long quiet pause here", ScenePlan(None, ("a bell rings", "a long quiet pause here"))),
+    ],
+)  # fmt: skip
+def test_grammar_details(prompt, expected):
+    assert plan_scene(prompt) == expected
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "three beeps over the steady and constant sound of rain",  # a bed of 7 words is a sentence
+        "as rain falls then stops, a bell rings",  # "then" inside the bed
+        "a man speaks over an engine room",  # a place named after a bed word
+        "a bell rings in a windy city",  # after "in" the bed word must end the phrase
+    ],
+)
+def test_grammar_refusals(prompt):
+    assert plan_scene(prompt) is None
+
+
+def test_two_sources_need_two_slots_of_a_quarter_second():
+    assert plan_scene("a bell rings, then a gong sounds", duration=0.5) is not None
+    assert plan_scene("a bell rings, then a gong sounds", duration=0.45) is None
+
+
+def test_active_span_is_exact_on_frame_boundaries():
+    hop = SR // 50
+    clip = np.zeros(4 * SR, np.float32)
+    clip[50 * hop : 60 * hop] = 0.5
+    assert active_span(clip, SR) == (50 * hop, 60 * hop)
+    click = np.zeros(SR, np.float32)
+    click[7 * hop : 8 * hop] = 0.5  # one loud frame
+    assert active_span(click, SR) == (7 * hop, 8 * hop)
+    assert active_span(np.zeros(100, np.float32), SR) == (0, 0)
+    # a frame exactly below_peak_db under the loudest counts as active
+    quiet = np.float32(0.125)
+    edge = np.zeros(SR, np.float32)
+    edge[2 * hop : 3 * hop], edge[10 * hop : 11 * hop] = 1.0, quiet
+    below = -10 * np.log10(np.float64(quiet) ** 2)
+    assert active_span(edge, SR, below_peak_db=below) == (2 * hop, 11 * hop)
+    assert active_level_db(edge, SR, below_peak_db=below) == pytest.approx(
+        10 * np.log10((1.0 + quiet.astype(np.float64) ** 2) / 2), abs=1e-9
+    )
+    assert active_level_db(np.full(100, 0.2, np.float32), SR) == pytest.approx(20 * np.log10(0.2), abs=1e-5)
+
+
+def test_defaults_lead_and_bed_level():
+    length = 4 * SR
+    a, b = _burst(1.0, 0.3, length), _burst(0.5, 0.3, length, 880.0)
+    out = mix_scene(None, [a, b], SR)  # default lead 0.05 s
+    assert active_span(out[: 2 * SR], SR)[0] == int(0.05 * SR) // (SR // 50) * (SR // 50)
+    bed = (0.2 * np.random.default_rng(1).standard_normal(length)).astype(np.float32)
+    mixed = mix_scene(bed, [a], SR)  # default 13 dB
+    assert active_level_db(a, SR) - active_level_db(mixed - a, SR) == pytest.approx(13.0, abs=0.05)
+
+
+def test_segments_are_the_parts_samples_faded_only_where_cut():
+    hop = SR // 50
+    length = 4 * SR
+    part = np.zeros(length, np.float32)
+    part[50 * hop : 60 * hop] = np.linspace(0.2, 0.6, 10 * hop, dtype=np.float32)  # starts after 0: fade in
+    other = np.zeros(length, np.float32)
+    other[: 5 * hop] = -0.3  # starts at 0: no fade in
+    before = (part.copy(), other.copy())
+    out = mix_scene(None, [part, other], SR, lead_s=0.05)
+    lead, n = int(0.05 * SR), int(0.01 * SR)
+    seg = out[lead : lead + 10 * hop]
+    ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+    np.testing.assert_array_equal(seg[:n], part[50 * hop : 50 * hop + n] * ramp)
+    np.testing.assert_array_equal(seg[n:], part[50 * hop + n : 60 * hop])  # the end is not cut: no fade out
+    second = out[2 * SR + lead : 2 * SR + lead + 5 * hop]
+    np.testing.assert_array_equal(second, other[: 5 * hop])  # no fade in at 0, sign kept
+    np.testing.assert_array_equal(part, before[0])  # the parts themselves are left alone
+    np.testing.assert_array_equal(other, before[1])
+    single = mix_scene(None, [part], SR)
+    assert not np.shares_memory(single, part)
+
+
+def test_a_cut_part_ends_on_the_exact_fade():
+    length = 4 * SR
+    part = np.full(length, 0.5, np.float32)
+    out = mix_scene(None, [part, np.zeros(length, np.float32)], SR, lead_s=0.05)
+    lead, n = int(0.05 * SR), int(0.01 * SR)
+    ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+    seg = out[lead : 2 * SR]
+    np.testing.assert_array_equal(seg[-n:], 0.5 * ramp[::-1])
+    np.testing.assert_array_equal(seg[:-n], np.full(len(seg) - n, 0.5, np.float32))  # starts at 0: no fade in

@@ -159,8 +159,9 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
 def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
     """RMS level in dB of each ``hop``-sample frame of ``audio [T]`` (-120 for silence)."""
     frames = len(audio) // hop
-    if frames == 0:
-        return np.full(1, -120.0)
+    if frames == 0:  # shorter than a frame: the whole of it as one frame
+        frames, hop = 1, max(1, len(audio))
+        audio = np.pad(audio, (0, hop - len(audio)))
     power = np.square(audio[: frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 

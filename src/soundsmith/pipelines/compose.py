@@ -8,13 +8,16 @@ generate each alone, lay them out in time and mix. Here the split is a small gra
 sounds (no language model, nothing about a particular corpus):
 
 - a background bed: "X over Y", "over Y, X", "X while Y", "as Y, X", "X with Y behind / in the background",
-  "Y in the background as X", "a scene with Y: X", "Y; X", "X in / amid Y", where Y names an ambient sound (rain,
-  wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves, traffic, crowd, stream, static) or silence;
-- foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C".
+  "Y in the background as X", "a scene with Y: X", "Y; X", "X amid / against Y", "X in Y" (the bed word ending
+  Y), where Y names an ambient sound (rain, wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves,
+  traffic, crowd, stream, static, storm) or silence;
+- foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C", where the clause after
+  the connective starts like a new source; "then silence" / "then a pause" is a silent slot.
 
-:func:`plan_scene` returns ``None`` for a prompt with a single source and no bed, or with more than
-:data:`MAX_SOURCES` sources in order (generated as it is), so plain prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each part's
-active stretch at the start of its slot, faded where it is cut) and sets the bed ``snr_db`` below the
+:func:`plan_scene` returns ``None`` for a prompt with a single source and no bed, with more than
+:data:`MAX_SOURCES` sources in order, or with slots shorter than :data:`MIN_SLOT_S` (generated as it is), so
+plain prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each
+part's active stretch at the start of its slot, faded where it is cut) and sets the bed ``snr_db`` below the
 foreground's active level.
 """
 
@@ -106,12 +109,17 @@ def _is_bed(text: str, head_last: bool) -> bool:
     return not all(i + 1 < len(words) and words[i + 1] in _COMPOUND_NOUNS for i in hits)
 
 
+def _is_gap(text: str) -> bool:
+    """A short clause of silence ("silence", "a short pause"): a silent slot."""
+    return bool(_GAP.search(text)) and len(_words(text)) <= 4
+
+
 def _starts_source(text: str) -> bool:
     words = _words(text)
     if not words:
         return False
-    if _GAP.search(text) and len(words) <= 4:
-        return True  # a silent slot
+    if _is_gap(text):
+        return True
     return words[0] in _SUBJECT_WORDS and (len(words) >= 2 or words[0] not in _NEEDS_NOUN)
 
 
@@ -125,7 +133,7 @@ def _sequence(text: str) -> list[str | None]:
         else:  # it goes on describing the previous source
             parts[-1] += sep + piece
     slots = [_clean(p) for p in parts]
-    return [None if _GAP.search(p) and len(_words(p)) <= 4 else p for p in slots if p]
+    return [None if _is_gap(p) else p for p in slots if p]
 
 
 def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
@@ -169,9 +177,7 @@ def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
 def active_span(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0) -> tuple[int, int]:
     """``(start, end)`` samples from the first to the last 20-ms frame within ``below_peak_db`` of the loudest."""
     hop = max(1, sample_rate // 50)
-    if len(audio) < hop:  # not one whole frame: all of it
-        return (0, len(audio)) if np.any(audio) else (0, 0)
-    db = _frame_db(audio, hop)
+    db = _frame_db(audio, hop)  # a clip shorter than a frame is one frame: all of it, or silence
     loud = np.flatnonzero(db >= db.max() - below_peak_db)
     if db.max() <= -100.0 or loud.size == 0:
         return 0, 0
@@ -188,7 +194,9 @@ def active_level_db(audio: np.ndarray, sample_rate: int, below_peak_db: float = 
     return float(10.0 * np.log10(np.mean(10.0 ** (loud / 10.0))))
 
 
-def _fade(segment: np.ndarray, sample_rate: int, start: bool, end: bool) -> np.ndarray:
+def fade_cuts(segment: np.ndarray, sample_rate: int, start: bool, end: bool) -> np.ndarray:
+    """``segment`` (float32, changed in place and returned) with a 10-ms linear fade (at most a quarter of it) at
+    its start and/or end: where it was cut out of a longer clip."""
     n = min(len(segment) // 4, int(0.01 * sample_rate))
     if n > 0:
         ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
@@ -228,7 +236,7 @@ def mix_scene(
             room = slot - lead
             segment = part[start : min(end, start + room)].astype(np.float32, copy=True)
             cut_end = end - start > room
-            segment = _fade(segment, sample_rate, start=start > 0, end=cut_end)
+            segment = fade_cuts(segment, sample_rate, start=start > 0, end=cut_end)
             at = k * slot + lead
             out[at : at + len(segment)] += segment
     if background is not None:  # at its own level when the foreground is silent

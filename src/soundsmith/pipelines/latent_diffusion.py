@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.compose import mix_scene, plan_scene
+from soundsmith.pipelines.compose import fade_cuts, mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
@@ -264,8 +264,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 bed = next(made) if plan.background else None
                 slots = [np.zeros(num_samples, np.float32) if p is None else next(made) for p in plan.foreground]
                 rows.append(mix_scene(bed, slots, self.sample_rate))
-        rows = list(limit_peak(np.stack(rows))) if plan is not None else rows
         audio = np.stack(rows)  # [N, T]
+        if plan is not None:  # mixed parts can pass the peak ceiling that each part kept
+            audio = limit_peak(audio)
         gains: list[float] = []
         if c.level_floor_db is not None and init_audio is None:  # audio-to-audio keeps the input's level
             audio, gains = raise_to_floor(audio, c.level_floor_db)
@@ -470,14 +471,7 @@ def most_active(clip: np.ndarray, num_samples: int, sample_rate: int) -> np.ndar
     energy = np.concatenate([[0.0], np.cumsum(np.square(clip, dtype=np.float64))])
     start = int(np.argmax(energy[num_samples:] - energy[: len(clip) - num_samples + 1]))
     out = clip[start : start + num_samples].copy()
-    fade = min(num_samples // 4, int(0.01 * sample_rate))
-    if fade > 0:
-        ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
-        if start > 0:
-            out[:fade] *= ramp
-        if start + num_samples < len(clip):
-            out[-fade:] *= ramp[::-1]
-    return out
+    return fade_cuts(out, sample_rate, start=start > 0, end=start + num_samples < len(clip))
 
 
 def _progress(items: Tensor, enabled: bool) -> Any:

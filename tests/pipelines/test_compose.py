@@ -6,33 +6,42 @@ import numpy as np
 import pytest
 
 from soundsmith.errors import ConfigError
-from soundsmith.pipelines.compose import ScenePlan, active_level_db, active_span, mix_scene, plan_scene
+from soundsmith.pipelines.compose import (
+    ScenePlan,
+    active_level_db,
+    active_span,
+    counted,
+    first_event,
+    mix_scene,
+    plan_scene,
+    repeat_event,
+)
 
 SR = 16000
 
 
 @pytest.mark.parametrize(
-    "prompt,background,foreground",
+    "prompt,background,foreground,repeats",
     [
-        ("three beeps over steady rain", "steady rain", ("three beeps",)),
-        ("over the sound of rain, a dog barks, then a bell rings", "the sound of rain", ("a dog barks", "a bell rings")),
-        ("a scene with gusting wind: a horn plays a note", "gusting wind", ("a horn plays a note",)),
-        ("as the wind blows, a snare cracks twice, then a bell rings", "the wind blows", ("a snare cracks twice", "a bell rings")),
-        ("a piano plays a chord with a steady hiss behind", "a steady hiss", ("a piano plays a chord",)),
+        ("three beeps over steady rain", "steady rain", ("one beep",), (3,)),
+        ("over the sound of rain, a dog barks, then a bell rings", "the sound of rain", ("a dog barks", "a bell rings"), ()),
+        ("a scene with gusting wind: a horn plays a note", "gusting wind", ("a horn plays a note",), ()),
+        ("as the wind blows, a snare cracks twice, then a bell rings", "the wind blows", ("a snare cracks once", "a bell rings"), (2, 1)),
+        ("a piano plays a chord with a steady hiss behind", "a steady hiss", ("a piano plays a chord",), ()),
         ("first a man says seven, then a bell rings, with an engine hum in the background", "an engine hum",
-         ("a man says seven", "a bell rings")),
-        ("an engine hum in the background as a phone rings", "an engine hum", ("a phone rings",)),
-        ("a bell rings, while it is raining", "it is raining", ("a bell rings",)),
-        ("birds chirp as the sea rolls in", "the sea rolls in", ("birds chirp",)),
-        ("rain falls; a dog barks", "rain falls", ("a dog barks",)),
-        ("a dog barks twice in the rain", "the rain", ("a dog barks twice",)),
-        ("all is quiet; a bell rings, then a gong sounds", None, ("a bell rings", "a gong sounds")),
-        ("a bell rings, then a dog barks, followed by a whistle", None, ("a bell rings", "a dog barks", "a whistle")),
+         ("a man says seven", "a bell rings"), ()),
+        ("an engine hum in the background as a phone rings", "an engine hum", ("a phone rings",), ()),
+        ("a bell rings, while it is raining", "it is raining", ("a bell rings",), ()),
+        ("birds chirp as the sea rolls in", "the sea rolls in", ("birds chirp",), ()),
+        ("rain falls; a dog barks", "rain falls", ("a dog barks",), ()),
+        ("a dog barks twice in the rain", "the rain", ("a dog barks once",), (2,)),
+        ("all is quiet; a bell rings, then a gong sounds", None, ("a bell rings", "a gong sounds"), ()),
+        ("a bell rings, then a dog barks, followed by a whistle", None, ("a bell rings", "a dog barks", "a whistle"), ()),
     ],
 )  # fmt: skip
-def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, foreground):
+def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, foreground, repeats):
     plan = plan_scene(prompt)
-    assert plan == ScenePlan(background, foreground)
+    assert plan == ScenePlan(background, foreground, repeats)
     assert plan.prompts == ([background] if background else []) + list(foreground)
 
 
@@ -44,7 +53,8 @@ def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, fo
         "a tone sweeping over two octaves",
         "a man with a deep voice says seven",
         "a piano plays with feeling",
-        "in this clip a bell at B4 rings twice",
+        "in this clip a bell at B4 rings once",
+        "two dogs bark at the gate",
         "a man speaking as if he were tired, with a long explanation of the weather over several minutes",
     ],
 )
@@ -273,7 +283,7 @@ def test_guidance_interval_and_silent_slots_in_the_pipeline(monkeypatch):
         ("rain falls; a dog barks.", ScenePlan("rain falls", ("a dog barks",))),  # punctuation trimmed
         ("over rain, a bell rings, then (a dog barks)", ScenePlan("rain", ("a bell rings", "(a dog barks)"))),
         ("over rain, an engine revs, then powers down", ScenePlan("rain", ("an engine revs, then powers down",))),
-        ("three beeps over the steady sound of falling rain", ScenePlan("the steady sound of falling rain", ("three beeps",))),
+        ("three beeps over the steady sound of falling rain", ScenePlan("the steady sound of falling rain", ("one beep",), (3,))),
         ("note: a bell rings over rain", ScenePlan("rain", ("note: a bell rings",))),  # a later layout still tried
         ("a bell rings, then a short quiet pause", ScenePlan(None, ("a bell rings", None))),
         ("a bell rings, then a long quiet pause here", ScenePlan(None, ("a bell rings", "a long quiet pause here"))),
@@ -363,3 +373,142 @@ def test_a_cut_part_ends_on_the_exact_fade():
     seg = out[lead : 2 * SR]
     np.testing.assert_array_equal(seg[-n:], 0.5 * ramp[::-1])
     np.testing.assert_array_equal(seg[:-n], np.full(len(seg) - n, 0.5, np.float32))  # starts at 0: no fade in
+
+
+# --- counted sounds: asked once, repeated -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "clause,expected",
+    [
+        ("an alarm beeps four times (low register)", ("an alarm beeps once (low register)", 4)),
+        ("a bell rings twice", ("a bell rings once", 2)),
+        ("a gong is struck thrice", ("a gong is struck once", 3)),
+        ("a drum is hit 5 times", ("a drum is hit once", 5)),
+        ("three beeps at E3", ("one beep at E3", 3)),
+        ("three beeps", ("one beep", 3)),
+        ("two loud hand claps", ("one loud hand clap", 2)),
+        ("three crashes of thunder", ("one crash of thunder", 3)),
+        ("four chimes (high register)", ("one chime (high register)", 4)),
+        ("six knocks on a door, slowly", ("one knock on a door, slowly", 6)),
+    ],
+)
+def test_a_counted_sound_is_asked_once_and_repeated(clause, expected):
+    assert counted(clause) == expected
+    assert plan_scene(clause, 4.0) == ScenePlan(None, (expected[0],), (expected[1],))
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        "a bell rings once",
+        "two dogs bark",  # two dogs, not a count of barks
+        "a tone plays for three seconds",
+        "twice as loud, a bell rings",
+        "a drum is hit three times faster",
+        "a bell rings ten times",  # more than MAX_REPEATS
+        "a bell rings twice and a dog barks three times",  # two counts in one clause
+        "a man says the word three",
+    ],
+)
+def test_what_is_not_a_count(clause):
+    assert counted(clause) is None
+    assert plan_scene(clause, 4.0) is None
+
+
+def test_repeats_too_close_for_the_duration_are_asked_as_they_are():
+    from soundsmith.pipelines.compose import MIN_REPEAT_S
+
+    assert plan_scene("a bell rings eight times", 8 * MIN_REPEAT_S).times(0) == 8
+    assert plan_scene("a bell rings eight times", 8 * MIN_REPEAT_S * 0.9) is None
+    # in a scene, the slot's share counts: two slots of 1 s hold 6 repeats, not 8
+    plan = plan_scene("a bell rings eight times, then a kick drum is struck six times", 2.0)
+    assert plan.foreground == ("a bell rings eight times", "a kick drum is struck once")
+    assert plan.repeats == (1, 6) and [plan.times(i) for i in range(2)] == [1, 6]
+
+
+def _tone(n, at, length, f=440.0, decay=None):
+    x = np.zeros(n, np.float32)
+    t = np.arange(length) / SR
+    env = np.ones(length) if decay is None else np.exp(-t / decay)
+    x[at : at + length] = (0.5 * np.sin(2 * np.pi * f * t) * env).astype(np.float32)
+    return x
+
+
+def test_first_event_ends_before_the_next_one_and_keeps_a_single_ring():
+    two = _tone(SR * 2, 1600, 2400) + _tone(SR * 2, 9600, 2400)  # beeps at 0.1 s and 0.6 s, 0.15 s long
+    start, end = first_event(two, SR)
+    assert start == 1600 and 4000 <= end <= 9600  # cut in the silence between them
+    ring = _tone(SR * 2, 800, SR, decay=0.1)  # one strike ringing out, no second onset
+    start, end = first_event(ring, SR)
+    assert start == 800 and end > 800 + int(0.3 * SR)  # its ring, to 35 dB below the peak
+    assert first_event(np.zeros(SR, np.float32), SR) == (0, 0)
+
+
+def test_repeat_event_lays_copies_at_a_regular_interval():
+    beep = _tone(SR * 4, 3200, 2400)  # one 0.15-s beep at 0.2 s
+    out, onset = repeat_event(beep, SR, 3, SR * 4)
+    assert onset == 3200 - 160  # 10 ms of pre-roll take the fade in, not the beep's attack
+    length = 160 + 2400
+    interval = length + 1600  # its length and a gap: half its length, at least 0.1 s
+    assert len(out) == 2 * interval + length
+    for k in range(3):  # each copy is the beep's samples, faded only at its very end (10 ms)
+        at = k * interval + 160
+        np.testing.assert_array_equal(out[at : at + 2200], beep[3200:5400])
+        assert np.all(out[k * interval + length : (k + 1) * interval] == 0)
+    one, _ = repeat_event(beep, SR, 1, SR * 4)
+    assert len(one) == length
+    squeezed, _ = repeat_event(beep, SR, 4, 8000)  # 4 copies in half a second: every 2000 samples, overlapping
+    expected = np.zeros(8000, np.float32)
+    for k in range(4):
+        expected[k * 2000 : k * 2000 + length] += one[: 8000 - k * 2000]
+    assert len(squeezed) == 8000
+    np.testing.assert_allclose(squeezed[:7800], expected[:7800], atol=1e-6)  # the last copy is cut with a fade
+    assert np.abs(squeezed[-20:]).max() < np.abs(expected[-20:]).max() or np.abs(expected[-20:]).max() == 0
+    with pytest.raises(ValueError):
+        repeat_event(beep, SR, 0, 100)
+
+
+def test_mix_scene_repeats_a_counted_part_alone_and_in_a_slot():
+    n = SR * 4
+    beep = _tone(n, 3200, 2400)
+    alone = mix_scene(None, [beep], SR, repeats=(3,))
+    rises = np.flatnonzero(np.diff((np.abs(alone) > 0.05).astype(int)) == 1)
+    assert len(alone) == n and alone[:3200].max() == 0 and len(rises) >= 3  # from where it was generated
+    onsets = np.flatnonzero(np.abs(alone) > 0.01)
+    assert onsets[0] >= 3200
+    late = _tone(n, SR * 7 // 2, 2400)  # generated at 3.5 s: four repeats (0.83 s) do not fit after it: from the lead
+    moved = mix_scene(None, [late], SR, repeats=(4,))
+    assert np.flatnonzero(np.abs(moved) > 0.01)[0] <= int(0.05 * SR) + 160 + 1  # the lead, the pre-roll
+    bell = _tone(n, 800, 2400, f=660.0)
+    two = mix_scene(None, [beep, bell], SR, repeats=(2, 1))
+    first_half, second_half = two[: n // 2], two[n // 2 :]
+    assert np.abs(first_half).max() > 0.4 and np.abs(second_half).max() > 0.4
+    with pytest.raises(ValueError, match="repeats"):
+        mix_scene(None, [beep, bell], SR, repeats=(2,))
+    with pytest.raises(ValueError, match="repeats"):
+        mix_scene(None, [beep], SR, repeats=(0,))
+
+
+def test_a_counted_prompt_is_its_once_version_repeated(pipe, monkeypatch):
+    """"a bell rings three times" denoises one part, "a bell rings once", with the seed's first noise draw: the
+    same clip as asking for it once; the mixer repeats its first event (the spy sees the repeats)."""
+    calls = []
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    def spy(bed, fg, sample_rate, **kw):
+        calls.append(([f.copy() for f in fg], kw.get("repeats")))
+        return mix_scene(bed, fg, sample_rate, **kw)
+
+    monkeypatch.setattr(ld, "mix_scene", spy)
+    kwargs = {"duration": 1.0, "seed": 5, "progress": False}
+    three = pipe("a bell rings three times", compose=True, **kwargs)
+    once = pipe("a bell rings once", compose=True, **kwargs)
+    assert three.meta["composed"] == "1: a bell rings once (x3)" and "composed" not in once.meta
+    ((parts, repeats),) = calls
+    assert repeats == (3,)
+    np.testing.assert_allclose(parts[0], once.audio[0], atol=1e-5)
+    expected = mix_scene(None, [once.audio[0]], pipe.sample_rate, repeats=(3,))
+    np.testing.assert_allclose(three.audio[0], expected, atol=1e-5)
+    plain = pipe("a bell rings three times", compose=False, **kwargs)
+    assert not np.allclose(plain.audio[0], three.audio[0])

@@ -12,13 +12,17 @@ sounds (no language model, nothing about a particular corpus):
   Y), where Y names an ambient sound (rain, wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves,
   traffic, crowd, stream, static, storm) or silence;
 - foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C", where the clause after
-  the connective starts like a new source; "then silence" / "then a pause" is a silent slot.
+  the connective starts like a new source; "then silence" / "then a pause" is a silent slot;
+- a counted sound: "a bell rings three times", "an alarm beeps twice", "three beeps at E3" (a number, at most
+  two words and a plural noun, nothing after but a place, a pitch or a description): generated once ("a bell
+  rings once", "one beep at E3") and repeated at a regular interval, as a struck bell, a device or a drum
+  machine repeats its sound.
 
-:func:`plan_scene` returns ``None`` for a prompt with a single source and no bed, with more than
+:func:`plan_scene` returns ``None`` for a prompt with a single uncounted source and no bed, with more than
 :data:`MAX_SOURCES` sources in order, or with slots shorter than :data:`MIN_SLOT_S` (generated as it is), so
 plain prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each
-part's active stretch at the start of its slot, faded where it is cut) and sets the bed ``snr_db`` below the
-foreground's active level.
+part's active stretch at the start of its slot, faded where it is cut), repeats a counted part's first event
+(:func:`first_event`) and sets the bed ``snr_db`` below the foreground's active level.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ BED_WORDS = (
 QUIET_WORDS = ("silence", "silent", "quiet", "stillness")
 MAX_SOURCES = 4  # more sources in order than this: generated as one clip (each would get under a second of 4 s)
 MIN_SLOT_S = 0.25  # sources in order whose slots would be shorter than this: generated as one clip
+MAX_REPEATS = 8  # a sound asked more times than this is generated as it is (too many to lay out one by one)
+MIN_REPEAT_S = 0.15  # nor when its repeats would come closer together than this
 # A clause after "then" is a new source only if it starts like one (a determiner, a number, a pronoun, a common
 # plural source); otherwise it goes on describing the previous one: "an engine revs, then powers down".
 _SUBJECT_WORDS = frozenset(
@@ -57,6 +63,20 @@ _GAP = re.compile(r"\b(?:silence|quiet|pause|nothing)\b", re.IGNORECASE)
 _THEN = re.compile(
     r"(\s*(?:,\s*|\s)(?:and\s+)?(?:then|followed by|after that,?|and after that,?)\s+)", re.IGNORECASE
 )
+_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_NUMBER = r"(?:\d+|" + "|".join(_NUMBERS) + ")"
+# "twice", "three times", not "twice as loud" / "three times faster" (a comparison)
+_TIMES = re.compile(
+    rf"\b(?:twice|thrice|(?P<n>{_NUMBER}) times)\b(?!\s+(?:as|more|less|over|\w+er)\b)", re.IGNORECASE
+)
+# "three beeps", "two loud hand claps at C5": a number, up to two words, a plural noun, then nothing or a place,
+# a pitch, a description (not a verb: "two dogs bark" names two dogs, not a count of barks)
+_COUNTED_NOUN = re.compile(
+    rf"^(?P<n>{_NUMBER}) (?P<pre>(?:[a-z-]+ ){{0,2}}?)(?P<noun>[a-z-]+s)"
+    r"(?P<rest>(?:\s*[,(].*|\s+(?:at|in|on|of|from|with|near|that|which|by)\b.*)?)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_NOT_EVENTS = frozenset("seconds minutes hours times".split())  # units, not sounds
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
@@ -77,11 +97,17 @@ _LAYOUTS = (
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """A layered prompt: the bed's prompt (None: no bed) and the foreground slots in time order, each a prompt
-    or None (a silent slot: "a click, then silence, then a bell")."""
+    """A layered prompt: the bed's prompt (None: no bed), the foreground slots in time order, each a prompt or
+    None (a silent slot: "a click, then silence, then a bell"), and how many times each slot's sound is heard
+    (empty: once each; a counted slot's prompt asks for it once)."""
 
     background: str | None
     foreground: tuple[str | None, ...]
+    repeats: tuple[int, ...] = ()
+
+    def times(self, slot: int) -> int:
+        """How many times foreground slot ``slot`` is heard."""
+        return self.repeats[slot] if self.repeats else 1
 
     @property
     def prompts(self) -> list[str]:
@@ -136,6 +162,33 @@ def _sequence(text: str) -> list[str | None]:
     return [None if _is_gap(p) else p for p in slots if p]
 
 
+def _number(text: str) -> int:
+    return int(text) if text.isdigit() else _NUMBERS[text.lower()]
+
+
+def _singular(noun: str) -> str:
+    word = noun[:-1]  # "beeps" -> "beep"; "crashes" -> "crash", "chimes" -> "chime"
+    return word[:-1] if word.endswith(("she", "che", "xe", "sse", "zze")) else word
+
+
+def counted(clause: str) -> tuple[str, int] | None:
+    """``(the clause asking for the sound once, how many times)`` for a clause that counts one sound ("a bell
+    rings three times" -> ``("a bell rings once", 3)``; "three beeps at E3" -> ``("one beep at E3", 3)``), else
+    ``None`` (no count, once, several counts, or more than :data:`MAX_REPEATS`)."""
+    text = _clean(clause)
+    times = list(_TIMES.finditer(text))
+    if len(times) == 1:
+        m = times[0]
+        n = 2 if m.group(0).lower() == "twice" else 3 if m.group(0).lower() == "thrice" else _number(m.group("n"))
+        once = text[: m.start()] + "once" + text[m.end() :]
+    elif not times and (m := _COUNTED_NOUN.match(text)) and m.group("noun").lower() not in _NOT_EVENTS:
+        n = _number(m.group("n"))
+        once = f"one {m.group('pre')}{_singular(m.group('noun'))}{m.group('rest')}"
+    else:
+        return None
+    return (once, n) if 2 <= n <= MAX_REPEATS else None
+
+
 def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
     """The layout of a layered prompt, or ``None`` when it is one source with no bed, or when a clip of
     ``duration`` seconds would give its sources in order slots shorter than :data:`MIN_SLOT_S` (see the module
@@ -157,11 +210,20 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
     else:
         foreground = _sequence(text)
     sounding = [p for p in foreground if p is not None]
-    if not sounding or len(foreground) > MAX_SOURCES or (background is None and len(foreground) < 2):
+    if not sounding or len(foreground) > MAX_SOURCES:
         return None
     if duration is not None and len(foreground) > 1 and duration / len(foreground) < MIN_SLOT_S:
         return None
-    return ScenePlan(background, tuple(foreground))
+    slots, repeats = [], []
+    for part in foreground:
+        count = None if part is None else counted(part)
+        if count and duration is not None and duration / len(foreground) / count[1] < MIN_REPEAT_S:
+            count = None  # too close together to be heard one by one: asked as it is
+        slots.append(count[0] if count else part)
+        repeats.append(count[1] if count else 1)
+    if background is None and len(foreground) < 2 and max(repeats) == 1:
+        return None
+    return ScenePlan(background, tuple(slots), tuple(repeats) if max(repeats) > 1 else ())
 
 
 def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
@@ -207,36 +269,107 @@ def fade_cuts(segment: np.ndarray, sample_rate: int, start: bool, end: bool) -> 
     return segment
 
 
+def first_event(
+    audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0, rise_db: float = 10.0
+) -> tuple[int, int]:
+    """``(start, end)`` samples of the first event in ``audio [T]``: from the first 10-ms frame within
+    ``below_peak_db`` of the loudest to the quietest frame before the level, having fallen ``rise_db`` from the
+    event's top, rises ``rise_db`` again to within 20 dB of the loudest (the next event); else to the last
+    frame within ``below_peak_db`` (one event, its ring included). ``(0, 0)`` for silence."""
+    hop = max(1, sample_rate // 100)
+    db = _frame_db(audio, hop)
+    peak = float(db.max())
+    if peak <= -100.0:
+        return 0, 0
+    loud = np.flatnonzero(db >= peak - below_peak_db)
+    first, last = int(loud[0]), int(loud[-1])
+    top = valley = float(db[first])
+    valley_at = first
+    for i in range(first + 1, last + 1):
+        level = float(db[i])
+        if valley <= top - rise_db and level >= valley + rise_db and level >= peak - 20.0:
+            return first * hop, valley_at * hop + hop // 2  # cut in the quietest frame between the two
+        if valley > top - rise_db and level > top:  # still rising (or a small dip): the same event's top
+            top = valley = level
+            valley_at = i
+        elif level < valley:
+            valley, valley_at = level, i
+    return first * hop, min(len(audio), (last + 1) * hop)
+
+
+def repeat_event(part: np.ndarray, sample_rate: int, times: int, room: int) -> tuple[np.ndarray, int]:
+    """``(audio, onset)``: the first event of ``part [T]`` (:func:`first_event`, from 10 ms before its onset)
+    ``times`` times at a regular interval, float32 of at most ``room`` samples, and where it starts in ``part``.
+
+    The interval is the event's length plus half of it as a gap (0.1-0.3 s), closer if ``times`` copies would not
+    fit in ``room``; copies that overlap (a bell's ring under the next strike) add up, as the ring of a struck
+    bell does."""
+    if times < 1 or room < 1:
+        raise ValueError(f"times={times} and room={room} must be at least 1")
+    start, end = first_event(part, sample_rate)
+    start -= min(start, int(0.01 * sample_rate))  # a 10-ms pre-roll (>= 35 dB down) takes the fade, not the attack
+    event = fade_cuts(part[start:end].astype(np.float32, copy=True), sample_rate, start=start > 0, end=True)
+    if len(event) == 0:
+        return np.zeros(0, np.float32), 0
+    gap = min(max(len(event) // 2, int(0.1 * sample_rate)), int(0.3 * sample_rate))
+    interval = max(1, min(len(event) + gap, room // times))
+    out = np.zeros(min(room, (times - 1) * interval + len(event)), np.float32)
+    for k in range(times):
+        at = k * interval
+        copy = event[: len(out) - at]
+        if len(copy) < len(event):  # the last copies ring past the room: cut with a fade
+            copy = fade_cuts(copy.copy(), sample_rate, start=False, end=True)
+        out[at : at + len(copy)] += copy
+    return out, start
+
+
 def mix_scene(
     background: np.ndarray | None,
     foreground: list[np.ndarray],
     sample_rate: int,
     snr_db: float = 13.0,
     lead_s: float = 0.05,
+    repeats: tuple[int, ...] = (),
 ) -> np.ndarray:
     """The parts of a :class:`ScenePlan`, generated at the clip's length ``T``, mixed into one float32 ``[T]``.
 
     One foreground part is kept as generated. Several are laid out in ``len(foreground)`` equal consecutive
     slots: part ``k``'s active stretch (:func:`active_span`) starts ``lead_s`` into slot ``k`` and is cut, with a
-    10-ms fade, at the slot's end. The bed (if any) is scaled to ``snr_db`` below the foreground's active level.
+    10-ms fade, at the slot's end. A part heard ``repeats[k] > 1`` times is its first event repeated
+    (:func:`repeat_event`) in its slot, or, alone, from where it was generated (from ``lead_s`` when the repeats
+    would not fit after it at their natural interval). The bed (if any) is scaled to ``snr_db`` below the
+    foreground's active level.
     """
     if not foreground:
         raise ValueError("a scene needs at least one foreground part")
     length = len(foreground[0])
     if any(len(p) != length for p in foreground) or (background is not None and len(background) != length):
         raise ValueError("every part of a scene must have the clip's length")
-    if len(foreground) == 1:
+    repeats = tuple(repeats) or (1,) * len(foreground)
+    if len(repeats) != len(foreground) or min(repeats) < 1:
+        raise ValueError(f"repeats {repeats} must give a count of at least 1 for each of the {len(foreground)} parts")
+    if len(foreground) == 1 and repeats[0] == 1:
         out = foreground[0].astype(np.float32, copy=True)
+    elif len(foreground) == 1:
+        out = np.zeros(length, np.float32)
+        lead = min(int(lead_s * sample_rate), length // 4)
+        natural, onset = repeat_event(foreground[0], sample_rate, repeats[0], length)
+        if onset + len(natural) > length:  # no room after the generated onset: from the lead
+            onset = lead
+        segment, _ = repeat_event(foreground[0], sample_rate, repeats[0], length - onset)
+        out[onset : onset + len(segment)] += segment
     else:
         out = np.zeros(length, np.float32)
         slot = length // len(foreground)
         lead = min(int(lead_s * sample_rate), slot // 4)
         for k, part in enumerate(foreground):
-            start, end = active_span(part, sample_rate)
             room = slot - lead
-            segment = part[start : min(end, start + room)].astype(np.float32, copy=True)
-            cut_end = end - start > room
-            segment = fade_cuts(segment, sample_rate, start=start > 0, end=cut_end)
+            if repeats[k] > 1:
+                segment, _ = repeat_event(part, sample_rate, repeats[k], room)
+            else:
+                start, end = active_span(part, sample_rate)
+                segment = part[start : min(end, start + room)].astype(np.float32, copy=True)
+                segment = fade_cuts(segment, sample_rate, start=start > 0, end=end - start > room)
             at = k * slot + lead
             out[at : at + len(segment)] += segment
     if background is not None:  # at its own level when the foreground is silent

@@ -263,7 +263,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 made = iter(clips)
                 bed = next(made) if plan.background else None
                 slots = [np.zeros(num_samples, np.float32) if p is None else next(made) for p in plan.foreground]
-                rows.append(mix_scene(bed, slots, self.sample_rate))
+                rows.append(mix_scene(bed, slots, self.sample_rate, repeats=plan.repeats))
         audio = np.stack(rows)  # [N, T]
         if plan is not None:  # mixed parts can pass the peak ceiling that each part kept
             audio = limit_peak(audio)
@@ -296,7 +296,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         if plan is not None:
             meta["composed"] = " | ".join(
                 ([f"background: {plan.background}"] if plan.background else [])
-                + [f"{i + 1}: {'(silence)' if p is None else p}" for i, p in enumerate(plan.foreground)]
+                + [
+                    f"{i + 1}: {'(silence)' if p is None else p}" + (f" (x{plan.times(i)})" if plan.times(i) > 1 else "")
+                    for i, p in enumerate(plan.foreground)
+                ]
             )
         if self._adapters:
             meta["adapters"] = "; ".join(

@@ -23,10 +23,10 @@ SR = 16000
 @pytest.mark.parametrize(
     "prompt,background,foreground,repeats",
     [
-        ("three beeps over steady rain", "steady rain", ("one beep",), (3,)),
+        ("three beeps over steady rain", "steady rain", ("three beeps",), (3,)),
         ("over the sound of rain, a dog barks, then a bell rings", "the sound of rain", ("a dog barks", "a bell rings"), ()),
         ("a scene with gusting wind: a horn plays a note", "gusting wind", ("a horn plays a note",), ()),
-        ("as the wind blows, a snare cracks twice, then a bell rings", "the wind blows", ("a snare cracks once", "a bell rings"), (2, 1)),
+        ("as the wind blows, a snare cracks twice, then a bell rings", "the wind blows", ("a snare cracks twice", "a bell rings"), (2, 1)),
         ("a piano plays a chord with a steady hiss behind", "a steady hiss", ("a piano plays a chord",), ()),
         ("first a man says seven, then a bell rings, with an engine hum in the background", "an engine hum",
          ("a man says seven", "a bell rings"), ()),
@@ -34,7 +34,7 @@ SR = 16000
         ("a bell rings, while it is raining", "it is raining", ("a bell rings",), ()),
         ("birds chirp as the sea rolls in", "the sea rolls in", ("birds chirp",), ()),
         ("rain falls; a dog barks", "rain falls", ("a dog barks",), ()),
-        ("a dog barks twice in the rain", "the rain", ("a dog barks once",), (2,)),
+        ("a dog barks twice in the rain", "the rain", ("a dog barks twice",), (2,)),
         ("all is quiet; a bell rings, then a gong sounds", None, ("a bell rings", "a gong sounds"), ()),
         ("a bell rings, then a dog barks, followed by a whistle", None, ("a bell rings", "a dog barks", "a whistle"), ()),
     ],
@@ -42,7 +42,8 @@ SR = 16000
 def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, foreground, repeats):
     plan = plan_scene(prompt)
     assert plan == ScenePlan(background, foreground, repeats)
-    assert plan.prompts == ([background] if background else []) + list(foreground)
+    asked = [counted(f)[0] if plan.times(k) > 1 else f for k, f in enumerate(foreground)]  # counted: asked once
+    assert plan.prompts == ([background] if background else []) + asked
 
 
 @pytest.mark.parametrize(
@@ -87,10 +88,15 @@ def test_what_is_one_source_stays_one_clip(prompt):
 
 
 def test_silence_between_sources_is_a_silent_slot():
-    assert plan_scene("first a beep, then silence, then a beep") == ScenePlan(None, ("a beep", None, "a beep"))
+    assert plan_scene("first a beep, then silence, then a beep") == ScenePlan(
+        None, ("a beep", None, "a beep")
+    )
     assert plan_scene("a click, then a short pause") == ScenePlan(None, ("a click", None))
     assert plan_scene("over rain, a bell rings, then silence").prompts == ["rain", "a bell rings"]
-    assert plan_scene("birds chirp, then footsteps approach").foreground == ("birds chirp", "footsteps approach")
+    assert plan_scene("birds chirp, then footsteps approach").foreground == (
+        "birds chirp",
+        "footsteps approach",
+    )
 
 
 def test_slots_too_short_for_the_duration_are_one_clip():
@@ -139,7 +145,9 @@ def test_several_parts_take_consecutive_slots_from_their_active_start():
     # each slot holds its own part: 440 Hz first, 880 Hz second
     spec0, spec1 = (np.abs(np.fft.rfft(out[k * 2 * SR : (k + 1) * 2 * SR])) for k in (0, 1))
     freqs = np.fft.rfftfreq(2 * SR, 1 / SR)
-    assert freqs[spec0.argmax()] == pytest.approx(440.0, abs=2) and freqs[spec1.argmax()] == pytest.approx(880.0, abs=2)
+    assert freqs[spec0.argmax()] == pytest.approx(440.0, abs=2) and freqs[spec1.argmax()] == pytest.approx(
+        880.0, abs=2
+    )
 
 
 def test_a_part_longer_than_its_slot_is_cut_with_a_fade():
@@ -226,7 +234,10 @@ def test_the_configs_compose_is_the_default_and_must_be_a_bool():
 
     pipe = LatentDiffusionPipeline(tiny_model(compose=True))
     assert "composed" in pipe("a bell rings, then a gong sounds", duration=0.5, progress=False).meta
-    assert "composed" not in pipe("a bell rings, then a gong sounds", duration=0.5, compose=False, progress=False).meta
+    assert (
+        "composed"
+        not in pipe("a bell rings, then a gong sounds", duration=0.5, compose=False, progress=False).meta
+    )
     with pytest.raises(ConfigError, match="compose='yes' must be true or false"):
         pipe("a bell over rain", duration=0.5, compose="yes", progress=False)
     with pytest.raises(ConfigError, match="LatentDiffusionConfig.compose=1"):
@@ -283,7 +294,7 @@ def test_guidance_interval_and_silent_slots_in_the_pipeline(monkeypatch):
         ("rain falls; a dog barks.", ScenePlan("rain falls", ("a dog barks",))),  # punctuation trimmed
         ("over rain, a bell rings, then (a dog barks)", ScenePlan("rain", ("a bell rings", "(a dog barks)"))),
         ("over rain, an engine revs, then powers down", ScenePlan("rain", ("an engine revs, then powers down",))),
-        ("three beeps over the steady sound of falling rain", ScenePlan("the steady sound of falling rain", ("one beep",), (3,))),
+        ("three beeps over the steady sound of falling rain", ScenePlan("the steady sound of falling rain", ("three beeps",), (3,))),
         ("note: a bell rings over rain", ScenePlan("rain", ("note: a bell rings",))),  # a later layout still tried
         ("a bell rings, then a short quiet pause", ScenePlan(None, ("a bell rings", None))),
         ("a bell rings, then a long quiet pause here", ScenePlan(None, ("a bell rings", "a long quiet pause here"))),
@@ -395,7 +406,9 @@ def test_a_cut_part_ends_on_the_exact_fade():
 )
 def test_a_counted_sound_is_asked_once_and_repeated(clause, expected):
     assert counted(clause) == expected
-    assert plan_scene(clause, 4.0) == ScenePlan(None, (expected[0],), (expected[1],))
+    plan = plan_scene(clause, 4.0)
+    assert plan == ScenePlan(None, (clause,), (expected[1],))
+    assert plan.prompts == [expected[0]] and plan.part(0) == expected[0] and plan.times(0) == expected[1]
 
 
 @pytest.mark.parametrize(
@@ -423,7 +436,8 @@ def test_repeats_too_close_for_the_duration_are_asked_as_they_are():
     assert plan_scene("a bell rings eight times", 8 * MIN_REPEAT_S * 0.9) is None
     # in a scene, the slot's share counts: two slots of 1 s hold 6 repeats, not 8
     plan = plan_scene("a bell rings eight times, then a kick drum is struck six times", 2.0)
-    assert plan.foreground == ("a bell rings eight times", "a kick drum is struck once")
+    assert plan.foreground == ("a bell rings eight times", "a kick drum is struck six times")
+    assert plan.prompts == ["a bell rings eight times", "a kick drum is struck once"]
     assert plan.repeats == (1, 6) and [plan.times(i) for i in range(2)] == [1, 6]
 
 
@@ -458,12 +472,16 @@ def test_repeat_event_lays_copies_at_a_regular_interval():
         assert np.all(out[k * interval + length : (k + 1) * interval] == 0)
     one, _ = repeat_event(beep, SR, 1, SR * 4)
     assert len(one) == length
-    squeezed, _ = repeat_event(beep, SR, 4, 8000)  # 4 copies in half a second: every 2000 samples, overlapping
+    squeezed, _ = repeat_event(
+        beep, SR, 4, 8000
+    )  # 4 copies in half a second: every 2000 samples, overlapping
     expected = np.zeros(8000, np.float32)
     for k in range(4):
         expected[k * 2000 : k * 2000 + length] += one[: 8000 - k * 2000]
     assert len(squeezed) == 8000
-    np.testing.assert_allclose(squeezed[:7800], expected[:7800], atol=1e-6)  # the last copy is cut with a fade
+    np.testing.assert_allclose(
+        squeezed[:7800], expected[:7800], atol=1e-6
+    )  # the last copy is cut with a fade
     assert np.abs(squeezed[-20:]).max() < np.abs(expected[-20:]).max() or np.abs(expected[-20:]).max() == 0
     with pytest.raises(ValueError):
         repeat_event(beep, SR, 0, 100)
@@ -477,7 +495,9 @@ def test_mix_scene_repeats_a_counted_part_alone_and_in_a_slot():
     assert len(alone) == n and alone[:3200].max() == 0 and len(rises) >= 3  # from where it was generated
     onsets = np.flatnonzero(np.abs(alone) > 0.01)
     assert onsets[0] >= 3200
-    late = _tone(n, SR * 7 // 2, 2400)  # generated at 3.5 s: four repeats (0.83 s) do not fit after it: from the lead
+    late = _tone(
+        n, SR * 7 // 2, 2400
+    )  # generated at 3.5 s: four repeats (0.83 s) do not fit after it: from the lead
     moved = mix_scene(None, [late], SR, repeats=(4,))
     assert np.flatnonzero(np.abs(moved) > 0.01)[0] <= int(0.05 * SR) + 160 + 1  # the lead, the pre-roll
     bell = _tone(n, 800, 2400, f=660.0)
@@ -491,7 +511,7 @@ def test_mix_scene_repeats_a_counted_part_alone_and_in_a_slot():
 
 
 def test_a_counted_prompt_is_its_once_version_repeated(pipe, monkeypatch):
-    """"a bell rings three times" denoises one part, "a bell rings once", with the seed's first noise draw: the
+    """ "a bell rings three times" denoises one part, "a bell rings once", with the seed's first noise draw: the
     same clip as asking for it once; the mixer repeats its first event (the spy sees the repeats)."""
     calls = []
     import soundsmith.pipelines.latent_diffusion as ld
@@ -512,3 +532,36 @@ def test_a_counted_prompt_is_its_once_version_repeated(pipe, monkeypatch):
     np.testing.assert_allclose(three.audio[0], expected, atol=1e-5)
     plain = pipe("a bell rings three times", compose=False, **kwargs)
     assert not np.allclose(plain.audio[0], three.audio[0])
+
+
+def test_a_ring_that_beats_is_one_event_and_a_click_is_none():
+    from soundsmith.pipelines.compose import MIN_EVENT_S, has_event
+
+    n = SR * 2
+    ring = _tone(n, 800, SR, decay=0.4)
+    t = np.arange(n) / SR
+    # a strike that falls fast to a ring 20 dB down, which beats (dips of 20 dB, swells back to -20 dB)
+    hum = _tone(n, 800, SR, f=443.0) * 0.1 * (0.55 + 0.45 * np.cos(2 * np.pi * 6 * t)).astype(np.float32)
+    beating = _tone(n, 800, SR, decay=0.03) + hum
+    start, end = first_event(beating, SR)
+    assert start == 800 and end > 800 + SR // 2  # swells well under the strike are its ring, not new strikes
+    restruck = beating + _tone(n, 800 + SR // 2, SR, decay=0.03)  # a second strike as loud as the first
+    assert first_event(restruck, SR)[1] <= 800 + SR // 2
+    click = np.zeros(n, np.float32)
+    click[:160] = 0.5  # 10 ms at the very start, silence after
+    assert first_event(click, SR)[1] - first_event(click, SR)[0] < MIN_EVENT_S * SR
+    assert not has_event(click, SR) and has_event(ring, SR) and not has_event(np.zeros(n, np.float32), SR)
+
+
+def test_a_counted_part_without_an_event_is_generated_as_asked(pipe, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    monkeypatch.setattr(ld, "has_event", lambda part, sr: False)
+    kwargs = {"duration": 1.0, "progress": False}
+    out = pipe("a bell rings three times", compose=True, seed=6, num_candidates=2, rerank=False, **kwargs)
+    assert out.meta["counted_as_asked"] == [6, 7]
+    for row, seed in zip(out.audio, (6, 7), strict=True):  # the counted clause, its seed's first noise, unrepeated
+        plain = pipe("a bell rings three times", compose=False, seed=seed, **kwargs)
+        np.testing.assert_allclose(row, plain.audio[0], atol=1e-5)
+    scene = pipe("a bell rings twice over steady rain", compose=True, seed=6, **kwargs)
+    assert scene.meta["counted_as_asked"] == [6] and scene.meta["composed"].endswith("a bell rings once (x2)")

@@ -98,7 +98,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="generate a layered prompt ('three beeps over steady rain', 'a bell rings, then a dog barks') part "
-        "by part and mix the parts (latent diffusion; default: the model's setting)",
+        "by part and mix the parts, a counted sound ('a bell rings three times') once and repeat it (latent "
+        "diffusion; default: the model's setting)",
     )
     p.add_argument(
         "--stream",

@@ -39,10 +39,15 @@ BED_WORDS = (
     "waves", "ocean", "traffic", "crowd", "chatter", "stream", "river", "static", "storm",
 )  # fmt: skip
 QUIET_WORDS = ("silence", "silent", "quiet", "stillness")
-MAX_SOURCES = 4  # more sources in order than this: generated as one clip (each would get under a second of 4 s)
+MAX_SOURCES = (
+    4  # more sources in order than this: generated as one clip (each would get under a second of 4 s)
+)
 MIN_SLOT_S = 0.25  # sources in order whose slots would be shorter than this: generated as one clip
 MAX_REPEATS = 8  # a sound asked more times than this is generated as it is (too many to lay out one by one)
 MIN_REPEAT_S = 0.15  # nor when its repeats would come closer together than this
+MIN_EVENT_S = (
+    0.04  # a counted part whose first event is shorter (a click, silence) is generated as asked instead
+)
 # A clause after "then" is a new source only if it starts like one (a determiner, a number, a pronoun, a common
 # plural source); otherwise it goes on describing the previous one: "an engine revs, then powers down".
 _SUBJECT_WORDS = frozenset(
@@ -63,7 +68,17 @@ _GAP = re.compile(r"\b(?:silence|quiet|pause|nothing)\b", re.IGNORECASE)
 _THEN = re.compile(
     r"(\s*(?:,\s*|\s)(?:and\s+)?(?:then|followed by|after that,?|and after that,?)\s+)", re.IGNORECASE
 )
-_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_NUMBERS = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 _NUMBER = r"(?:\d+|" + "|".join(_NUMBERS) + ")"
 # "twice", "three times", not "twice as loud" / "three times faster" (a comparison)
 _TIMES = re.compile(
@@ -97,9 +112,9 @@ _LAYOUTS = (
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """A layered prompt: the bed's prompt (None: no bed), the foreground slots in time order, each a prompt or
-    None (a silent slot: "a click, then silence, then a bell"), and how many times each slot's sound is heard
-    (empty: once each; a counted slot's prompt asks for it once)."""
+    """A layered prompt: the bed's prompt (None: no bed), the foreground slots in time order as asked, each a
+    clause or None (a silent slot: "a click, then silence, then a bell"), and how many times each slot's sound
+    is heard (empty: once each). A counted slot is generated as its once version (:meth:`part`) and repeated."""
 
     background: str | None
     foreground: tuple[str | None, ...]
@@ -109,10 +124,20 @@ class ScenePlan:
         """How many times foreground slot ``slot`` is heard."""
         return self.repeats[slot] if self.repeats else 1
 
+    def part(self, slot: int) -> str | None:
+        """The prompt generated for foreground slot ``slot``: its clause, asked once if it is counted."""
+        clause = self.foreground[slot]
+        if clause is None or self.times(slot) == 1:
+            return clause
+        once = counted(clause)
+        assert once is not None and once[1] == self.times(slot), (clause, self.repeats)
+        return once[0]
+
     @property
     def prompts(self) -> list[str]:
         """Every part to generate: the bed first (if any), then the sounding foreground slots in order."""
-        return ([self.background] if self.background else []) + [p for p in self.foreground if p is not None]
+        parts = [self.part(k) for k in range(len(self.foreground))]
+        return ([self.background] if self.background else []) + [p for p in parts if p is not None]
 
 
 def _clean(text: str) -> str:
@@ -179,7 +204,13 @@ def counted(clause: str) -> tuple[str, int] | None:
     times = list(_TIMES.finditer(text))
     if len(times) == 1:
         m = times[0]
-        n = 2 if m.group(0).lower() == "twice" else 3 if m.group(0).lower() == "thrice" else _number(m.group("n"))
+        n = (
+            2
+            if m.group(0).lower() == "twice"
+            else 3
+            if m.group(0).lower() == "thrice"
+            else _number(m.group("n"))
+        )
         once = text[: m.start()] + "once" + text[m.end() :]
     elif not times and (m := _COUNTED_NOUN.match(text)) and m.group("noun").lower() not in _NOT_EVENTS:
         n = _number(m.group("n"))
@@ -214,16 +245,15 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
         return None
     if duration is not None and len(foreground) > 1 and duration / len(foreground) < MIN_SLOT_S:
         return None
-    slots, repeats = [], []
+    repeats = []
     for part in foreground:
         count = None if part is None else counted(part)
         if count and duration is not None and duration / len(foreground) / count[1] < MIN_REPEAT_S:
             count = None  # too close together to be heard one by one: asked as it is
-        slots.append(count[0] if count else part)
         repeats.append(count[1] if count else 1)
     if background is None and len(foreground) < 2 and max(repeats) == 1:
         return None
-    return ScenePlan(background, tuple(slots), tuple(repeats) if max(repeats) > 1 else ())
+    return ScenePlan(background, tuple(foreground), tuple(repeats) if max(repeats) > 1 else ())
 
 
 def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
@@ -270,12 +300,17 @@ def fade_cuts(segment: np.ndarray, sample_rate: int, start: bool, end: bool) -> 
 
 
 def first_event(
-    audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0, rise_db: float = 10.0
+    audio: np.ndarray,
+    sample_rate: int,
+    below_peak_db: float = 35.0,
+    rise_db: float = 10.0,
+    near_top_db: float = 8.0,
 ) -> tuple[int, int]:
     """``(start, end)`` samples of the first event in ``audio [T]``: from the first 10-ms frame within
     ``below_peak_db`` of the loudest to the quietest frame before the level, having fallen ``rise_db`` from the
-    event's top, rises ``rise_db`` again to within 20 dB of the loudest (the next event); else to the last
-    frame within ``below_peak_db`` (one event, its ring included). ``(0, 0)`` for silence."""
+    event's top, rises ``rise_db`` again to within ``near_top_db`` of that top (the next strike; a ring's
+    beating stays further down); else to the last frame within ``below_peak_db`` (one event, its ring
+    included). ``(0, 0)`` for silence."""
     hop = max(1, sample_rate // 100)
     db = _frame_db(audio, hop)
     peak = float(db.max())
@@ -287,7 +322,7 @@ def first_event(
     valley_at = first
     for i in range(first + 1, last + 1):
         level = float(db[i])
-        if valley <= top - rise_db and level >= valley + rise_db and level >= peak - 20.0:
+        if valley <= top - rise_db and level >= valley + rise_db and level >= top - near_top_db:
             return first * hop, valley_at * hop + hop // 2  # cut in the quietest frame between the two
         if valley > top - rise_db and level > top:  # still rising (or a small dip): the same event's top
             top = valley = level
@@ -295,6 +330,13 @@ def first_event(
         elif level < valley:
             valley, valley_at = level, i
     return first * hop, min(len(audio), (last + 1) * hop)
+
+
+def has_event(part: np.ndarray, sample_rate: int) -> bool:
+    """Whether a generated once-part holds an event worth repeating: at least :data:`MIN_EVENT_S` long (a model
+    that renders silence and a click at the edge gives none)."""
+    start, end = first_event(part, sample_rate)
+    return end - start >= MIN_EVENT_S * sample_rate
 
 
 def repeat_event(part: np.ndarray, sample_rate: int, times: int, room: int) -> tuple[np.ndarray, int]:
@@ -307,7 +349,9 @@ def repeat_event(part: np.ndarray, sample_rate: int, times: int, room: int) -> t
     if times < 1 or room < 1:
         raise ValueError(f"times={times} and room={room} must be at least 1")
     start, end = first_event(part, sample_rate)
-    start -= min(start, int(0.01 * sample_rate))  # a 10-ms pre-roll (>= 35 dB down) takes the fade, not the attack
+    start -= min(
+        start, int(0.01 * sample_rate)
+    )  # a 10-ms pre-roll (>= 35 dB down) takes the fade, not the attack
     event = fade_cuts(part[start:end].astype(np.float32, copy=True), sample_rate, start=start > 0, end=True)
     if len(event) == 0:
         return np.zeros(0, np.float32), 0
@@ -347,7 +391,9 @@ def mix_scene(
         raise ValueError("every part of a scene must have the clip's length")
     repeats = tuple(repeats) or (1,) * len(foreground)
     if len(repeats) != len(foreground) or min(repeats) < 1:
-        raise ValueError(f"repeats {repeats} must give a count of at least 1 for each of the {len(foreground)} parts")
+        raise ValueError(
+            f"repeats {repeats} must give a count of at least 1 for each of the {len(foreground)} parts"
+        )
     if len(foreground) == 1 and repeats[0] == 1:
         out = foreground[0].astype(np.float32, copy=True)
     elif len(foreground) == 1:

@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.compose import fade_cuts, mix_scene, plan_scene
+from soundsmith.pipelines.compose import fade_cuts, has_event, mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
@@ -194,13 +194,15 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
 
         # 1. text: each part's prompt, and the unconditional branch (the negative prompt, or the learned null
         # text); batched as [cond of every part(, uncond of every part)]
-        conds = [self._branch(p, drop=False) for p in parts]
         guided = guidance != 1.0
-        branches = list(conds)
-        if guided:
-            negative = self._branch(negative_prompt, drop=False) if negative_prompt else None
-            branches += [negative or (*cond[:3], torch.tensor([True])) for cond in conds]
-        text = self._batch(branches, 1, device)
+        negative = self._branch(negative_prompt, drop=False) if guided and negative_prompt else None
+
+        def encode(texts: list[str]) -> Branch:
+            conds = [self._branch(p, drop=False) for p in texts]
+            uncond = [negative or (*cond[:3], torch.tensor([True])) for cond in conds] if guided else []
+            return self._batch(conds + uncond, 1, device)
+
+        text = encode(parts)
 
         run = DiffusionSampler(sampler or c.sampler, self.schedule)
         interval = c.guidance_interval
@@ -216,30 +218,24 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if inpaint is not None:
                 mask = self._inpaint_mask(inpaint, duration, shape[-1]).to(device)
 
-        # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
-        rows = []
-        for seed in seeds:
-            # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time)
-            run.set_steps(steps, strength=float(strength), device=device)
+        def denoise(text: Branch, noise: torch.Tensor) -> list[np.ndarray]:
+            """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]``: one [T] each."""
+            p = noise.shape[0]
+            run.set_steps(steps, strength=float(strength), device=device)  # the scheduler is stateful: per call
             timesteps = run.timesteps
-            # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
-            # single clip with this seed gets
-            gen = torch.Generator().manual_seed(seed)
-            noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             if known is None:
                 x = noise * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
             else:
                 x = run.add_noise(known, noise, timesteps[0]) if len(timesteps) else known.clone()
-
             # 3. denoising loop, classifier-free guidance on the batched [cond, uncond]
             for i, t in enumerate(_progress(timesteps, progress)):
                 x_in = run.scale_model_input(x, t)
                 now = float(t) / self.schedule.num_train_timesteps  # the denoiser's time in [0, 1]
                 step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
-                k = len(branches) if step_guided else len(parts)  # outside the interval: conditional alone
-                step_text = text if k == len(branches) else tuple(v[:k] for v in text)
+                k = 2 * p if step_guided else p  # outside the interval: conditional alone
+                step_text = text if step_guided or not guided else tuple(v[:k] for v in text)
                 t_model = torch.full((k,), now, device=device)
-                x_batch = x_in.repeat(k // len(parts), 1, 1, 1)
+                x_batch = x_in.repeat(k // p, 1, 1, 1)
                 out = _windowed(model, x_batch, t_model, step_text, window)
                 if step_guided:
                     out_cond, out_uncond = out.chunk(2)
@@ -251,19 +247,42 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 if mask is not None:
                     nxt = known if i + 1 == len(timesteps) else run.add_noise(known, noise, timesteps[i + 1])
                     x = torch.where(mask, x, nxt)
-
             # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
-            clips = [
+            return [
                 clip if gen_samples == num_samples else most_active(clip, num_samples, self.sample_rate)
                 for clip in self.decode(x, gen_samples)
-            ]  # one [T] per part
+            ]
+
+        # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
+        rows, retried = [], []
+        for seed in seeds:
+            # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
+            # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
+            # single clip with this seed gets
+            gen = torch.Generator().manual_seed(seed)
+            noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
+            clips = denoise(text, noise)  # one [T] per part
             if plan is None:
                 rows.append(clips[0])
-            else:  # 7. a layered prompt: lay the parts out (a silent slot stays silent) and mix them
-                made = iter(clips)
-                bed = next(made) if plan.background else None
-                slots = [np.zeros(num_samples, np.float32) if p is None else next(made) for p in plan.foreground]
-                rows.append(mix_scene(bed, slots, self.sample_rate, repeats=plan.repeats))
+                continue
+            # 7. a layered prompt: lay the parts out (a silent slot stays silent) and mix them
+            made = iter(zip(clips, noise, strict=True))
+            bed = next(made)[0] if plan.background else None
+            slots, times, again = [], [], []
+            for k, clause in enumerate(plan.foreground):
+                clip, row_noise = (np.zeros(num_samples, np.float32), None) if clause is None else next(made)
+                if plan.times(k) > 1 and not has_event(clip, self.sample_rate):  # its once version: no event
+                    again.append((k, clause, row_noise))
+                slots.append(clip)
+                times.append(plan.times(k))
+            if again:  # such a slot is generated again as asked (its count in the text), with its own noise
+                redone = denoise(
+                    encode([clause for _, clause, _ in again]), torch.stack([z for *_, z in again])
+                )
+                for (k, _, _), clip in zip(again, redone, strict=True):
+                    slots[k], times[k] = clip, 1
+                retried.append(len(rows))
+            rows.append(mix_scene(bed, slots, self.sample_rate, repeats=tuple(times)))
         audio = np.stack(rows)  # [N, T]
         if plan is not None:  # mixed parts can pass the peak ceiling that each part kept
             audio = limit_peak(audio)
@@ -297,10 +316,19 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["composed"] = " | ".join(
                 ([f"background: {plan.background}"] if plan.background else [])
                 + [
-                    f"{i + 1}: {'(silence)' if p is None else p}" + (f" (x{plan.times(i)})" if plan.times(i) > 1 else "")
+                    f"{i + 1}: "
+                    + (
+                        "(silence)"
+                        if p is None
+                        else p
+                        if plan.times(i) == 1
+                        else f"{plan.part(i)} (x{plan.times(i)})"
+                    )
                     for i, p in enumerate(plan.foreground)
                 ]
             )
+        if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked
+            meta["counted_as_asked"] = [seeds[i] for i in retried]
         if self._adapters:
             meta["adapters"] = "; ".join(
                 f"{a['path']} x{a['scale']:g} (sha256 {a['sha256'][:12]})" for a in self._adapters.values()

@@ -28,7 +28,9 @@ class GenerateRequest(BaseModel):
     top_k: int | None = Field(default=None, description="top-k sampling (autoregressive)")
     top_p: float | None = Field(default=None, description="nucleus sampling (autoregressive)")
     compose: bool | None = Field(
-        default=None, description="a layered prompt generated part by part and mixed (latent diffusion)"
+        default=None,
+        description="a layered prompt generated part by part and mixed, a counted sound once and repeated "
+        "(latent diffusion)",
     )
 
 

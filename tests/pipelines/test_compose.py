@@ -402,6 +402,8 @@ def test_a_cut_part_ends_on_the_exact_fade():
         ("three crashes of thunder", ("one crash of thunder", 3)),
         ("four chimes (high register)", ("one chime (high register)", 4)),
         ("six knocks on a door, slowly", ("one knock on a door, slowly", 6)),
+        ("a kitchen timer with three short beeps", ("a kitchen timer with one short beep", 3)),
+        ("a snare drum, five hits at a steady pace", ("a snare drum, one hit at a steady pace", 5)),
     ],
 )
 def test_a_counted_sound_is_asked_once_and_repeated(clause, expected):
@@ -422,6 +424,8 @@ def test_a_counted_sound_is_asked_once_and_repeated(clause, expected):
         "a bell rings ten times",  # more than MAX_REPEATS
         "a bell rings twice and a dog barks three times",  # two counts in one clause
         "a man says the word three",
+        "a bell, with two children singing",  # a verb after the noun: not a count of sounds
+        "a piano plays for two minutes",
     ],
 )
 def test_what_is_not_a_count(clause):

@@ -13,10 +13,10 @@ sounds (no language model, nothing about a particular corpus):
   traffic, crowd, stream, static, storm) or silence;
 - foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C", where the clause after
   the connective starts like a new source; "then silence" / "then a pause" is a silent slot;
-- a counted sound: "a bell rings three times", "an alarm beeps twice", "three beeps at E3" (a number, at most
-  two words and a plural noun, nothing after but a place, a pitch or a description): generated once ("a bell
-  rings once", "one beep at E3") and repeated at a regular interval, as a struck bell, a device or a drum
-  machine repeats its sound.
+- a counted sound: "a bell rings three times", "an alarm beeps twice", "three beeps at E3", "a timer with four
+  beeps" (a number first or after "with" or a comma, at most two words and a plural noun, nothing after but a
+  place, a pitch or a description): generated once ("a bell rings once", "one beep at E3") and repeated at a
+  regular interval, as a struck bell, a device or a drum machine repeats its sound.
 
 :func:`plan_scene` returns ``None`` for a prompt with a single uncounted source and no bed, with more than
 :data:`MAX_SOURCES` sources in order, or with slots shorter than :data:`MIN_SLOT_S` (generated as it is), so
@@ -84,10 +84,11 @@ _NUMBER = r"(?:\d+|" + "|".join(_NUMBERS) + ")"
 _TIMES = re.compile(
     rf"\b(?:twice|thrice|(?P<n>{_NUMBER}) times)\b(?!\s+(?:as|more|less|over|\w+er)\b)", re.IGNORECASE
 )
-# "three beeps", "two loud hand claps at C5": a number, up to two words, a plural noun, then nothing or a place,
-# a pitch, a description (not a verb: "two dogs bark" names two dogs, not a count of barks)
+# "three beeps", "two loud hand claps at C5", "an alarm with five beeps", "a bass drum, four hits": a number
+# (first, or after "with" or a comma), up to two words, a plural noun, then nothing or a place, a pitch, a
+# description (not a verb: "two dogs bark" names two dogs, not a count of barks)
 _COUNTED_NOUN = re.compile(
-    rf"^(?P<n>{_NUMBER}) (?P<pre>(?:[a-z-]+ ){{0,2}}?)(?P<noun>[a-z-]+s)"
+    rf"^(?P<head>(?:.*?(?:,\s*|\bwith\s+))?)(?P<n>{_NUMBER}) (?P<pre>(?:[a-z-]+ ){{0,2}}?)(?P<noun>[a-z-]+s)"
     r"(?P<rest>(?:\s*[,(].*|\s+(?:at|in|on|of|from|with|near|that|which|by)\b.*)?)$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -214,7 +215,7 @@ def counted(clause: str) -> tuple[str, int] | None:
         once = text[: m.start()] + "once" + text[m.end() :]
     elif not times and (m := _COUNTED_NOUN.match(text)) and m.group("noun").lower() not in _NOT_EVENTS:
         n = _number(m.group("n"))
-        once = f"one {m.group('pre')}{_singular(m.group('noun'))}{m.group('rest')}"
+        once = f"{m.group('head')}one {m.group('pre')}{_singular(m.group('noun'))}{m.group('rest')}"
     else:
         return None
     return (once, n) if 2 <= n <= MAX_REPEATS else None

@@ -42,7 +42,9 @@ SR = 16000
 def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, foreground, repeats):
     plan = plan_scene(prompt)
     assert plan == ScenePlan(background, foreground, repeats)
-    asked = [counted(f)[0] if plan.times(k) > 1 else f for k, f in enumerate(foreground)]  # counted: asked once
+    asked = [
+        counted(f)[0] if plan.times(k) > 1 else f for k, f in enumerate(foreground)
+    ]  # counted: asked once
     assert plan.prompts == ([background] if background else []) + asked
 
 
@@ -456,18 +458,18 @@ def _tone(n, at, length, f=440.0, decay=None):
 def test_first_event_ends_before_the_next_one_and_keeps_a_single_ring():
     two = _tone(SR * 2, 1600, 2400) + _tone(SR * 2, 9600, 2400)  # beeps at 0.1 s and 0.6 s, 0.15 s long
     start, end = first_event(two, SR)
-    assert start == 1600 and 4000 <= end <= 9600  # cut in the silence between them
+    assert start == 1600 - 160 and 4000 <= end <= 9600  # from the frame before (smoothing), cut between them
     ring = _tone(SR * 2, 800, SR, decay=0.1)  # one strike ringing out, no second onset
     start, end = first_event(ring, SR)
-    assert start == 800 and end > 800 + int(0.3 * SR)  # its ring, to 35 dB below the peak
+    assert start == 800 - 160 and end > 800 + int(0.3 * SR)  # its ring, to 35 dB below the peak
     assert first_event(np.zeros(SR, np.float32), SR) == (0, 0)
 
 
 def test_repeat_event_lays_copies_at_a_regular_interval():
     beep = _tone(SR * 4, 3200, 2400)  # one 0.15-s beep at 0.2 s
     out, onset = repeat_event(beep, SR, 3, SR * 4)
-    assert onset == 3200 - 160  # 10 ms of pre-roll take the fade in, not the beep's attack
-    length = 160 + 2400
+    assert onset == 3200 - 160  # a frame of pre-roll takes the fade in, not the beep's attack
+    length = 160 + 2400 + 160  # a frame either side (the level is smoothed over three)
     interval = length + 1600  # its length and a gap: half its length, at least 0.1 s
     assert len(out) == 2 * interval + length
     for k in range(3):  # each copy is the beep's samples, faded only at its very end (10 ms)
@@ -548,7 +550,9 @@ def test_a_ring_that_beats_is_one_event_and_a_click_is_none():
     hum = _tone(n, 800, SR, f=443.0) * 0.1 * (0.55 + 0.45 * np.cos(2 * np.pi * 6 * t)).astype(np.float32)
     beating = _tone(n, 800, SR, decay=0.03) + hum
     start, end = first_event(beating, SR)
-    assert start == 800 and end > 800 + SR // 2  # swells well under the strike are its ring, not new strikes
+    assert (
+        start == 800 - 160 and end > 800 + SR // 2
+    )  # swells well under the strike are its ring, not new strikes
     restruck = beating + _tone(n, 800 + SR // 2, SR, decay=0.03)  # a second strike as loud as the first
     assert first_event(restruck, SR)[1] <= 800 + SR // 2
     click = np.zeros(n, np.float32)
@@ -564,7 +568,9 @@ def test_a_counted_part_without_an_event_is_generated_as_asked(pipe, monkeypatch
     kwargs = {"duration": 1.0, "progress": False}
     out = pipe("a bell rings three times", compose=True, seed=6, num_candidates=2, rerank=False, **kwargs)
     assert out.meta["counted_as_asked"] == [6, 7]
-    for row, seed in zip(out.audio, (6, 7), strict=True):  # the counted clause, its seed's first noise, unrepeated
+    for row, seed in zip(
+        out.audio, (6, 7), strict=True
+    ):  # the counted clause, its seed's first noise, unrepeated
         plain = pipe("a bell rings three times", compose=False, seed=seed, **kwargs)
         np.testing.assert_allclose(row, plain.audio[0], atol=1e-5)
     scene = pipe("a bell rings twice over steady rain", compose=True, seed=6, **kwargs)

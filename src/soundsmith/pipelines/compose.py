@@ -307,18 +307,29 @@ def first_event(
     rise_db: float = 10.0,
     near_top_db: float = 8.0,
 ) -> tuple[int, int]:
-    """``(start, end)`` samples of the first event in ``audio [T]``: from the first 10-ms frame within
-    ``below_peak_db`` of the loudest to the quietest frame before the level, having fallen ``rise_db`` from the
-    event's top, rises ``rise_db`` again to within ``near_top_db`` of that top (the next strike; a ring's
-    beating stays further down); else to the last frame within ``below_peak_db`` (one event, its ring
-    included). ``(0, 0)`` for silence."""
+    """``(start, end)`` samples of the first strong event in ``audio [T]``, on its 30-ms smoothed level (10-ms
+    hops, relative to the loudest sample, so a clip far below full scale reads like any other):
+
+    - it starts where the rise to the first frame within ``near_top_db`` of the loudest began (a faint click
+      before it is left out), no earlier than the first frame within ``below_peak_db`` (with the smoothing,
+      the 10-ms frame before the attack);
+    - it ends in the quietest frame before the level, having fallen ``rise_db`` from the event's top, rises
+      ``rise_db`` again to within ``near_top_db`` of that top (the next strike: a ring's beating stays further
+      down), else at the last frame within ``below_peak_db`` (one event, its ring included).
+
+    ``(0, 0)`` for silence."""
     hop = max(1, sample_rate // 100)
-    db = _frame_db(audio, hop)
-    peak = float(db.max())
-    if peak <= -100.0:
+    top_sample = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    if top_sample < 1e-7:
         return 0, 0
+    power = 10.0 ** (_frame_db(audio / top_sample, hop) / 10.0)
+    db = 10.0 * np.log10(np.maximum(np.convolve(power, np.ones(3) / 3.0, mode="same"), 1e-12))
+    peak = float(db.max())
     loud = np.flatnonzero(db >= peak - below_peak_db)
-    first, last = int(loud[0]), int(loud[-1])
+    floor, last = int(loud[0]), int(loud[-1])
+    first = int(np.flatnonzero(db >= peak - near_top_db)[0])
+    while first > floor and db[first - 1] < db[first]:  # back to where its rise began
+        first -= 1
     top = valley = float(db[first])
     valley_at = first
     for i in range(first + 1, last + 1):
@@ -341,18 +352,14 @@ def has_event(part: np.ndarray, sample_rate: int) -> bool:
 
 
 def repeat_event(part: np.ndarray, sample_rate: int, times: int, room: int) -> tuple[np.ndarray, int]:
-    """``(audio, onset)``: the first event of ``part [T]`` (:func:`first_event`, from 10 ms before its onset)
-    ``times`` times at a regular interval, float32 of at most ``room`` samples, and where it starts in ``part``.
+    """``(audio, onset)``: the first event of ``part [T]`` (:func:`first_event`) ``times`` times at a regular interval, float32 of at most ``room`` samples, and where it starts in ``part``.
 
     The interval is the event's length plus half of it as a gap (0.1-0.3 s), closer if ``times`` copies would not
     fit in ``room``; copies that overlap (a bell's ring under the next strike) add up, as the ring of a struck
     bell does."""
     if times < 1 or room < 1:
         raise ValueError(f"times={times} and room={room} must be at least 1")
-    start, end = first_event(part, sample_rate)
-    start -= min(
-        start, int(0.01 * sample_rate)
-    )  # a 10-ms pre-roll (>= 35 dB down) takes the fade, not the attack
+    start, end = first_event(part, sample_rate)  # from a frame before the attack: the fade in takes no attack
     event = fade_cuts(part[start:end].astype(np.float32, copy=True), sample_rate, start=start > 0, end=True)
     if len(event) == 0:
         return np.zeros(0, np.float32), 0

@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|")
         for row in rows:
             plan = plan_scene(row["prompt"])
-            parts = " / ".join(plan.prompts) if plan else "(not split)"
+            parts = "(not split)"
+            if plan:
+                fg = [f"{plan.part(k)}" + (f" x{plan.times(k)}" if plan.times(k) > 1 else "")
+                      for k in range(len(plan.foreground)) if plan.foreground[k] is not None]  # fmt: skip
+                parts = " / ".join(([plan.background] if plan.background else []) + fg)
             cells = {m: scores[m].get(row["id"], {}) for m in scores}
             for m, c in cells.items():
                 sums[m]["adherence"] += float(c.get("adherence", 0.0))
@@ -77,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         means = {m: s["adherence"] / max(1, s["n"]) for m, s in sums.items()}
         print("mean adherence: " + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
+        for m in scores:  # each attribute: checks met / asked
+            met: dict[str, list[int]] = {}
+            for c in scores[m].values():
+                for k, ok in (c.get("checks") or {}).items():
+                    met.setdefault(k, [0, 0])[0] += int(bool(ok))
+                    met[k][1] += 1
+            print(f"{m}: " + ", ".join(f"{k} {a}/{n}" for k, (a, n) in sorted(met.items())))
         (out / "layered.json").write_text(json.dumps({"rows": table, "means": means}, indent=1))
         if args.figure:
             figure(out, args.figure_ids.split(","), Path(args.figure), args.prompts)

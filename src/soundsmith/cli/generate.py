@@ -32,6 +32,7 @@ FAMILY_OPTIONS = {
     "--inpaint": "inpaint",
     "--truncation": "truncation",
     "--compose": "compose",
+    "--tune": "tune",
 }
 # keys a JSONL line of --prompts-file may set
 LINE_KEYS = (
@@ -100,6 +101,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="generate a layered prompt ('three beeps over steady rain', 'a bell rings, then a dog barks') part "
         "by part and mix the parts, a counted sound ('a bell rings three times') once and repeat it (latent "
         "diffusion; default: the model's setting)",
+    )
+    p.add_argument(
+        "--tune",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="shift a clip whose prompt names one held note ('a harsh buzzer at C3') to that note when its pitch "
+        "is off (latent diffusion; default: the model's setting)",
     )
     p.add_argument(
         "--stream",

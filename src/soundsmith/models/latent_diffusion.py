@@ -256,6 +256,8 @@ class LatentDiffusionConfig:
     ``compose``: a layered prompt (a background bed and/or several sounds in order: "three beeps over steady
     rain", "a bell rings, then a dog barks") is generated part by part and mixed
     (``soundsmith.pipelines.compose``); other prompts are generated as they are.
+    ``tune``: a clip (or a composed part) whose prompt names one held note ("a harsh buzzer at C3") and whose
+    steady pitch is off it is pitch-shifted to the note (``soundsmith.pipelines.tune``).
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -282,10 +284,14 @@ class LatentDiffusionConfig:
     guidance_rescale: float = 0.0
     level_floor_db: float | None = None
     compose: bool = False
+    tune: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.compose, bool):
-            raise ConfigError(f"LatentDiffusionConfig.compose={self.compose!r} must be true or false")
+        for name in ("compose", "tune"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"LatentDiffusionConfig.{name}={getattr(self, name)!r} must be true or false"
+                )
         if self.level_floor_db is not None and (
             isinstance(self.level_floor_db, bool)
             or not isinstance(self.level_floor_db, int | float)

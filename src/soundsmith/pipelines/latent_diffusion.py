@@ -30,6 +30,8 @@ from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import fade_cuts, has_event, mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
+from soundsmith.pipelines.tune import asked_note
+from soundsmith.pipelines.tune import tune as tune_note
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
 DEFAULT_STRENGTH = 0.6  # audio-to-audio without an explicit strength: keep the init audio's broad shape
@@ -163,12 +165,15 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         sampler: str | None = None,
         rerank: bool = True,
         compose: bool | None = None,
+        tune: bool | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; see the module docstring.
 
         ``compose`` (default: the config's): a layered prompt is generated part by part, the parts denoised
         together as one batch, then mixed (:mod:`soundsmith.pipelines.compose`); not with ``init_audio``. A
-        ``negative_prompt`` is every part's unconditional branch, the bed's included.
+        ``negative_prompt`` is every part's unconditional branch, the bed's included. ``tune`` (default: the
+        config's): a part whose prompt names one held note is shifted to it when its pitch is off
+        (:mod:`soundsmith.pipelines.tune`); not with ``init_audio``.
         """
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
@@ -180,8 +185,11 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         if init_audio is None and (strength is not None or inpaint is not None):
             raise ConfigError("strength and inpaint work on an input: give init_audio (a file or samples)")
         compose = c.compose if compose is None else compose
-        if not isinstance(compose, bool):
-            raise ConfigError(f"compose={compose!r} must be true or false")
+        tune = c.tune if tune is None else tune
+        for name, value in (("compose", compose), ("tune", tune)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}={value!r} must be true or false")
+        tune = tune and init_audio is None
         plan = plan_scene(prompt, duration) if compose and init_audio is None else None
         parts = plan.prompts if plan is not None else [prompt]
         num_samples = self.num_samples(duration)
@@ -221,7 +229,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         def denoise(text: Branch, noise: torch.Tensor) -> list[np.ndarray]:
             """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]``: one [T] each."""
             p = noise.shape[0]
-            run.set_steps(steps, strength=float(strength), device=device)  # the scheduler is stateful: per call
+            run.set_steps(
+                steps, strength=float(strength), device=device
+            )  # the scheduler is stateful: per call
             timesteps = run.timesteps
             if known is None:
                 x = noise * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
@@ -253,6 +263,17 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 for clip in self.decode(x, gen_samples)
             ]
 
+        shifts: list[float] = []  # every tuned part's shift in semitones, candidates in order
+
+        def tuned(clip: np.ndarray, part: str) -> np.ndarray:
+            note = asked_note(part) if tune else None
+            if note is None:
+                return clip
+            clip, shift = tune_note(clip, self.sample_rate, note)
+            if shift:
+                shifts.append(shift)
+            return clip
+
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried = [], []
         for seed in seeds:
@@ -261,7 +282,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # single clip with this seed gets
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
-            clips = denoise(text, noise)  # one [T] per part
+            clips = [
+                tuned(clip, p) for clip, p in zip(denoise(text, noise), parts, strict=True)
+            ]  # [T] per part
             if plan is None:
                 rows.append(clips[0])
                 continue
@@ -279,8 +302,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 redone = denoise(
                     encode([clause for _, clause, _ in again]), torch.stack([z for *_, z in again])
                 )
-                for (k, _, _), clip in zip(again, redone, strict=True):
-                    slots[k], times[k] = clip, 1
+                for (k, clause, _), clip in zip(again, redone, strict=True):
+                    slots[k], times[k] = tuned(clip, clause), 1
                 retried.append(len(rows))
             rows.append(mix_scene(bed, slots, self.sample_rate, repeats=tuple(times)))
         audio = np.stack(rows)  # [N, T]
@@ -327,6 +350,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     for i, p in enumerate(plan.foreground)
                 ]
             )
+        if shifts:
+            meta["tuned_semitones"] = shifts
         if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked
             meta["counted_as_asked"] = [seeds[i] for i in retried]
         if self._adapters:

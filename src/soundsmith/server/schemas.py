@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Sampling options that only some families take; the server forwards one only when the model's pipeline names
 # it in its ``generate`` signature, and otherwise answers 422 naming the field. File-system arguments of a
 # pipeline (save_path, prime, ...) are never reachable over HTTP.
-FAMILY_OPTIONS = ("negative_prompt", "temperature", "top_k", "top_p", "compose")
+FAMILY_OPTIONS = ("negative_prompt", "temperature", "top_k", "top_p", "compose", "tune")
 SEED_MAX = 2**31 - 1
 
 
@@ -31,6 +31,10 @@ class GenerateRequest(BaseModel):
         default=None,
         description="a layered prompt generated part by part and mixed, a counted sound once and repeated "
         "(latent diffusion)",
+    )
+    tune: bool | None = Field(
+        default=None,
+        description="a held note the prompt names: the clip shifted to it when off (latent diffusion)",
     )
 
 

@@ -1,0 +1,181 @@
+"""Held notes tuned to the note a prompt names: the note parser, the pitch measure, the shift, the wiring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soundsmith.errors import ConfigError
+from soundsmith.pipelines.tune import MAX_SHIFT_SEMITONES, TOLERANCE_SEMITONES, asked_note, measure_note, tune
+
+SR = 16000
+
+
+def _midi_hz(midi: float) -> float:
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+def _buzz(midi: float, seconds: float = 1.0, partials: int = 8, fundamental: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    f = _midi_hz(midi)
+    x = fundamental * np.sin(2 * np.pi * f * t)
+    x += sum(np.sin(2 * np.pi * k * f * t) / k for k in range(2, partials + 1) if k * f < SR / 2)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "prompt,note",
+    [
+        ("a harsh buzzer at C3", 48.0),
+        ("in this clip a bell at pitch C#4 rings once", 61.0),
+        ("there is a bell at pitch A#4 that chimes twice", 70.0),
+        ("a clarinet holds a Bb3", 58.0),
+        ("an oboe plays E flat 5", 75.0),
+        ("a flute at f-sharp 5", 78.0),
+        ("gentle middle C held on a grand piano", 60.0),
+        ("a tuning fork at concert A", 69.0),
+        ("a violin plays the same note over and over on C4", 60.0),  # one note repeated: still one pitch
+        ("test tone at A4, 440 hertz", 69.0),
+    ],
+)
+def test_asked_note_reads_one_held_note(prompt, note):
+    assert asked_note(prompt) == note
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a harsh buzzer",  # no note
+        "a piano plays a C major scale starting at C4",  # a phrase: its notes differ from the named one
+        "a trumpet plays a little tune on F3",
+        "a harp plays an arpeggio from E4",
+        "a guitar plays a chord at G3",
+        "a sine tone sweeping up from A3",
+        "a woman says the word A4",  # a spoken word
+        'a man says "C4"',
+        "a bell at C4, then a bell at G4",  # two notes
+        "a dog barks twice",
+        "a B52 bomber flies over",  # a letter and digits inside a word: not a note
+        "a 4 second beep at high volume",  # the article and a number: not A4
+    ],
+)
+def test_asked_note_is_none_without_one_held_note(prompt):
+    assert asked_note(prompt) is None
+
+
+@pytest.mark.parametrize("midi", [45.0, 52.0, 60.0, 69.0, 76.0, 84.0])
+def test_measure_note_reads_a_steady_tone(midi):
+    assert measure_note(_buzz(midi), SR) == pytest.approx(midi, abs=0.3)
+
+
+def test_measure_note_takes_the_octave_below_when_its_partial_is_there():
+    """A tone whose fundamental is weaker than its octave (YIN can read the octave): the partial at f0 is in the
+    spectrum, within 12 dB of the octave's, so the note is f0, not its octave."""
+    weak = _buzz(57.0, partials=6, fundamental=0.4)
+    assert measure_note(weak, SR) == pytest.approx(57.0, abs=0.3)
+    pure_octave = _buzz(69.0, partials=1)  # no partial an octave down: the octave stays
+    assert measure_note(pure_octave, SR) == pytest.approx(69.0, abs=0.3)
+
+
+def test_measure_note_is_none_for_noise_silence_and_glides():
+    rng = np.random.default_rng(0)
+    assert measure_note((0.3 * rng.standard_normal(SR)).astype(np.float32), SR) is None
+    assert measure_note(np.zeros(SR, np.float32), SR) is None
+    assert measure_note(np.zeros(100, np.float32), SR) is None
+    glide = 0.3 * np.sin(2 * np.pi * np.cumsum(np.geomspace(200, 1600, SR)) / SR)  # three octaves in a second
+    assert measure_note(glide.astype(np.float32), SR) is None
+
+
+def test_tune_shifts_an_off_note_to_the_asked_one_and_keeps_the_length():
+    buzz = _buzz(60.0)  # C4 where C3 was asked: an octave sharp, as the default renders low buzzers
+    out, shift = tune(buzz, SR, 48.0)
+    assert shift == pytest.approx(-12.0, abs=0.3)
+    assert out.dtype == np.float32 and out.shape == buzz.shape
+    assert measure_note(out, SR) == pytest.approx(48.0, abs=0.3)
+    up, shift_up = tune(buzz, SR, 63.0)  # three semitones up
+    assert shift_up == pytest.approx(3.0, abs=0.3) and measure_note(up, SR) == pytest.approx(63.0, abs=0.3)
+
+
+def test_tune_leaves_close_notes_noise_and_absurd_shifts_alone():
+    buzz = _buzz(60.0)
+    near, shift = tune(buzz, SR, 60.0 + TOLERANCE_SEMITONES * 0.5)
+    assert shift == 0.0 and near is buzz
+    noise = (0.3 * np.random.default_rng(1).standard_normal(SR)).astype(np.float32)
+    same, shift = tune(noise, SR, 48.0)
+    assert shift == 0.0 and same is noise
+    far, shift = tune(buzz, SR, 60.0 + MAX_SHIFT_SEMITONES + 2)
+    assert shift == 0.0 and far is buzz
+
+
+# --- the pipeline ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    return LatentDiffusionPipeline(tiny_model(compose=True))
+
+
+def _spy(monkeypatch, shift=-12.0):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    calls = []
+
+    def fake(clip, sample_rate, note):
+        calls.append(note)
+        return clip * 0.5, shift
+
+    monkeypatch.setattr(ld, "tune_note", fake)
+    return calls
+
+
+def test_tune_applies_to_prompts_naming_a_note_and_is_written_in_the_provenance(pipe, monkeypatch):
+    calls = _spy(monkeypatch)
+    kwargs = {"duration": 0.5, "seed": 3, "progress": False}
+    plain = pipe("a harsh buzzer at C3", tune=False, **kwargs)
+    tuned = pipe("a harsh buzzer at C3", tune=True, **kwargs)
+    assert (
+        calls == [48.0] and tuned.meta["tuned_semitones"] == [-12.0] and "tuned_semitones" not in plain.meta
+    )
+    np.testing.assert_allclose(
+        tuned.audio[0], plain.audio[0] * 0.5, atol=1e-6
+    )  # the tuned clip is the output
+    pipe("a harsh buzzer", tune=True, **kwargs)  # no note: nothing to tune
+    assert calls == [48.0]
+
+
+def test_each_composed_part_is_tuned_to_its_own_note(pipe, monkeypatch):
+    calls = _spy(monkeypatch, shift=0.0)
+    out = pipe(
+        "a bell at C4 rings, then a buzzer at D3 buzzes, over steady rain",
+        tune=True,
+        duration=1.0,
+        progress=False,
+    )
+    assert calls == [60.0, 50.0] and "tuned_semitones" not in out.meta  # no shift was needed: none written
+    calls.clear()
+    pipe("a bell at C4 rings three times", tune=True, duration=1.0, progress=False)  # the once part
+    assert calls == [60.0]
+
+
+def test_tune_is_off_for_audio_to_audio_and_the_configs_tune_is_the_default(monkeypatch):
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    calls = _spy(monkeypatch)
+    pipe = LatentDiffusionPipeline(tiny_model(tune=True))
+    pipe("a buzzer at C3", duration=0.5, progress=False)
+    assert calls == [48.0]
+    init = np.zeros(8000, np.float32)
+    init[:800] = 0.3
+    pipe("a buzzer at C3", init_audio=init, strength=0.5, progress=False)
+    pipe("a buzzer at C3", duration=0.5, tune=False, progress=False)
+    assert calls == [48.0]
+    with pytest.raises(ConfigError, match="tune='on' must be true or false"):
+        pipe("a buzzer at C3", duration=0.5, tune="on", progress=False)
+    with pytest.raises(ConfigError, match="LatentDiffusionConfig.tune=1"):
+        tiny_model(tune=1)

@@ -274,6 +274,14 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 shifts.append(shift)
             return clip
 
+        # a counted part is not tuned: its ring, played slower or shifted down, beats slower, and the beats are
+        # heard (and counted) as more strikes (docs/latent_diffusion.md, "Held notes tuned")
+        heard_once = [True] * len(parts)
+        if plan is not None:
+            heard_once = [True] * bool(plan.background) + [
+                plan.times(k) == 1 for k, p in enumerate(plan.foreground) if p is not None
+            ]
+
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried = [], []
         for seed in seeds:
@@ -282,9 +290,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # single clip with this seed gets
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
-            clips = [
-                tuned(clip, p) for clip, p in zip(denoise(text, noise), parts, strict=True)
-            ]  # [T] per part
+            made_parts = zip(denoise(text, noise), parts, heard_once, strict=True)
+            clips = [tuned(clip, p) if once else clip for clip, p, once in made_parts]  # [T] per part
             if plan is None:
                 rows.append(clips[0])
                 continue
@@ -302,8 +309,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 redone = denoise(
                     encode([clause for _, clause, _ in again]), torch.stack([z for *_, z in again])
                 )
-                for (k, clause, _), clip in zip(again, redone, strict=True):
-                    slots[k], times[k] = tuned(clip, clause), 1
+                for (k, _, _), clip in zip(again, redone, strict=True):
+                    slots[k], times[k] = clip, 1  # several strikes: not tuned either
                 retried.append(len(rows))
             rows.append(mix_scene(bed, slots, self.sample_rate, repeats=tuple(times)))
         audio = np.stack(rows)  # [N, T]

@@ -5,7 +5,9 @@ shipped default renders most "low buzzer" and "low beep" prompts an octave or tw
 (docs/latent_diffusion.md, "Re-measured with the revised event counter"). When a prompt names one note for a held
 sound ("a bell at pitch C#4 rings", "a clarinet plays one note starting at E3", "middle C on a piano"), the
 generated clip's pitch is measured and, when it is off by more than :data:`TOLERANCE_SEMITONES`, the clip is
-pitch-shifted to the note (a phase vocoder and a resampler: ``librosa.effects.pitch_shift``; duration kept).
+pitch-shifted to the note: down by playing it slower (resampled, its first seconds kept: a buzzer stays a buzzer,
+where a phase vocoder made it phasey enough for the tagger to hear a tuba), up with a phase vocoder
+(``librosa.effects.pitch_shift``: played faster, its end would be silent).
 
 Only held notes: a prompt that names a phrase (scale, arpeggio, melody, tune, chord, sweep, glide, ...), several
 notes, or a spoken word is left alone, as is a clip without a steady pitch (noise, or a pitch that wanders: fewer
@@ -112,6 +114,11 @@ def tune(audio: np.ndarray, sample_rate: int, target_midi: float) -> tuple[np.nd
     if abs(shift) < TOLERANCE_SEMITONES or abs(shift) > MAX_SHIFT_SEMITONES:
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
-    out = librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=shift, res_type="soxr_hq")
+    if shift < 0:  # down: played slower (resampled), its first T samples kept: the waveform's shape is kept
+        import soxr
+
+        out = soxr.resample(x, sample_rate, sample_rate * 2 ** (-shift / 12), quality="HQ")
+    else:  # up: played faster would leave the clip's end silent; a phase vocoder keeps the length
+        out = librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=shift, res_type="soxr_hq")
     out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
     return out.astype(np.float32), round(shift, 2)

@@ -3,6 +3,11 @@
   OMP_NUM_THREADS=2 python scripts/layered_prompts.py --model default \
       --prompts configs/prompts/free_text_layered.jsonl --out work/layered
 
+``--toggle tune`` compares tuning held notes instead (``OUT/{tune,plain}``; the model's other settings kept):
+
+  OMP_NUM_THREADS=1 python scripts/layered_prompts.py --model default --toggle tune \
+      --prompts configs/prompts/free_text.jsonl --out work/free_tune
+
 For every prompt of the JSONL (``prompt``, ``labels``, optional ``attributes``, ``id``) it writes
 ``OUT/{compose,plain}/ID.wav``, scores each folder with ``soundsmith.eval.evaluate`` (no reference: the
 per-attribute adherence of the asks in the file) and prints one row per prompt (which parts the grammar found,
@@ -26,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--toggle", choices=("compose", "tune"), default="compose", help="the setting compared")
     ap.add_argument("--figure", help="PNG: log-mel spectrograms of --figure-ids, one clip vs composed")
     ap.add_argument("--figure-ids", default="lt01,lt05,lt10")
     ap.add_argument("--figure-only", action="store_true", help="draw --figure from the WAVs already in OUT")
@@ -42,13 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         pipe = soundsmith.load(args.model)
         out = Path(args.out)
         scores: dict[str, dict[str, dict]] = {}
-        for mode in ("compose", "plain"):
+        for mode in (args.toggle, "plain"):
             folder = out / mode
             folder.mkdir(parents=True, exist_ok=True)
             listing = []
             for row in rows:
                 result = pipe(
-                    row["prompt"], duration=args.duration, seed=args.seed, compose=mode == "compose",
+                    row["prompt"], duration=args.duration, seed=args.seed, **{args.toggle: mode != "plain"},
                     progress=False,
                 )  # fmt: skip
                 path = folder / f"{row['id']}.wav"
@@ -58,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             metrics = evaluate(folder, None, prompts=folder / "prompts.jsonl", out_dir=folder / "eval")
             scores[mode] = {c["id"]: c for c in metrics["per_clip"]}
         table, sums = [], {m: {"adherence": 0.0, "n": 0} for m in scores}
-        print("| id | prompt | parts found | adherence composed | adherence plain | checks composed | checks plain |")
+        print(
+            "| id | prompt | parts found | adherence composed | adherence plain | checks composed | checks plain |"
+        )
         print("|---|---|---|---|---|---|---|")
         for row in rows:
             plan = plan_scene(row["prompt"])
@@ -75,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                 m: {"adherence": c.get("adherence"), "checks": c.get("checks")} for m, c in cells.items()
             }})  # fmt: skip
             print(
-                f"| {row['id']} | {row['prompt']} | {parts} | {cells['compose'].get('adherence', 0):.2f} | "
-                f"{cells['plain'].get('adherence', 0):.2f} | {cells['compose'].get('checks')} | "
+                f"| {row['id']} | {row['prompt']} | {parts} | {cells[args.toggle].get('adherence', 0):.2f} | "
+                f"{cells['plain'].get('adherence', 0):.2f} | {cells[args.toggle].get('checks')} | "
                 f"{cells['plain'].get('checks')} |"
             )
         means = {m: s["adherence"] / max(1, s["n"]) for m, s in sums.items()}

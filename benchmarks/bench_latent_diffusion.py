@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from soundsmith.models.latent_diffusion import (
@@ -176,12 +177,30 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     # a layered prompt (a bed + one source) composed part by part, against the same prompt as one clip
     layered = "three beeps over steady rain"
     times = {
-        compose: median_time(lambda c=compose: pipe(layered, duration=seconds, compose=c, progress=False), repeats)
+        compose: median_time(
+            lambda c=compose: pipe(layered, duration=seconds, compose=c, progress=False), repeats
+        )
         for compose in (False, True)
     }
     print(
         f"  layered prompt {layered!r}: one clip {1000 * times[False]:.1f} ms, composed (bed + source) "
         f"{1000 * times[True]:.1f} ms = {times[True] / times[False]:.2f}x, x real time {times[True] / seconds:.3f}"
+    )
+    # tuning a named held note: measuring the pitch, and shifting a tone an octave down (resampled) or three
+    # semitones up (phase vocoder), against the generation of the same length (random weights make noise, which
+    # the pipeline would leave alone, so the shift is timed on a tone)
+    from soundsmith.pipelines.tune import measure_note, tune
+
+    t = np.arange(int(seconds * pipe.sample_rate)) / pipe.sample_rate
+    tone = (0.3 * np.sign(np.sin(2 * np.pi * 261.63 * t))).astype(np.float32)  # a square wave at C4
+    costs = {
+        "measure": median_time(lambda: measure_note(tone, pipe.sample_rate), repeats),
+        "octave down": median_time(lambda: tune(tone, pipe.sample_rate, 48.0), repeats),
+        "3 semitones up": median_time(lambda: tune(tone, pipe.sample_rate, 63.0), repeats),
+    }
+    print(
+        "  tuning a named note: "
+        + ", ".join(f"{k} {1000 * v:.1f} ms ({v / best['total']:.2f}x the clip)" for k, v in costs.items())
     )
     return best
 

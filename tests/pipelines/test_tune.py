@@ -36,6 +36,9 @@ def _buzz(midi: float, seconds: float = 1.0, partials: int = 8, fundamental: flo
         ("a tuning fork at concert A", 69.0),
         ("a violin plays the same note over and over on C4", 60.0),  # one note repeated: still one pitch
         ("test tone at A4, 440 hertz", 69.0),
+        ("violin bowing one long, strong A4", 69.0),  # an adjective, then the note ends the clause
+        ("bass guitar sounding a lone A2", 45.0),
+        ("church organ holding the note G3 at full volume", 55.0),
     ],
 )
 def test_asked_note_reads_one_held_note(prompt, note):
@@ -57,6 +60,15 @@ def test_asked_note_reads_one_held_note(prompt, note):
         "a dog barks twice",
         "a B52 bomber flies over",  # a letter and digits inside a word: not a note
         "a 4 second beep at high volume",  # the article and a number: not A4
+        "an F1 car engine idles in the pit lane",  # labels in prompts about unpitched sounds
+        "a printer feeds an A4 sheet",
+        "a C4 charge detonates",
+        "a dog barks in room A3",
+        "a B-2 bomber flies overhead",
+        "a voice announces boarding at gate B4",  # read out
+        "a radio announcer reads vitamin B6 facts",
+        "a bell rings at gate B4",  # a pitched sound, but the token is a label
+        "a piano plays C9",  # above the piano, above MIDI 108
     ],
 )
 def test_asked_note_is_none_without_one_held_note(prompt):
@@ -138,7 +150,7 @@ def test_tune_applies_to_prompts_naming_a_note_and_is_written_in_the_provenance(
     plain = pipe("a harsh buzzer at C3", tune=False, **kwargs)
     tuned = pipe("a harsh buzzer at C3", tune=True, **kwargs)
     assert (
-        calls == [48.0] and tuned.meta["tuned_semitones"] == [-12.0] and "tuned_semitones" not in plain.meta
+        calls == [48.0] and tuned.meta["tuned_semitones"] == [[-12.0]] and "tuned_semitones" not in plain.meta
     )
     np.testing.assert_allclose(
         tuned.audio[0], plain.audio[0] * 0.5, atol=1e-6
@@ -181,3 +193,30 @@ def test_tune_is_off_for_audio_to_audio_and_the_configs_tune_is_the_default(monk
         pipe("a buzzer at C3", duration=0.5, tune="on", progress=False)
     with pytest.raises(ConfigError, match="LatentDiffusionConfig.tune=1"):
         tiny_model(tune=1)
+
+
+def test_the_shifts_follow_their_candidates_through_the_ranking(pipe, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    shifts = iter([-12.0, 3.0])
+    monkeypatch.setattr(ld, "tune_note", lambda clip, sr, note: (clip, next(shifts)))
+    monkeypatch.setattr(pipe, "clap_scores", lambda audio, prompt: np.array([0.1, 0.9]))
+    out = pipe("a harsh buzzer at C3", tune=True, duration=0.5, seed=1, num_candidates=2, progress=False)
+    assert out.meta["candidate_seeds"] == [2, 1]  # the second candidate ranks first, its shift with it
+    assert out.meta["tuned_semitones"] == [[3.0], [-12.0]]
+
+
+def test_a_clause_asking_several_strikes_is_not_tuned(pipe, monkeypatch):
+    calls = _spy(monkeypatch)
+    pipe("a beeper at C3 beeps ten times", tune=True, duration=1.0, progress=False)  # more than MAX_REPEATS
+    pipe("a beeper at C3 beeps twice", tune=True, compose=False, duration=1.0, progress=False)
+    assert calls == []
+    pipe("a beeper at C3 beeps", tune=True, duration=1.0, progress=False)
+    assert calls == [48.0]
+
+
+def test_tune_leaves_non_finite_audio_alone():
+    bad = _buzz(60.0)
+    bad[100] = np.nan
+    out, shift = tune(bad, SR, 48.0)
+    assert shift == 0.0 and out is bad

@@ -45,9 +45,8 @@ MAX_SOURCES = (
 MIN_SLOT_S = 0.25  # sources in order whose slots would be shorter than this: generated as one clip
 MAX_REPEATS = 8  # a sound asked more times than this is generated as it is (too many to lay out one by one)
 MIN_REPEAT_S = 0.15  # nor when its repeats would come closer together than this
-MIN_EVENT_S = (
-    0.04  # a counted part whose first event is shorter (a click, silence) is generated as asked instead
-)
+MIN_EVENT_S = 0.04  # a counted part whose first event is shorter (a click) is generated as asked instead
+MIN_EVENT_DBFS = -60.0  # as is one whose peak is below this (near-silence, however loud it reads relatively)
 # A clause after "then" is a new source only if it starts like one (a determiner, a number, a pronoun, a common
 # plural source); otherwise it goes on describing the previous one: "an engine revs, then powers down".
 _SUBJECT_WORDS = frozenset(
@@ -80,19 +79,37 @@ _NUMBERS = {
     "ten": 10,
 }
 _NUMBER = r"(?:\d+|" + "|".join(_NUMBERS) + ")"
-# "twice", "three times", not "twice as loud" / "three times faster" (a comparison)
+# "twice", "three times", not "twice as loud" / "three times faster" (a comparison), "twice a second" (a rate)
+# or "the two times table"
 _TIMES = re.compile(
-    rf"\b(?:twice|thrice|(?P<n>{_NUMBER}) times)\b(?!\s+(?:as|more|less|over|\w+er)\b)", re.IGNORECASE
+    rf"\b(?:twice|thrice|(?P<n>{_NUMBER}) times)\b"
+    r"(?!\s+(?:as|more|less|over|table|a|an|per|each|every|\w+er)\b)",
+    re.IGNORECASE,
 )
+# nouns that name one sound event (singular; plurals add "s" or "es"): "three beeps", not "three dogs"
+EVENT_NOUNS = (
+    "beep", "bleep", "blip", "ping", "ding", "dong", "bong", "chime", "ring", "toll", "peal", "strike", "hit",
+    "knock", "tap", "rap", "clap", "hand clap", "snap", "click", "tick", "tock", "bang", "boom", "thump", "thud",
+    "crash", "clang", "clank", "pop", "shot", "gunshot", "blast", "honk", "hoot", "toot", "whistle", "buzz",
+    "bark", "woof", "meow", "chirp", "tweet", "quack", "moo", "cough", "sneeze", "drip", "drop", "splash",
+    "pulse", "tone", "note", "stroke", "beat", "slam", "rattle", "squeak", "pluck", "stab", "hoot",
+)  # fmt: skip
+_EVENT = "|".join(sorted({re.escape(w) for w in EVENT_NOUNS}, key=len, reverse=True))
 # "three beeps", "two loud hand claps at C5", "an alarm with five beeps", "a bass drum, four hits": a number
-# (first, or after "with" or a comma), up to two words, a plural noun, then nothing or a place, a pitch, a
-# description (not a verb: "two dogs bark" names two dogs, not a count of barks)
+# (first, or after "with" or a comma), up to two words (none a plural), a plural sound-event noun, then nothing
+# or a place, a pitch, a description (not a verb: "two beeps sound" is read as it is)
 _COUNTED_NOUN = re.compile(
-    rf"^(?P<head>(?:.*?(?:,\s*|\bwith\s+))?)(?P<n>{_NUMBER}) (?P<pre>(?:[a-z-]+ ){{0,2}}?)(?P<noun>[a-z-]+s)"
+    rf"^(?P<head>(?:.*?(?:,\s*|\bwith\s+))?)(?P<n>{_NUMBER}) (?P<pre>(?:[a-z-]*[a-rt-z-] ){{0,2}}?)"
+    rf"(?P<noun>{_EVENT})(?:s|es)"
     r"(?P<rest>(?:\s*[,(].*|\s+(?:at|in|on|of|from|with|near|that|which|by)\b.*)?)$",
     re.IGNORECASE | re.DOTALL,
 )
-_NOT_EVENTS = frozenset("seconds minutes hours times".split())  # units, not sounds
+# a clause that speaks or reads out its numbers counts nothing ("a child recites the two times table")
+_SPEECH = re.compile(
+    r"\b(?:says?|saying|said|speaks?|speaking|spoken|pronounces?|pronouncing|whispers?|whispering|recites?|"
+    r"reciting|reads?|reading|announces?|announcing|counts?|counting|calls?|calling|shouts?|shouting|word)\b|\"",
+    re.IGNORECASE,
+)
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
@@ -192,33 +209,31 @@ def _number(text: str) -> int:
     return int(text) if text.isdigit() else _NUMBERS[text.lower()]
 
 
-def _singular(noun: str) -> str:
-    word = noun[:-1]  # "beeps" -> "beep"; "crashes" -> "crash", "chimes" -> "chime"
-    return word[:-1] if word.endswith(("she", "che", "xe", "sse", "zze")) else word
+def asked_count(clause: str) -> tuple[str, int] | None:
+    """``(the clause asking for the sound once, how many times)`` for a clause that counts one sound, however
+    many times ("ten beeps" -> ``("one beep", 10)``), else ``None``; :func:`counted` keeps the ones composed."""
+    text = _clean(clause)
+    if _SPEECH.search(text):
+        return None
+    times = list(_TIMES.finditer(text))
+    if len(times) == 1:
+        m = times[0]
+        word = m.group(0).lower()
+        n = 2 if word == "twice" else 3 if word == "thrice" else _number(m.group("n"))
+        return text[: m.start()] + "once" + text[m.end() :], n
+    if not times and (m := _COUNTED_NOUN.match(text)):
+        return f"{m.group('head')}one {m.group('pre')}{m.group('noun')}{m.group('rest')}", _number(
+            m.group("n")
+        )
+    return None
 
 
 def counted(clause: str) -> tuple[str, int] | None:
     """``(the clause asking for the sound once, how many times)`` for a clause that counts one sound ("a bell
     rings three times" -> ``("a bell rings once", 3)``; "three beeps at E3" -> ``("one beep at E3", 3)``), else
-    ``None`` (no count, once, several counts, or more than :data:`MAX_REPEATS`)."""
-    text = _clean(clause)
-    times = list(_TIMES.finditer(text))
-    if len(times) == 1:
-        m = times[0]
-        n = (
-            2
-            if m.group(0).lower() == "twice"
-            else 3
-            if m.group(0).lower() == "thrice"
-            else _number(m.group("n"))
-        )
-        once = text[: m.start()] + "once" + text[m.end() :]
-    elif not times and (m := _COUNTED_NOUN.match(text)) and m.group("noun").lower() not in _NOT_EVENTS:
-        n = _number(m.group("n"))
-        once = f"{m.group('head')}one {m.group('pre')}{_singular(m.group('noun'))}{m.group('rest')}"
-    else:
-        return None
-    return (once, n) if 2 <= n <= MAX_REPEATS else None
+    ``None`` (no count, once, several counts, a spoken or read number, or more than :data:`MAX_REPEATS`)."""
+    count = asked_count(clause)
+    return count if count is not None and 2 <= count[1] <= MAX_REPEATS else None
 
 
 def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
@@ -317,8 +332,9 @@ def first_event(
       ``rise_db`` again to within ``near_top_db`` of that top (the next strike: a ring's beating stays further
       down), else at the last frame within ``below_peak_db`` (one event, its ring included).
 
-    ``(0, 0)`` for silence."""
+    ``(0, 0)`` for silence (NaN and infinite samples read as silence)."""
     hop = max(1, sample_rate // 100)
+    audio = np.nan_to_num(np.asarray(audio, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     top_sample = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if top_sample < 1e-7:
         return 0, 0
@@ -344,11 +360,22 @@ def first_event(
     return first * hop, min(len(audio), (last + 1) * hop)
 
 
-def has_event(part: np.ndarray, sample_rate: int) -> bool:
-    """Whether a generated once-part holds an event worth repeating: at least :data:`MIN_EVENT_S` long (a model
-    that renders silence and a click at the edge gives none)."""
-    start, end = first_event(part, sample_rate)
-    return end - start >= MIN_EVENT_S * sample_rate
+def has_event(part: np.ndarray, sample_rate: int, spacing: int | None = None) -> bool:
+    """Whether a generated once-part holds an event worth repeating: audible (a peak above :data:`MIN_EVENT_DBFS`),
+    at least :data:`MIN_EVENT_S` long (a model that renders silence and a click at the edge gives none) and, when
+    its copies would come every ``spacing`` samples, decayed by then at least 10 dB below its top (a held sound
+    repeated over itself would only grow louder)."""
+    x = np.nan_to_num(np.asarray(part, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if x.size == 0 or np.max(np.abs(x)) < 10.0 ** (MIN_EVENT_DBFS / 20.0):
+        return False
+    start, end = first_event(x, sample_rate)
+    if end - start < MIN_EVENT_S * sample_rate:
+        return False
+    if spacing is None or end - start <= spacing:
+        return True
+    hop = max(1, sample_rate // 100)
+    db = _frame_db(x[start:end], hop)
+    return bool(db[min(len(db) - 1, spacing // hop) :].max() <= db.max() - 10.0)
 
 
 def repeat_event(part: np.ndarray, sample_rate: int, times: int, room: int) -> tuple[np.ndarray, int]:
@@ -357,8 +384,8 @@ def repeat_event(part: np.ndarray, sample_rate: int, times: int, room: int) -> t
     The interval is the event's length plus half of it as a gap (0.1-0.3 s), closer if ``times`` copies would not
     fit in ``room``; copies that overlap (a bell's ring under the next strike) add up, as the ring of a struck
     bell does."""
-    if times < 1 or room < 1:
-        raise ValueError(f"times={times} and room={room} must be at least 1")
+    if times < 1 or room < times:
+        raise ValueError(f"times={times} copies need at least 1 and room={room} samples at least one each")
     start, end = first_event(part, sample_rate)  # from a frame before the attack: the fade in takes no attack
     event = fade_cuts(part[start:end].astype(np.float32, copy=True), sample_rate, start=start > 0, end=True)
     if len(event) == 0:

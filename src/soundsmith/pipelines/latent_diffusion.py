@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.compose import fade_cuts, has_event, mix_scene, plan_scene
+from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.pipelines.tune import asked_note
 from soundsmith.pipelines.tune import tune as tune_note
@@ -263,15 +263,15 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 for clip in self.decode(x, gen_samples)
             ]
 
-        shifts: list[float] = []  # every tuned part's shift in semitones, candidates in order
+        shifts: list[list[float]] = []  # per candidate: the shift of each part that names a note (0: left)
 
         def tuned(clip: np.ndarray, part: str) -> np.ndarray:
-            note = asked_note(part) if tune else None
+            # a clause asking several strikes is not tuned either: played slower, its last strikes would go
+            note = asked_note(part) if tune and asked_count(part) is None else None
             if note is None:
                 return clip
             clip, shift = tune_note(clip, self.sample_rate, note)
-            if shift:
-                shifts.append(shift)
+            shifts[-1].append(shift)
             return clip
 
         # a counted part is not tuned: its ring, played slower or shifted down, beats slower, and the beats are
@@ -288,6 +288,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
             # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
             # single clip with this seed gets
+            shifts.append([])
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             made_parts = zip(denoise(text, noise), parts, heard_once, strict=True)
@@ -301,7 +302,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             slots, times, again = [], [], []
             for k, clause in enumerate(plan.foreground):
                 clip, row_noise = (np.zeros(num_samples, np.float32), None) if clause is None else next(made)
-                if plan.times(k) > 1 and not has_event(clip, self.sample_rate):  # its once version: no event
+                spacing = num_samples // len(plan.foreground) // plan.times(k)  # its copies, at the closest
+                if plan.times(k) > 1 and not has_event(clip, self.sample_rate, spacing):  # no event to repeat
                     again.append((k, clause, row_noise))
                 slots.append(clip)
                 times.append(plan.times(k))
@@ -357,7 +359,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     for i, p in enumerate(plan.foreground)
                 ]
             )
-        if shifts:
+        if any(any(row) for row in shifts):
             meta["tuned_semitones"] = shifts
         if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked
             meta["counted_as_asked"] = [seeds[i] for i in retried]
@@ -375,6 +377,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["clap_scores"] = [round(float(scores[i]), 6) for i in order]
             if "level_gain_db" in meta:
                 meta["level_gain_db"] = [gains[i] for i in order]
+            if "tuned_semitones" in meta:
+                meta["tuned_semitones"] = [shifts[i] for i in order]
         return audio, meta
 
     # -- LoRA adapters -----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ TOLERANCE_SEMITONES = 0.35  # closer than this: left as generated (the evaluator
 MAX_SHIFT_SEMITONES = 30.0  # further than this: the measurement is more likely wrong than the model
 _PITCH_CLASS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 # a letter, an accidental ("#", "b", " sharp ", "-flat"), an octave: "C3", "A#4", "Bb3", "E flat 5" (not "a 4")
-_NOTE = re.compile(r"(?<![\w#'\"])([A-Ga-g])(?:([#♯b♭])|[ -](sharp|flat) ?)?(-?[0-8])(?![\w'\"])")
+_NOTE = re.compile(r"(?<![\w#'\"-])([A-Ga-g])(?:([#♯b♭])|[ -](sharp|flat) ?)?([0-8])(?![\w'\"-])")
 _NAMED = {r"\bmiddle c\b": 60, r"\bconcert a\b": 69, r"\ba440\b": 69}
 _PHRASES = re.compile(
     r"\b(?:scales?|arpeggios?|arpeggiated|melod(?:y|ies|ic)|tunes?|chords?|phrases?|riffs?|runs?|sweeps?|sweeping|"
@@ -34,22 +34,59 @@ _PHRASES = re.compile(
     re.IGNORECASE,
 )
 _SPOKEN = re.compile(
-    r"\b(?:says?|saying|said|speaks?|speaking|pronounces?|whispers?|word)\b|\"", re.IGNORECASE
+    r"\b(?:says?|saying|said|speaks?|speaking|spoken|pronounces?|whispers?|word|announces?|announcer|announcing|"
+    r"reads?|reading|recites?|reciting|calls?|calling|shouts?|shouting|voice|voices)\b|\"",
+    re.IGNORECASE,
 )
+# a note is read only in a prompt about a pitched sound, in a musical place: after "at", "on", "pitch", "note",
+# "plays", "holding"... (or "a"/"the" after such a verb), or ending its clause ("a strong A4", "a lone A2,")
+_PITCHED = re.compile(
+    r"\b(?:tones?|notes?|pitch|pitched|beeps?|beeper|bleeps?|buzz(?:er|ing)?|bells?|chimes?|whistles?|hum|drone|"
+    r"droning|horns?|alarm|fork|piano|violin|viola|cello|bass|flute|piccolo|recorder|guitar|banjo|ukulele|"
+    r"mandolin|sitar|harp|trumpet|trombone|tuba|sax(?:ophone)?|clarinet|oboe|bassoon|organ|accordion|harmonica|"
+    r"synth(?:esizer)?|oscillator|sine|square wave|sawtooth|marimba|xylophone|vibraphone|glockenspiel|celesta|"
+    r"kalimba|harpsichord|rhodes|keyboard|choir|brass|strings?|fiddle|pan ?flute|ocarina)\b",
+    re.IGNORECASE,
+)
+_BEFORE = frozenset(
+    "at on in to from of pitch note key tone bar around near plays play playing played holds hold holding held "
+    "sustains sustaining sustained sounds sounding sound tuned strikes striking struck bowing bows blows blowing "
+    "hums humming sings singing rings ringing picks picking plucks plucking".split()
+)
+_ARTICLES = frozenset(("a", "an", "the"))
+# a word before a note-like token at a clause's end that makes it a label, not a note ("at gate B4")
+_LABELS = frozenset(
+    "gate room platform seat row flight terminal vitamin level floor suite apartment unit block zone section size "
+    "paper format model type grade class route bus exit junction channel track sector square cell grid".split()
+)
+_CLAUSE_END = re.compile(r"^\s*(?:$|[,.;:!?)(])")
+
+
+def _in_place(text: str, start: int, end: int) -> bool:
+    """Whether the note token ``text[start:end]`` sits where a note is named (see :data:`_BEFORE`)."""
+    words = re.findall(r"[\w']+", text[:start].lower())
+    before = words[-1] if words else ""
+    if before in _BEFORE:
+        return True
+    if before in _ARTICLES:
+        return len(words) > 1 and words[-2] in _BEFORE
+    return before != "" and before not in _LABELS and bool(_CLAUSE_END.match(text[end:]))
 
 
 def asked_note(prompt: str) -> float | None:
-    """The MIDI note a prompt names for one held sound ("at pitch C#4", "on E3", "Bb3", "middle C"), or ``None``
-    (no note, several notes, a phrase or a spoken word)."""
+    """The MIDI note (21-108) a prompt about a pitched sound names for one held sound ("at pitch C#4", "on E3",
+    "holds a Bb3", "a strong A4", "middle C"), or ``None``: no note, several notes, a phrase, a spoken or read word,
+    no pitched sound named ("an F1 car", "gate B4", "an A4 sheet"), or a note token out of a musical place."""
     text = " ".join(prompt.split())
-    if _PHRASES.search(text) or _SPOKEN.search(text):
+    if _PHRASES.search(text) or _SPOKEN.search(text) or not _PITCHED.search(text):
         return None
     notes = {
         12 * (int(m.group(4)) + 1) + _PITCH_CLASS[m.group(1).lower()] + _accidental(m.group(2) or m.group(3))
         for m in _NOTE.finditer(text)
+        if _in_place(text, m.start(), m.end())
     }
     notes |= {midi for pattern, midi in _NAMED.items() if re.search(pattern, text, re.IGNORECASE)}
-    return float(notes.pop()) if len(notes) == 1 else None
+    return float(notes.pop()) if len(notes) == 1 and 21 <= min(notes) <= 108 else None
 
 
 def _accidental(text: str | None) -> int:
@@ -62,7 +99,7 @@ def measure_note(audio: np.ndarray, sample_rate: int) -> float | None:
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
-    if x.size < 2048 or not np.any(x):
+    if x.size < 2048 or not np.any(x) or not np.all(np.isfinite(x)):
         return None
     hop = max(1, sample_rate // 100)
     f0 = librosa.yin(x, fmin=40.0, fmax=min(2000.0, sample_rate / 2 - 1), sr=sample_rate, frame_length=2048,

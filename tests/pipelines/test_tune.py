@@ -220,3 +220,38 @@ def test_tune_leaves_non_finite_audio_alone():
     bad[100] = np.nan
     out, shift = tune(bad, SR, 48.0)
     assert shift == 0.0 and out is bad
+
+
+def _tone(midi: float, seconds: float, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * _midi_hz(midi) * t)).astype(np.float32)
+
+
+def test_measure_note_reads_only_the_sounding_frames():
+    """Frames 25 dB or more under the loudest are not sounding: a long faint tone does not move the median."""
+    faint = np.concatenate([_tone(60.0, 1.0), _tone(67.0, 3.0, amp=0.3 * 10 ** (-30 / 20))])
+    assert measure_note(faint, SR) == pytest.approx(60.0, abs=0.3)
+    quieter = np.concatenate([_tone(60.0, 1.0), _tone(67.0, 3.0, amp=0.3 * 10 ** (-15 / 20))])
+    assert measure_note(quieter, SR) == pytest.approx(67.0, abs=0.3)  # 15 dB down still sounds: 3 s of G4
+
+
+def test_measure_note_needs_half_of_the_frames_on_one_note():
+    assert measure_note(np.concatenate([_tone(60.0, 1.2), _tone(64.0, 0.8)]), SR) == pytest.approx(
+        60.0, abs=0.3
+    )
+    assert measure_note(np.concatenate([_tone(60.0, 1.0), _tone(64.0, 1.0)]), SR) is None  # two notes, 50/50
+
+
+@pytest.mark.parametrize("below_db,halved", [(-6.0, True), (-10.0, True), (-16.0, False), (-30.0, False)])
+def test_the_octave_below_is_taken_only_when_its_partial_is_strong(below_db, halved):
+    """YIN reads a tone whose fundamental is weak at its octave; the fundamental's partial within 12 dB of the
+    octave's makes it the note."""
+    t = np.arange(2 * SR) / SR
+    f = _midi_hz(57.0)
+    x = (
+        10 ** (below_db / 20) * np.sin(2 * np.pi * f * t)
+        + np.sin(2 * np.pi * 2 * f * t)
+        + 0.5 * np.sin(2 * np.pi * 4 * f * t)
+    )
+    measured = measure_note((0.3 * x / np.abs(x).max()).astype(np.float32), SR)
+    assert measured == pytest.approx(57.0 if halved else 69.0, abs=0.3)

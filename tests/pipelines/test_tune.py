@@ -39,6 +39,7 @@ def _buzz(midi: float, seconds: float = 1.0, partials: int = 8, fundamental: flo
         ("violin bowing one long, strong A4", 69.0),  # an adjective, then the note ends the clause
         ("bass guitar sounding a lone A2", 45.0),
         ("church organ holding the note G3 at full volume", 55.0),
+        ("a piano holds A0", 21.0),  # the lowest note read
     ],
 )
 def test_asked_note_reads_one_held_note(prompt, note):
@@ -69,6 +70,10 @@ def test_asked_note_reads_one_held_note(prompt, note):
         "a radio announcer reads vitamin B6 facts",
         "a bell rings at gate B4",  # a pitched sound, but the token is a label
         "a piano plays C9",  # above the piano, above MIDI 108
+        "a piano holds G#0",  # MIDI 20, under the piano's A0
+        "a car door slams at B4",  # a place for a note, but no pitched sound
+        "a bell with an A4 sticker rings",  # an article after a word that does not sound a note
+        "A4 paper feeds through a printer with a beep",  # a token opening the prompt
     ],
 )
 def test_asked_note_is_none_without_one_held_note(prompt):
@@ -101,7 +106,7 @@ def test_measure_note_is_none_for_noise_silence_and_glides():
 def test_tune_shifts_an_off_note_to_the_asked_one_and_keeps_the_length():
     buzz = _buzz(60.0)  # C4 where C3 was asked: an octave sharp, as the default renders low buzzers
     out, shift = tune(buzz, SR, 48.0)
-    assert shift == pytest.approx(-12.0, abs=0.3)
+    assert shift == pytest.approx(-12.0, abs=0.3) and isinstance(shift, float) and shift == round(shift, 2)
     assert out.dtype == np.float32 and out.shape == buzz.shape
     assert measure_note(out, SR) == pytest.approx(48.0, abs=0.3)
     up, shift_up = tune(buzz, SR, 63.0)  # three semitones up
@@ -242,16 +247,36 @@ def test_measure_note_needs_half_of_the_frames_on_one_note():
     assert measure_note(np.concatenate([_tone(60.0, 1.0), _tone(64.0, 1.0)]), SR) is None  # two notes, 50/50
 
 
-@pytest.mark.parametrize("below_db,halved", [(-6.0, True), (-10.0, True), (-16.0, False), (-30.0, False)])
-def test_the_octave_below_is_taken_only_when_its_partial_is_strong(below_db, halved):
-    """YIN reads a tone whose fundamental is weak at its octave; the fundamental's partial within 12 dB of the
-    octave's makes it the note."""
+def _two_partials(below_db: float, noise_db: float | None = None) -> np.ndarray:
+    """A at 220 Hz ``below_db`` under its octave at 440 Hz (plus white noise ``noise_db`` under the octave)."""
     t = np.arange(2 * SR) / SR
-    f = _midi_hz(57.0)
-    x = (
-        10 ** (below_db / 20) * np.sin(2 * np.pi * f * t)
-        + np.sin(2 * np.pi * 2 * f * t)
-        + 0.5 * np.sin(2 * np.pi * 4 * f * t)
-    )
-    measured = measure_note((0.3 * x / np.abs(x).max()).astype(np.float32), SR)
-    assert measured == pytest.approx(57.0 if halved else 69.0, abs=0.3)
+    x = 10 ** (below_db / 20) * np.sin(2 * np.pi * 220.0 * t) + np.sin(2 * np.pi * 440.0 * t)
+    if noise_db is not None:
+        x = x + 10 ** (noise_db / 20) * np.random.default_rng(0).standard_normal(t.size)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize("below_db,halved", [(-3.0, True), (-10.0, True), (-14.0, False), (-30.0, False)])
+def test_the_octave_below_needs_its_partial_within_12_db(below_db, halved):
+    from soundsmith.pipelines.tune import _octave_below
+
+    assert _octave_below(_two_partials(below_db), SR, 440.0) is halved
+
+
+def test_the_octave_below_needs_its_partial_to_stand_out_of_the_noise():
+    from soundsmith.pipelines.tune import _octave_below
+
+    assert _octave_below(_two_partials(-6.0, noise_db=-60.0), SR, 440.0)
+    assert not _octave_below(_two_partials(-6.0, noise_db=15.0), SR, 440.0)  # 220 Hz under 15 dB out of it
+    assert not _octave_below(_two_partials(-6.0)[:4000], SR, 440.0)  # shorter than one analysis frame
+    assert not _octave_below(_two_partials(-6.0), SR, 50.0)  # the octave below would be under 30 Hz
+
+
+def test_measure_note_halves_a_reading_at_the_octave(monkeypatch):
+    """When YIN reads the octave (as it did on three of the default's bells), the partial an octave below makes
+    the note; without that partial the reading stands."""
+    import librosa
+
+    monkeypatch.setattr(librosa, "yin", lambda x, **kw: np.full(1 + x.size // kw["hop_length"], 440.0))
+    assert measure_note(_two_partials(-6.0), SR) == pytest.approx(57.0, abs=0.01)
+    assert measure_note(_two_partials(-30.0), SR) == pytest.approx(69.0, abs=0.01)

@@ -40,6 +40,9 @@ def _buzz(midi: float, seconds: float = 1.0, partials: int = 8, fundamental: flo
         ("bass guitar sounding a lone A2", 45.0),
         ("church organ holding the note G3 at full volume", 55.0),
         ("a piano holds A0", 21.0),  # the lowest note read
+        ("a piano holds C8", 108.0),  # the highest
+        ("a bell at C♯4", 61.0),  # the accidentals as signs
+        ("a horn holding B♭3", 58.0),
     ],
 )
 def test_asked_note_reads_one_held_note(prompt, note):

@@ -333,8 +333,12 @@ def test_compose_flag_reaches_the_pipeline_and_the_file(latent_model, tmp_path, 
     prompt = "a bell rings over steady rain"
     base = ["generate", prompt, "--model", str(latent_model), "--seed", "2"]
     assert main([*base, "-o", str(tmp_path / "on.wav"), "--compose"]) == 0
+    assert (
+        "composed: background: steady rain | 1: a bell rings" in capsys.readouterr().err
+    )  # said, not only kept
     assert main([*base, "-o", str(tmp_path / "off.wav"), "--no-compose"]) == 0
     assert main([*base, "-o", str(tmp_path / "default.wav")]) == 0  # the model's setting: off
+    assert "composed" not in capsys.readouterr().err
     meta = read_metadata(tmp_path / "on.wav")
     assert meta["composed"] == "background: steady rain | 1: a bell rings"
     assert "composed" not in read_metadata(tmp_path / "off.wav")
@@ -344,3 +348,34 @@ def test_compose_flag_reaches_the_pipeline_and_the_file(latent_model, tmp_path, 
     wavenet = _tiny_wavenet(tmp_path / "wn")
     assert main(["generate", "a", "--model", str(wavenet), "--compose"]) == 1
     assert "--compose is not supported by the wavenet family" in capsys.readouterr().err
+
+
+def test_tune_flag_reaches_the_pipeline_and_is_reported(latent_model, tmp_path, capsys, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    monkeypatch.setattr(
+        ld, "tune_note", lambda clip, sr, note: (clip * 0.5, -12.0)
+    )  # the tiny model makes noise
+    base = ["generate", "a harsh buzzer at C3", "--model", str(latent_model), "--seed", "2"]
+    assert main([*base, "-o", str(tmp_path / "on.wav"), "--tune"]) == 0
+    assert "tuned to the named note by (semitones, per candidate): -12.00" in capsys.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "off.wav"), "--no-tune"]) == 0
+    assert "tuned" not in capsys.readouterr().err
+    assert read_metadata(tmp_path / "on.wav")["tuned_semitones"] == "[[-12.0]]"
+    assert "tuned_semitones" not in read_metadata(tmp_path / "off.wav")
+    on, off = (load_audio(tmp_path / f"{n}.wav")[0] for n in ("on", "off"))
+    assert not np.array_equal(on, off)
+
+
+def test_what_was_done_lines():
+    from soundsmith.cli.generate import what_was_done
+
+    assert what_was_done({}) == []
+    lines = what_was_done(
+        {"composed": "1: a bell rings once (x3)", "counted_as_asked": [4], "tuned_semitones": [[-12.0], []]}
+    )
+    assert lines == [
+        "composed: 1: a bell rings once (x3)",
+        "counted sound generated as asked (no event to repeat) for seeds [4]",
+        "tuned to the named note by (semitones, per candidate): -12.00; none",
+    ]

@@ -295,9 +295,27 @@ def run(args: argparse.Namespace) -> int:
         result = pipe(args.prompt, **common, **kwargs)
     for path in result.save(args.out):  # the whole result again, now with its provenance metadata
         print(path)
+    for line in what_was_done(result.meta):
+        print(line, file=sys.stderr)
     if warning := silence_warning(result.audio):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def what_was_done(meta: dict[str, Any]) -> list[str]:
+    """One line each for what the pipeline did beyond generating the prompt as one clip: the parts it composed,
+    counted sounds made as asked, notes tuned (the same facts are in the WAV's metadata)."""
+    lines = []
+    if meta.get("composed"):
+        lines.append(f"composed: {meta['composed']}")
+    if meta.get("counted_as_asked"):
+        lines.append(
+            f"counted sound generated as asked (no event to repeat) for seeds {meta['counted_as_asked']}"
+        )
+    if meta.get("tuned_semitones"):
+        shifts = "; ".join(", ".join(f"{s:+.2f}" for s in row) or "none" for row in meta["tuned_semitones"])
+        lines.append(f"tuned to the named note by (semitones, per candidate): {shifts}")
+    return lines
 
 
 def silence_warning(audio: Any) -> str | None:

@@ -604,3 +604,37 @@ def test_a_counted_part_without_an_event_is_generated_as_asked(pipe, monkeypatch
         np.testing.assert_allclose(row, plain.audio[0], atol=1e-5)
     scene = pipe("a bell rings twice over steady rain", compose=True, seed=6, **kwargs)
     assert scene.meta["counted_as_asked"] == [6] and scene.meta["composed"].endswith("a bell rings once (x2)")
+
+
+def test_first_event_starts_where_a_slow_attack_begins_after_a_click():
+    """A faint click, a gap, then a strike that swells over 100 ms: the event starts where the swell starts (the
+    click left out), not at the first frame near the top."""
+    n = SR * 2
+    x = np.zeros(n, np.float32)
+    x[:80] = 0.05  # a click 20 dB under the strike
+    swell = _tone(n, 3200, SR // 2)
+    swell[3200 : 3200 + 1600] *= np.linspace(0.0, 1.0, 1600, dtype=np.float32)  # 100 ms attack
+    start, end = first_event(x + swell, SR)
+    assert 3200 - 320 <= start <= 3200 + 480 and end >= 3200 + SR // 2 - 320
+    steady = _tone(n, 800, SR) * (1.0 + 0.3 * np.sin(2 * np.pi * 3 * np.arange(n) / SR)).astype(np.float32)
+    assert first_event(steady, SR)[1] >= 800 + SR - 320  # a 3-dB wobble is one event
+
+
+def test_repeat_event_caps_the_gap_and_never_fades_a_copy_in():
+    n = SR * 4
+    long = _tone(n, 1600, SR)  # a 1-s event: half of it would be a 0.5-s gap, capped at 0.3 s
+    out, onset = repeat_event(long, SR, 2, n)
+    event = first_event(long, SR)[1] - first_event(long, SR)[0]
+    assert len(out) == (event + int(0.3 * SR)) + event
+    beep = _tone(n, 0, 2400)  # from the clip's first sample: no pre-roll, so nothing to fade in
+    cut, at = repeat_event(beep, SR, 3, 6000)  # copies every 2000 samples, overlapping; the last one cut
+    event = beep[:2560]  # to the frame after it (smoothing; silent there, so its end fade changes nothing)
+    expected = np.zeros(6000, np.float32)
+    for k in range(3):
+        expected[2000 * k : 2000 * k + 2560] += event[: 6000 - 2000 * k]
+    assert at == 0 and len(cut) == 6000
+    np.testing.assert_allclose(
+        cut[:5840], expected[:5840], atol=1e-6
+    )  # no copy faded in; the last one's end is
+    empty, at = repeat_event(np.zeros(n, np.float32), SR, 3, n)
+    assert empty.shape == (0,) and empty.dtype == np.float32 and at == 0

@@ -70,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|---|")
         for row in rows:
             plan = plan_scene(row["prompt"])
-            parts = "(not split)"
-            if plan:
-                fg = [f"{plan.part(k)}" + (f" x{plan.times(k)}" if plan.times(k) > 1 else "")
-                      for k in range(len(plan.foreground)) if plan.foreground[k] is not None]  # fmt: skip
-                parts = " / ".join(([plan.background] if plan.background else []) + fg)
+            parts = plan.describe() if plan else "(not split)"
             cells = {m: scores[m].get(row["id"], {}) for m in scores}
             for m, c in cells.items():
                 sums[m]["adherence"] += float(c.get("adherence", 0.0))

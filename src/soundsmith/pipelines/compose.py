@@ -39,9 +39,7 @@ BED_WORDS = (
     "waves", "ocean", "traffic", "crowd", "chatter", "stream", "river", "static", "storm",
 )  # fmt: skip
 QUIET_WORDS = ("silence", "silent", "quiet", "stillness")
-MAX_SOURCES = (
-    4  # more sources in order than this: generated as one clip (each would get under a second of 4 s)
-)
+MAX_SOURCES = 4  # more sources in order than this: generated as one clip (each under a second of 4 s)
 MIN_SLOT_S = 0.25  # sources in order whose slots would be shorter than this: generated as one clip
 MAX_REPEATS = 8  # a sound asked more times than this is generated as it is (too many to lay out one by one)
 MIN_REPEAT_S = 0.15  # nor when its repeats would come closer together than this
@@ -92,7 +90,7 @@ EVENT_NOUNS = (
     "knock", "tap", "rap", "clap", "hand clap", "snap", "click", "tick", "tock", "bang", "boom", "thump", "thud",
     "crash", "clang", "clank", "pop", "shot", "gunshot", "blast", "honk", "hoot", "toot", "whistle", "buzz",
     "bark", "woof", "meow", "chirp", "tweet", "quack", "moo", "cough", "sneeze", "drip", "drop", "splash",
-    "pulse", "tone", "note", "stroke", "beat", "slam", "rattle", "squeak", "pluck", "stab", "hoot",
+    "pulse", "tone", "note", "stroke", "beat", "slam", "rattle", "squeak", "pluck", "stab",
 )  # fmt: skip
 _EVENT = "|".join(sorted({re.escape(w) for w in EVENT_NOUNS}, key=len, reverse=True))
 # "three beeps", "two loud hand claps at C5", "an alarm with five beeps", "a bass drum, four hits": a number
@@ -156,6 +154,20 @@ class ScenePlan:
         """Every part to generate: the bed first (if any), then the sounding foreground slots in order."""
         parts = [self.part(k) for k in range(len(self.foreground))]
         return ([self.background] if self.background else []) + [p for p in parts if p is not None]
+
+    @property
+    def asked(self) -> list[str]:
+        """What each of :attr:`prompts` stands for, as the prompt asked it (a counted slot with its count)."""
+        return ([self.background] if self.background else []) + [p for p in self.foreground if p is not None]
+
+    def describe(self) -> str:
+        """The plan in one line: ``background: steady rain | 1: a bell rings once (x3) | 2: (silence)``."""
+        slots = [
+            f"{k + 1}: " + ("(silence)" if clause is None else f"{self.part(k)}")
+            + (f" (x{self.times(k)})" if self.times(k) > 1 else "")
+            for k, clause in enumerate(self.foreground)
+        ]  # fmt: skip
+        return " | ".join(([f"background: {self.background}"] if self.background else []) + slots)
 
 
 def _clean(text: str) -> str:

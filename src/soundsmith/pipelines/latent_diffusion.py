@@ -265,22 +265,19 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
 
         shifts: list[list[float]] = []  # per candidate: the shift of each part that names a note (0: left)
 
-        def tuned(clip: np.ndarray, part: str) -> np.ndarray:
-            # a clause asking several strikes is not tuned either: played slower, its last strikes would go
-            note = asked_note(part) if tune and asked_count(part) is None else None
+        def tuned(clip: np.ndarray, asked: str) -> np.ndarray:
+            # a part is tuned by what the prompt asked of it: not when that counts strikes, whether they are
+            # repeated (a ring shifted down beats slower, and the beats are heard, and counted, as more strikes:
+            # docs/latent_diffusion.md, "Held notes tuned") or generated as one clip (played slower, its last
+            # strikes would go)
+            note = asked_note(asked) if tune and asked_count(asked) is None else None
             if note is None:
                 return clip
             clip, shift = tune_note(clip, self.sample_rate, note)
             shifts[-1].append(shift)
             return clip
 
-        # a counted part is not tuned: its ring, played slower or shifted down, beats slower, and the beats are
-        # heard (and counted) as more strikes (docs/latent_diffusion.md, "Held notes tuned")
-        heard_once = [True] * len(parts)
-        if plan is not None:
-            heard_once = [True] * bool(plan.background) + [
-                plan.times(k) == 1 for k, p in enumerate(plan.foreground) if p is not None
-            ]
+        asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried = [], []
@@ -291,8 +288,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             shifts.append([])
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
-            made_parts = zip(denoise(text, noise), parts, heard_once, strict=True)
-            clips = [tuned(clip, p) if once else clip for clip, p, once in made_parts]  # [T] per part
+            clips = [
+                tuned(clip, a) for clip, a in zip(denoise(text, noise), asked, strict=True)
+            ]  # [T] per part
             if plan is None:
                 rows.append(clips[0])
                 continue
@@ -345,20 +343,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         if inpaint is not None:
             meta["inpaint"] = f"{float(inpaint[0]):g}:{float(inpaint[1]):g}"
         if plan is not None:
-            meta["composed"] = " | ".join(
-                ([f"background: {plan.background}"] if plan.background else [])
-                + [
-                    f"{i + 1}: "
-                    + (
-                        "(silence)"
-                        if p is None
-                        else p
-                        if plan.times(i) == 1
-                        else f"{plan.part(i)} (x{plan.times(i)})"
-                    )
-                    for i, p in enumerate(plan.foreground)
-                ]
-            )
+            meta["composed"] = plan.describe()
         if any(any(row) for row in shifts):
             meta["tuned_semitones"] = shifts
         if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked

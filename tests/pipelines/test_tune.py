@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from soundsmith.errors import ConfigError
-from soundsmith.pipelines.tune import MAX_SHIFT_SEMITONES, TOLERANCE_SEMITONES, asked_note, measure_note, tune
+from soundsmith.pipelines.tune import (
+    MAX_SHIFT_SEMITONES,
+    TOLERANCE_SEMITONES,
+    asked_note,
+    asked_pitch,
+    asked_register,
+    measure_note,
+    tune,
+)
 
 SR = 16000
 
@@ -144,8 +152,8 @@ def _spy(monkeypatch, shift=-12.0):
 
     calls = []
 
-    def fake(clip, sample_rate, note):
-        calls.append(note)
+    def fake(clip, sample_rate, note, keep_time=False):
+        calls.append((note, keep_time) if keep_time else note)
         return clip * 0.5, shift
 
     monkeypatch.setattr(ld, "tune_note", fake)
@@ -177,10 +185,12 @@ def test_each_composed_part_is_tuned_to_its_own_note(pipe, monkeypatch):
     )
     assert calls == [60.0, 50.0] and "tuned_semitones" not in out.meta  # no shift was needed: none written
     calls.clear()
-    pipe(
-        "a bell at C4 rings three times", tune=True, duration=1.0, progress=False
-    )  # a counted part: not tuned
-    assert calls == []
+    pipe("a bell at C4 rings three times", tune=True, duration=1.0, progress=False)
+    assert calls == [(60.0, True)]  # a counted part: its once version, tuned with its timing kept
+    calls.clear()
+    pipe("a bell at C4 rings once", tune=True, duration=1.0, progress=False)
+    pipe("steady rain, and a device beeps twice (low register)", tune=True, duration=1.0, progress=False)
+    assert calls == [(60.0, True), ((48, 59), True)]  # once: one strike; a register, by octaves
 
 
 def test_tune_is_off_for_audio_to_audio_and_the_configs_tune_is_the_default(monkeypatch):
@@ -207,7 +217,7 @@ def test_the_shifts_follow_their_candidates_through_the_ranking(pipe, monkeypatc
     import soundsmith.pipelines.latent_diffusion as ld
 
     shifts = iter([-12.0, 3.0])
-    monkeypatch.setattr(ld, "tune_note", lambda clip, sr, note: (clip, next(shifts)))
+    monkeypatch.setattr(ld, "tune_note", lambda clip, sr, note, keep_time=False: (clip, next(shifts)))
     monkeypatch.setattr(pipe, "clap_scores", lambda audio, prompt: np.array([0.1, 0.9]))
     out = pipe("a harsh buzzer at C3", tune=True, duration=0.5, seed=1, num_candidates=2, progress=False)
     assert out.meta["candidate_seeds"] == [2, 1]  # the second candidate ranks first, its shift with it
@@ -283,3 +293,76 @@ def test_measure_note_halves_a_reading_at_the_octave(monkeypatch):
     monkeypatch.setattr(librosa, "yin", lambda x, **kw: np.full(1 + x.size // kw["hop_length"], 440.0))
     assert measure_note(_two_partials(-6.0), SR) == pytest.approx(57.0, abs=0.01)
     assert measure_note(_two_partials(-30.0), SR) == pytest.approx(69.0, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "prompt,register",
+    [
+        ("listen: a device beeps twice (low register)", (48, 59)),
+        ("there is a harsh buzzer (low register) that buzzes", (48, 59)),
+        ("in this clip a steady tone (high register) plays", (72, 83)),
+        ("a bell in the middle register rings once", (60, 71)),
+        ("a high-pitched beep", (72, 83)),
+        ("a low pitched alarm", (48, 59)),
+        ("a deep electronic hum", (48, 59)),  # one word between the register and the source
+        ("a high bell chimes", (72, 83)),
+    ],
+)
+def test_asked_register_reads_the_register_of_a_pitched_event(prompt, register):
+    assert asked_register(prompt) == register and asked_pitch(prompt) == register
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a high volume beep",  # loudness, not register
+        "a low battery beep",
+        "a cello plays one note in the low register",  # an instrument: a third of its own range
+        "a low beep and a high beep",  # two registers
+        "a high tone sweeps upward",  # a sweep: a phrase, not one held pitch
+        "a man with a low voice says yes",  # speech
+        "a dog barks (low register)",  # no pitched event
+        "a beep",  # no register
+    ],
+)
+def test_asked_register_is_none_without_one_register_of_a_pitched_event(prompt):
+    assert asked_register(prompt) is None
+
+
+def test_a_named_note_wins_over_a_register():
+    assert asked_register("a beeper at C3 beeps (low register)") is None
+    assert asked_pitch("a beeper at C3 beeps (low register)") == 48.0
+    assert asked_pitch("a beep") is None
+
+
+def test_tune_moves_a_clip_into_the_asked_register_by_whole_octaves():
+    buzz = _buzz(64.0)  # E4, asked low (48-59): an octave down keeps the note name, E3
+    out, shift = tune(buzz, SR, (48, 59))
+    assert shift == -12.0 and measure_note(out, SR) == pytest.approx(52.0, abs=0.3)
+    deep = _buzz(52.0)  # E3 asked high (72-83): two octaves up, to the octave nearest the middle (77.5)
+    high, up = tune(deep, SR, (72, 83))
+    assert up == 24.0 and measure_note(high, SR) == pytest.approx(76.0, abs=0.5)
+    inside, none = tune(_buzz(59.4), SR, (48, 59))  # within half a semitone of the register: left
+    assert none == 0.0
+    edge, down = tune(_buzz(59.8), SR, (48, 59))
+    assert down == -12.0
+
+
+def _ring(midi: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (_buzz(midi, seconds) * np.exp(-t / 0.08)).astype(np.float32)  # a strike that dies in ~0.3 s
+
+
+def test_keep_time_keeps_a_strikes_decay_where_playing_slower_stretches_it():
+    ring = _ring(64.0)
+
+    def decayed(x):  # the first time the level is 30 dB under its peak
+        env = np.abs(x)
+        return int(np.argmax(np.convolve(env, np.ones(160) / 160, "same") < env.max() * 10 ** (-30 / 20)))
+
+    slow, shift = tune(ring, SR, 52.0)
+    kept, shift_kept = tune(ring, SR, 52.0, keep_time=True)
+    assert shift == shift_kept == pytest.approx(-12.0, abs=0.3)
+    assert decayed(slow) > 1.6 * decayed(ring)  # an octave slower: twice as long
+    assert decayed(kept) < 1.3 * decayed(ring)
+    assert measure_note(kept, SR) == pytest.approx(52.0, abs=0.5)

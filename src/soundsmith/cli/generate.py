@@ -106,8 +106,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--tune",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="shift a clip whose prompt names one held note ('a harsh buzzer at C3') to that note when its pitch "
-        "is off (latent diffusion; default: the model's setting)",
+        help="shift a clip whose prompt names one held note ('a harsh buzzer at C3') to that note, or a sound "
+        "event's register ('a beep (low register)') into it by octaves, when its pitch is off (latent diffusion; "
+        "default: the model's setting)",
     )
     p.add_argument(
         "--stream",
@@ -314,7 +315,7 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
         )
     if meta.get("tuned_semitones"):
         shifts = "; ".join(", ".join(f"{s:+.2f}" for s in row) or "none" for row in meta["tuned_semitones"])
-        lines.append(f"tuned to the named note by (semitones, per candidate): {shifts}")
+        lines.append(f"tuned to the named note or register by (semitones, per candidate): {shifts}")
     return lines
 
 

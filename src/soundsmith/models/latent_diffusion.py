@@ -257,7 +257,8 @@ class LatentDiffusionConfig:
     rain", "a bell rings, then a dog barks") is generated part by part and mixed
     (``soundsmith.pipelines.compose``); other prompts are generated as they are.
     ``tune``: a clip (or a composed part) whose prompt names one held note ("a harsh buzzer at C3") and whose
-    steady pitch is off it is pitch-shifted to the note (``soundsmith.pipelines.tune``).
+    steady pitch is off it is pitch-shifted to the note; one that asks a sound event's register ("a beep (low
+    register)") is moved into it by octaves (``soundsmith.pipelines.tune``).
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)

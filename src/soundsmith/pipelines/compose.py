@@ -160,6 +160,12 @@ class ScenePlan:
         """What each of :attr:`prompts` stands for, as the prompt asked it (a counted slot with its count)."""
         return ([self.background] if self.background else []) + [p for p in self.foreground if p is not None]
 
+    @property
+    def repeated(self) -> list[bool]:
+        """Which of :attr:`prompts` are repeated (a counted slot's once version)."""
+        slots = [self.times(k) > 1 for k, clause in enumerate(self.foreground) if clause is not None]
+        return ([False] if self.background else []) + slots
+
     def describe(self) -> str:
         """The plan in one line: ``background: steady rain | 1: a bell rings once (x3) | 2: (silence)``."""
         slots = [

@@ -30,7 +30,7 @@ from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
-from soundsmith.pipelines.tune import asked_note
+from soundsmith.pipelines.tune import ONCE, asked_pitch
 from soundsmith.pipelines.tune import tune as tune_note
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
@@ -265,19 +265,25 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
 
         shifts: list[list[float]] = []  # per candidate: the shift of each part that names a note (0: left)
 
-        def tuned(clip: np.ndarray, asked: str) -> np.ndarray:
-            # a part is tuned by what the prompt asked of it: not when that counts strikes, whether they are
-            # repeated (a ring shifted down beats slower, and the beats are heard, and counted, as more strikes:
-            # docs/latent_diffusion.md, "Held notes tuned") or generated as one clip (played slower, its last
-            # strikes would go)
-            note = asked_note(asked) if tune and asked_count(asked) is None else None
-            if note is None:
+        def tuned(clip: np.ndarray, asked: str, repeated: bool) -> np.ndarray:
+            # a part is tuned to what the prompt asked of it (a note, or an event's register). A strike (a part
+            # that is repeated, or asked once) keeps its level over time: played slower, a ring beats slower
+            # and the beats are heard, and counted, as more strikes (docs/latent_diffusion.md, "Held notes
+            # tuned"). A clause asking several strikes generated as one clip is not tuned (played slower, its
+            # last strikes would go)
+            count = asked_count(asked)
+            if not tune or (count is not None and count[1] > 1 and not repeated):
                 return clip
-            clip, shift = tune_note(clip, self.sample_rate, note)
+            target = asked_pitch(asked)
+            if target is None:
+                return clip
+            strike = repeated or ONCE.search(asked) is not None
+            clip, shift = tune_note(clip, self.sample_rate, target, keep_time=strike)
             shifts[-1].append(shift)
             return clip
 
         asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
+        repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried = [], []
@@ -289,7 +295,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             clips = [
-                tuned(clip, a) for clip, a in zip(denoise(text, noise), asked, strict=True)
+                tuned(clip, a, r) for clip, a, r in zip(denoise(text, noise), asked, repeated_parts, strict=True)
             ]  # [T] per part
             if plan is None:
                 rows.append(clips[0])

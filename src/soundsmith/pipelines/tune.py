@@ -13,6 +13,16 @@ Only held notes: a prompt that names a phrase (scale, arpeggio, melody, tune, ch
 notes, or a spoken word is left alone, as is a clip without a steady pitch (noise, or a pitch that wanders: fewer
 than half of its sounding frames within a semitone of their median). The pitch is measured here with YIN (not
 the evaluator's pYIN) with a check against the octave below: YIN reads some bells an octave high.
+
+A prompt about a pitched sound event (a tone, beep, bell, buzzer, alarm, hum) that names a register instead of a
+note ("a device beeps twice (low register)", "a high-pitched tone", "a low hum") asks for the events' register
+(MIDI 48-59, 60-71, 72-83: :data:`soundsmith.eval.attribute_vocab.EVENT_REGISTERS`): a clip outside it is moved
+by whole octaves (its note name kept) to the octave nearest the register's middle. An instrument's register is a
+third of that instrument's range, which this module does not know: "a cello in the low register" is left alone.
+
+A strike (a counted sound's once version, :mod:`soundsmith.pipelines.compose`, or a sound asked once) is played
+slower or faster and then given its own level over time back (``keep_time``): a ring played slower beats slower,
+and the beats are heard as more strikes; a phase vocoder smears its attack (a bell heard as a sine tone).
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
+from soundsmith.eval.attribute_vocab import EVENT_REGISTERS
 
 TOLERANCE_SEMITONES = 0.35  # closer than this: left as generated (the evaluators accept 0.5)
 MAX_SHIFT_SEMITONES = 30.0  # further than this: the measurement is more likely wrong than the model
@@ -38,14 +50,32 @@ _SPOKEN = re.compile(
     r"reads?|reading|recites?|reciting|calls?|calling|shouts?|shouting|voice|voices)\b|\"",
     re.IGNORECASE,
 )
+# the pitched sources whose register is the events' (a tone, beep, bell...), and the instruments, whose register
+# depends on the instrument
+_EVENT_WORDS = (
+    r"(?:tones?|beeps?|beeper|bleeps?|buzz(?:er|ing)?|bells?|chimes?|whistles?|hum|drone|droning|alarm|fork|"
+    r"sine|oscillator|square wave|sawtooth)\b"
+)
+_INSTRUMENT_WORDS = (
+    r"(?:horns?|piano|violin|viola|cello|bass|flute|piccolo|recorder|guitar|banjo|ukulele|mandolin|sitar|harp|"
+    r"trumpet|trombone|tuba|sax(?:ophone)?|clarinet|oboe|bassoon|organ|accordion|harmonica|synth(?:esizer)?|"
+    r"marimba|xylophone|vibraphone|glockenspiel|celesta|kalimba|harpsichord|rhodes|keyboard|choir|brass|"
+    r"strings?|fiddle|pan ?flute|ocarina|singer|steel ?(?:pan|drums?))\b"
+)
+_EVENT_SOURCES = re.compile(r"\b" + _EVENT_WORDS, re.IGNORECASE)
+_INSTRUMENTS = re.compile(r"\b" + _INSTRUMENT_WORDS, re.IGNORECASE)
 # a note is read only in a prompt about a pitched sound, in a musical place: after "at", "on", "pitch", "note",
 # "plays", "holding"... (or "a"/"the" after such a verb), or ending its clause ("a strong A4", "a lone A2,")
-_PITCHED = re.compile(
-    r"\b(?:tones?|notes?|pitch|pitched|beeps?|beeper|bleeps?|buzz(?:er|ing)?|bells?|chimes?|whistles?|hum|drone|"
-    r"droning|horns?|alarm|fork|piano|violin|viola|cello|bass|flute|piccolo|recorder|guitar|banjo|ukulele|"
-    r"mandolin|sitar|harp|trumpet|trombone|tuba|sax(?:ophone)?|clarinet|oboe|bassoon|organ|accordion|harmonica|"
-    r"synth(?:esizer)?|oscillator|sine|square wave|sawtooth|marimba|xylophone|vibraphone|glockenspiel|celesta|"
-    r"kalimba|harpsichord|rhodes|keyboard|choir|brass|strings?|fiddle|pan ?flute|ocarina)\b",
+_PITCHED = re.compile(r"\b(?:notes?|pitch|pitched)\b|\b" + _EVENT_WORDS + r"|\b" + _INSTRUMENT_WORDS, re.IGNORECASE)
+ONCE = re.compile(r"\bonce\b", re.IGNORECASE)  # a sound asked once: one strike ("a bell rings once")
+_REGISTER_NAMES = {"low": "low", "lower": "low", "deep": "low", "middle": "middle", "mid": "middle",
+                   "high": "high", "higher": "high"}  # fmt: skip
+_NOT_PITCH = r"(?:volume|speed|level|quality|pressure|battery|priority|power|energy|intensity|tempo|rate)"
+# "(low register)", "in the middle register", "high-pitched", "a low beep", "a deep electronic hum"; not "a high
+# volume beep", "low battery beep"
+_REGISTER = re.compile(
+    r"\b(low|lower|middle|mid|high|higher)(?:[- ]pitched|[- ]register|[- ]range)\b"
+    r"|\b(low|deep|high)\s+(?!" + _NOT_PITCH + r"\b)(?:[a-z]+[- ])?(?=" + _EVENT_WORDS + ")",
     re.IGNORECASE,
 )
 _BEFORE = frozenset(
@@ -87,6 +117,27 @@ def asked_note(prompt: str) -> float | None:
     }
     notes |= {midi for pattern, midi in _NAMED.items() if re.search(pattern, text, re.IGNORECASE)}
     return float(notes.pop()) if len(notes) == 1 and 21 <= min(notes) <= 108 else None
+
+
+def asked_register(prompt: str) -> tuple[int, int] | None:
+    """The MIDI range (inclusive) of the register a prompt about a pitched sound event asks ("beeps twice (low
+    register)", "a high-pitched tone", "a deep hum": :data:`EVENT_REGISTERS`), or ``None``: no register or
+    several, no pitched event named, an instrument named (its register is a third of its own range), a phrase
+    or a spoken word, or a note named (:func:`asked_note` reads it)."""
+    text = " ".join(prompt.split())
+    if _PHRASES.search(text) or _SPOKEN.search(text) or _INSTRUMENTS.search(text):
+        return None
+    if not _EVENT_SOURCES.search(text) or asked_note(text) is not None:
+        return None
+    registers = {_REGISTER_NAMES[(m.group(1) or m.group(2)).lower()] for m in _REGISTER.finditer(text)}
+    return EVENT_REGISTERS[registers.pop()] if len(registers) == 1 else None
+
+
+def asked_pitch(prompt: str) -> float | tuple[int, int] | None:
+    """What :func:`tune` moves a clip of ``prompt`` to: the note it names (:func:`asked_note`), else the register
+    range it asks of a sound event (:func:`asked_register`), else ``None``."""
+    note = asked_note(prompt)
+    return note if note is not None else asked_register(prompt)
 
 
 def _accidental(text: str | None) -> int:
@@ -138,24 +189,68 @@ def _octave_below(x: np.ndarray, sample_rate: int, f0: float) -> bool:
     return low >= top - 12.0 and low >= around + 15.0
 
 
-def tune(audio: np.ndarray, sample_rate: int, target_midi: float) -> tuple[np.ndarray, float]:
-    """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones to ``target_midi`` (the same length,
-    float32), or unchanged with shift 0 when it is within :data:`TOLERANCE_SEMITONES`, has no steady pitch, or
-    would move by more than :data:`MAX_SHIFT_SEMITONES`."""
+def tune(
+    audio: np.ndarray, sample_rate: int, target: float | tuple[int, int], keep_time: bool = False
+) -> tuple[np.ndarray, float]:
+    """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones (the same length, float32), or
+    unchanged with shift 0 when it has no steady pitch or is already there. ``target``: a MIDI note (moved to it
+    when more than :data:`TOLERANCE_SEMITONES` off and less than :data:`MAX_SHIFT_SEMITONES`), or a register's
+    MIDI range ``(low, high)`` (moved by whole octaves, to the octave nearest its middle, when outside it by more
+    than half a semitone). Down by playing slower, up by a phase vocoder; with ``keep_time`` (a strike: a part
+    that is repeated, or asked once) played slower or faster both ways, then given its own level over time
+    back (its decay and beating: not slowed)."""
     import librosa
 
     measured = measure_note(audio, sample_rate)
     if measured is None:
         return audio, 0.0
-    shift = float(target_midi) - measured
-    if abs(shift) < TOLERANCE_SEMITONES or abs(shift) > MAX_SHIFT_SEMITONES:
+    if isinstance(target, tuple):
+        low, high = target
+        inside = low - 0.5 <= measured <= high + 0.5
+        shift = 0.0 if inside else 12.0 * round(((low + high) / 2 - measured) / 12)
+    else:
+        shift = float(target) - measured
+        shift = 0.0 if abs(shift) < TOLERANCE_SEMITONES else shift
+    if shift == 0.0 or abs(shift) > MAX_SHIFT_SEMITONES:
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
-    if shift < 0:  # down: played slower (resampled), its first T samples kept: the waveform's shape is kept
-        import soxr
-
-        out = soxr.resample(x, sample_rate, sample_rate * 2 ** (-shift / 12), quality="HQ")
+    if keep_time:  # played slower or faster, then the clip's own level over time put back
+        out = _played_at(x, sample_rate, shift)
+        out = out * _level_ratio(x, out, sample_rate)
+    elif shift < 0:  # down: played slower, its first T samples kept: the waveform's shape is kept
+        out = _played_at(x, sample_rate, shift)
     else:  # up: played faster would leave the clip's end silent; a phase vocoder keeps the length
         out = librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=shift, res_type="soxr_hq")
     out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
     return out.astype(np.float32), round(shift, 2)
+
+
+def _played_at(x: np.ndarray, sample_rate: int, shift: float) -> np.ndarray:
+    """``x`` played ``2 ** (shift / 12)`` times as fast (soxr) from where it starts sounding (its first 10 ms
+    within 40 dB of its loudest: a strike at 1 s stays at 1 s), cut or padded with silence to its length."""
+    import soxr
+
+    hop = max(1, sample_rate // 100)
+    frames = x[: x.size // hop * hop].reshape(-1, hop)
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    start = int(np.argmax(rms >= rms.max() * 10 ** (-40 / 20))) * hop if rms.size else 0
+    out = soxr.resample(x[start:], sample_rate, sample_rate * 2 ** (-shift / 12), quality="HQ")
+    out = np.concatenate([x[:start], out[: x.size - start]])
+    return np.pad(out, (0, x.size - out.size))
+
+
+def _level_ratio(x: np.ndarray, y: np.ndarray, sample_rate: int, max_gain: float = 10.0) -> np.ndarray:
+    """Per-sample gain ``[T]`` that gives ``y`` the level over time of ``x`` (RMS over 20 ms every 10 ms,
+    interpolated; at most ``max_gain``, so where ``y`` has gone silent it stays silent)."""
+    hop = max(1, sample_rate // 100)
+    centres = np.arange(0, x.size, hop)
+
+    def level(z: np.ndarray) -> np.ndarray:
+        padded = np.pad(np.square(z.astype(np.float64)), (hop, hop))
+        window = np.convolve(padded, np.ones(2 * hop) / (2 * hop), mode="same")[hop:-hop]
+        return np.sqrt(window[centres])
+
+    want, have = level(x), level(y)
+    floor = 1e-3 * max(float(want.max()), 1e-12)
+    gain = np.minimum(want / np.maximum(have, floor), max_gain)
+    return np.interp(np.arange(x.size), centres, gain).astype(np.float32)

@@ -34,7 +34,8 @@ class GenerateRequest(BaseModel):
     )
     tune: bool | None = Field(
         default=None,
-        description="a held note the prompt names: the clip shifted to it when off (latent diffusion)",
+        description="a held note the prompt names (or a sound event's register): the clip shifted to it when "
+        "off (latent diffusion)",
     )
 
 

@@ -152,8 +152,8 @@ def _spy(monkeypatch, shift=-12.0):
 
     calls = []
 
-    def fake(clip, sample_rate, note, keep_time=False):
-        calls.append((note, keep_time) if keep_time else note)
+    def fake(clip, sample_rate, note, strike=False):
+        calls.append((note, strike) if strike else note)
         return clip * 0.5, shift
 
     monkeypatch.setattr(ld, "tune_note", fake)
@@ -217,7 +217,7 @@ def test_the_shifts_follow_their_candidates_through_the_ranking(pipe, monkeypatc
     import soundsmith.pipelines.latent_diffusion as ld
 
     shifts = iter([-12.0, 3.0])
-    monkeypatch.setattr(ld, "tune_note", lambda clip, sr, note, keep_time=False: (clip, next(shifts)))
+    monkeypatch.setattr(ld, "tune_note", lambda clip, sr, note, strike=False: (clip, next(shifts)))
     monkeypatch.setattr(pipe, "clap_scores", lambda audio, prompt: np.array([0.1, 0.9]))
     out = pipe("a harsh buzzer at C3", tune=True, duration=0.5, seed=1, num_candidates=2, progress=False)
     assert out.meta["candidate_seeds"] == [2, 1]  # the second candidate ranks first, its shift with it
@@ -353,16 +353,39 @@ def _ring(midi: float, seconds: float = 1.0) -> np.ndarray:
     return (_buzz(midi, seconds) * np.exp(-t / 0.08)).astype(np.float32)  # a strike that dies in ~0.3 s
 
 
-def test_keep_time_keeps_a_strikes_decay_where_playing_slower_stretches_it():
-    ring = _ring(64.0)
+def _rises_after_peak_db(x: np.ndarray) -> float:
+    """The largest rise of the 10-ms RMS level (dB) after its loudest frame."""
+    db = 20 * np.log10(np.sqrt(np.mean(np.square(x[: x.size // 160 * 160].reshape(-1, 160)), axis=1)) + 1e-9)
+    after = db[int(np.argmax(db)) :]
+    return float(np.max(after - np.minimum.accumulate(after)))
 
-    def decayed(x):  # the first time the level is 30 dB under its peak
-        env = np.abs(x)
-        return int(np.argmax(np.convolve(env, np.ones(160) / 160, "same") < env.max() * 10 ** (-30 / 20)))
 
-    slow, shift = tune(ring, SR, 52.0)
-    kept, shift_kept = tune(ring, SR, 52.0, keep_time=True)
-    assert shift == shift_kept == pytest.approx(-12.0, abs=0.3)
-    assert decayed(slow) > 1.6 * decayed(ring)  # an octave slower: twice as long
-    assert decayed(kept) < 1.3 * decayed(ring)
-    assert measure_note(kept, SR) == pytest.approx(52.0, abs=0.5)
+def test_a_strike_played_slower_does_not_beat_again():
+    """A ring of two close partials beats; played an octave slower it beats at half the rate, which the event
+    counter hears as more strikes. Tuned as a strike its level only falls after its top."""
+    t = np.arange(SR) / SR
+    f = _midi_hz(72.0)
+    ring = (0.3 * (np.sin(2 * np.pi * f * t) + 0.8 * np.sin(2 * np.pi * (f + 5.0) * t)) * np.exp(-t / 0.4))
+    ring = ring.astype(np.float32)
+    held, shift = tune(ring, SR, 60.0)
+    struck, shift_struck = tune(ring, SR, 60.0, strike=True)
+    assert shift == shift_struck == pytest.approx(-12.0, abs=0.3)
+    assert _rises_after_peak_db(held) > 6.0  # it beats
+    assert _rises_after_peak_db(struck) < 3.5  # the counter hears a rise of 4 dB
+    assert measure_note(struck, SR) == pytest.approx(60.0, abs=0.5)
+    up, shift_up = tune(ring, SR, 75.0, strike=True)  # up: played faster too (a strike ends sooner)
+    assert shift_up == pytest.approx(3.0, abs=0.3) and measure_note(up, SR) == pytest.approx(75.0, abs=0.5)
+
+
+@pytest.mark.parametrize("strike", [False, True])
+def test_a_shifted_sound_starts_where_it_started(strike):
+    """Played slower from t = 0, a strike at 0.9 s would move to 1.8 s (an octave down) or, with its level over
+    time put back, vanish; it is played slower from where it starts sounding."""
+    ring = np.concatenate([np.zeros(int(0.9 * SR), np.float32), _ring(72.0, 1.5)])
+    out, shift = tune(ring, SR, 60.0, strike=strike)
+    assert shift == pytest.approx(-12.0, abs=0.3) and out.shape == ring.shape
+    level = np.abs(out).reshape(-1, SR // 100).max(axis=1)
+    onset = int(np.argmax(level > 0.05 * level.max()))
+    assert 88 <= onset <= 92  # 10-ms frames: at 0.9 s
+    assert np.abs(out).max() > 0.4 * np.abs(ring).max()  # and as loud, nearly
+    assert measure_note(out, SR) == pytest.approx(60.0, abs=0.5)

@@ -278,7 +278,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if target is None:
                 return clip
             strike = repeated or ONCE.search(asked) is not None
-            clip, shift = tune_note(clip, self.sample_rate, target, keep_time=strike)
+            clip, shift = tune_note(clip, self.sample_rate, target, strike=strike)
             shifts[-1].append(shift)
             return clip
 

@@ -35,6 +35,8 @@ from soundsmith.eval.attribute_vocab import EVENT_REGISTERS
 
 TOLERANCE_SEMITONES = 0.35  # closer than this: left as generated (the evaluators accept 0.5)
 MAX_SHIFT_SEMITONES = 30.0  # further than this: the measurement is more likely wrong than the model
+BEAT_DB = 2.0  # a strike's dips after its top are filled to this far under what follows (the counter: 4 dB)
+RING_DB = 30.0  # ... while it rings: within this of its top (the noise floor after it is left as it is)
 _PITCH_CLASS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 # a letter, an accidental ("#", "b", " sharp ", "-flat"), an octave: "C3", "A#4", "Bb3", "E flat 5" (not "a 4")
 _NOTE = re.compile(r"(?<![\w#'\"-])([A-Ga-g])(?:([#♯b♭])|[ -](sharp|flat) ?)?([0-8])(?![\w'\"-])")
@@ -190,15 +192,16 @@ def _octave_below(x: np.ndarray, sample_rate: int, f0: float) -> bool:
 
 
 def tune(
-    audio: np.ndarray, sample_rate: int, target: float | tuple[int, int], keep_time: bool = False
+    audio: np.ndarray, sample_rate: int, target: float | tuple[int, int], strike: bool = False
 ) -> tuple[np.ndarray, float]:
     """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones (the same length, float32), or
     unchanged with shift 0 when it has no steady pitch or is already there. ``target``: a MIDI note (moved to it
     when more than :data:`TOLERANCE_SEMITONES` off and less than :data:`MAX_SHIFT_SEMITONES`), or a register's
     MIDI range ``(low, high)`` (moved by whole octaves, to the octave nearest its middle, when outside it by more
-    than half a semitone). Down by playing slower, up by a phase vocoder; with ``keep_time`` (a strike: a part
-    that is repeated, or asked once) played slower or faster both ways, then given its own level over time
-    back (its decay and beating: not slowed)."""
+    than half a semitone). Down by playing it slower from where it starts sounding (the waveform's shape kept), up
+    by a phase vocoder (played faster, a held sound's end would go silent). A ``strike`` (a part that is
+    repeated, or asked once) played slower has the dips after its top filled (:func:`_even_decay`): a ring played
+    slower beats slower, and the event counter hears the beats as more strikes."""
     import librosa
 
     measured = measure_note(audio, sample_rate)
@@ -214,14 +217,12 @@ def tune(
     if shift == 0.0 or abs(shift) > MAX_SHIFT_SEMITONES:
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
-    if keep_time:  # played slower or faster, then the clip's own level over time put back
+    if shift < 0:  # down: played slower: the waveform's shape is kept (a buzzer stays a buzzer)
         out = _played_at(x, sample_rate, shift)
-        out = out * _level_ratio(x, out, sample_rate)
-    elif shift < 0:  # down: played slower, its first T samples kept: the waveform's shape is kept
-        out = _played_at(x, sample_rate, shift)
-    else:  # up: played faster would leave the clip's end silent; a phase vocoder keeps the length
+        out = _even_decay(out, sample_rate) if strike else out
+    else:  # up: played faster would leave a held sound's end silent; a phase vocoder keeps the length
         out = librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=shift, res_type="soxr_hq")
-    out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
+        out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
     return out.astype(np.float32), round(shift, 2)
 
 
@@ -239,18 +240,19 @@ def _played_at(x: np.ndarray, sample_rate: int, shift: float) -> np.ndarray:
     return np.pad(out, (0, x.size - out.size))
 
 
-def _level_ratio(x: np.ndarray, y: np.ndarray, sample_rate: int, max_gain: float = 10.0) -> np.ndarray:
-    """Per-sample gain ``[T]`` that gives ``y`` the level over time of ``x`` (RMS over 20 ms every 10 ms,
-    interpolated; at most ``max_gain``, so where ``y`` has gone silent it stays silent)."""
+def _even_decay(y: np.ndarray, sample_rate: int, max_gain: float = 10.0) -> np.ndarray:
+    """``y`` with its dips after its loudest moment filled: its level (RMS over 20 ms every 10 ms) raised to
+    :data:`BEAT_DB` under the loudest that follows (while within :data:`RING_DB` of the top), by at most
+    ``max_gain``; interpolated gains, silence left silent."""
     hop = max(1, sample_rate // 100)
-    centres = np.arange(0, x.size, hop)
-
-    def level(z: np.ndarray) -> np.ndarray:
-        padded = np.pad(np.square(z.astype(np.float64)), (hop, hop))
-        window = np.convolve(padded, np.ones(2 * hop) / (2 * hop), mode="same")[hop:-hop]
-        return np.sqrt(window[centres])
-
-    want, have = level(x), level(y)
-    floor = 1e-3 * max(float(want.max()), 1e-12)
-    gain = np.minimum(want / np.maximum(have, floor), max_gain)
-    return np.interp(np.arange(x.size), centres, gain).astype(np.float32)
+    centres = np.arange(0, y.size, hop)
+    padded = np.pad(np.square(y.astype(np.float64)), (hop, hop))
+    level = np.sqrt(np.convolve(padded, np.ones(2 * hop) / (2 * hop), mode="same")[hop:-hop][centres])
+    top = int(np.argmax(level))
+    hull = level.copy()
+    hull[top:] = np.maximum.accumulate(level[top:][::-1])[::-1]  # the loudest from each frame on
+    hull = np.maximum(level, hull * 10 ** (-BEAT_DB / 20))  # dips kept down to BEAT_DB: a bell still beats
+    hull = np.where(level < level[top] * 10 ** (-RING_DB / 20), level, hull)  # the noise under the ring: left
+    floor = 1e-3 * max(float(level.max()), 1e-12)
+    gain = np.minimum(hull / np.maximum(level, floor), max_gain)
+    return y * np.interp(np.arange(y.size), centres, gain).astype(np.float32)

@@ -354,7 +354,7 @@ def test_tune_flag_reaches_the_pipeline_and_is_reported(latent_model, tmp_path, 
     import soundsmith.pipelines.latent_diffusion as ld
 
     monkeypatch.setattr(
-        ld, "tune_note", lambda clip, sr, note: (clip * 0.5, -12.0)
+        ld, "tune_note", lambda clip, sr, note, strike=False: (clip * 0.5, -12.0)
     )  # the tiny model makes noise
     base = ["generate", "a harsh buzzer at C3", "--model", str(latent_model), "--seed", "2"]
     assert main([*base, "-o", str(tmp_path / "on.wav"), "--tune"]) == 0

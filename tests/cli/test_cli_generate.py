@@ -379,3 +379,6 @@ def test_what_was_done_lines():
         "counted sound generated as asked (no event to repeat) for seeds [4]",
         "tuned to the named note or register by (semitones, per candidate): -12.00; none",
     ]
+    assert what_was_done({"redrawn_for_direction": [2, 0]}) == [
+        "drawn again for moving against the asked pitch direction (times, per candidate): 2, 0"
+    ]

@@ -9,9 +9,12 @@ from soundsmith.errors import ConfigError
 from soundsmith.pipelines.tune import (
     MAX_SHIFT_SEMITONES,
     TOLERANCE_SEMITONES,
+    DIRECTION_TRIES,
+    asked_direction,
     asked_note,
     asked_pitch,
     asked_register,
+    measure_direction,
     measure_note,
     tune,
 )
@@ -389,3 +392,92 @@ def test_a_shifted_sound_starts_where_it_started(strike):
     assert 88 <= onset <= 92  # 10-ms frames: at 0.9 s
     assert np.abs(out).max() > 0.4 * np.abs(ring).max()  # and as loud, nearly
     assert measure_note(out, SR) == pytest.approx(60.0, abs=0.5)
+
+
+# --- pitch direction -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prompt,direction",
+    [
+        ("in this clip the cello plays an F major rising scale slowly", 1),
+        ("a saxophone plays a falling scale starting at A#4", -1),
+        ("a cello plays a G# minor scale going down at a fast pace", -1),
+        ("a tone sliding up rises", 1),
+        ("electronic tone gliding upward in pitch", 1),
+        ("pitch dive: a pure electronic note sliding down quietly", -1),
+        ("trumpet climbing through a scale, softly", 1),
+        ("piano scale tumbling downward, loud", -1),
+        ("as rain falls, a flute plays a rising scale", 1),  # the rain's clause asks no pitch
+    ],
+)
+def test_asked_direction_reads_a_rising_or_falling_phrase(prompt, direction):
+    assert asked_direction(prompt) == direction
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "rain falls",  # no pitched sound
+        "the rising wind",
+        "as rain falls, a flute plays a C major broken chord",  # the fall is the rain's
+        "a siren rising and falling",  # both ways
+        "a rising scale, then a falling scale",
+        "a man says the word up",  # speech
+        "a cello plays a long note",  # no direction
+    ],
+)
+def test_asked_direction_is_none_without_one_direction_of_a_pitched_sound(prompt):
+    assert asked_direction(prompt) is None
+
+
+def _glide(start_midi: float, end_midi: float, seconds: float = 2.0) -> np.ndarray:
+    midi = np.linspace(start_midi, end_midi, int(seconds * SR))
+    phase = 2 * np.pi * np.cumsum(440.0 * 2 ** ((midi - 69) / 12)) / SR
+    return (0.3 * np.sin(phase)).astype(np.float32)
+
+
+def test_measure_direction_reads_rising_falling_and_steady_pitch():
+    assert measure_direction(_glide(55, 67), SR) == 1
+    assert measure_direction(_glide(67, 55), SR) == -1
+    assert measure_direction(_glide(60, 60.5), SR) == 0  # under a semitone: steady
+    assert measure_direction(np.zeros(SR, np.float32), SR) is None
+    assert measure_direction(np.zeros(1000, np.float32), SR) is None  # too short
+
+
+def test_a_part_that_moves_against_its_direction_is_drawn_again(pipe, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    def falls_then_rises():
+        readings = iter([-1, 1])  # the first draw falls, the second rises
+        monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: next(readings))
+
+    kwargs = {"duration": 0.5, "seed": 4, "progress": False, "compose": False}
+    plain = pipe("a flute plays a rising scale", tune=False, **kwargs)
+    falls_then_rises()
+    out = pipe("a flute plays a rising scale", tune=True, **kwargs)
+    assert out.meta["redrawn_for_direction"] == [1] and "redrawn_for_direction" not in plain.meta
+    assert not np.allclose(out.audio, plain.audio)  # the second draw is the output
+    falls_then_rises()
+    again = pipe("a flute plays a rising scale", tune=True, **kwargs)
+    np.testing.assert_array_equal(again.audio, out.audio)  # the same seed: the same redraw
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: -1)  # always the other way: tries run out
+    stuck = pipe("a flute plays a rising scale", tune=True, **kwargs)
+    assert stuck.meta["redrawn_for_direction"] == [DIRECTION_TRIES]
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: pytest.fail("no direction asked"))
+    pipe("a flute plays a long note", tune=True, **kwargs)
+
+
+def test_only_the_part_that_asks_a_direction_is_checked_and_drawn_again(pipe, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    seen = []
+
+    def reading(clip, sr):
+        seen.append(clip.copy())
+        return -1 if len(seen) == 1 else 1
+
+    monkeypatch.setattr(ld, "measure_direction", reading)
+    out = pipe("a flute plays a rising scale over steady rain", tune=True, duration=1.0, seed=2, progress=False)
+    assert out.meta["composed"].startswith("background: steady rain") and len(seen) == 2  # the scale, twice
+    assert out.meta["redrawn_for_direction"] == [1]

@@ -107,8 +107,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="shift a clip whose prompt names one held note ('a harsh buzzer at C3') to that note, or a sound "
-        "event's register ('a beep (low register)') into it by octaves, when its pitch is off (latent diffusion; "
-        "default: the model's setting)",
+        "event's register ('a beep (low register)') into it by octaves, when its pitch is off; draw a phrase asked "
+        "to rise or fall ('a rising scale') again when it moves the other way (latent diffusion; default: the "
+        "model's setting)",
     )
     p.add_argument(
         "--stream",
@@ -305,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
 
 def what_was_done(meta: dict[str, Any]) -> list[str]:
     """One line each for what the pipeline did beyond generating the prompt as one clip: the parts it composed,
-    counted sounds made as asked, notes tuned (the same facts are in the WAV's metadata)."""
+    counted sounds made as asked, notes tuned, parts drawn again (the same facts are in the WAV's metadata)."""
     lines = []
     if meta.get("composed"):
         lines.append(f"composed: {meta['composed']}")
@@ -316,6 +317,9 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
     if meta.get("tuned_semitones"):
         shifts = "; ".join(", ".join(f"{s:+.2f}" for s in row) or "none" for row in meta["tuned_semitones"])
         lines.append(f"tuned to the named note or register by (semitones, per candidate): {shifts}")
+    if meta.get("redrawn_for_direction"):
+        times = ", ".join(str(n) for n in meta["redrawn_for_direction"])
+        lines.append(f"drawn again for moving against the asked pitch direction (times, per candidate): {times}")
     return lines
 
 

@@ -30,7 +30,7 @@ from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
-from soundsmith.pipelines.tune import ONCE, asked_pitch
+from soundsmith.pipelines.tune import DIRECTION_TRIES, ONCE, asked_direction, asked_pitch, measure_direction
 from soundsmith.pipelines.tune import tune as tune_note
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
@@ -285,8 +285,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
         repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
 
+        directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
-        rows, retried = [], []
+        rows, retried, redrawn = [], [], []
         for seed in seeds:
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
             # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
@@ -297,6 +298,17 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             clips = [
                 tuned(clip, a, r) for clip, a, r in zip(denoise(text, noise), asked, repeated_parts, strict=True)
             ]  # [T] per part
+            # a part asked to rise or fall whose pitch clearly moves the other way: drawn again from fresh noise
+            # (the candidate's generator, after every part's first draw)
+            redrawn.append(0)
+            for i, want in enumerate(directions):
+                for _ in range(DIRECTION_TRIES if want else 0):
+                    if measure_direction(clips[i], self.sample_rate) != -want:
+                        break
+                    again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
+                    clip = denoise(encode([parts[i]]), again_noise)[0]
+                    clips[i] = tuned(clip, asked[i], repeated_parts[i])
+                    redrawn[-1] += 1
             if plan is None:
                 rows.append(clips[0])
                 continue
@@ -352,6 +364,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["composed"] = plan.describe()
         if any(any(row) for row in shifts):
             meta["tuned_semitones"] = shifts
+        if any(redrawn):  # per candidate: how many times a part was drawn again for its pitch direction
+            meta["redrawn_for_direction"] = redrawn
         if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked
             meta["counted_as_asked"] = [seeds[i] for i in retried]
         if self._adapters:
@@ -370,6 +384,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 meta["level_gain_db"] = [gains[i] for i in order]
             if "tuned_semitones" in meta:
                 meta["tuned_semitones"] = [shifts[i] for i in order]
+            if "redrawn_for_direction" in meta:
+                meta["redrawn_for_direction"] = [redrawn[i] for i in order]
         return audio, meta
 
     # -- LoRA adapters -----------------------------------------------------------------------------------------

@@ -20,6 +20,11 @@ note ("a device beeps twice (low register)", "a high-pitched tone", "a low hum")
 by whole octaves (its note name kept) to the octave nearest the register's middle. An instrument's register is a
 third of that instrument's range, which this module does not know: "a cello in the low register" is left alone.
 
+A prompt that asks a pitch direction ("a rising scale", "a tone gliding down", "a piano scale tumbling downward")
+is checked too: when the clip's pitch clearly moves the other way (:func:`measure_direction`: the median pitch of
+the last third of its sounding frames against the first third, one semitone or more), the pipeline draws it again
+from fresh noise, up to :data:`DIRECTION_TRIES` times.
+
 A strike (a counted sound's once version, :mod:`soundsmith.pipelines.compose`, or a sound asked once) is played
 slower or faster and then given its own level over time back (``keep_time``): a ring played slower beats slower,
 and the beats are heard as more strikes; a phase vocoder smears its attack (a bell heard as a sine tone).
@@ -70,6 +75,24 @@ _INSTRUMENTS = re.compile(r"\b" + _INSTRUMENT_WORDS, re.IGNORECASE)
 # "plays", "holding"... (or "a"/"the" after such a verb), or ending its clause ("a strong A4", "a lone A2,")
 _PITCHED = re.compile(r"\b(?:notes?|pitch|pitched)\b|\b" + _EVENT_WORDS + r"|\b" + _INSTRUMENT_WORDS, re.IGNORECASE)
 ONCE = re.compile(r"\bonce\b", re.IGNORECASE)  # a sound asked once: one strike ("a bell rings once")
+_CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
+DIRECTION_TRIES = 2  # a clip whose pitch moves against the asked direction is drawn again at most this often
+_CONTOURED = re.compile(
+    r"\b(?:scales?|arpeggios?|arpeggiated|melod(?:y|ies|ic)|tunes?|phrases?|runs?|sweeps?|sweeping|glides?|"
+    r"gliding|slides?|sliding|glissandos?|sirens?|swoop(?:s|ing)?|dives?|diving)\b",
+    re.IGNORECASE,
+)
+_RISING = re.compile(
+    r"\b(?:rising|rises?|ascending|ascends?|upwards?|climb(?:s|ing)?|going up|goes up|go up|sweeps? up|"
+    r"sweeping up|glides? up|gliding up|slides? up|sliding up|swoop(?:s|ing)? up|bends? up|bending up)\b",
+    re.IGNORECASE,
+)
+_FALLING = re.compile(
+    r"\b(?:falling|falls?|descending|descends?|downwards?|dropping|drops?|going down|goes down|go down|"
+    r"sweeps? down|sweeping down|glides? down|gliding down|slides? down|sliding down|tumbl(?:es|ing) down|"
+    r"dives?|diving|bends? down|bending down)\b",
+    re.IGNORECASE,
+)
 _REGISTER_NAMES = {"low": "low", "lower": "low", "deep": "low", "middle": "middle", "mid": "middle",
                    "high": "high", "higher": "high"}  # fmt: skip
 _NOT_PITCH = r"(?:volume|speed|level|quality|pressure|battery|priority|power|energy|intensity|tempo|rate)"
@@ -142,6 +165,36 @@ def asked_pitch(prompt: str) -> float | tuple[int, int] | None:
     return note if note is not None else asked_register(prompt)
 
 
+def asked_direction(prompt: str) -> int | None:
+    """+1 when a prompt about a pitched phrase or sweep asks its pitch to rise ("a rising scale", "a tone
+    sliding up", "an arpeggio going up"), -1 to fall ("a descending scale", "a siren sweeping downward"), else
+    ``None``: no direction or both, no pitched phrase or sound named ("rain falls", "the rising wind"), or a
+    spoken word."""
+    text = " ".join(prompt.split())
+    if _SPOKEN.search(text):
+        return None
+    asked = set()
+    for clause in _CLAUSES.split(text):  # "as rain falls, a flute plays a chord": the rain's fall is not a pitch's
+        if _CONTOURED.search(clause) or _PITCHED.search(clause):
+            up, down = bool(_RISING.search(clause)), bool(_FALLING.search(clause))
+            asked |= {1} if up and not down else {-1} if down and not up else {0} if up else set()
+    if len(asked) != 1:
+        return None
+    return asked.pop() or None  # 0: both ways in one clause ("a siren rising and falling")
+
+
+def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
+    """+1 when ``audio [T]``'s pitch rises, -1 when it falls, 0 when it stays within a semitone: the median
+    pitch (YIN) of the last third of its sounding frames (within 25 dB of the loudest) against the first
+    third; ``None`` when it has too few sounding frames (under 6) to tell."""
+    midi = _sounding_pitch(audio, sample_rate)
+    if midi is None or midi.size < 6:
+        return None
+    k = midi.size // 3
+    delta = float(np.median(midi[-k:]) - np.median(midi[:k]))
+    return 0 if abs(delta) < 1.0 else (1 if delta > 0 else -1)
+
+
 def _accidental(text: str | None) -> int:
     return 1 if text in ("#", "♯", "sharp") else -1 if text in ("b", "♭", "flat") else 0
 
@@ -149,6 +202,20 @@ def _accidental(text: str | None) -> int:
 def measure_note(audio: np.ndarray, sample_rate: int) -> float | None:
     """Median MIDI pitch of ``audio [T]``'s sounding frames (within 25 dB of the loudest), or ``None`` when it has
     no steady pitch (under half of those frames within a semitone of the median, or fewer than 5 of them)."""
+    midi = _sounding_pitch(audio, sample_rate)
+    if midi is None or midi.size < 5:
+        return None
+    median = float(np.median(midi))
+    if np.mean(np.abs(midi - median) <= 1.0) < 0.5:
+        return None
+    if _octave_below(np.asarray(audio, dtype=np.float32), sample_rate, 440.0 * 2 ** ((median - 69) / 12)):
+        median -= 12.0
+    return median
+
+
+def _sounding_pitch(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
+    """YIN's MIDI pitch ``[frames]`` of ``audio [T]``'s sounding frames (10-ms hops, within 25 dB of the
+    loudest), in time order; ``None`` for a clip too short (under 2048 samples), silent or not finite."""
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
@@ -159,15 +226,7 @@ def measure_note(audio: np.ndarray, sample_rate: int) -> float | None:
                      hop_length=hop)  # fmt: skip
     rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=hop)[0][: len(f0)]
     db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    midi = librosa.hz_to_midi(f0[: len(db)][db > db.max() - 25.0])
-    if midi.size < 5:
-        return None
-    median = float(np.median(midi))
-    if np.mean(np.abs(midi - median) <= 1.0) < 0.5:
-        return None
-    if _octave_below(x, sample_rate, float(librosa.midi_to_hz(median))):
-        median -= 12.0
-    return median
+    return librosa.hz_to_midi(f0[: len(db)][db > db.max() - 25.0])
 
 
 def _octave_below(x: np.ndarray, sample_rate: int, f0: float) -> bool:

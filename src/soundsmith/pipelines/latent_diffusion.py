@@ -263,74 +263,76 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 for clip in self.decode(x, gen_samples)
             ]
 
-        shifts: list[list[float]] = []  # per candidate: the shift of each part that names a note (0: left)
+        shifts: list[list[float]] = []  # per candidate: the shift of each part that asks a pitch (0: left)
 
-        def tuned(clip: np.ndarray, asked: str, repeated: bool) -> np.ndarray:
-            # a part is tuned to what the prompt asked of it (a note, or an event's register). A strike (a part
-            # that is repeated, or asked once) keeps its level over time: played slower, a ring beats slower
-            # and the beats are heard, and counted, as more strikes (docs/latent_diffusion.md, "Held notes
-            # tuned"). A clause asking several strikes generated as one clip is not tuned (played slower, its
-            # last strikes would go)
+        def tuned(clip: np.ndarray, asked: str, repeated: bool) -> tuple[np.ndarray, float | None]:
+            # a part tuned to what the prompt asked of it (a note, or an event's register), and its shift (None:
+            # nothing asked). A strike (a part that is repeated, or asked once) has the dips after its top filled
+            # when played slower (docs/latent_diffusion.md, "Registers of sound events, and strikes tuned"). A
+            # clause asking several strikes generated as one clip is not tuned (played slower, its last strikes
+            # would go)
             count = asked_count(asked)
             if not tune or (count is not None and count[1] > 1 and not repeated):
-                return clip
+                return clip, None
             target = asked_pitch(asked)
             if target is None:
-                return clip
-            strike = repeated or ONCE.search(asked) is not None
-            clip, shift = tune_note(clip, self.sample_rate, target, strike=strike)
-            shifts[-1].append(shift)
-            return clip
+                return clip, None
+            return tune_note(clip, self.sample_rate, target, strike=repeated or ONCE.search(asked) is not None)
 
         asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
         repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
-
         directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
+
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried, redrawn = [], [], []
         for seed in seeds:
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
             # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
             # single clip with this seed gets
-            shifts.append([])
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
-            clips = [
-                tuned(clip, a, r) for clip, a, r in zip(denoise(text, noise), asked, repeated_parts, strict=True)
-            ]  # [T] per part
+            raw = denoise(text, noise)  # [T] per part, as generated
+            made = [tuned(clip, a, r) for clip, a, r in zip(raw, asked, repeated_parts, strict=True)]
             # a part asked to rise or fall whose pitch clearly moves the other way: drawn again from fresh noise
             # (the candidate's generator, after every part's first draw)
             redrawn.append(0)
             for i, want in enumerate(directions):
                 for _ in range(DIRECTION_TRIES if want else 0):
-                    if measure_direction(clips[i], self.sample_rate) != -want:
+                    if measure_direction(made[i][0], self.sample_rate) != -want:
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
-                    clip = denoise(encode([parts[i]]), again_noise)[0]
-                    clips[i] = tuned(clip, asked[i], repeated_parts[i])
+                    raw[i] = denoise(encode([parts[i]]), again_noise)[0]
+                    made[i] = tuned(raw[i], asked[i], repeated_parts[i])
                     redrawn[-1] += 1
+            clips, part_shifts = [clip for clip, _ in made], [shift for _, shift in made]
             if plan is None:
                 rows.append(clips[0])
+                shifts.append([shift for shift in part_shifts if shift is not None])
                 continue
             # 7. a layered prompt: lay the parts out (a silent slot stays silent) and mix them
-            made = iter(zip(clips, noise, strict=True))
-            bed = next(made)[0] if plan.background else None
+            part = iter(range(len(parts)))
+            bed = clips[next(part)] if plan.background else None
             slots, times, again = [], [], []
             for k, clause in enumerate(plan.foreground):
-                clip, row_noise = (np.zeros(num_samples, np.float32), None) if clause is None else next(made)
+                j = None if clause is None else next(part)
+                clip = np.zeros(num_samples, np.float32) if j is None else clips[j]
                 spacing = num_samples // len(plan.foreground) // plan.times(k)  # its copies, at the closest
                 if plan.times(k) > 1 and not has_event(clip, self.sample_rate, spacing):  # no event to repeat
-                    again.append((k, clause, row_noise))
+                    if part_shifts[j] and has_event(raw[j], self.sample_rate, spacing):
+                        clip, part_shifts[j] = raw[j], None  # played slower, its ring outlasts its spacing
+                    else:
+                        again.append((k, j))
                 slots.append(clip)
                 times.append(plan.times(k))
             if again:  # such a slot is generated again as asked (its count in the text), with its own noise
                 redone = denoise(
-                    encode([clause for _, clause, _ in again]), torch.stack([z for *_, z in again])
+                    encode([plan.foreground[k] for k, _ in again]), torch.stack([noise[j] for _, j in again])
                 )
-                for (k, _, _), clip in zip(again, redone, strict=True):
-                    slots[k], times[k] = clip, 1  # several strikes: not tuned either
+                for (k, j), clip in zip(again, redone, strict=True):
+                    slots[k], times[k], part_shifts[j] = clip, 1, None  # several strikes: not tuned either
                 retried.append(len(rows))
             rows.append(mix_scene(bed, slots, self.sample_rate, repeats=tuple(times)))
+            shifts.append([shift for shift in part_shifts if shift is not None])
         audio = np.stack(rows)  # [N, T]
         if plan is not None:  # mixed parts can pass the peak ceiling that each part kept
             audio = limit_peak(audio)

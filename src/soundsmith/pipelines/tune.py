@@ -5,7 +5,7 @@ shipped default renders most "low buzzer" and "low beep" prompts an octave or tw
 (docs/latent_diffusion.md, "Re-measured with the revised event counter"). When a prompt names one note for a held
 sound ("a bell at pitch C#4 rings", "a clarinet plays one note starting at E3", "middle C on a piano"), the
 generated clip's pitch is measured and, when it is off by more than :data:`TOLERANCE_SEMITONES`, the clip is
-pitch-shifted to the note: down by playing it slower (resampled, its first seconds kept: a buzzer stays a buzzer,
+pitch-shifted to the note: down by playing it slower from where it starts (resampled: a buzzer stays a buzzer,
 where a phase vocoder made it phasey enough for the tagger to hear a tuba), up with a phase vocoder
 (``librosa.effects.pitch_shift``: played faster, its end would be silent).
 
@@ -20,14 +20,15 @@ note ("a device beeps twice (low register)", "a high-pitched tone", "a low hum")
 by whole octaves (its note name kept) to the octave nearest the register's middle. An instrument's register is a
 third of that instrument's range, which this module does not know: "a cello in the low register" is left alone.
 
+A strike (a counted sound's once version, :mod:`soundsmith.pipelines.compose`, or a sound asked once) is tuned
+the same way; played slower, the dips after its top are filled (a ring played slower beats slower, and the event
+counter hears the beats as more strikes). A clip holding several events is shifted down by the phase vocoder
+(played slower, their rhythm would slow).
+
 A prompt that asks a pitch direction ("a rising scale", "a tone gliding down", "a piano scale tumbling downward")
 is checked too: when the clip's pitch clearly moves the other way (:func:`measure_direction`: the median pitch of
 the last third of its sounding frames against the first third, one semitone or more), the pipeline draws it again
 from fresh noise, up to :data:`DIRECTION_TRIES` times.
-
-A strike (a counted sound's once version, :mod:`soundsmith.pipelines.compose`, or a sound asked once) is played
-slower or faster and then given its own level over time back (``keep_time``): a ring played slower beats slower,
-and the beats are heard as more strikes; a phase vocoder smears its attack (a bell heard as a sine tone).
 """
 
 from __future__ import annotations
@@ -60,21 +61,30 @@ _SPOKEN = re.compile(
 # the pitched sources whose register is the events' (a tone, beep, bell...), and the instruments, whose register
 # depends on the instrument
 _EVENT_WORDS = (
-    r"(?:tones?|beeps?|beeper|bleeps?|buzz(?:er|ing)?|bells?|chimes?|whistles?|hum|drone|droning|alarm|fork|"
-    r"sine|oscillator|square wave|sawtooth)\b"
+    r"(?:tones?|beep(?:s|er|ers|ing)?|bleeps?|buzz(?:es|er|ers|ing)?|(?:door)?bells?|chim(?:e|es|ing)|"
+    r"whistl(?:e|es|ing)|hum(?:s|ming)?|dron(?:e|es|ing)|alarms?|forks?|sine|oscillators?|square wave|sawtooth|"
+    r"pings?|dings?|gongs?|ringtones?|horns?)\b"
 )
 _INSTRUMENT_WORDS = (
-    r"(?:horns?|piano|violin|viola|cello|bass|flute|piccolo|recorder|guitar|banjo|ukulele|mandolin|sitar|harp|"
-    r"trumpet|trombone|tuba|sax(?:ophone)?|clarinet|oboe|bassoon|organ|accordion|harmonica|synth(?:esizer)?|"
-    r"marimba|xylophone|vibraphone|glockenspiel|celesta|kalimba|harpsichord|rhodes|keyboard|choir|brass|"
-    r"strings?|fiddle|pan ?flute|ocarina|singer|steel ?(?:pan|drums?))\b"
+    r"(?:french horns?|english horns?|horn section|piano|violin|viola|cello|bass|flute|piccolo|recorder|guitar|"
+    r"banjo|ukulele|mandolin|sitar|harp|trumpet|trombone|tuba|sax(?:ophone)?|clarinet|oboe|bassoon|organ|"
+    r"accordion|harmonica|synth(?:esizer)?|marimba|xylophone|vibraphone|glockenspiel|celesta|kalimba|"
+    r"harpsichord|rhodes|keyboard|choir|brass|strings?|fiddle|pan ?flute|ocarina|steel ?(?:pan|drums?))\b"
 )
 _EVENT_SOURCES = re.compile(r"\b" + _EVENT_WORDS, re.IGNORECASE)
 _INSTRUMENTS = re.compile(r"\b" + _INSTRUMENT_WORDS, re.IGNORECASE)
+_SINGERS = re.compile(r"\b(?:singers?|vocalists?|choirs?)\b", re.IGNORECASE)
+_TONES = re.compile(r"\b(?:tones?|sine|oscillators?|square wave|sawtooth)\b", re.IGNORECASE)  # no source of its own
 # a note is read only in a prompt about a pitched sound, in a musical place: after "at", "on", "pitch", "note",
 # "plays", "holding"... (or "a"/"the" after such a verb), or ending its clause ("a strong A4", "a lone A2,")
 _PITCHED = re.compile(r"\b(?:notes?|pitch|pitched)\b|\b" + _EVENT_WORDS + r"|\b" + _INSTRUMENT_WORDS, re.IGNORECASE)
-ONCE = re.compile(r"\bonce\b", re.IGNORECASE)  # a sound asked once: one strike ("a bell rings once")
+# a sound asked once: one strike ("a bell rings once"); not "once a second", "once again", "all at once", "more
+# than once", "once the fridge starts"
+ONCE = re.compile(
+    r"(?<!\bthan )(?<!\bat )\bonce\b(?!\s+(?:every|per|a|an|each|again|more|in|the|it|its|you|we|they|he|she|i|"
+    r"that|this|when|there)\b)",
+    re.IGNORECASE,
+)
 _CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
 DIRECTION_TRIES = 2  # a clip whose pitch moves against the asked direction is drawn again at most this often
 _CONTOURED = re.compile(
@@ -93,15 +103,17 @@ _FALLING = re.compile(
     r"dives?|diving|bends? down|bending down)\b",
     re.IGNORECASE,
 )
-_REGISTER_NAMES = {"low": "low", "lower": "low", "deep": "low", "middle": "middle", "mid": "middle",
-                   "high": "high", "higher": "high"}  # fmt: skip
-_NOT_PITCH = r"(?:volume|speed|level|quality|pressure|battery|priority|power|energy|intensity|tempo|rate)"
-# "(low register)", "in the middle register", "high-pitched", "a low beep", "a deep electronic hum"; not "a high
-# volume beep", "low battery beep"
-_REGISTER = re.compile(
-    r"\b(low|lower|middle|mid|high|higher)(?:[- ]pitched|[- ]register|[- ]range)\b"
-    r"|\b(low|deep|high)\s+(?!" + _NOT_PITCH + r"\b)(?:[a-z]+[- ])?(?=" + _EVENT_WORDS + ")",
-    re.IGNORECASE,
+# a register named: "(low register)", "in the middle register", "high-pitched", "low-frequency", "at a high pitch",
+# "upper register", "bass register"; or low / high / deep before a sound event, up to three words on ("a low beep",
+# "a deep electronic hum", "a low, steady hum"), unless one of them makes it something else ("a high volume beep",
+# "a low battery beep", "a high school bell")
+_REGISTER_NAMES = {"low": "low", "deep": "low", "bass": "low", "middle": "middle", "mid": "middle", "high": "high",
+                   "upper": "high", "treble": "high"}  # fmt: skip
+_REGISTER_FORMS = frozenset(("register", "range", "pitch", "pitched", "frequency", "toned"))
+_BEFORE_EVENT = frozenset(("low", "deep", "high"))
+_NOT_PITCH = frozenset(
+    "volume speed level quality pressure battery priority power energy intensity tempo rate fuel oil tire tyre "
+    "water signal light cost temperature alert school end tide voltage risk security resolution".split()
 )
 _BEFORE = frozenset(
     "at on in to from of pitch note key tone bar around near plays play playing played holds hold holding held "
@@ -146,15 +158,37 @@ def asked_note(prompt: str) -> float | None:
 
 def asked_register(prompt: str) -> tuple[int, int] | None:
     """The MIDI range (inclusive) of the register a prompt about a pitched sound event asks ("beeps twice (low
-    register)", "a high-pitched tone", "a deep hum": :data:`EVENT_REGISTERS`), or ``None``: no register or
-    several, no pitched event named, an instrument named (its register is a third of its own range), a phrase
-    or a spoken word, or a note named (:func:`asked_note` reads it)."""
+    register)", "a high-pitched tone", "a deep hum", "a low, steady hum": :data:`EVENT_REGISTERS`), or ``None``:
+    no register or several, no pitched event named, an instrument or a singer as its source (its register is a
+    third of its own range: "a cello in the low register", "a piano tone (low register)"; "a brass bell" is a
+    bell), a phrase or a spoken word, or a note named (:func:`asked_note` reads it)."""
     text = " ".join(prompt.split())
-    if _PHRASES.search(text) or _SPOKEN.search(text) or _INSTRUMENTS.search(text):
+    if _PHRASES.search(text) or _SPOKEN.search(text) or _SINGERS.search(text) or asked_note(text) is not None:
         return None
-    if not _EVENT_SOURCES.search(text) or asked_note(text) is not None:
+    events = list(_EVENT_SOURCES.finditer(text))
+    instruments = list(_INSTRUMENTS.finditer(text))
+    if not events:
         return None
-    registers = {_REGISTER_NAMES[(m.group(1) or m.group(2)).lower()] for m in _REGISTER.finditer(text)}
+    if instruments:  # an instrument's sound, unless a sound event of its own comes after it ("a brass bell")
+        after = [m for m in events if m.start() > instruments[-1].end()]
+        if not after or all(_TONES.fullmatch(m.group(0)) for m in after):
+            return None
+    words = re.findall(r"[a-z]+(?:-[a-z]+)*|,", text.lower())
+    registers = set()
+    for i, word in enumerate(words):
+        head, _, form = word.partition("-")
+        if head in _REGISTER_NAMES and form in _REGISTER_FORMS:  # "high-pitched", "low-frequency"
+            registers.add(_REGISTER_NAMES[head])
+        elif word in _REGISTER_NAMES and i + 1 < len(words) and words[i + 1] in _REGISTER_FORMS:
+            if word not in ("middle", "mid", "bass", "treble", "upper") or words[i + 1] in ("register", "range"):
+                registers.add(_REGISTER_NAMES[word])  # "low register", "at a high pitch"; "bass register"
+        elif word in _BEFORE_EVENT:  # "a low beep", "a deep electronic hum", "a low, steady hum"
+            for nxt in [w for w in words[i + 1 : i + 5] if w not in (",", "and")][:3]:
+                if nxt in _NOT_PITCH:
+                    break
+                if _EVENT_SOURCES.fullmatch(nxt):
+                    registers.add(_REGISTER_NAMES[word])
+                    break
     return EVENT_REGISTERS[registers.pop()] if len(registers) == 1 else None
 
 
@@ -256,62 +290,68 @@ def tune(
     """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones (the same length, float32), or
     unchanged with shift 0 when it has no steady pitch or is already there. ``target``: a MIDI note (moved to it
     when more than :data:`TOLERANCE_SEMITONES` off and less than :data:`MAX_SHIFT_SEMITONES`), or a register's
-    MIDI range ``(low, high)`` (moved by whole octaves, to the octave nearest its middle, when outside it by more
-    than half a semitone). Down by playing it slower from where it starts sounding (the waveform's shape kept), up
-    by a phase vocoder (played faster, a held sound's end would go silent). A ``strike`` (a part that is
-    repeated, or asked once) played slower has the dips after its top filled (:func:`_even_decay`): a ring played
-    slower beats slower, and the event counter hears the beats as more strikes."""
+    MIDI range ``(low, high)`` (moved by whole octaves into it, to the octave nearest its middle, when outside it
+    by more than half a semitone).
+
+    Down by playing it slower from where its first event starts (the waveform's shape kept: a buzzer stays a
+    buzzer), unless it holds several events (their rhythm would slow: then by the phase vocoder); up by the phase
+    vocoder (``librosa.effects.pitch_shift``; played faster, a held sound's end would go silent). A ``strike``
+    (a part that is repeated, or asked once) played slower has the dips after its top filled
+    (:func:`_even_decay`): a ring played slower beats slower, and the event counter hears the beats as strikes."""
     import librosa
+
+    from soundsmith.pipelines.compose import active_span, first_event
 
     measured = measure_note(audio, sample_rate)
     if measured is None:
         return audio, 0.0
     if isinstance(target, tuple):
         low, high = target
-        inside = low - 0.5 <= measured <= high + 0.5
-        shift = 0.0 if inside else 12.0 * round(((low + high) / 2 - measured) / 12)
+        fits = [12.0 * k for k in range(-3, 4) if low - 0.5 <= measured + 12 * k <= high + 0.5]
+        fits = [k for k in fits if abs(k) <= MAX_SHIFT_SEMITONES]
+        shift = min(fits, key=lambda k: abs(measured + k - (low + high) / 2)) if fits else 0.0
     else:
         shift = float(target) - measured
         shift = 0.0 if abs(shift) < TOLERANCE_SEMITONES else shift
     if shift == 0.0 or abs(shift) > MAX_SHIFT_SEMITONES:
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
-    if shift < 0:  # down: played slower: the waveform's shape is kept (a buzzer stays a buzzer)
-        out = _played_at(x, sample_rate, shift)
+    start, end = first_event(x, sample_rate)
+    several = end < active_span(x, sample_rate)[1] - sample_rate // 20  # another event after the first
+    if shift < 0 and (strike or not several):
+        out = _played_at(x, sample_rate, shift, start)
         out = _even_decay(out, sample_rate) if strike else out
-    else:  # up: played faster would leave a held sound's end silent; a phase vocoder keeps the length
+    else:
         out = librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=shift, res_type="soxr_hq")
         out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
     return out.astype(np.float32), round(shift, 2)
 
 
-def _played_at(x: np.ndarray, sample_rate: int, shift: float) -> np.ndarray:
-    """``x`` played ``2 ** (shift / 12)`` times as fast (soxr) from where it starts sounding (its first 10 ms
-    within 40 dB of its loudest: a strike at 1 s stays at 1 s), cut or padded with silence to its length."""
+def _played_at(x: np.ndarray, sample_rate: int, shift: float, start: int) -> np.ndarray:
+    """``x`` played ``2 ** (shift / 12)`` times as fast (soxr) from sample ``start`` on (where its first event
+    starts: a strike at 1 s stays at 1 s), what comes before left; cut or padded with silence to its length."""
     import soxr
 
-    hop = max(1, sample_rate // 100)
-    frames = x[: x.size // hop * hop].reshape(-1, hop)
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-    start = int(np.argmax(rms >= rms.max() * 10 ** (-40 / 20))) * hop if rms.size else 0
     out = soxr.resample(x[start:], sample_rate, sample_rate * 2 ** (-shift / 12), quality="HQ")
     out = np.concatenate([x[:start], out[: x.size - start]])
     return np.pad(out, (0, x.size - out.size))
 
 
 def _even_decay(y: np.ndarray, sample_rate: int, max_gain: float = 10.0) -> np.ndarray:
-    """``y`` with its dips after its loudest moment filled: its level (RMS over 20 ms every 10 ms) raised to
-    :data:`BEAT_DB` under the loudest that follows (while within :data:`RING_DB` of the top), by at most
-    ``max_gain``; interpolated gains, silence left silent."""
+    """``y`` with the dips after its loudest moment filled: its level (RMS over 20 ms every 10 ms) raised to
+    :data:`BEAT_DB` under the loudest that follows, by at most ``max_gain``, while within :data:`RING_DB` of the
+    top; interpolated gains; elsewhere (before the top, the noise under the ring) left as it is."""
     hop = max(1, sample_rate // 100)
     centres = np.arange(0, y.size, hop)
     padded = np.pad(np.square(y.astype(np.float64)), (hop, hop))
     level = np.sqrt(np.convolve(padded, np.ones(2 * hop) / (2 * hop), mode="same")[hop:-hop][centres])
+    if level.size == 0 or level.max() <= 0.0:
+        return y
     top = int(np.argmax(level))
-    hull = level.copy()
-    hull[top:] = np.maximum.accumulate(level[top:][::-1])[::-1]  # the loudest from each frame on
-    hull = np.maximum(level, hull * 10 ** (-BEAT_DB / 20))  # dips kept down to BEAT_DB: a bell still beats
-    hull = np.where(level < level[top] * 10 ** (-RING_DB / 20), level, hull)  # the noise under the ring: left
-    floor = 1e-3 * max(float(level.max()), 1e-12)
-    gain = np.minimum(hull / np.maximum(level, floor), max_gain)
+    gain = np.ones_like(level)
+    after = level[top:]
+    hull = np.maximum.accumulate(after[::-1])[::-1]  # the loudest from each frame on
+    want = np.maximum(after, hull * 10 ** (-BEAT_DB / 20))  # dips kept down to BEAT_DB: a bell still beats
+    ringing = after >= level[top] * 10 ** (-RING_DB / 20)
+    gain[top:] = np.where(ringing, np.minimum(want / np.maximum(after, 1e-12), max_gain), 1.0)
     return y * np.interp(np.arange(y.size), centres, gain).astype(np.float32)

@@ -546,3 +546,16 @@ def test_a_tuned_ring_that_outlasts_its_spacing_is_repeated_as_generated(pipe, m
     monkeypatch.setattr(ld, "has_event", lambda clip, sr, spacing=None: False)  # neither has one: made as asked
     out = pipe("a bell at C4 rings three times", tune=True, duration=1.0, progress=False)
     assert "tuned_semitones" not in out.meta and out.meta["counted_as_asked"] == [0]
+
+
+def test_a_held_sound_with_brief_dips_is_one_event():
+    """A harsh buzzer whose level dips for 20 ms now and then is still played slower (a phase vocoder makes it
+    phasey); beeps with 100-ms gaps are several events."""
+    from soundsmith.pipelines.tune import _has_gaps
+
+    buzz = _buzz(60.0, 2.0)
+    for at in (0.5, 1.1, 1.6):
+        buzz[int(at * SR) : int((at + 0.02) * SR)] *= 0.02  # a 34-dB dip
+    assert not _has_gaps(buzz, SR)
+    assert _has_gaps(_beeps(76.0, 0.3, 3), SR)  # 150-ms beeps, 150-ms gaps
+    assert not _has_gaps(np.zeros(SR, np.float32), SR)

@@ -294,13 +294,14 @@ def tune(
     by more than half a semitone).
 
     Down by playing it slower from where its first event starts (the waveform's shape kept: a buzzer stays a
-    buzzer), unless it holds several events (their rhythm would slow: then by the phase vocoder); up by the phase
+    buzzer), unless it holds several events (:func:`_has_gaps`; their rhythm would slow: then by the phase
+    vocoder); up by the phase
     vocoder (``librosa.effects.pitch_shift``; played faster, a held sound's end would go silent). A ``strike``
     (a part that is repeated, or asked once) played slower has the dips after its top filled
     (:func:`_even_decay`): a ring played slower beats slower, and the event counter hears the beats as strikes."""
     import librosa
 
-    from soundsmith.pipelines.compose import active_span, first_event
+    from soundsmith.pipelines.compose import first_event
 
     measured = measure_note(audio, sample_rate)
     if measured is None:
@@ -316,15 +317,26 @@ def tune(
     if shift == 0.0 or abs(shift) > MAX_SHIFT_SEMITONES:
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
-    start, end = first_event(x, sample_rate)
-    several = end < active_span(x, sample_rate)[1] - sample_rate // 20  # another event after the first
-    if shift < 0 and (strike or not several):
+    start = first_event(x, sample_rate)[0]
+    if shift < 0 and (strike or not _has_gaps(x, sample_rate)):
         out = _played_at(x, sample_rate, shift, start)
         out = _even_decay(out, sample_rate) if strike else out
     else:
         out = librosa.effects.pitch_shift(x, sr=sample_rate, n_steps=shift, res_type="soxr_hq")
         out = np.pad(out[: x.size], (0, max(0, x.size - out.size)))
     return out.astype(np.float32), round(shift, 2)
+
+
+def _has_gaps(x: np.ndarray, sample_rate: int, below_db: float = 25.0, gap_s: float = 0.1) -> bool:
+    """Whether ``x [T]`` holds several events: a stretch of at least ``gap_s`` more than ``below_db`` under its
+    loudest (10-ms RMS) between two sounding frames (beeps once a second; not a harsh buzzer's brief dips)."""
+    hop = max(1, sample_rate // 100)
+    frames = x[: x.size // hop * hop].reshape(-1, hop).astype(np.float64)
+    level = np.sqrt(np.mean(np.square(frames), axis=1))
+    if level.size == 0 or level.max() <= 0.0:
+        return False
+    sounding = np.flatnonzero(level >= level.max() * 10 ** (-below_db / 20))
+    return bool(np.any(np.diff(sounding) > gap_s * sample_rate / hop))
 
 
 def _played_at(x: np.ndarray, sample_rate: int, shift: float, start: int) -> np.ndarray:

@@ -189,7 +189,9 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     # tuning a named held note: measuring the pitch, and shifting a tone an octave down (resampled) or three
     # semitones up (phase vocoder), against the generation of the same length (random weights make noise, which
     # the pipeline would leave alone, so the shift is timed on a tone)
-    from soundsmith.pipelines.tune import measure_note, tune
+    # (a register moves it by octaves: the same cost), playing a strike slower with its dips filled, and reading
+    # a pitch direction (a prompt asking a rising or falling phrase)
+    from soundsmith.pipelines.tune import measure_direction, measure_note, tune
 
     t = np.arange(int(seconds * pipe.sample_rate)) / pipe.sample_rate
     tone = (0.3 * np.sign(np.sin(2 * np.pi * 261.63 * t))).astype(np.float32)  # a square wave at C4
@@ -197,6 +199,8 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
         "measure": median_time(lambda: measure_note(tone, pipe.sample_rate), repeats),
         "octave down": median_time(lambda: tune(tone, pipe.sample_rate, 48.0), repeats),
         "3 semitones up": median_time(lambda: tune(tone, pipe.sample_rate, 63.0), repeats),
+        "a strike an octave down": median_time(lambda: tune(tone, pipe.sample_rate, 48.0, strike=True), repeats),
+        "direction": median_time(lambda: measure_direction(tone, pipe.sample_rate), repeats),
     }
     print(
         "  tuning a named note: "

@@ -7,9 +7,9 @@ import pytest
 
 from soundsmith.errors import ConfigError
 from soundsmith.pipelines.tune import (
+    DIRECTION_TRIES,
     MAX_SHIFT_SEMITONES,
     TOLERANCE_SEMITONES,
-    DIRECTION_TRIES,
     asked_direction,
     asked_note,
     asked_pitch,
@@ -559,3 +559,90 @@ def test_a_held_sound_with_brief_dips_is_one_event():
     assert not _has_gaps(buzz, SR)
     assert _has_gaps(_beeps(76.0, 0.3, 3), SR)  # 150-ms beeps, 150-ms gaps
     assert not _has_gaps(np.zeros(SR, np.float32), SR)
+
+
+# --- answers to mutation testing (docs/testing.md) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prompt,register",
+    [
+        ("a low, steady hum", (48, 59)),  # a comma between the register and the source
+        ("a low and steady hum", (48, 59)),
+        ("a high, piercing, shrill beep", (72, 83)),  # three words between
+        ("a deep bass hum", (48, 59)),  # an instrument word before the source: still a hum
+        ("a small brass bell rings (high register)", (72, 83)),
+        ("a synth beep (low register)", (48, 59)),
+        ("a low-frequency drone", (48, 59)),
+        ("a beep at a high pitch", (72, 83)),
+        ("a bell in the upper register", (72, 83)),
+        ("a bass register hum", (48, 59)),
+        ("a treble register chime", (72, 83)),
+        ("a mid range tone", (60, 71)),
+        ("a low ping", (48, 59)),
+    ],
+)
+def test_asked_register_reads_more_ways_of_naming_one(prompt, register):
+    assert asked_register(prompt) == register
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a piano tone (low register)",  # an instrument's tone: a third of the piano's range
+        "a singer hums (low register)",
+        "a low fuel alarm",
+        "a high school bell rings",
+        "a bell with a middle pitch",  # "middle" names a register only with "register" or "range"
+        "a bass pitch beep",
+        "a low quality recording of a beep",
+        "a high, piercing, very shrill beep",  # the source four words on: not the adjective's
+    ],
+)
+def test_asked_register_is_none_for_more_non_registers(prompt):
+    assert asked_register(prompt) is None
+
+
+@pytest.mark.parametrize(
+    "prompt,direction",
+    [("a siren sweeps upward", 1), ("a scale, then a tone going down", -1)],
+)
+def test_asked_direction_from_a_phrase_word_alone(prompt, direction):
+    assert asked_direction(prompt) == direction  # "siren": a contour, not a pitched source of its own
+
+
+def test_asked_direction_is_none_when_one_clause_goes_both_ways_and_another_one_way():
+    assert asked_direction("a tone rising and falling, then a scale going up") is None
+
+
+def test_measure_direction_compares_the_end_with_the_start():
+    """Up an octave in the first half, then down past the start: the middle is high, the end is low."""
+    half = _glide(60, 72, 1.0)
+    path = np.concatenate([half, _glide(72, 57, 1.0)])
+    assert measure_direction(path, SR) == -1
+    assert measure_direction(_glide(60, 61.5, 2.0), SR) == 1  # a semitone and a half: rising
+
+
+def test_tune_down_by_a_fifth_and_up_keep_the_length_and_the_end():
+    buzz = _buzz(60.0, 2.0)
+    down, shift = tune(buzz, SR, 55.0)  # played slower by 2 ** (5 / 12)
+    assert shift == pytest.approx(-5.0, abs=0.3) and measure_note(down, SR) == pytest.approx(55.0, abs=0.3)
+    up, shift = tune(buzz, SR, 60.8)  # under a semitone up: still the phase vocoder, not played faster
+    assert up.shape == buzz.shape and shift == pytest.approx(0.8, abs=0.3)
+    assert np.abs(up[-SR // 10 :]).max() > 0.1 * np.abs(buzz).max()  # its end still sounds
+    assert up[0] != 0.0 or np.abs(up[:160]).max() > 0.0
+
+
+def test_a_register_out_of_reach_leaves_the_clip():
+    """A tone at 95 asked low: the nearest octave inside the register is 36 semitones away (over the limit)."""
+    tone = _tone(95.0, 1.0)
+    out, shift = tune(tone, SR, (48, 59))
+    assert shift == 0.0 and out is tone
+
+
+def test_even_decay_leaves_a_plain_decay_alone():
+    """Dips are filled; a level that only falls has none: a ring without beats comes out as it went in."""
+    from soundsmith.pipelines.tune import _even_decay
+
+    ring = _ring(60.0, 1.0)
+    np.testing.assert_allclose(_even_decay(ring, SR), ring, rtol=1e-4, atol=1e-7)

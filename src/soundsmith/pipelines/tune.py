@@ -183,7 +183,7 @@ def asked_register(prompt: str) -> tuple[int, int] | None:
             if word not in ("middle", "mid", "bass", "treble", "upper") or words[i + 1] in ("register", "range"):
                 registers.add(_REGISTER_NAMES[word])  # "low register", "at a high pitch"; "bass register"
         elif word in _BEFORE_EVENT:  # "a low beep", "a deep electronic hum", "a low, steady hum"
-            for nxt in [w for w in words[i + 1 : i + 5] if w not in (",", "and")][:3]:
+            for nxt in [w for w in words[i + 1 : i + 7] if w not in (",", "and")][:3]:
                 if nxt in _NOT_PITCH:
                     break
                 if _EVENT_SOURCES.fullmatch(nxt):

@@ -342,7 +342,7 @@ def test_tune_moves_a_clip_into_the_asked_register_by_whole_octaves():
     buzz = _buzz(64.0)  # E4, asked low (48-59): an octave down keeps the note name, E3
     out, shift = tune(buzz, SR, (48, 59))
     assert shift == -12.0 and measure_note(out, SR) == pytest.approx(52.0, abs=0.3)
-    deep = _buzz(52.0)  # E3 asked high (72-83): two octaves up, to the octave nearest the middle (77.5)
+    deep = _buzz(52.0)  # E3 asked high (72-83): two octaves up, into it
     high, up = tune(deep, SR, (72, 83))
     assert up == 24.0 and measure_note(high, SR) == pytest.approx(76.0, abs=0.5)
     inside, none = tune(_buzz(59.4), SR, (48, 59))  # within half a semitone of the register: left
@@ -525,11 +525,12 @@ def test_even_decay_leaves_the_lead_in_and_the_noise_under_the_ring():
 
     rng = np.random.default_rng(5)
     lead = (1e-4 * rng.standard_normal(SR // 2)).astype(np.float32)  # -80 dB, before the top
-    tail = (1e-4 * rng.standard_normal(SR // 2)).astype(np.float32)  # after the ring, far under it
+    tail = (1e-4 * rng.standard_normal(SR // 2)).astype(np.float32)  # after the ring, far under it, in bursts
+    tail[np.arange(tail.size) // 480 % 2 == 1] *= 0.01  # (30 ms on, 30 ms off: dips that are not a ring's)
     clip = np.concatenate([lead, _ring(60.0, 0.5), tail])
     out = _even_decay(clip, SR)
     np.testing.assert_array_equal(out[: SR // 2 - 160], clip[: SR // 2 - 160])
-    np.testing.assert_allclose(out[-SR // 4 :], clip[-SR // 4 :], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(out[-SR // 2 :], clip[-SR // 2 :], rtol=1e-5, atol=1e-12)
     assert _even_decay(np.zeros(SR, np.float32), SR).tolist() == [0.0] * SR
 
 
@@ -580,6 +581,9 @@ def test_a_held_sound_with_brief_dips_is_one_event():
         ("a treble register chime", (72, 83)),
         ("a mid range tone", (60, 71)),
         ("a low ping", (48, 59)),
+        ("a bell with a middle pitch", (60, 71)),
+        ("a low battery beep (high register)", (72, 83)),  # "low battery" is no register; the rest is read
+        ("a high and very piercing beep", (72, 83)),  # "and" is not one of the three words
     ],
 )
 def test_asked_register_reads_more_ways_of_naming_one(prompt, register):
@@ -593,8 +597,6 @@ def test_asked_register_reads_more_ways_of_naming_one(prompt, register):
         "a singer hums (low register)",
         "a low fuel alarm",
         "a high school bell rings",
-        "a bell with a middle pitch",  # "middle" names a register only with "register" or "range"
-        "a bass pitch beep",
         "a low quality recording of a beep",
         "a high, piercing, very shrill beep",  # the source four words on: not the adjective's
     ],
@@ -629,7 +631,7 @@ def test_tune_down_by_a_fifth_and_up_keep_the_length_and_the_end():
     assert shift == pytest.approx(-5.0, abs=0.3) and measure_note(down, SR) == pytest.approx(55.0, abs=0.3)
     up, shift = tune(buzz, SR, 60.8)  # under a semitone up: still the phase vocoder, not played faster
     assert up.shape == buzz.shape and shift == pytest.approx(0.8, abs=0.3)
-    assert np.abs(up[-SR // 10 :]).max() > 0.1 * np.abs(buzz).max()  # its end still sounds
+    assert np.abs(up[-int(0.05 * SR) :]).max() > 0.1 * np.abs(buzz).max()  # its end still sounds
     assert up[0] != 0.0 or np.abs(up[:160]).max() > 0.0
 
 

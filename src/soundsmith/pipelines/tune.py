@@ -17,8 +17,8 @@ the evaluator's pYIN) with a check against the octave below: YIN reads some bell
 A prompt about a pitched sound event (a tone, beep, bell, buzzer, alarm, hum) that names a register instead of a
 note ("a device beeps twice (low register)", "a high-pitched tone", "a low hum") asks for the events' register
 (MIDI 48-59, 60-71, 72-83: :data:`soundsmith.eval.attribute_vocab.EVENT_REGISTERS`): a clip outside it is moved
-by whole octaves (its note name kept) to the octave nearest the register's middle. An instrument's register is a
-third of that instrument's range, which this module does not know: "a cello in the low register" is left alone.
+into it by whole octaves (its note name kept). An instrument's register is a third of that instrument's range,
+which this module does not know: "a cello in the low register" is left alone.
 
 A strike (a counted sound's once version, :mod:`soundsmith.pipelines.compose`, or a sound asked once) is tuned
 the same way; played slower, the dips after its top are filled (a ring played slower beats slower, and the event
@@ -180,8 +180,7 @@ def asked_register(prompt: str) -> tuple[int, int] | None:
         if head in _REGISTER_NAMES and form in _REGISTER_FORMS:  # "high-pitched", "low-frequency"
             registers.add(_REGISTER_NAMES[head])
         elif word in _REGISTER_NAMES and i + 1 < len(words) and words[i + 1] in _REGISTER_FORMS:
-            if word not in ("middle", "mid", "bass", "treble", "upper") or words[i + 1] in ("register", "range"):
-                registers.add(_REGISTER_NAMES[word])  # "low register", "at a high pitch"; "bass register"
+            registers.add(_REGISTER_NAMES[word])  # "low register", "at a high pitch", "bass register"
         elif word in _BEFORE_EVENT:  # "a low beep", "a deep electronic hum", "a low, steady hum"
             for nxt in [w for w in words[i + 1 : i + 7] if w not in (",", "and")][:3]:
                 if nxt in _NOT_PITCH:
@@ -290,8 +289,7 @@ def tune(
     """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones (the same length, float32), or
     unchanged with shift 0 when it has no steady pitch or is already there. ``target``: a MIDI note (moved to it
     when more than :data:`TOLERANCE_SEMITONES` off and less than :data:`MAX_SHIFT_SEMITONES`), or a register's
-    MIDI range ``(low, high)`` (moved by whole octaves into it, to the octave nearest its middle, when outside it
-    by more than half a semitone).
+    MIDI range ``(low, high)`` (moved by whole octaves into it when outside it by more than half a semitone).
 
     Down by playing it slower from where its first event starts (the waveform's shape kept: a buzzer stays a
     buzzer), unless it holds several events (:func:`_has_gaps`; their rhythm would slow: then by the phase
@@ -308,9 +306,10 @@ def tune(
         return audio, 0.0
     if isinstance(target, tuple):
         low, high = target
-        fits = [12.0 * k for k in range(-3, 4) if low - 0.5 <= measured + 12 * k <= high + 0.5]
-        fits = [k for k in fits if abs(k) <= MAX_SHIFT_SEMITONES]
-        shift = min(fits, key=lambda k: abs(measured + k - (low + high) / 2)) if fits else 0.0
+        # the octave inside it (a register spans 12 semitones: one, but for a reading on its edge), within
+        # MAX_SHIFT_SEMITONES
+        fits = [12.0 * k for k in (0, -1, 1, -2, 2) if low - 0.5 <= measured + 12 * k <= high + 0.5]
+        shift = fits[0] if fits else 0.0
     else:
         shift = float(target) - measured
         shift = 0.0 if abs(shift) < TOLERANCE_SEMITONES else shift

@@ -290,7 +290,7 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
     return ScenePlan(background, tuple(foreground), tuple(repeats) if max(repeats) > 1 else ())
 
 
-def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
+def frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
     """RMS level in dB of each ``hop``-sample frame of ``audio [T]`` (-120 for silence)."""
     frames = len(audio) // hop
     if frames == 0:  # shorter than a frame: the whole of it as one frame
@@ -303,7 +303,7 @@ def _frame_db(audio: np.ndarray, hop: int) -> np.ndarray:
 def active_span(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0) -> tuple[int, int]:
     """``(start, end)`` samples from the first to the last 20-ms frame within ``below_peak_db`` of the loudest."""
     hop = max(1, sample_rate // 50)
-    db = _frame_db(audio, hop)  # a clip shorter than a frame is one frame: all of it, or silence
+    db = frame_db(audio, hop)  # a clip shorter than a frame is one frame: all of it, or silence
     loud = np.flatnonzero(db >= db.max() - below_peak_db)
     if db.max() <= -100.0 or loud.size == 0:
         return 0, 0
@@ -313,7 +313,7 @@ def active_span(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0
 def active_level_db(audio: np.ndarray, sample_rate: int, below_peak_db: float = 35.0) -> float:
     """Mean power in dB over the frames within ``below_peak_db`` of the loudest (-120 for silence)."""
     hop = max(1, sample_rate // 50)
-    db = _frame_db(audio, hop)
+    db = frame_db(audio, hop)
     loud = db[db >= db.max() - below_peak_db]
     if db.max() <= -100.0:
         return -120.0
@@ -356,7 +356,7 @@ def first_event(
     top_sample = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if top_sample < 1e-7:
         return 0, 0
-    power = 10.0 ** (_frame_db(audio / top_sample, hop) / 10.0)
+    power = 10.0 ** (frame_db(audio / top_sample, hop) / 10.0)
     db = 10.0 * np.log10(np.maximum(np.convolve(power, np.ones(3) / 3.0, mode="same"), 1e-12))
     peak = float(db.max())
     loud = np.flatnonzero(db >= peak - below_peak_db)
@@ -392,7 +392,7 @@ def has_event(part: np.ndarray, sample_rate: int, spacing: int | None = None) ->
     if spacing is None or end - start <= spacing:
         return True
     hop = max(1, sample_rate // 100)
-    db = _frame_db(x[start:end], hop)
+    db = frame_db(x[start:end], hop)
     return bool(db[min(len(db) - 1, spacing // hop) :].max() <= db.max() - 10.0)
 
 

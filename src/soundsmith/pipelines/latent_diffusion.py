@@ -172,7 +172,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         ``compose`` (default: the config's): a layered prompt is generated part by part, the parts denoised
         together as one batch, then mixed (:mod:`soundsmith.pipelines.compose`); not with ``init_audio``. A
         ``negative_prompt`` is every part's unconditional branch, the bed's included. ``tune`` (default: the
-        config's): a part whose prompt names one held note is shifted to it when its pitch is off
+        config's): a part whose prompt names one held note, or a sound event's register, is shifted to it when
+        its pitch is off, and one asked to rise or fall that moves the other way is drawn again
         (:mod:`soundsmith.pipelines.tune`); not with ``init_audio``.
         """
         model, c = self.model, self.model.config
@@ -265,23 +266,28 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
 
         shifts: list[list[float]] = []  # per candidate: the shift of each part that asks a pitch (0: left)
 
-        def tuned(clip: np.ndarray, asked: str, repeated: bool) -> tuple[np.ndarray, float | None]:
-            # a part tuned to what the prompt asked of it (a note, or an event's register), and its shift (None:
-            # nothing asked). A strike (a part that is repeated, or asked once) has the dips after its top filled
-            # when played slower (docs/latent_diffusion.md, "Registers of sound events, and strikes tuned"). A
-            # clause asking several strikes generated as one clip is not tuned (played slower, its last strikes
-            # would go)
+        def pitch_ask(asked: str, repeated: bool) -> tuple[float | tuple[int, int], bool] | None:
+            # what a part is tuned to (a note, or an event's register) and whether it is a strike, or None. A
+            # strike (a part that is repeated, or asked once) has the dips after its top filled when played
+            # slower (docs/latent_diffusion.md, "Registers of sound events, and strikes tuned"). A clause asking
+            # several strikes generated as one clip is not tuned (played slower, its last strikes would go)
             count = asked_count(asked)
             if not tune or (count is not None and count[1] > 1 and not repeated):
-                return clip, None
+                return None
             target = asked_pitch(asked)
-            if target is None:
-                return clip, None
-            return tune_note(clip, self.sample_rate, target, strike=repeated or ONCE.search(asked) is not None)
+            return None if target is None else (target, repeated or ONCE.search(asked) is not None)
 
         asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
         repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
+        asks = [pitch_ask(a, r) for a, r in zip(asked, repeated_parts, strict=True)]
         directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
+
+        def tuned(clip: np.ndarray, i: int) -> tuple[np.ndarray, float | None]:
+            """Part ``i`` tuned to its ask, and its shift (None: nothing asked)."""
+            if asks[i] is None:
+                return clip, None
+            target, strike = asks[i]
+            return tune_note(clip, self.sample_rate, target, strike=strike)
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried, redrawn = [], [], []
@@ -292,7 +298,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             raw = denoise(text, noise)  # [T] per part, as generated
-            made = [tuned(clip, a, r) for clip, a, r in zip(raw, asked, repeated_parts, strict=True)]
+            made = [tuned(clip, i) for i, clip in enumerate(raw)]
             # a part asked to rise or fall whose pitch clearly moves the other way: drawn again from fresh noise
             # (the candidate's generator, after every part's first draw)
             redrawn.append(0)
@@ -302,7 +308,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
                     raw[i] = denoise(encode([parts[i]]), again_noise)[0]
-                    made[i] = tuned(raw[i], asked[i], repeated_parts[i])
+                    made[i] = tuned(raw[i], i)
                     redrawn[-1] += 1
             clips, part_shifts = [clip for clip, _ in made], [shift for _, shift in made]
             if plan is None:

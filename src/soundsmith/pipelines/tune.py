@@ -47,9 +47,13 @@ _PITCH_CLASS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 # a letter, an accidental ("#", "b", " sharp ", "-flat"), an octave: "C3", "A#4", "Bb3", "E flat 5" (not "a 4")
 _NOTE = re.compile(r"(?<![\w#'\"-])([A-Ga-g])(?:([#♯b♭])|[ -](sharp|flat) ?)?([0-8])(?![\w'\"-])")
 _NAMED = {r"\bmiddle c\b": 60, r"\bconcert a\b": 69, r"\ba440\b": 69}
+# phrases whose pitch moves (a direction can be asked of them); with the other phrases, no held note
+_CONTOUR_WORDS = (
+    r"scales?|arpeggios?|arpeggiated|melod(?:y|ies|ic)|tunes?|phrases?|runs?|sweeps?|sweeping|glides?|gliding|"
+    r"slides?|sliding|glissandos?"
+)
 _PHRASES = re.compile(
-    r"\b(?:scales?|arpeggios?|arpeggiated|melod(?:y|ies|ic)|tunes?|chords?|phrases?|riffs?|runs?|sweeps?|sweeping|"
-    r"glides?|gliding|slides?|sliding|glissandos?|siren|rising|falling|ascending|descending|interval|octaves|"
+    r"\b(?:" + _CONTOUR_WORDS + r"|chords?|riffs?|siren|rising|falling|ascending|descending|interval|octaves|"
     r"notes|sequence|song|trill)\b",
     re.IGNORECASE,
 )
@@ -87,11 +91,7 @@ ONCE = re.compile(
 )
 _CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
 DIRECTION_TRIES = 2  # a clip whose pitch moves against the asked direction is drawn again at most this often
-_CONTOURED = re.compile(
-    r"\b(?:scales?|arpeggios?|arpeggiated|melod(?:y|ies|ic)|tunes?|phrases?|runs?|sweeps?|sweeping|glides?|"
-    r"gliding|slides?|sliding|glissandos?|sirens?|swoop(?:s|ing)?|dives?|diving)\b",
-    re.IGNORECASE,
-)
+_CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
 _RISING = re.compile(
     r"\b(?:rising|rises?|ascending|ascends?|upwards?|climb(?:s|ing)?|going up|goes up|go up|sweeps? up|"
     r"sweeping up|glides? up|gliding up|slides? up|sliding up|swoop(?:s|ing)? up|bends? up|bending up)\b",
@@ -162,8 +162,13 @@ def asked_register(prompt: str) -> tuple[int, int] | None:
     no register or several, no pitched event named, an instrument or a singer as its source (its register is a
     third of its own range: "a cello in the low register", "a piano tone (low register)"; "a brass bell" is a
     bell), a phrase or a spoken word, or a note named (:func:`asked_note` reads it)."""
+    return None if asked_note(prompt) is not None else _event_register(prompt)
+
+
+def _event_register(prompt: str) -> tuple[int, int] | None:
+    """:func:`asked_register` but for its note check (:func:`asked_pitch` has read the note already)."""
     text = " ".join(prompt.split())
-    if _PHRASES.search(text) or _SPOKEN.search(text) or _SINGERS.search(text) or asked_note(text) is not None:
+    if _PHRASES.search(text) or _SPOKEN.search(text) or _SINGERS.search(text):
         return None
     events = list(_EVENT_SOURCES.finditer(text))
     instruments = list(_INSTRUMENTS.finditer(text))
@@ -195,7 +200,7 @@ def asked_pitch(prompt: str) -> float | tuple[int, int] | None:
     """What :func:`tune` moves a clip of ``prompt`` to: the note it names (:func:`asked_note`), else the register
     range it asks of a sound event (:func:`asked_register`), else ``None``."""
     note = asked_note(prompt)
-    return note if note is not None else asked_register(prompt)
+    return note if note is not None else _event_register(prompt)
 
 
 def asked_direction(prompt: str) -> int | None:
@@ -329,12 +334,11 @@ def tune(
 def _has_gaps(x: np.ndarray, sample_rate: int, below_db: float = 25.0, gap_s: float = 0.1) -> bool:
     """Whether ``x [T]`` holds several events: a stretch of at least ``gap_s`` more than ``below_db`` under its
     loudest (10-ms RMS) between two sounding frames (beeps once a second; not a harsh buzzer's brief dips)."""
+    from soundsmith.pipelines.compose import frame_db
+
     hop = max(1, sample_rate // 100)
-    frames = x[: x.size // hop * hop].reshape(-1, hop).astype(np.float64)
-    level = np.sqrt(np.mean(np.square(frames), axis=1))
-    if level.size == 0 or level.max() <= 0.0:
-        return False
-    sounding = np.flatnonzero(level >= level.max() * 10 ** (-below_db / 20))
+    db = frame_db(x, hop)
+    sounding = np.flatnonzero(db >= db.max() - below_db)
     return bool(np.any(np.diff(sounding) > gap_s * sample_rate / hop))
 
 

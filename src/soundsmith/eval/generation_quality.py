@@ -55,6 +55,9 @@ class Setting:
     guidance: float | None
     duration: float
     knob: str = "default"
+    # steps and guidance are the model's own: generated without passing them, so what the model does at its
+    # defaults alone applies too (the latent-diffusion default's speech parts at their own guidance)
+    own: bool = False
 
     @property
     def name(self) -> str:
@@ -74,7 +77,8 @@ def sweep_settings(
     seen = {(default.steps, default.guidance, default.duration)}
     for knob, values in (("steps", steps), ("guidance", guidance), ("duration", durations)):
         for v in values:
-            s = replace(default, knob=knob, **{"duration" if knob == "duration" else knob: v})
+            own = default.own and knob == "duration"
+            s = replace(default, knob=knob, own=own, **{"duration" if knob == "duration" else knob: v})
             key = (s.steps, s.guidance, s.duration)
             if key not in seen:
                 seen.add(key)
@@ -205,7 +209,8 @@ def generate_set(
     rows, gen_s = [], 0.0
     for i, (p, seed) in enumerate(zip(prompts, seeds)):
         start = time.perf_counter()
-        knobs = {} if setting.steps is None else {"steps": setting.steps, "guidance": setting.guidance}
+        own = setting.steps is None or setting.own
+        knobs = {} if own else {"steps": setting.steps, "guidance": setting.guidance}
         out = pipe(
             p.prompt,
             duration=setting.duration,
@@ -513,6 +518,7 @@ def run_quality(
         steps=int(cfg.default_steps if cfg.default_steps is not None else mc.steps),
         guidance=float(cfg.default_guidance if cfg.default_guidance is not None else mc.guidance),
         duration=float(cfg.default_duration),
+        own=cfg.default_steps is None and cfg.default_guidance is None,
     )
     settings = sweep_settings(default, cfg.steps, cfg.guidance, cfg.durations)
     ev = _evaluators(cfg, ref_rows, out)

@@ -108,6 +108,14 @@ _SPEECH = re.compile(
     r"reciting|reads?|reading|announces?|announcing|counts?|counting|calls?|calling|shouts?|shouting|word)\b|\"",
     re.IGNORECASE,
 )
+# a clause that asks for speech: a voice saying, reading out or whispering words (singing and calls are not speech)
+_SAYS = re.compile(
+    r"\b(?:says?|saying|said|speaks?|speaking|spoken|pronounces?|pronouncing|pronounced|whispers?|whispering|"
+    r"whispered|recites?|reciting|recited|reads? (?:out|aloud)|reading (?:out|aloud)|announces?|announcing|"
+    r"announcer|shouts?|shouting|words?)\b",
+    re.IGNORECASE,
+)
+_SUNG = re.compile(r"\b(?:sings?|singing|sung|singers?|choirs?|vocalists?|hums?|humming)\b", re.IGNORECASE)
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
@@ -225,6 +233,12 @@ def _sequence(text: str) -> list[str | None]:
 
 def _number(text: str) -> int:
     return int(text) if text.isdigit() else _NUMBERS[text.lower()]
+
+
+def spoken(clause: str) -> bool:
+    """Whether ``clause`` asks for speech ("a man says the word seven", "a whisper pronounces 'go'"): a speaking
+    verb or "word", and no singing ("a singer hums" is not speech)."""
+    return bool(_SAYS.search(clause)) and not _SUNG.search(clause)
 
 
 def asked_count(clause: str) -> tuple[str, int] | None:

@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene
+from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, spoken
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.pipelines.tune import DIRECTION_TRIES, ONCE, asked_direction, asked_pitch, measure_direction
 from soundsmith.pipelines.tune import tune as tune_note
@@ -178,6 +178,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         """
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
+        speech_guidance = c.speech_guidance if guidance is None else None  # a call's guidance is every part's
         guidance = c.guidance if guidance is None else guidance
         self.check_prompt(prompt)
         self._check(duration, steps, guidance, strength)
@@ -202,14 +203,19 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         device, n = self.device, len(seeds)
 
         # 1. text: each part's prompt, and the unconditional branch (the negative prompt, or the learned null
-        # text); batched as [cond of every part(, uncond of every part)]
-        guided = guidance != 1.0
+        # text); batched as [cond of every part(, uncond of every part)], with each part's guidance (a part that
+        # asks for speech at ``speech_guidance`` when the call gives none)
+        guided = guidance != 1.0 or (speech_guidance is not None and speech_guidance != 1.0)
         negative = self._branch(negative_prompt, drop=False) if guided and negative_prompt else None
 
-        def encode(texts: list[str]) -> Branch:
+        def part_guidance(text: str) -> float:
+            return speech_guidance if speech_guidance is not None and spoken(text) else guidance
+
+        def encode(texts: list[str]) -> tuple[Branch, Tensor]:
             conds = [self._branch(p, drop=False) for p in texts]
             uncond = [negative or (*cond[:3], torch.tensor([True])) for cond in conds] if guided else []
-            return self._batch(conds + uncond, 1, device)
+            scales = torch.tensor([part_guidance(p) for p in texts], device=device).view(-1, 1, 1, 1)
+            return self._batch(conds + uncond, 1, device), scales
 
         text = encode(parts)
 
@@ -227,8 +233,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if inpaint is not None:
                 mask = self._inpaint_mask(inpaint, duration, shape[-1]).to(device)
 
-        def denoise(text: Branch, noise: torch.Tensor) -> list[np.ndarray]:
-            """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]``: one [T] each."""
+        def denoise(encoded: tuple[Branch, Tensor], noise: torch.Tensor) -> list[np.ndarray]:
+            """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]`` with guidance ``[P]``
+            (:func:`encode`): one [T] each."""
+            text, scales = encoded
             p = noise.shape[0]
             run.set_steps(
                 steps, strength=float(strength), device=device
@@ -250,7 +258,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 out = _windowed(model, x_batch, t_model, step_text, window)
                 if step_guided:
                     out_cond, out_uncond = out.chunk(2)
-                    out = out_uncond + guidance * (out_cond - out_uncond)
+                    out = out_uncond + scales.to(out.dtype) * (out_cond - out_uncond)
                     if c.guidance_rescale > 0:
                         out = rescale_guided(out, out_cond, c.guidance_rescale)
                 x = run.step(out, t, x)
@@ -354,6 +362,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "candidate_seeds": list(seeds),
             "components": self.component_names(),
         }
+        if speech_guidance is not None and any(spoken(p) for p in parts):  # the speech parts' guidance
+            meta["speech_guidance"] = speech_guidance
         if self.schedule.is_flow:  # the sampler's flow shift (VP schedules have none)
             meta["shift"] = self.schedule.shift
         if context:

@@ -102,6 +102,22 @@ def test_class_rank_leaves_out_spoken_words():
     assert adh.asks_from_events([{"class": "speech_left"}, {"class": "rain"}], "scenes")["class"] == ["rain"]
 
 
+def test_several_asked_classes_are_ranked_at_their_best_over_the_windows():
+    # a scene: "hand_clap" sounds for a third of the clip, diluted in the whole clip's posteriors, clear in its
+    # window; one asked class is still judged on the whole clip
+    labels = ["rain", "bird_tweet", "wind", "hand_clap", "engine_hum", "siren", "speech_go"]
+    whole = np.array([0.9, 0.6, 0.5, 0.1, 0.4, 0.3, 0.95])
+    windows = np.array([0.9, 0.6, 0.5, 0.8, 0.4, 0.3, 0.95])  # its best over the clip and the windows
+    clip = np.zeros(SR, dtype=np.float32)
+    m = adh.measure(clip, SR, class_probs=whole, class_labels=labels, window_probs=windows)
+    assert m.class_rank["hand_clap"] == 5 and m.window_rank["hand_clap"] == 1
+    assert adh.check({"class": ["rain", "hand_clap"]}, m) == {"class": True}  # top 2 + 2 of the windows
+    assert adh.check({"class": ["hand_clap"]}, m) == {"class": False}  # alone: the whole clip, 6th
+    no_windows = adh.measure(clip, SR, class_probs=whole, class_labels=labels)
+    assert no_windows.window_rank == {}
+    assert adh.check({"class": ["rain", "hand_clap"]}, no_windows) == {"class": False}
+
+
 def test_loudness_pairs_and_accumulator_merge():
     per, right, total = adh.loudness_checks(["soft", "loud", None, "loud"], [-30.0, -20.0, 0.0, -40.0])
     assert (right, total) == (1, 2) and per == [[True, False], [True], [], [False]]

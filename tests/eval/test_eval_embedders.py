@@ -36,6 +36,23 @@ def test_tagger_embedder_shapes_resampling_and_identity():
     assert bf.dtype == torch.float32 and torch.allclose(bf, e, atol=0.1, rtol=0.1)
 
 
+def test_tagger_window_logits_are_each_class_at_its_best_over_the_clip_and_its_windows():
+    emb = TaggerEmbedder(tiny_tagger())
+    x = 0.1 * torch.randn(2, 16000 + 4000, generator=torch.Generator().manual_seed(1))  # 1.25 s
+    got = emb.window_logits(x, 16000, seconds=0.5, hop_seconds=0.25)
+    starts = [0, 4000, 8000, 12000]  # every 0.25 s, the last window ending with the clip
+    parts = [emb.embed_and_logits(x[:, s : s + 8000], 16000)[1] for s in starts]
+    whole = emb.embed_and_logits(x, 16000)[1]
+    want = torch.stack([whole, *parts]).amax(dim=0)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert (got >= whole - 1e-6).all() and (got > whole + 1e-4).any()  # a window can only raise a class
+    odd = 0.1 * torch.randn(1, 16000 + 1000, generator=torch.Generator().manual_seed(2))  # a ragged end
+    tail = emb.embed_and_logits(odd[:, -8000:], 16000)[1]
+    assert (emb.window_logits(odd, 16000, 0.5, 0.25) >= tail - 1e-5).all()
+    short = x[:, :8000]  # no longer than a window: the clip itself
+    torch.testing.assert_close(emb.window_logits(short, 16000, 0.5, 0.25), emb.embed_and_logits(short, 16000)[1])
+
+
 def test_clap_embedder_audio_and_text():
     torch.manual_seed(0)
     model = AudioTextContrastive(

@@ -137,6 +137,15 @@ def test_end_to_end_report_and_cache(data, tmp_path):
     # tagger entries: 12 generated + 24 reference (a shipped CLAP, when present, adds its own folder)
     assert len(list((out / "cache").glob("tagger-*/*.npz"))) == 12 + 24
     assert m2["summary"]["fad"] == pytest.approx(s["fad"], rel=1e-12)
+    # an entry cached before the tagger's windows were kept is computed again, windows and all
+    entry = sorted((out / "cache").glob("tagger-*/*.npz"))[0]
+    with np.load(entry) as z:
+        full = {k: z[k] for k in z.files}
+    assert full["window_logits"].shape == full["logits"].shape and (full["window_logits"] >= full["logits"]).all()
+    np.savez(entry, **{k: v for k, v in full.items() if k != "window_logits"})
+    evaluate(root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=out, tagger=tagger())
+    with np.load(entry) as z:
+        np.testing.assert_allclose(z["window_logits"], full["window_logits"], atol=1e-5)  # batched otherwise
 
 
 def test_silence_scores_far_worse_than_real_audio(data, tmp_path):

@@ -131,9 +131,13 @@ def embed_files(
 ) -> dict[str, np.ndarray]:
     """Run `embedder` over audio files; per-file results cached under `cache_dir/<embedder.name>/<sha>.npz`.
 
-    Returns stacked arrays: `emb [N, D]`, `level_db [N]`, `clipped [N]` and `logits [N, C]` for the tagger.
+    Returns stacked arrays: `emb [N, D]`, `level_db [N]`, `clipped [N]`, and for the tagger `logits [N, C]` and
+    `window_logits [N, C]` (each class's best over the clip and its windows, for the class check of a scene).
     Equal-length clips are batched together (no padding: it would change the embeddings).
     """
+    from soundsmith.eval.adherence import WINDOW_HOP_SECONDS, WINDOW_SECONDS
+
+    tagger = isinstance(embedder, TaggerEmbedder)
     folder = cache_dir / embedder.name
     folder.mkdir(parents=True, exist_ok=True)
     keys = [file_key(p) for p in paths]
@@ -141,9 +145,12 @@ def embed_files(
     todo: dict[int, list[tuple[int, np.ndarray]]] = {}
     for i, (p, k) in enumerate(zip(paths, keys)):
         f = folder / f"{k}.npz"
+        cached = None
         if f.is_file():
             with np.load(f) as z:
-                results[i] = {name: z[name] for name in z.files}
+                cached = {name: z[name] for name in z.files}
+        if cached is not None and (not tagger or "window_logits" in cached):  # older entries lack the windows
+            results[i] = cached
         else:
             audio, _ = load_audio(p, sample_rate=embedder.sample_rate)  # mono float32 [T]
             todo.setdefault(len(audio), []).append((i, audio))
@@ -152,8 +159,10 @@ def embed_files(
             for start in range(0, len(group), batch_size):
                 chunk = group[start : start + batch_size]
                 batch = np.stack([a for _, a in chunk])
-                if isinstance(embedder, TaggerEmbedder):
+                windows = None
+                if tagger:
                     emb, logits = embedder.embed_and_logits(batch, embedder.sample_rate)
+                    windows = embedder.window_logits(batch, embedder.sample_rate, WINDOW_SECONDS, WINDOW_HOP_SECONDS)
                 else:
                     emb, logits = embedder.embed(batch, embedder.sample_rate), None
                 for j, (i, audio) in enumerate(chunk):
@@ -164,6 +173,8 @@ def embed_files(
                     }
                     if logits is not None:
                         res["logits"] = logits[j].numpy()
+                    if windows is not None:
+                        res["window_logits"] = windows[j].numpy()
                     np.savez(folder / f"{keys[i]}.npz", **res)
                     results[i] = res
                 bar.update(len(chunk))
@@ -448,8 +459,9 @@ def attribute_adherence(
         return {}, {}
     n_words = len(recognizer.classes) if recognizer is not None else 0
     measured = adh.measure_files(
-        [clips[i].path for i in asked], gen["logits"][asked], labels, recognizer, sample_rate, pitch_method
-    )
+        [clips[i].path for i in asked], gen["logits"][asked], labels, recognizer, sample_rate, pitch_method,
+        window_logits=gen["window_logits"][asked],
+    )  # fmt: skip
     n_ranks = adh.n_class_ranks(labels)
     gen_res, gen_per = adh.score_clips([asks[i] for i in asked], measured, n_ranks, n_words)
     results = {"generated": gen_res}
@@ -464,7 +476,7 @@ def attribute_adherence(
         ]
         ref_measured = adh.measure_files(
             [ref_paths[j] for j in annotated], ref["logits"][annotated], labels, recognizer, sample_rate,
-            pitch_method,
+            pitch_method, window_logits=ref["window_logits"][annotated],
         )  # fmt: skip
         results["real"], _ = adh.score_clips(ref_asks, ref_measured, n_ranks, n_words)
         perm = adh.derangement(len(annotated), seed)

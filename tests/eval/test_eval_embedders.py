@@ -49,6 +49,8 @@ def test_tagger_window_logits_are_each_class_at_its_best_over_the_clip_and_its_w
     odd = 0.1 * torch.randn(1, 16000 + 1000, generator=torch.Generator().manual_seed(2))  # a ragged end
     tail = emb.embed_and_logits(odd[:, -8000:], 16000)[1]
     assert (emb.window_logits(odd, 16000, 0.5, 0.25) >= tail - 1e-5).all()
+    given = emb.window_logits(x, 16000, 0.5, 0.25, whole=whole, batch_size=3)  # windows 3 at a time
+    torch.testing.assert_close(given, got, atol=1e-5, rtol=1e-5)
     short = x[:, :8000]  # no longer than a window: the clip itself
     torch.testing.assert_close(emb.window_logits(short, 16000, 0.5, 0.25), emb.embed_and_logits(short, 16000)[1])
 

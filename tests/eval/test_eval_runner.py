@@ -7,6 +7,7 @@ import soundfile as sf
 import torch
 
 from soundsmith.errors import ManifestError
+from soundsmith.eval import adherence as adh
 from soundsmith.eval.runner import evaluate
 from soundsmith.models.tagger import AudioTagger, TaggerConfig
 
@@ -142,10 +143,13 @@ def test_end_to_end_report_and_cache(data, tmp_path):
     with np.load(entry) as z:
         full = {k: z[k] for k in z.files}
     assert full["window_logits"].shape == full["logits"].shape and (full["window_logits"] >= full["logits"]).all()
-    np.savez(entry, **{k: v for k, v in full.items() if k != "window_logits"})
-    evaluate(root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=out, tagger=tagger())
-    with np.load(entry) as z:
-        np.testing.assert_allclose(z["window_logits"], full["window_logits"], atol=1e-5)  # batched otherwise
+    for stale in ({}, {"window": np.array([9.0, 9.0])}):  # no windows kept, or other windows
+        kept = {k: v for k, v in full.items() if k not in ("window_logits", "window")}
+        np.savez(entry, **kept, **stale, **({"window_logits": full["logits"]} if stale else {}))
+        evaluate(root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=out, tagger=tagger())
+        with np.load(entry) as z:
+            np.testing.assert_allclose(z["window_logits"], full["window_logits"], atol=1e-5)  # batched otherwise
+            np.testing.assert_array_equal(z["window"], [adh.WINDOW_SECONDS, adh.WINDOW_HOP_SECONDS])
 
 
 def test_silence_scores_far_worse_than_real_audio(data, tmp_path):
@@ -177,3 +181,19 @@ def test_paired_kl_and_bad_inputs(data, tmp_path):
     bad.write_text(json.dumps({"audio": "missing.wav", "prompt": "x"}) + "\n")
     with pytest.raises(ManifestError, match="not among the generated"):
         evaluate(root / "gen", ref, prompts=bad, out_dir=tmp_path / "y", tagger=tagger())
+
+
+def test_the_windows_reach_the_class_check(data, tmp_path, monkeypatch):
+    """The tagger's window logits travel from the embedding cache to every clip's measurements (generated and
+    real): a clip asked for several classes is judged on them."""
+    root, ref = data
+    seen = []
+    real = adh.measure_files
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("window_logits"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(adh, "measure_files", spy)
+    evaluate(root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=tmp_path / "r", tagger=tagger())
+    assert seen and all(w is not None and w.ndim == 2 for w in seen)

@@ -36,9 +36,13 @@ def test_sweep_varies_one_knob_at_a_time_around_the_default():
     ]
     assert len({s.name for s in got}) == len(got)  # names identify settings (folder names)
     assert gq.sweep_settings(d) == [d]
-    # the model's own defaults: only a duration sweep keeps them, a steps or guidance sweep passes its values
-    own = gq.sweep_settings(gq.Setting(steps=6, guidance=3.0, duration=4.0, own=True), steps=[2], durations=[1])
-    assert [(s.knob, s.own) for s in own] == [("default", True), ("steps", False), ("duration", True)]
+    # the model's own guidance: kept by the steps and duration sweeps, a guidance sweep passes its values
+    own = gq.sweep_settings(
+        gq.Setting(steps=6, guidance=3.0, duration=4.0, own=True), steps=[2], guidance=[2], durations=[1]
+    )
+    assert [(s.knob, s.own) for s in own] == [
+        ("default", True), ("steps", True), ("guidance", False), ("duration", True)
+    ]
     assert gq.parse_list("2, 4,8", int) == [2, 4, 8] and gq.parse_list("") == []
     with pytest.raises(gq.ConfigError, match="comma-separated"):
         gq.parse_list("2;4", int)
@@ -233,7 +237,7 @@ def test_candidates_reach_the_pipeline_and_bad_counts_are_refused(tmp_path):
     assert ["num_candidates" in c for c in calls] == [False, False, True, True]
     assert calls[-1]["num_candidates"] == 3 and [c["seed"] for c in calls[2:]] == [0, 1]
     generate_set(pipe, prompts[:1], Setting(steps=2, guidance=1.0, duration=1.0, own=True), tmp_path / "own")
-    assert "steps" in calls[0] and "steps" not in calls[-1] and "guidance" not in calls[-1]
+    assert "guidance" in calls[0] and calls[-1]["steps"] == 2 and "guidance" not in calls[-1]
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="candidates"):
             QualityConfig(candidates=bad)

@@ -658,6 +658,10 @@ def test_repeat_event_caps_the_gap_and_never_fades_a_copy_in():
         ("a voice plays a single note in the middle register", False),  # the solo voice instrument
         ("a dog barks", False),
         ("a wall clock ticks", False),
+        ("a woman speaks over a humming engine", True),  # a hum is no singing
+        ("people talking in a cafe", True),
+        ("the wind whispers through the trees", False),
+        ("a chime announces the next station", False),
     ],
 )
 def test_spoken_reads_speech_and_not_singing_or_calls(clause, expected):

@@ -104,19 +104,32 @@ class TaggerEmbedder:
 
     @torch.inference_mode()
     def window_logits(
-        self, audio: torch.Tensor | np.ndarray, sr: int, seconds: float, hop_seconds: float
+        self,
+        audio: torch.Tensor | np.ndarray,
+        sr: int,
+        seconds: float,
+        hop_seconds: float,
+        whole: torch.Tensor | None = None,
+        batch_size: int = 64,
     ) -> torch.Tensor:
         """`[B, T]` -> `[B, num_classes]`: each class's highest logit over the clip and its windows of ``seconds``
-        every ``hop_seconds`` (the last window ends with the clip); a clip no longer than a window is itself."""
+        every ``hop_seconds`` (the last window ends with the clip); a clip no longer than a window is itself.
+        ``whole``: the clips' own logits when already computed; windows run ``batch_size`` at a time."""
         x = _resample(audio, sr, self.sample_rate)
-        whole = self.embed_and_logits(x, self.sample_rate)[1]
+        if whole is None:
+            whole = self.embed_and_logits(x, self.sample_rate)[1]
         size, hop = round(seconds * self.sample_rate), max(1, round(hop_seconds * self.sample_rate))
         length = x.shape[-1]
         if length <= size:
             return whole
         starts = sorted({*range(0, length - size + 1, hop), length - size})
-        windows = torch.stack([x[:, s : s + size] for s in starts], dim=1)  # [B, W, size]
-        logits = self.embed_and_logits(windows.flatten(0, 1), self.sample_rate)[1]
+        windows = torch.stack([x[:, s : s + size] for s in starts], dim=1).flatten(0, 1)  # [B * W, size]
+        logits = torch.cat(
+            [
+                self.embed_and_logits(windows[i : i + batch_size], self.sample_rate)[1]
+                for i in range(0, len(windows), batch_size)
+            ]
+        )
         return torch.maximum(whole, logits.view(len(x), len(starts), -1).amax(dim=1))
 
 

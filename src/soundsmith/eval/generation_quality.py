@@ -55,8 +55,8 @@ class Setting:
     guidance: float | None
     duration: float
     knob: str = "default"
-    # steps and guidance are the model's own: generated without passing them, so what the model does at its
-    # defaults alone applies too (the latent-diffusion default's speech parts at their own guidance)
+    # the guidance is the model's own: generated without passing it, so what the model does at its default
+    # guidance alone applies too (the latent-diffusion default's speech parts at their own guidance)
     own: bool = False
 
     @property
@@ -77,7 +77,7 @@ def sweep_settings(
     seen = {(default.steps, default.guidance, default.duration)}
     for knob, values in (("steps", steps), ("guidance", guidance), ("duration", durations)):
         for v in values:
-            own = default.own and knob == "duration"
+            own = default.own and knob != "guidance"
             s = replace(default, knob=knob, own=own, **{"duration" if knob == "duration" else knob: v})
             key = (s.steps, s.guidance, s.duration)
             if key not in seen:
@@ -209,8 +209,9 @@ def generate_set(
     rows, gen_s = [], 0.0
     for i, (p, seed) in enumerate(zip(prompts, seeds)):
         start = time.perf_counter()
-        own = setting.steps is None or setting.own
-        knobs = {} if own else {"steps": setting.steps, "guidance": setting.guidance}
+        knobs = {} if setting.steps is None else {"steps": setting.steps, "guidance": setting.guidance}
+        if setting.own:
+            knobs.pop("guidance", None)
         out = pipe(
             p.prompt,
             duration=setting.duration,

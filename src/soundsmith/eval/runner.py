@@ -138,6 +138,7 @@ def embed_files(
     from soundsmith.eval.adherence import WINDOW_HOP_SECONDS, WINDOW_SECONDS
 
     tagger = isinstance(embedder, TaggerEmbedder)
+    window = np.array([WINDOW_SECONDS, WINDOW_HOP_SECONDS])
     folder = cache_dir / embedder.name
     folder.mkdir(parents=True, exist_ok=True)
     keys = [file_key(p) for p in paths]
@@ -149,7 +150,8 @@ def embed_files(
         if f.is_file():
             with np.load(f) as z:
                 cached = {name: z[name] for name in z.files}
-        if cached is not None and (not tagger or "window_logits" in cached):  # older entries lack the windows
+        # a tagger entry holds the windows it was made with: older entries (none), or other windows, are remade
+        if cached is not None and (not tagger or np.array_equal(cached.get("window", []), window)):
             results[i] = cached
         else:
             audio, _ = load_audio(p, sample_rate=embedder.sample_rate)  # mono float32 [T]
@@ -162,7 +164,14 @@ def embed_files(
                 windows = None
                 if tagger:
                     emb, logits = embedder.embed_and_logits(batch, embedder.sample_rate)
-                    windows = embedder.window_logits(batch, embedder.sample_rate, WINDOW_SECONDS, WINDOW_HOP_SECONDS)
+                    windows = embedder.window_logits(
+                        batch,
+                        embedder.sample_rate,
+                        WINDOW_SECONDS,
+                        WINDOW_HOP_SECONDS,
+                        whole=logits,
+                        batch_size=batch_size,
+                    )
                 else:
                     emb, logits = embedder.embed(batch, embedder.sample_rate), None
                 for j, (i, audio) in enumerate(chunk):
@@ -174,7 +183,7 @@ def embed_files(
                     if logits is not None:
                         res["logits"] = logits[j].numpy()
                     if windows is not None:
-                        res["window_logits"] = windows[j].numpy()
+                        res["window_logits"], res["window"] = windows[j].numpy(), window
                     np.savez(folder / f"{keys[i]}.npz", **res)
                     results[i] = res
                 bar.update(len(chunk))

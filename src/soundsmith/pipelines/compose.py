@@ -108,14 +108,17 @@ _SPEECH = re.compile(
     r"reciting|reads?|reading|announces?|announcing|counts?|counting|calls?|calling|shouts?|shouting|word)\b|\"",
     re.IGNORECASE,
 )
-# a clause that asks for speech: a voice saying, reading out or whispering words (singing and calls are not speech)
+# a clause that asks for speech: a voice saying, reading out, whispering or talking (not singing, not a call, not
+# the wind "whispering" through trees)
 _SAYS = re.compile(
-    r"\b(?:says?|saying|said|speaks?|speaking|spoken|pronounces?|pronouncing|pronounced|whispers?|whispering|"
-    r"whispered|recites?|reciting|recited|reads? (?:out|aloud)|reading (?:out|aloud)|announces?|announcing|"
-    r"announcer|shouts?|shouting|words?)\b",
+    r"\b(?:says?|saying|said|speaks?|speaking|spoken|speech|pronounces?|pronouncing|pronounced|whispers?|"
+    r"whispering|whispered|recites?|reciting|recited|reads? (?:out|aloud)|reading (?:out|aloud)|announces?|"
+    r"announcing|announcer|narrates?|narrating|narrator|talks?|talking|shouts?|shouting|words?)\b",
     re.IGNORECASE,
 )
-_SUNG = re.compile(r"\b(?:sings?|singing|sung|singers?|choirs?|vocalists?|hums?|humming)\b", re.IGNORECASE)
+_NOT_SPOKEN = re.compile(
+    r"\b(?:sings?|singing|sung|singers?|choirs?|vocalists?|wind|winds|breeze|leaves|trees|chimes?)\b", re.IGNORECASE
+)
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
@@ -236,9 +239,11 @@ def _number(text: str) -> int:
 
 
 def spoken(clause: str) -> bool:
-    """Whether ``clause`` asks for speech ("a man says the word seven", "a whisper pronounces 'go'"): a speaking
-    verb or "word", and no singing ("a singer hums" is not speech)."""
-    return bool(_SAYS.search(clause)) and not _SUNG.search(clause)
+    """Whether ``clause`` asks for speech ("a man says the word seven", "a whisper pronounces 'go'", "people
+    talking"): a speaking verb or "word"/"speech", and neither singing nor wind or chimes ("a singer sings the word
+    amen", "the wind whispers through the trees" are not speech). Words in quotes alone (``a man: "go"``) and
+    animals' speech ("a parrot says hello") are read as they are: the first is not found, the second is speech."""
+    return bool(_SAYS.search(clause)) and not _NOT_SPOKEN.search(clause)
 
 
 def asked_count(clause: str) -> tuple[str, int] | None:

@@ -205,11 +205,13 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         # 1. text: each part's prompt, and the unconditional branch (the negative prompt, or the learned null
         # text); batched as [cond of every part(, uncond of every part)], with each part's guidance (a part that
         # asks for speech at ``speech_guidance`` when the call gives none)
-        guided = guidance != 1.0 or (speech_guidance is not None and speech_guidance != 1.0)
-        negative = self._branch(negative_prompt, drop=False) if guided and negative_prompt else None
-
         def part_guidance(text: str) -> float:
             return speech_guidance if speech_guidance is not None and spoken(text) else guidance
+
+        # guided when any text this call can denoise is (its parts, and a counted clause made again as asked)
+        texts = parts if plan is None else [*parts, *(f for f in plan.foreground if f is not None)]
+        guided = any(part_guidance(t) != 1.0 for t in texts)
+        negative = self._branch(negative_prompt, drop=False) if guided and negative_prompt else None
 
         def encode(texts: list[str]) -> tuple[Branch, Tensor]:
             conds = [self._branch(p, drop=False) for p in texts]
@@ -258,7 +260,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 out = _windowed(model, x_batch, t_model, step_text, window)
                 if step_guided:
                     out_cond, out_uncond = out.chunk(2)
-                    out = out_uncond + scales.to(out.dtype) * (out_cond - out_uncond)
+                    out = out_uncond + scales * (out_cond - out_uncond)
                     if c.guidance_rescale > 0:
                         out = rescale_guided(out, out_cond, c.guidance_rescale)
                 x = run.step(out, t, x)

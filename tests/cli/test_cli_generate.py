@@ -382,6 +382,6 @@ def test_what_was_done_lines():
     assert what_was_done({"redrawn_for_direction": [2, 0]}) == [
         "drawn again for moving against the asked pitch direction (times, per candidate): 2, 0"
     ]
-    assert what_was_done({"speech_guidance": 2.0}) == [
-        "speech generated at guidance 2 (the model's speech_guidance)"
+    assert what_was_done({"kind_guidance": "noise 2, speech 2"}) == [
+        "generated at their kind's guidance (the model's kind_guidance): noise 2, speech 2"
     ]

@@ -15,6 +15,7 @@ from soundsmith.pipelines.compose import (
     mix_scene,
     plan_scene,
     repeat_event,
+    sound_kind,
     spoken,
 )
 
@@ -641,7 +642,7 @@ def test_repeat_event_caps_the_gap_and_never_fades_a_copy_in():
     assert empty.shape == (0,) and empty.dtype == np.float32 and at == 0
 
 
-# --- speech at its own guidance (LatentDiffusionConfig.speech_guidance) -------------------------------------
+# --- speech and noise at their own guidance (LatentDiffusionConfig.kind_guidance) ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -666,10 +667,26 @@ def test_repeat_event_caps_the_gap_and_never_fades_a_copy_in():
 )
 def test_spoken_reads_speech_and_not_singing_or_calls(clause, expected):
     assert spoken(clause) is expected
+    assert (sound_kind(clause) == "speech") is expected
 
 
-def test_speech_parts_are_generated_at_the_speech_guidance(monkeypatch):
-    """A part that asks for speech is denoised at ``speech_guidance`` and the others at ``guidance``: in a scene
+@pytest.mark.parametrize(
+    "clause,kind",
+    [
+        ("a steady noise hisses", "noise"),
+        ("white noise", "noise"),
+        ("radio static crackles", "noise"),
+        ("a man says the word noise", "speech"),  # speech first
+        ("rain falls", None),
+        ("a noisy engine", None),
+    ],
+)
+def test_sound_kind(clause, kind):
+    assert sound_kind(clause) == kind
+
+
+def test_speech_parts_are_generated_at_their_kinds_guidance(monkeypatch):
+    """A part that asks for speech is denoised at its kind's guidance and the others at ``guidance``: in a scene
     the speech row equals the speech clause made alone at that guidance, the bed row the bed made alone at the
     usual one; a call's own guidance is every part's."""
     from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
@@ -677,25 +694,25 @@ def test_speech_parts_are_generated_at_the_speech_guidance(monkeypatch):
     from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
 
     plain = LatentDiffusionPipeline(tiny_model())
-    pipe = LatentDiffusionPipeline(tiny_model(speech_guidance=3.5))
+    pipe = LatentDiffusionPipeline(tiny_model(kind_guidance={"speech": 3.5}))
     kwargs = {"duration": 0.5, "seed": 5, "progress": False}
     speech = "a man says the word seven"
     alone = pipe(speech, **kwargs)
-    assert alone.meta["speech_guidance"] == 3.5 and alone.meta["guidance"] == 2.0
+    assert alone.meta["kind_guidance"] == "speech 3.5" and alone.meta["guidance"] == 2.0
     np.testing.assert_array_equal(alone.audio, plain(speech, guidance=3.5, **kwargs).audio)
     assert not np.array_equal(alone.audio, plain(speech, **kwargs).audio)
     given = pipe(speech, guidance=2.0, **kwargs)  # a call's guidance: every part's, speech included
-    assert "speech_guidance" not in given.meta
+    assert "kind_guidance" not in given.meta
     np.testing.assert_array_equal(given.audio, plain(speech, **kwargs).audio)
     bell = pipe("a bell rings", **kwargs)  # no speech: the usual guidance, no note of it
-    assert "speech_guidance" not in bell.meta
+    assert "kind_guidance" not in bell.meta
     np.testing.assert_array_equal(bell.audio, plain("a bell rings", **kwargs).audio)
 
     calls = _capture(monkeypatch)
     prompt = f"{speech} over steady rain"
     scene = pipe(prompt, compose=True, **kwargs)
     assert scene.meta["composed"] == f"background: steady rain | 1: {speech}"
-    assert scene.meta["speech_guidance"] == 3.5
+    assert scene.meta["kind_guidance"] == "speech 3.5"
     plain(prompt, compose=True, **kwargs)  # every part at 2.0
     plain(prompt, compose=True, **{**kwargs, "guidance": 3.5})  # every part at 3.5
     (bed, (said,), _), (bed2, (said2,), _), (bed35, (said35,), _) = calls
@@ -704,7 +721,12 @@ def test_speech_parts_are_generated_at_the_speech_guidance(monkeypatch):
 
     # the bed at the usual guidance, the speech at its own (a tiny random model: guidance moves it a little)
     assert gap(bed, bed2) < gap(bed, bed35) / 10 and gap(said, said35) < gap(said, said2) / 10
-    with pytest.raises(ConfigError, match="speech_guidance=-1"):
-        tiny_model(speech_guidance=-1)
-    with pytest.raises(ConfigError, match="speech_guidance=True"):
-        tiny_model(speech_guidance=True)
+    noise = LatentDiffusionPipeline(tiny_model(kind_guidance={"speech": 3.5, "noise": 1.5}))
+    hiss = noise("a steady noise hisses", **kwargs)
+    assert hiss.meta["kind_guidance"] == "noise 1.5"
+    np.testing.assert_array_equal(hiss.audio, plain("a steady noise hisses", guidance=1.5, **kwargs).audio)
+    both = noise(f"{speech} over a steady hiss", compose=True, **kwargs)
+    assert both.meta["kind_guidance"] == "noise 1.5, speech 3.5"
+    for bad in ({"speech": -1}, {"speech": True}, {"music": 2.0}, [2.0]):
+        with pytest.raises(ConfigError, match="kind_guidance="):
+            tiny_model(kind_guidance=bad)

@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
 
 def what_was_done(meta: dict[str, Any]) -> list[str]:
     """One line each for what the pipeline did beyond generating the prompt as one clip: the parts it composed,
-    counted sounds made as asked, notes tuned, speech at its own guidance, parts drawn again (the same facts are in
+    counted sounds made as asked, notes tuned, speech or noise at its own guidance, parts drawn again (the same facts are in
     the WAV's metadata)."""
     lines = []
     if meta.get("composed"):
@@ -318,8 +318,8 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
     if meta.get("tuned_semitones"):
         shifts = "; ".join(", ".join(f"{s:+.2f}" for s in row) or "none" for row in meta["tuned_semitones"])
         lines.append(f"tuned to the named note or register by (semitones, per candidate): {shifts}")
-    if meta.get("speech_guidance") is not None:
-        lines.append(f"speech generated at guidance {meta['speech_guidance']:g} (the model's speech_guidance)")
+    if meta.get("kind_guidance"):
+        lines.append(f"generated at their kind's guidance (the model's kind_guidance): {meta['kind_guidance']}")
     if meta.get("redrawn_for_direction"):
         times = ", ".join(str(n) for n in meta["redrawn_for_direction"])
         lines.append(f"drawn again for moving against the asked pitch direction (times, per candidate): {times}")

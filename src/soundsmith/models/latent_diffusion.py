@@ -42,6 +42,9 @@ from soundsmith.models.composite import Component
 from soundsmith.models.latent_audio import LatentAudioModel
 
 PREDICTIONS = ("flow", "epsilon", "v_prediction")
+# kinds of sound a part can be denoised at its own guidance (``kind_guidance``), as
+# ``soundsmith.pipelines.compose.sound_kind`` reads them from a part's prompt
+KINDS = ("speech", "noise")
 
 
 @dataclass
@@ -239,10 +242,11 @@ class LatentDiffusionConfig:
     Sampling defaults: ``sampler`` (a name in ``soundsmith.sampling.diffusion.SAMPLERS`` that runs the prediction
     type; checked where a sampler is built, since models do not import sampling), ``sample_shift`` (flow only: the
     sampler's timestep shift, None = ``shift``; > 1 spends the steps nearer the noise, where a few-step sampler
-    decides what and where the sound is), ``steps``, ``guidance``, ``speech_guidance`` (the guidance of a part
-    that asks for speech, "a man says the word seven", when a call gives no guidance; None: ``guidance``. A small
-    denoiser says the asked word more clearly at lower guidance while other sounds need more: docs/latent_diffusion.md,
-    "Speech at its own guidance"),
+    decides what and where the sound is), ``steps``, ``guidance``, ``kind_guidance`` (kind -> guidance: a part
+    that asks for speech, "a man says the word seven", or noise, "a steady noise hisses", is denoised at its
+    kind's guidance when a call gives none; kinds: :data:`KINDS`. A small denoiser
+    says the asked word more clearly, and makes noise rather than rain, at lower guidance while other sounds need
+    more: docs/latent_diffusion.md, "Speech and noise at their own guidance"),
     ``duration`` (seconds); ``max_duration`` caps requests. ``context_seconds``: the clip length the denoiser was
     trained on (None: no limit assumed). With it, a text-to-audio request longer than that is denoised in
     overlapping windows of this length whose predictions are blended at every step (MultiDiffusion: each window is
@@ -282,7 +286,7 @@ class LatentDiffusionConfig:
     sample_shift: float | None = None
     steps: int = 8
     guidance: float = 3.0
-    speech_guidance: float | None = None
+    kind_guidance: dict[str, float] = field(default_factory=dict)
     duration: float = 4.0
     max_duration: float = 30.0
     context_seconds: float | None = None
@@ -322,15 +326,15 @@ class LatentDiffusionConfig:
             raise ConfigError(f"LatentDiffusionConfig.steps={self.steps!r} must be an integer >= 1")
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             raise ConfigError(f"LatentDiffusionConfig.guidance={self.guidance} must be a number >= 0")
-        if self.speech_guidance is not None and (
-            isinstance(self.speech_guidance, bool)
-            or not isinstance(self.speech_guidance, int | float)
-            or not (math.isfinite(self.speech_guidance) and self.speech_guidance >= 0)
+        if not isinstance(self.kind_guidance, dict) or any(
+            kind not in KINDS or isinstance(g, bool) or not isinstance(g, int | float) or not math.isfinite(g) or g < 0
+            for kind, g in self.kind_guidance.items()
         ):
             raise ConfigError(
-                f"LatentDiffusionConfig.speech_guidance={self.speech_guidance!r} must be a number >= 0 (or null: "
-                "speech at `guidance` like every other sound)"
+                f"LatentDiffusionConfig.kind_guidance={self.kind_guidance!r} must map kinds of {list(KINDS)} to "
+                "numbers >= 0 (or be empty: every part at `guidance`)"
             )
+        self.kind_guidance = {kind: float(g) for kind, g in self.kind_guidance.items()}
         if not (0 < self.duration <= self.max_duration):
             raise ConfigError(
                 f"LatentDiffusionConfig: need 0 < duration ({self.duration}) <= max_duration ({self.max_duration})"

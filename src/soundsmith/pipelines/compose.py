@@ -119,6 +119,8 @@ _SAYS = re.compile(
 _NOT_SPOKEN = re.compile(
     r"\b(?:sings?|singing|sung|singers?|choirs?|vocalists?|wind|winds|breeze|leaves|trees|chimes?)\b", re.IGNORECASE
 )
+# a clause that asks for noise: a hiss or static, white / pink / brown noise
+_NOISE = re.compile(r"\b(?:noise|hiss|hisses|hissing|static)\b", re.IGNORECASE)
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
@@ -244,6 +246,14 @@ def spoken(clause: str) -> bool:
     amen", "the wind whispers through the trees" are not speech). Words in quotes alone (``a man: "go"``) and
     animals' speech ("a parrot says hello") are read as they are: the first is not found, the second is speech."""
     return bool(_SAYS.search(clause)) and not _NOT_SPOKEN.search(clause)
+
+
+def sound_kind(clause: str) -> str | None:
+    """The kind of sound ``clause`` asks for (``soundsmith.models.latent_diffusion.KINDS``): ``"speech"`` (:func:`spoken`), ``"noise"``
+    ("a steady noise hisses", "white noise", "static crackles"), else ``None``."""
+    if spoken(clause):
+        return "speech"
+    return "noise" if _NOISE.search(clause) else None
 
 
 def asked_count(clause: str) -> tuple[str, int] | None:

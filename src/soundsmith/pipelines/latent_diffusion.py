@@ -28,7 +28,7 @@ from torch import Tensor
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
-from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, spoken
+from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, sound_kind
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
 from soundsmith.pipelines.tune import DIRECTION_TRIES, ONCE, asked_direction, asked_pitch, measure_direction
 from soundsmith.pipelines.tune import tune as tune_note
@@ -178,7 +178,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         """
         model, c = self.model, self.model.config
         steps = c.steps if steps is None else steps
-        speech_guidance = c.speech_guidance if guidance is None else None  # a call's guidance is every part's
+        kind_guidance = c.kind_guidance if guidance is None else {}  # a call's guidance is every part's
         guidance = c.guidance if guidance is None else guidance
         self.check_prompt(prompt)
         self._check(duration, steps, guidance, strength)
@@ -204,9 +204,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
 
         # 1. text: each part's prompt, and the unconditional branch (the negative prompt, or the learned null
         # text); batched as [cond of every part(, uncond of every part)], with each part's guidance (a part that
-        # asks for speech at ``speech_guidance`` when the call gives none)
+        # asks for speech or noise at its kind's, ``kind_guidance``, when the call gives none)
         def part_guidance(text: str) -> float:
-            return speech_guidance if speech_guidance is not None and spoken(text) else guidance
+            return kind_guidance.get(sound_kind(text) or "", guidance)
 
         # guided when any text this call can denoise is (its parts, and a counted clause made again as asked)
         texts = parts if plan is None else [*parts, *(f for f in plan.foreground if f is not None)]
@@ -364,8 +364,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "candidate_seeds": list(seeds),
             "components": self.component_names(),
         }
-        if speech_guidance is not None and any(spoken(p) for p in parts):  # the speech parts' guidance
-            meta["speech_guidance"] = speech_guidance
+        kinds = {kind for p in parts if (kind := sound_kind(p)) in kind_guidance}  # parts at their kind's guidance
+        if kinds:
+            meta["kind_guidance"] = ", ".join(f"{k} {kind_guidance[k]:g}" for k in sorted(kinds))
         if self.schedule.is_flow:  # the sampler's flow shift (VP schedules have none)
             meta["shift"] = self.schedule.shift
         if context:

@@ -102,18 +102,22 @@ _COUNTED_NOUN = re.compile(
     r"(?P<rest>(?:\s*[,(].*|\s+(?:at|in|on|of|from|with|near|that|which|by)\b.*)?)$",
     re.IGNORECASE | re.DOTALL,
 )
+# the speaking verbs every reading of speech shares (:func:`spoken`, the counts that are said, and
+# ``soundsmith.pipelines.tune``'s spoken prompts), each reading adding its own words
+SPEAKING = (
+    r"says?|saying|said|speaks?|speaking|spoken|pronounces?|whispers?|recites?|reciting|announces?|announcing|"
+    r"shouts?|shouting"
+)
 # a clause that speaks or reads out its numbers counts nothing ("a child recites the two times table")
 _SPEECH = re.compile(
-    r"\b(?:says?|saying|said|speaks?|speaking|spoken|pronounces?|pronouncing|whispers?|whispering|recites?|"
-    r"reciting|reads?|reading|announces?|announcing|counts?|counting|calls?|calling|shouts?|shouting|word)\b|\"",
+    rf"\b(?:{SPEAKING}|pronouncing|whispering|reads?|reading|counts?|counting|calls?|calling|word)\b|\"",
     re.IGNORECASE,
 )
 # a clause that asks for speech: a voice saying, reading out, whispering or talking (not singing, not a call, not
 # the wind "whispering" through trees)
 _SAYS = re.compile(
-    r"\b(?:says?|saying|said|speaks?|speaking|spoken|speech|pronounces?|pronouncing|pronounced|whispers?|"
-    r"whispering|whispered|recites?|reciting|recited|reads? (?:out|aloud)|reading (?:out|aloud)|announces?|"
-    r"announcing|announcer|narrates?|narrating|narrator|talks?|talking|shouts?|shouting|words?)\b",
+    rf"\b(?:{SPEAKING}|speech|pronouncing|pronounced|whispering|whispered|recited|reads? (?:out|aloud)|"
+    r"reading (?:out|aloud)|announcer|narrates?|narrating|narrator|talks?|talking|words?)\b",
     re.IGNORECASE,
 )
 _NOT_SPOKEN = re.compile(

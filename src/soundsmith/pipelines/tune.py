@@ -38,6 +38,7 @@ import re
 import numpy as np
 
 from soundsmith.eval.attribute_vocab import EVENT_REGISTERS
+from soundsmith.pipelines.compose import SPEAKING
 
 TOLERANCE_SEMITONES = 0.35  # closer than this: left as generated (the evaluators accept 0.5)
 MAX_SHIFT_SEMITONES = 30.0  # further than this: the measurement is more likely wrong than the model
@@ -58,9 +59,7 @@ _PHRASES = re.compile(
     re.IGNORECASE,
 )
 _SPOKEN = re.compile(
-    r"\b(?:says?|saying|said|speaks?|speaking|spoken|pronounces?|whispers?|word|announces?|announcer|announcing|"
-    r"reads?|reading|recites?|reciting|calls?|calling|shouts?|shouting|voice|voices)\b|\"",
-    re.IGNORECASE,
+    rf"\b(?:{SPEAKING}|word|announcer|reads?|reading|calls?|calling|voice|voices)\b|\"", re.IGNORECASE
 )
 # the pitched sources whose register is the events' (a tone, beep, bell...), and the instruments, whose register
 # depends on the instrument

@@ -197,3 +197,21 @@ def test_the_windows_reach_the_class_check(data, tmp_path, monkeypatch):
     monkeypatch.setattr(adh, "measure_files", spy)
     evaluate(root / "gen", ref, prompts=root / "prompts.jsonl", out_dir=tmp_path / "r", tagger=tagger())
     assert seen and all(w is not None and w.ndim == 2 for w in seen)
+
+
+def test_embeddings_only_skip_the_windows(data, tmp_path):
+    """``windows=False`` (a caller reading the embeddings only) writes no window logits and reuses an entry that
+    holds them; with a mix of both kinds of entry it returns what every entry holds."""
+    from soundsmith.eval.embedders import TaggerEmbedder
+    from soundsmith.eval.runner import embed_files
+
+    root, _ = data
+    files = sorted((root / "gen").glob("*.wav"))[:4]
+    emb = TaggerEmbedder(tagger())
+    plain = embed_files(files[:2], emb, tmp_path, windows=False)
+    assert set(plain) == {"emb", "level_db", "clipped", "logits"}
+    full = embed_files(files[1:3], emb, tmp_path)  # the shared file is remade with its windows
+    assert full["window_logits"].shape == full["logits"].shape
+    mixed = embed_files([files[1], files[0], files[3]], emb, tmp_path, windows=False)  # first one with windows
+    assert "window_logits" not in mixed and len(mixed["emb"]) == 3
+    np.testing.assert_allclose(mixed["emb"][0], full["emb"][0], atol=1e-5)

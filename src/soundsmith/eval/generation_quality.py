@@ -443,9 +443,11 @@ def variety(
     for j, p in enumerate(chosen):
         gen = generate_set(pipe, [p] * k, setting, folder / f"p{j}", seeds=range(k))
         files = sorted(gen["audio_dir"].glob("*.wav"))
-        g = embed_files(files, embedder, cache, desc="variety")["emb"]
+        g = embed_files(files, embedder, cache, desc="variety", windows=False)["emb"]
         real = by_labels[tuple(sorted(p.labels))][:k]
-        r = embed_files([x.audio_path(root) for x in real], embedder, cache, desc="variety real")["emb"]
+        r = embed_files(
+            [x.audio_path(root) for x in real], embedder, cache, desc="variety real", windows=False
+        )["emb"]
         items.append(
             {"id": p.id, "prompt": p.prompt, "labels": p.labels, "n_real": len(real)}
             | {"generated": mean_pairwise_distance(g), "real": mean_pairwise_distance(r)}

@@ -127,17 +127,24 @@ def file_key(path: Path) -> str:
 
 
 def embed_files(
-    paths: list[Path], embedder: Any, cache_dir: Path, batch_size: int = 16, desc: str = "embedding"
+    paths: list[Path],
+    embedder: Any,
+    cache_dir: Path,
+    batch_size: int = 16,
+    desc: str = "embedding",
+    windows: bool = True,
 ) -> dict[str, np.ndarray]:
     """Run `embedder` over audio files; per-file results cached under `cache_dir/<embedder.name>/<sha>.npz`.
 
     Returns stacked arrays: `emb [N, D]`, `level_db [N]`, `clipped [N]`, and for the tagger `logits [N, C]` and
-    `window_logits [N, C]` (each class's best over the clip and its windows, for the class check of a scene).
-    Equal-length clips are batched together (no padding: it would change the embeddings).
+    `window_logits [N, C]` (each class's best over the clip and its windows, for the class check of a scene; not
+    with ``windows=False``, for a caller that reads the embeddings only). Equal-length clips are batched together
+    (no padding: it would change the embeddings).
     """
     from soundsmith.eval.adherence import WINDOW_HOP_SECONDS, WINDOW_SECONDS
 
     tagger = isinstance(embedder, TaggerEmbedder)
+    windows = windows and tagger
     window = np.array([WINDOW_SECONDS, WINDOW_HOP_SECONDS])
     folder = cache_dir / embedder.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,7 +158,7 @@ def embed_files(
             with np.load(f) as z:
                 cached = {name: z[name] for name in z.files}
         # a tagger entry holds the windows it was made with: older entries (none), or other windows, are remade
-        if cached is not None and (not tagger or np.array_equal(cached.get("window", []), window)):
+        if cached is not None and (not windows or np.array_equal(cached.get("window", []), window)):
             results[i] = cached
         else:
             audio, _ = load_audio(p, sample_rate=embedder.sample_rate)  # mono float32 [T]
@@ -161,10 +168,13 @@ def embed_files(
             for start in range(0, len(group), batch_size):
                 chunk = group[start : start + batch_size]
                 batch = np.stack([a for _, a in chunk])
-                windows = None
                 if tagger:
                     emb, logits = embedder.embed_and_logits(batch, embedder.sample_rate)
-                    windows = embedder.window_logits(
+                else:
+                    emb, logits = embedder.embed(batch, embedder.sample_rate), None
+                best = None
+                if windows:
+                    best = embedder.window_logits(
                         batch,
                         embedder.sample_rate,
                         WINDOW_SECONDS,
@@ -172,8 +182,6 @@ def embed_files(
                         whole=logits,
                         batch_size=batch_size,
                     )
-                else:
-                    emb, logits = embedder.embed(batch, embedder.sample_rate), None
                 for j, (i, audio) in enumerate(chunk):
                     res = {
                         "emb": emb[j].numpy(),
@@ -182,12 +190,14 @@ def embed_files(
                     }
                     if logits is not None:
                         res["logits"] = logits[j].numpy()
-                    if windows is not None:
-                        res["window_logits"], res["window"] = windows[j].numpy(), window
+                    if best is not None:
+                        res["window_logits"], res["window"] = best[j].numpy(), window
                     np.savez(folder / f"{keys[i]}.npz", **res)
                     results[i] = res
                 bar.update(len(chunk))
-    return {name: np.stack([results[i][name] for i in range(len(paths))]) for name in results[0]}
+    # without windows, a cached entry may hold them and a new one not: what every entry holds
+    names = [name for name in results[0] if all(name in r for r in results.values())]
+    return {name: np.stack([results[i][name] for i in range(len(paths))]) for name in names}
 
 
 # ---------------------------------------------------------------- model resolution

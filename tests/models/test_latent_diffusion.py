@@ -107,6 +107,29 @@ def test_dropped_rows_ignore_the_text():
     assert (a[0] - kept[0]).abs().max() > 1e-4
 
 
+def test_a_guidance_input_starts_as_the_plain_denoiser_and_then_reads_the_scale():
+    plain = _model()
+    guided = _model()  # the same weights (same seed), then a guidance input
+    guided.add_guidance_input()
+    assert guided.config.guidance_embed and guided.guidance_mlp is not None
+    x, t, tokens, mask, pooled = _inputs()
+    with torch.no_grad():
+        base = plain(x, t, tokens, mask, pooled)
+        for w in (None, torch.tensor([1.0, 3.0, 5.0])):  # zero-initialised output: every scale predicts as before
+            torch.testing.assert_close(guided(x, t, tokens, mask, pooled, None, w), base, rtol=0, atol=0)
+        for p in guided.guidance_mlp.parameters():
+            p.normal_(0, 0.1)
+        one = guided(x, t, tokens, mask, pooled, None, torch.ones(3))
+        torch.testing.assert_close(guided(x, t, tokens, mask, pooled), one, rtol=0, atol=0)  # None = scale 1
+        four = guided(x, t, tokens, mask, pooled, None, torch.full((3,), 4.0))
+    assert (four - one).abs().max() > 1e-4
+    with pytest.raises(ModelError, match="guidance_embed is off"):
+        plain(x, t, tokens, mask, pooled, None, torch.ones(3))
+    before = dict(guided.state_dict())
+    guided.add_guidance_input()  # a second call keeps the trained input
+    assert all(torch.equal(v, guided.state_dict()[k]) for k, v in before.items())
+
+
 def test_self_attention_sees_the_whole_clip():
     """A change at the last latent frame reaches the first output frame (non-causal, global context)."""
     model = _model()

@@ -142,6 +142,48 @@ def test_guidance_interval_guides_only_the_steps_inside_it():
             tiny_model(guidance_interval=bad)
 
 
+class _Distilled(torch.nn.Module):
+    """A perfectly guidance-distilled denoiser: in one pass, what ``teacher`` predicts guided in two."""
+
+    def __init__(self, teacher: torch.nn.Module) -> None:
+        super().__init__()
+        self.teacher, self.calls = teacher, []
+
+    def forward(self, x, t, tokens, mask, pooled, drop=None, guidance=None):
+        self.calls.append((len(x), None if guidance is None else guidance.tolist()))
+        cond = self.teacher(x, t, tokens, mask, pooled, drop)
+        if guidance is None:
+            return cond
+        uncond = self.teacher(x, t, tokens, mask, pooled, torch.ones(len(x), dtype=torch.bool))
+        return uncond + guidance.view(-1, 1, 1, 1) * (cond - uncond)
+
+
+def test_a_guidance_distilled_denoiser_guides_in_one_pass_as_the_two_branches_do():
+    kw = dict(duration=0.5, seed=3, progress=False)
+    over = dict(kind_guidance={"speech": 3.5}, compose=True)
+    teacher = LatentDiffusionPipeline(tiny_model(**over))
+    student_model = tiny_model(**over)
+    student_model.config.denoiser.guidance_embed = True
+    student_model.denoiser = oracle = _Distilled(student_model.denoiser)
+    student = LatentDiffusionPipeline(student_model)
+    prompt = "a man says the word seven over steady rain"  # two parts: speech at 3.5, the bed at 2
+    out = student(prompt, **kw)
+    np.testing.assert_allclose(out.audio, teacher(prompt, **kw).audio, atol=1e-4)
+    assert oracle.calls and all(rows == 2 for rows, _ in oracle.calls)  # one row per part, not two
+    assert sorted(oracle.calls[0][1]) == [2.0, 3.5]
+    oracle.calls.clear()
+    np.testing.assert_allclose(  # a negative prompt: two branches, both at scale 1 (None)
+        student("a bell", negative_prompt="hum", **kw).audio,
+        teacher("a bell", negative_prompt="hum", **kw).audio,
+        atol=1e-4,
+    )
+    assert oracle.calls and all(rows == 2 and w is None for rows, w in oracle.calls)
+    oracle.calls.clear()
+    unguided = student("a bell", guidance=1.0, **kw).audio
+    np.testing.assert_allclose(unguided, teacher("a bell", guidance=1.0, **kw).audio, atol=1e-5)
+    assert oracle.calls and all(rows == 1 and w is None for rows, w in oracle.calls)  # the conditional alone
+
+
 def test_guidance_rescale_matches_the_formula_and_reaches_the_pipeline():
     from soundsmith.pipelines.latent_diffusion import rescale_guided
 

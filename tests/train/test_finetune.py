@@ -177,7 +177,7 @@ def test_an_adapter_on_another_base_is_refused(setup, lora_run, tmp_path):
 
 def test_a_killed_run_resumes_to_the_same_weights(setup, tmp_path, one_thread):
     base, data, _ = setup
-    for method in ("lora", "full"):
+    for method in ("lora", "full", "guidance"):
         cfg = small(base, method=method, steps=8, valid_every=2)
         straight = finetune(data, tmp_path / f"{method}-straight", cfg)
         first = finetune(data, tmp_path / f"{method}-killed", cfg, stop_at=5)
@@ -210,6 +210,51 @@ def test_full_finetune_exports_a_model_directory_with_ema(setup, tmp_path):
     assert pipe("a zap", duration=0.5, progress=False).audio.shape == (1, SR // 2)
 
 
+def test_guidance_distillation_exports_a_one_pass_model_at_twice_the_steps(setup, tmp_path):
+    base, data, _ = setup
+    result = finetune(data, tmp_path / "g", small(base, method="guidance", steps=6, ema_decay=0.5))
+    meta = json.loads((tmp_path / "g" / "model" / "config.json").read_text())
+    base_meta = json.loads((base / "config.json").read_text())
+    assert meta["extra"]["finetune"]["method"] == "guidance" and result.best_step in (3, 6)
+    assert meta["config"]["denoiser"]["guidance_embed"] and not base_meta["config"]["denoiser"]["guidance_embed"]
+    assert meta["config"]["steps"] == 2 * base_meta["config"]["steps"]
+    state = ckpt.load_checkpoint(tmp_path / "g" / "checkpoints" / f"step-{6:07d}.ckpt")
+    assert any("guidance_mlp" in k for k in state["objective"])
+    assert not any("teacher" in k for k in state["objective"])  # the frozen teacher is never saved
+    student = load_model(tmp_path / "g")
+    assert student.denoiser.guidance_mlp is not None
+    assert any(p.abs().max() > 0 for p in student.denoiser.guidance_mlp[2].parameters())  # it learned
+    pipe = soundsmith.load(tmp_path / "g")
+    assert pipe("a zap", duration=0.5, progress=False).audio.shape == (1, SR // 2)
+
+
+def test_guidance_objective_regresses_on_the_teachers_guided_prediction(setup):
+    import copy
+
+    from soundsmith.finetune.run import GuidanceObjective
+
+    base, _, _ = setup
+    model = load_model(base)
+    with torch.no_grad():  # the tiny base's output layers are zero: give them weights so branches differ
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.05)
+    teacher = copy.deepcopy(model.denoiser)
+    model.denoiser.add_guidance_input()
+    tokens, mask, pooled = model.encode_text(["a zap", "a bell rings twice"])
+    x0 = torch.randn(2, *model.latent_shape(8000), generator=torch.Generator().manual_seed(0))
+    batch = {"latents": x0, "text_tokens": tokens, "text_mask": mask, "text_pooled": pooled}
+
+    def loss(lo: float, hi: float) -> float:
+        objective = GuidanceObjective(model, teacher, [lo, hi])
+        assert not any("teacher" in name for name, _ in objective.named_parameters())
+        return float(objective.denoising_loss(batch, torch.Generator().manual_seed(7))[0].detach())
+
+    # the student starts as the teacher's conditional prediction: exact at scale 1, off by (w - 1)^2 |c - u|^2
+    assert loss(1.0, 1.0 + 1e-9) < 1e-10
+    at2, at4 = loss(2.0, 2.0 + 1e-9), loss(4.0, 4.0 + 1e-9)
+    assert at2 > 1e-6 and at4 == pytest.approx(9 * at2, rel=1e-4)
+
+
 def test_minutes_stop_with_a_checkpoint_and_resume_finishes(setup, tmp_path):
     base, data, _ = setup
     cfg = small(base, steps=6, valid_every=3)
@@ -234,3 +279,6 @@ def test_run_directory_misuse_is_refused(setup, lora_run, tmp_path):
         finetune(empty, tmp_path / "run", small(base))
     with pytest.raises(ConfigError, match="--method"):
         FinetuneConfig(method="dreambooth")
+    for bad in ([3.0, 2.0], [1.0], [-1.0, 2.0], [1.0, float("nan")]):
+        with pytest.raises(ConfigError, match="guidance_range"):
+            FinetuneConfig(method="guidance", guidance_range=bad)

@@ -22,7 +22,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--base", help="model to fine-tune: shipped name, model or run directory (default: default)"
     )
-    p.add_argument("--method", choices=["lora", "full"], help="LoRA adapters (default) or the whole denoiser")
+    p.add_argument(
+        "--method",
+        choices=["lora", "full", "guidance"],
+        help="LoRA adapters (default), the whole denoiser, or guidance: distil the base's classifier-free "
+        "guidance into its denoiser (one pass a step instead of two; docs/latent_diffusion.md)",
+    )
+    p.add_argument(
+        "--guidance-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="--method guidance: the guidance scales it learns (default 1 5)",
+    )
     p.add_argument("--rank", type=int, help="LoRA rank (default 8)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: from the number of clips, 100-2000)")
     p.add_argument("--minutes", type=float, help="stop after this much wall time (a checkpoint is kept)")
@@ -56,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "trigger",
         "prior_clips",
         "seed",
+        "guidance_range",
     )
     given = {key: getattr(args, key) for key in (*keys, "accelerator") if getattr(args, key) is not None}
     if args.no_prior:

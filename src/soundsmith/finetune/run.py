@@ -14,6 +14,11 @@
    ``adapter.safetensors``, naming the base and its weights hash) or, for ``full``, a complete model directory (the
    EMA weights). ``soundsmith.load(RUN)`` and ``soundsmith generate --model RUN`` use either.
 
+``guidance`` (guidance distillation, Meng et al. 2023) trains the whole denoiser, given a guidance-scale input,
+to predict in one pass what the frozen base predicts with classifier-free guidance in two (``uncond + w (cond -
+uncond)``, ``w`` drawn from ``guidance_range``), on the clips noised at the timesteps the base's sampler visits;
+the exported model takes twice the base's steps by default, at the same work per clip.
+
 LoRA trains rank-``rank`` adapters on the denoiser's attention (``qkv``, ``proj``, ``q_cross``, ``kv_cross``,
 ``proj_cross``) and MLP projections (``mlp.0``, ``mlp.2``); everything else stays frozen. Full fine-tuning trains the
 whole denoiser with an EMA of its weights. Training checkpoints hold only the trained tensors (the frozen base is
@@ -22,6 +27,7 @@ rebuilt from the base model, whose hash is checked on resume).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -45,7 +51,7 @@ from soundsmith.train.objectives.latent_diffusion import LatentDiffusionObjectiv
 
 log = logging.getLogger("soundsmith.finetune")
 
-METHODS = ("lora", "full")
+METHODS = ("lora", "full", "guidance")
 FAMILY = "latent_diffusion"
 DEFAULT_TARGETS = ("qkv", "proj", "q_cross", "kv_cross", "proj_cross", "mlp.0", "mlp.2")
 ADAPTER = "finetune"  # the adapter's name inside the model while it trains
@@ -54,14 +60,16 @@ EPOCHS = 40  # default length: about this many passes over the training rows ...
 MIN_STEPS, MAX_STEPS = 100, 2000  # ... within these bounds
 MAX_BATCH = 8
 MAX_PRIOR = 32
-LR = {"lora": 1e-3, "full": 1e-4}
+LR = {"lora": 1e-3, "full": 1e-4, "guidance": 5e-5}
 
 
 @dataclass
 class FinetuneConfig:
     """What to fine-tune and how; ``None`` fields are filled from the data by :func:`plan`.
 
-    ``base``: shipped name, model or run directory of a latent-diffusion model. ``method``: ``lora`` or ``full``.
+    ``base``: shipped name, model or run directory of a latent-diffusion model. ``method``: ``lora``, ``full`` or
+    ``guidance`` (distil the base's classifier-free guidance; ``guidance_range``: the scales it learns, drawn
+    uniformly).
     ``rank``/``alpha`` (default ``rank``)/``targets``: the LoRA adapters. ``steps``, ``batch_size``, ``lr``,
     ``clip_seconds`` (training crop), ``ema_decay`` (full only by default), ``valid_every`` (also the checkpoint
     cadence). ``caption``: one caption for every clip; ``trigger``: appended to every caption. ``prior``: prior
@@ -86,9 +94,14 @@ class FinetuneConfig:
     valid_every: int | None = None
     seed: int = 0
     accelerator: str = "auto"
+    guidance_range: list[float] = field(default_factory=lambda: [1.0, 5.0])
 
     def __post_init__(self) -> None:
         self.targets = list(self.targets)
+        self.guidance_range = [float(v) for v in self.guidance_range]
+        lo_hi = self.guidance_range
+        if len(lo_hi) != 2 or not all(math.isfinite(v) for v in lo_hi) or not 0.0 <= lo_hi[0] < lo_hi[1]:
+            raise ConfigError(f"guidance_range={lo_hi!r} must be [low, high] with 0 <= low < high")
         if self.method not in METHODS:
             raise ConfigError(f"--method {self.method!r} is unknown; use one of {', '.join(METHODS)}")
         for name, minimum in (("rank", 1), ("steps", 1), ("batch_size", 1), ("prior_clips", 0), ("seed", 0)):
@@ -162,7 +175,7 @@ def plan(cfg: FinetuneConfig, n_train: int, seconds: float, model_duration: floa
     values["lr"] = cfg.lr or LR[cfg.method]
     values["alpha"] = cfg.alpha or float(cfg.rank)
     if cfg.ema_decay is None:
-        values["ema_decay"] = min(0.999, max(0.9, 1 - 10 / steps)) if cfg.method == "full" else 0.0
+        values["ema_decay"] = min(0.999, max(0.9, 1 - 10 / steps)) if cfg.method != "lora" else 0.0
     values["clip_seconds"] = cfg.clip_seconds or round(max(MIN_SECONDS, min(seconds, model_duration)), 2)
     values["valid_every"] = cfg.valid_every or max(1, steps // 10)
     return FinetuneConfig(**{**asdict(cfg), **values})
@@ -207,6 +220,43 @@ class FinetuneObjective(LatentDiffusionObjective):
             gen = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:valid:{key}:{k}".encode()))
             total += float(self.denoising_loss(batch, gen)[0])
         return {"loss": total / self.valid_draws}
+
+
+class GuidanceObjective(FinetuneObjective):
+    """Guidance distillation: MSE between the student's one-pass prediction at scale ``w`` and the frozen
+    ``teacher``'s guided one, ``uncond + w (cond - uncond)``, on latents noised at timesteps drawn as the sampler
+    spends them (the sampling shift) and ``w ~ U(guidance_range)`` per row. The teacher is held outside the module
+    tree: no checkpoint, optimizer or EMA sees it."""
+
+    def __init__(self, model: Any, teacher: nn.Module, guidance_range: list[float], seed: int = 0) -> None:
+        super().__init__(model, seed=seed)
+        self.__dict__["teacher"] = teacher.requires_grad_(False).eval()
+        self.guidance_range = (float(guidance_range[0]), float(guidance_range[1]))
+        from soundsmith.sampling.diffusion import NoiseSchedule
+
+        self.visit = NoiseSchedule(**model.config.schedule_kwargs(sampling=True))
+
+    def denoising_loss(
+        self, batch: dict[str, Any], gen: torch.Generator, drop_prob: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x0 = batch["latents"]
+        n = x0.shape[0]
+        t = self.visit.sample_timesteps(n, gen)
+        noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+        lo, hi = self.guidance_range
+        w = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
+        x_t = self.visit.noisy(x0, noise.to(x0.device), t)
+        now = (t.float() / self.visit.num_train_timesteps).to(x0.device)
+        text = (batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
+        teacher = self.teacher.to(x0.device)
+        with torch.no_grad():  # the teacher's [cond, uncond] in one batch
+            drop = torch.arange(2 * n, device=x0.device) >= n
+            pair = tuple(torch.cat([v, v]) for v in (x_t, now, *text))
+            both = teacher(*pair, drop)
+            cond, uncond = both.float().chunk(2)
+            target = uncond + w.view(-1, 1, 1, 1) * (cond - uncond)
+        pred = self.model(x_t, now, *text, None, w)
+        return torch.nn.functional.mse_loss(pred.float(), target), torch.zeros(n, dtype=torch.bool)
 
 
 class _TimeUp(Exception):
@@ -389,12 +439,20 @@ def finetune(
 
     # the trained part: LoRA adapters on the denoiser, or the whole denoiser
     model.requires_grad_(False)
+    teacher = None  # guidance distillation: the frozen base denoiser
     if cfg.method == "lora":
         layers = lora.add_lora(model.denoiser, ADAPTER, cfg.targets, cfg.rank, cfg.alpha, seed=cfg.seed)
         what = f"LoRA rank {cfg.rank} on {len(layers)} Linear layers"
     else:
+        if cfg.method == "guidance":
+            teacher = copy.deepcopy(model.denoiser)
+            model.denoiser.add_guidance_input()
+            # one pass a step: twice the steps for the same work
+            model.config.steps = 2 * int(model.config.steps)
         model.denoiser.requires_grad_(True)
         what = f"the whole denoiser (EMA {cfg.ema_decay or 0.0:.3g})"
+        if teacher is not None:
+            what += f", distilling guidance {cfg.guidance_range[0]:g}-{cfg.guidance_range[1]:g}"
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def export(net: nn.Module, extra: dict[str, Any]) -> None:
@@ -438,7 +496,11 @@ def finetune(
         seed=cfg.seed,
         accelerator=cfg.accelerator,
     )
-    objective = FinetuneObjective(model, seed=cfg.seed)
+    objective = (
+        GuidanceObjective(model, teacher, cfg.guidance_range, seed=cfg.seed)
+        if teacher is not None
+        else FinetuneObjective(model, seed=cfg.seed)
+    )
     trainer = FinetuneTrainer(
         objective,
         train_set,

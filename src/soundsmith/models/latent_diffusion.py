@@ -54,6 +54,9 @@ class LatentDenoiserConfig:
     ``latent_channels`` x ``latent_bins`` must match the VAE (its latent channels and ``n_mels / freq_down``).
     ``prediction`` says what the network outputs: ``flow`` (velocity ``noise - x0`` of the straight path
     ``x_t = (1 - t) x0 + t noise``), ``epsilon`` (the noise) or ``v_prediction``.
+    ``guidance_embed``: the network also takes a classifier-free guidance scale per row and predicts the guided
+    output in one pass (guidance distillation, Meng et al. 2023, "On distillation of guided diffusion models"):
+    half the work of a guided step. Scale 1 is the plain conditional prediction.
     """
 
     latent_channels: int = 8
@@ -66,6 +69,7 @@ class LatentDenoiserConfig:
     text_encoder: str = "minilm"  # spec for soundsmith.text.build_text_encoder (frozen, not in the weights)
     prediction: str = "flow"
     rope_base: float = 10000.0
+    guidance_embed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("latent_channels", "latent_bins", "d_model", "layers", "heads", "text_dim"):
@@ -159,6 +163,20 @@ class Block(nn.Module):
         return x + g2 * self.mlp(h)
 
 
+# the guidance scale enters the sinusoidal embedding as ``w / GUIDANCE_EMBED_SCALE`` (so scales 0..10 spread as
+# timesteps 0..1 do)
+GUIDANCE_EMBED_SCALE = 10.0
+
+
+def _guidance_mlp(d: int) -> nn.Sequential:
+    """The guidance-scale embedding added to the timestep + pooled-text vector; its output layer starts at zero,
+    so a denoiser given one starts as the denoiser it was before (the conditional prediction at every scale)."""
+    mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+    nn.init.zeros_(mlp[2].weight)
+    nn.init.zeros_(mlp[2].bias)
+    return mlp
+
+
 class LatentDenoiser(nn.Module):
     """``forward(x [B, C, F, T], t [B], text_tokens [B, L, Dt], text_mask [B, L], pooled [B, Dt], drop [B]) ->
     [B, C, F, T]``: the prediction (``config.prediction``) for noisy latents ``x`` at times ``t`` in [0, 1]."""
@@ -170,6 +188,7 @@ class LatentDenoiser(nn.Module):
         self.inp = nn.Linear(width, d)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.pooled_proj = nn.Linear(c.text_dim, d)
+        self.guidance_mlp = _guidance_mlp(d) if c.guidance_embed else None
         self.null_tokens = nn.Parameter(torch.zeros(1, 1, c.text_dim))
         self.null_pooled = nn.Parameter(torch.zeros(1, c.text_dim))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.layers))
@@ -180,6 +199,13 @@ class LatentDenoiser(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def add_guidance_input(self) -> None:
+        """Give the denoiser a guidance-scale input (``guidance_embed``; a no-op when it has one): it predicts as
+        before at every scale until trained to guide in one pass (``soundsmith finetune --method guidance``)."""
+        if self.guidance_mlp is None:
+            self.config.guidance_embed = True
+            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(self.inp.weight.device)
+
     def forward(
         self,
         x: Tensor,
@@ -188,6 +214,7 @@ class LatentDenoiser(nn.Module):
         text_mask: Tensor,
         pooled: Tensor,
         drop: Tensor | None = None,
+        guidance: Tensor | None = None,
     ) -> Tensor:
         c = self.config
         B, C, Fb, T = x.shape
@@ -213,6 +240,11 @@ class LatentDenoiser(nn.Module):
             text_mask = torch.where(keep[:, None], text_mask, first)
         h = self.inp(x.reshape(B, C * Fb, T).transpose(1, 2))  # [B, T, d]
         cond = self.time_mlp(timestep_embedding(t, c.d_model)) + self.pooled_proj(pooled)  # [B, d]
+        if self.guidance_mlp is not None:  # scale 1 (no guidance) unless given
+            w = torch.ones(B, device=x.device) if guidance is None else guidance.reshape(B).to(x.device)
+            cond = cond + self.guidance_mlp(timestep_embedding(w / GUIDANCE_EMBED_SCALE, c.d_model))
+        elif guidance is not None:
+            raise ModelError("this denoiser takes no guidance scale (guidance_embed is off); guide in two branches")
         angles = rotary_angles(
             T, c.d_model // c.heads, c.rope_base, h.device, h.dtype
         )  # shared by the blocks
@@ -454,6 +486,8 @@ class LatentDiffusion(LatentAudioModel):
         text_mask: Tensor,
         pooled: Tensor,
         drop: Tensor | None = None,
+        guidance: Tensor | None = None,
     ) -> Tensor:
-        """The denoiser: noisy latents ``x [B, C, F, T']`` at times ``t [B]`` in [0, 1] -> prediction, same shape."""
-        return self.denoiser(x, t, text_tokens, text_mask, pooled, drop)
+        """The denoiser: noisy latents ``x [B, C, F, T']`` at times ``t [B]`` in [0, 1] -> prediction, same shape
+        (``guidance [B]``: the guidance scales of a guidance-distilled denoiser, ``guidance_embed``)."""
+        return self.denoiser(x, t, text_tokens, text_mask, pooled, drop, guidance)

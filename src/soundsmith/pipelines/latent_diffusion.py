@@ -212,10 +212,14 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         texts = parts if plan is None else [*parts, *(f for f in plan.foreground if f is not None)]
         guided = any(part_guidance(t) != 1.0 for t in texts)
         negative = self._branch(negative_prompt, drop=False) if guided and negative_prompt else None
+        # a guidance-distilled denoiser guides in one pass (the scale is its input); a negative prompt still needs
+        # the second branch, both at scale 1
+        one_pass = guided and negative is None and c.denoiser.guidance_embed
+        two_branch = guided and not one_pass
 
         def encode(texts: list[str]) -> tuple[Branch, Tensor]:
             conds = [self._branch(p, drop=False) for p in texts]
-            uncond = [negative or (*cond[:3], torch.tensor([True])) for cond in conds] if guided else []
+            uncond = [negative or (*cond[:3], torch.tensor([True])) for cond in conds] if two_branch else []
             scales = torch.tensor([part_guidance(p) for p in texts], device=device).view(-1, 1, 1, 1)
             return self._batch(conds + uncond, 1, device), scales
 
@@ -253,12 +257,15 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 x_in = run.scale_model_input(x, t)
                 now = float(t) / self.schedule.num_train_timesteps  # the denoiser's time in [0, 1]
                 step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
-                k = 2 * p if step_guided else p  # outside the interval: conditional alone
-                step_text = text if step_guided or not guided else tuple(v[:k] for v in text)
+                k = 2 * p if step_guided and two_branch else p  # outside the interval: conditional alone
+                step_text = text if k == len(text[0]) else tuple(v[:k] for v in text)
+                if one_pass:  # the scales are the denoiser's input (1 outside the interval)
+                    w = scales.view(-1) if step_guided else torch.ones(p, device=device)
+                    step_text = (*step_text, w)
                 t_model = torch.full((k,), now, device=device)
                 x_batch = x_in.repeat(k // p, 1, 1, 1)
                 out = _windowed(model, x_batch, t_model, step_text, window)
-                if step_guided:
+                if step_guided and two_branch:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + scales * (out_cond - out_uncond)
                     if c.guidance_rescale > 0:
@@ -371,7 +378,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["shift"] = self.schedule.shift
         if context:
             meta["context_seconds"] = c.context_seconds
-        if guided and c.guidance_rescale > 0:
+        if two_branch and c.guidance_rescale > 0:  # (one-pass guidance has no branch to rescale by)
             meta["guidance_rescale"] = c.guidance_rescale
         if any(gains):
             meta["level_gain_db"] = gains

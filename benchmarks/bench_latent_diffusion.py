@@ -134,6 +134,32 @@ class Timers:
         setattr(obj, method, timed)
 
 
+def _breakdown(pipe: Any, prompt: str, seconds: float, repeats: int) -> dict[str, float]:
+    """The best of ``repeats`` generations of ``prompt``, split into text encoder, denoiser steps, VAE decode and
+    vocoder (printed, with x real time)."""
+    model = pipe.model
+    runs = []
+    for i in range(repeats):
+        timers = Timers()
+        timers.wrap(model, "encode_text", "text encoder")
+        timers.wrap(model.denoiser, "forward", "denoiser steps")
+        timers.wrap(model, "latents_to_mel", "VAE decode")
+        timers.wrap(model, "mel_to_audio", "vocoder")
+        t0 = time.perf_counter()
+        pipe(prompt, duration=seconds, seed=i, progress=False)
+        timers.total["total"] = time.perf_counter() - t0
+        for name in ("encode_text", "latents_to_mel", "mel_to_audio"):
+            del model.__dict__[name]
+        del model.denoiser.__dict__["forward"]
+        runs.append(timers.total)
+    best = min(runs, key=lambda r: r["total"])
+    for name in ("text encoder", "denoiser steps", "VAE decode", "vocoder", "total"):
+        ms = 1000 * best.get(name, 0.0)
+        print(f"  {name:<15} {ms:8.1f} ms")
+    print(f"  x real time     {best['total'] / seconds:8.3f}  (target <= 0.05: 4 s in <= 0.2 s)")
+    return best
+
+
 def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     from soundsmith.models.vae import MelVAE, VAEConfig
     from soundsmith.models.vocoder import Vocoder, VocoderConfig
@@ -154,25 +180,7 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     )
     prompt = "a flute plays a high soft note"
     pipe(prompt, duration=seconds, seed=0, progress=False)  # warm-up (builds the text encoder)
-    runs = []
-    for i in range(repeats):
-        timers = Timers()
-        timers.wrap(model, "encode_text", "text encoder")
-        timers.wrap(model.denoiser, "forward", "denoiser steps")
-        timers.wrap(model, "latents_to_mel", "VAE decode")
-        timers.wrap(model, "mel_to_audio", "vocoder")
-        t0 = time.perf_counter()
-        pipe(prompt, duration=seconds, seed=i, progress=False)
-        timers.total["total"] = time.perf_counter() - t0
-        for name in ("encode_text", "latents_to_mel", "mel_to_audio"):
-            del model.__dict__[name]
-        del model.denoiser.__dict__["forward"]
-        runs.append(timers.total)
-    best = min(runs, key=lambda r: r["total"])
-    for name in ("text encoder", "denoiser steps", "VAE decode", "vocoder", "total"):
-        ms = 1000 * best.get(name, 0.0)
-        print(f"  {name:<15} {ms:8.1f} ms")
-    print(f"  x real time     {best['total'] / seconds:8.3f}  (target <= 0.05: 4 s in <= 0.2 s)")
+    best = _breakdown(pipe, prompt, seconds, repeats)
     print(f"  peak RSS        {peak_rss_mb():8.0f} MB (process so far)")
     # a layered prompt (a bed + one source) composed part by part, against the same prompt as one clip
     layered = "three beeps over steady rain"
@@ -205,6 +213,16 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     print(
         "  tuning a named note: "
         + ", ".join(f"{k} {1000 * v:.1f} ms ({v / best['total']:.2f}x the clip)" for k, v in costs.items())
+    )
+    # guidance distilled (``--method guidance``): one pass a step at twice the steps, against the above
+    steps = int(config.steps)
+    model.denoiser.add_guidance_input()
+    model.config.steps = 2 * steps
+    print(f"  guidance distilled: one pass a step, {2 * steps} steps (random weights)")
+    distilled = _breakdown(pipe, prompt, seconds, repeats)
+    print(
+        f"  distilled at {2 * steps} steps / two branches at {steps}: "
+        f"{distilled['total'] / best['total']:.2f}x the time"
     )
     return best
 

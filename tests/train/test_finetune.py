@@ -221,6 +221,8 @@ def test_guidance_distillation_exports_a_one_pass_model_at_twice_the_steps(setup
     state = ckpt.load_checkpoint(tmp_path / "g" / "checkpoints" / f"step-{6:07d}.ckpt")
     assert any("guidance_mlp" in k for k in state["objective"])
     assert not any("teacher" in k for k in state["objective"])  # the frozen teacher is never saved
+    with pytest.raises(ConfigError, match="already guides in one pass"):
+        finetune(data, tmp_path / "gg", small(base=tmp_path / "g", method="guidance", steps=2))
     student = load_model(tmp_path / "g")
     assert student.denoiser.guidance_mlp is not None
     assert any(p.abs().max() > 0 for p in student.denoiser.guidance_mlp[2].parameters())  # it learned

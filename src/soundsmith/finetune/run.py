@@ -401,6 +401,17 @@ def finetune(
             f"{settings['base_sha256'][:12]}...); resume on the same base or start a new run"
         )
     model = load_model(base_dir)
+    if cfg.method == "guidance":
+        if model.config.denoiser.guidance_embed:
+            raise ConfigError(
+                f"{cfg.base} already guides in one pass (its guidance is distilled); distil from the two-branch "
+                "model it came from (--base)"
+            )
+        if model.config.guidance_rescale > 0:
+            raise ConfigError(
+                f"{cfg.base} rescales its guidance (guidance_rescale={model.config.guidance_rescale:g}), which one "
+                "pass cannot; set guidance_rescale 0 in its config.json before distilling it"
+            )
 
     # 2.-4. clips, prior clips and the plan (a fresh run), or the saved ones (resume)
     if not resume:

@@ -204,7 +204,7 @@ class LatentDenoiser(nn.Module):
         before at every scale until trained to guide in one pass (``soundsmith finetune --method guidance``)."""
         if self.guidance_mlp is None:
             self.config.guidance_embed = True
-            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(self.inp.weight.device)
+            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(self.inp.weight.device, self.inp.weight.dtype)
 
     def forward(
         self,

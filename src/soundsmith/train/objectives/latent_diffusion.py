@@ -98,7 +98,10 @@ class LatentDiffusionObjective(Objective):
             batch = self.prepare_batch(batch)
         # randomness first: timesteps and noise, then the dropped captions
         gen = self._generator("step")
-        loss, drop = self.denoising_loss(batch, gen, drop_prob=self.model.config.cond_drop_prob)
+        # a guidance-distilled denoiser never runs its dropped-caption branch in one pass: train the captioned one
+        # (at scale 1: what a fine-tune of it can teach without a two-branch teacher)
+        drop_prob = 0.0 if self.model.config.denoiser.guidance_embed else self.model.config.cond_drop_prob
+        loss, drop = self.denoising_loss(batch, gen, drop_prob=drop_prob)
         return {"loss": loss, "dropped": drop.float().mean()}
 
     def denoising_loss(

@@ -241,12 +241,10 @@ class GuidanceObjective(FinetuneObjective):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = batch["latents"]
         n = x0.shape[0]
-        t = self.visit.sample_timesteps(n, gen)
-        noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype)
+        x_t, t, _ = self.visit.training_pair(x0, gen)  # the flow target is the teacher's guided prediction instead
         lo, hi = self.guidance_range
         w = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
-        x_t = self.visit.noisy(x0, noise.to(x0.device), t)
-        now = (t.float() / self.visit.num_train_timesteps).to(x0.device)
+        now = t.float() / self.visit.num_train_timesteps
         text = (batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
         teacher = self.teacher.to(x0.device)
         with torch.no_grad():  # the teacher's [cond, uncond] in one batch

@@ -177,3 +177,42 @@ def test_mix_draws_replay_and_respect_their_settings():
     for bad in ({"mix_rate": -0.1}, {"mix_db": (5.0, 1.0)}, {"mix_db": (0.0, 70.0)}):
         with pytest.raises(ConfigError, match="objective.mix_"):
             TaggerObjective(model, **bad)
+
+
+def test_beds_are_drawn_from_the_batchs_bed_clips_and_go_under_the_others():
+    labels = ["rain", "wind", "piano", "flute"]
+    model = AudioTagger(TaggerConfig(labels=labels, channels=[4, 8], embed_dim=16, dropout=0.0))
+    obj = TaggerObjective(model, bed_rate=1.0, bed_db=(10.0, 10.0), bed_classes=["rain", "wind"])
+    batch_labels = [["piano"], ["rain"], ["flute"], ["wind"], ["piano", "flute"], ["rain", "piano"]]
+    partner, level = obj.draw_beds(batch_labels, torch.Generator().manual_seed(3))
+    # every clip that is not a bed gets one of the two bed clips; a bed gets none; a scene with a bed is no bed
+    assert partner[[1, 3]].tolist() == [-1, -1]
+    assert set(partner[[0, 2, 4, 5]].tolist()) <= {1, 3} and bool((partner[[0, 2, 4, 5]] >= 0).all())
+    assert torch.allclose(level, torch.full((6,), 10.0))
+    p2, l2 = obj.draw_beds(batch_labels, torch.Generator().manual_seed(3))
+    assert torch.equal(partner, p2) and torch.equal(level, l2)  # replayed
+    # no bed clip in the batch: nothing is mixed; rate 0: nothing either
+    assert bool((obj.draw_beds([["piano"], ["flute"]], torch.Generator())[0] == -1).all())
+    off = TaggerObjective(model, bed_rate=0.0, bed_classes=["rain"])
+    assert bool((off.draw_beds(batch_labels, torch.Generator().manual_seed(3))[0] == -1).all())
+    half = TaggerObjective(model, bed_rate=0.5, bed_classes=["rain"])
+    drawn = half.draw_beds([["piano"]] * 399 + [["rain"]], torch.Generator().manual_seed(0))[0]
+    assert 150 < int((drawn >= 0).sum()) < 250
+    # in training the bed is added under the clip with its label; evaluation mixes nothing
+    sr = model.config.sample_rate
+    gen = torch.Generator().manual_seed(1)
+    audio = torch.stack([0.1 * torch.randn(sr, generator=gen), 0.05 * torch.randn(sr, generator=gen)])
+    batch = {"audio": audio, "labels": [["piano"], ["rain"]], "index": torch.tensor([0, 1])}
+    obj.train()
+    out = obj.prepare_batch(dict(batch))
+    assert out["targets"].tolist() == [[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
+    obj.eval()
+    assert obj.prepare_batch(dict(batch))["targets"].tolist() == [[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
+    for bad, match in (
+        ({"bed_rate": 2.0}, "objective.bed_rate"),
+        ({"bed_rate": 0.5, "bed_db": (9.0, 1.0)}, "objective.bed_db"),
+        ({"bed_rate": 0.5, "bed_classes": ["thunder"]}, "objective.bed_classes"),
+        ({"bed_rate": 0.5, "bed_classes": []}, "objective.bed_classes"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            TaggerObjective(model, **bad)

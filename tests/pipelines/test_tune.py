@@ -490,6 +490,36 @@ def test_a_part_that_moves_against_its_direction_is_drawn_again(pipe, monkeypatc
     pipe("a flute plays a long note", tune=True, **kwargs)
 
 
+def test_a_steady_or_unreadable_part_is_drawn_again_and_never_beats_a_draw_that_moves_as_asked(pipe, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    kwargs = {"duration": 0.5, "seed": 4, "progress": False, "compose": False}
+    prompt = "a flute plays a rising scale"
+
+    def readings(*values):
+        it = iter(values)
+        monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: next(it))
+
+    draws = []
+    for first in (0, None):  # steady, or too few sounding frames to tell: drawn again; the rise is kept
+        readings(first, 1)
+        out = pipe(prompt, tune=True, **kwargs)
+        assert out.meta["redrawn_for_direction"] == [1]
+        draws.append(out.audio)
+    np.testing.assert_array_equal(draws[0], draws[1])
+    readings(-1, 1)
+    np.testing.assert_array_equal(pipe(prompt, tune=True, **kwargs).audio, draws[0])  # the same second draw
+    first_draw = pipe(prompt, tune=False, **kwargs).audio
+    # steady, then falling twice: the tries run out and the first draw (steady) is kept, not the last (falling)
+    readings(*([0] + [-1] * DIRECTION_TRIES))
+    out = pipe(prompt, tune=True, **kwargs)
+    assert out.meta["redrawn_for_direction"] == [DIRECTION_TRIES]
+    np.testing.assert_array_equal(out.audio, first_draw)
+    # falling, then steady, then falling: the steady second draw is kept
+    readings(-1, 0, *([-1] * DIRECTION_TRIES))
+    np.testing.assert_array_equal(pipe(prompt, tune=True, **kwargs).audio, draws[0])
+
+
 def test_only_the_part_that_asks_a_direction_is_checked_and_drawn_again(pipe, monkeypatch):
     import soundsmith.pipelines.latent_diffusion as ld
 

@@ -316,12 +316,20 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             raw = denoise(text, noise)  # [T] per part, as generated
             made = [tuned(clip, i) for i, clip in enumerate(raw)]
-            # a part asked to rise or fall whose pitch clearly moves the other way: drawn again from fresh noise
-            # (the candidate's generator, after every part's first draw)
+            # a part asked to rise or fall whose pitch does not move that way (moves the other way, stays, or
+            # cannot be read) is drawn again from fresh noise (the candidate's generator, after every part's first
+            # draw); when the tries run out, the first draw that did not move the other way is kept
             redrawn.append(0)
             for i, want in enumerate(directions):
-                for _ in range(DIRECTION_TRIES if want else 0):
-                    if measure_direction(made[i][0], self.sample_rate) != -want:
+                fallback = None
+                for attempt in range(DIRECTION_TRIES + 1 if want else 0):
+                    moves = measure_direction(made[i][0], self.sample_rate)
+                    if moves == want:
+                        break
+                    if moves != -want and fallback is None:
+                        fallback = (raw[i], made[i])
+                    if attempt == DIRECTION_TRIES:
+                        raw[i], made[i] = fallback or (raw[i], made[i])
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
                     raw[i] = denoise(encode([parts[i]]), again_noise)[0]

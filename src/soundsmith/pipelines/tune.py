@@ -26,9 +26,10 @@ counter hears the beats as more strikes). A clip holding several events is shift
 (played slower, their rhythm would slow).
 
 A prompt that asks a pitch direction ("a rising scale", "a tone gliding down", "a piano scale tumbling downward")
-is checked too: when the clip's pitch clearly moves the other way (:func:`measure_direction`: the median pitch of
-the last third of its sounding frames against the first third, one semitone or more), the pipeline draws it again
-from fresh noise, up to :data:`DIRECTION_TRIES` times.
+is checked too: unless the clip's pitch moves that way (:func:`measure_direction`: the median pitch of the last
+third of its sounding frames against the first third, one semitone or more), the pipeline draws it again from fresh
+noise, up to :data:`DIRECTION_TRIES` times, and keeps the first draw that moves as asked, else the first that does
+not move the other way (steady or unreadable), else the last.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ ONCE = re.compile(
     re.IGNORECASE,
 )
 _CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
-DIRECTION_TRIES = 2  # a clip whose pitch moves against the asked direction is drawn again at most this often
+DIRECTION_TRIES = 2  # a clip whose pitch does not move the asked way is drawn again at most this often
 _CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
 _RISING = re.compile(
     r"\b(?:rising|rises?|ascending|ascends?|upwards?|climb(?:s|ing)?|going up|goes up|go up|sweeps? up|"

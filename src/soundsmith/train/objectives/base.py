@@ -19,15 +19,16 @@ from soundsmith.train.config import TrainConfig
 from soundsmith.train.optimizers import OptimizerSpec
 
 
-def mix_settings(mix_rate: float, mix_db: Any) -> tuple[float, tuple[float, float]]:
-    """Checked ``(rate, (low, high))`` of an objective's mixing augmentation: ``objective.mix_rate`` a share of the
-    clips in [0, 1], ``objective.mix_db`` [low, high] dB of the added clip below the clip (low <= high, -20..60)."""
+def mix_settings(mix_rate: float, mix_db: Any, name: str = "mix") -> tuple[float, tuple[float, float]]:
+    """Checked ``(rate, (low, high))`` of an objective's mixing augmentation: ``objective.<name>_rate`` a share of
+    the clips in [0, 1], ``objective.<name>_db`` [low, high] dB of the added clip below the clip (low <= high,
+    -20..60)."""
     if not 0.0 <= float(mix_rate) <= 1.0:
-        raise ConfigError(f"objective.mix_rate={mix_rate}: a share of the clips, between 0 (off) and 1")
+        raise ConfigError(f"objective.{name}_rate={mix_rate}: a share of the clips, between 0 (off) and 1")
     lo, hi = (float(v) for v in mix_db)
     if not -20.0 <= lo <= hi <= 60.0:
         raise ConfigError(
-            f"objective.mix_db={list(mix_db)}: [low, high] dB below the clip, low <= high, within -20..60"
+            f"objective.{name}_db={list(mix_db)}: [low, high] dB below the clip, low <= high, within -20..60"
         )
     return float(mix_rate), (lo, hi)
 

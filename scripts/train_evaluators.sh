@@ -45,8 +45,9 @@ soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl
   --set train.valid_every=500 --set train.checkpoint_every=250 --set train.log_every=50 --set data.num_workers=0 \
   --set train.precision=32-true --set objective.speed_semitones=5 --set objective.mix_rate=0.5 \
   --set "objective.mix_db=[-6,20]"
-# then beds under sources (2026-11-28): besides the mixing, 30 % of the clips get a bed clip of the batch (rain,
-# wind, noise, an engine hum, the sea) 6-20 dB under them, with its label (docs/evaluation.md, "Beds under sources")
+# then beds under sources (2026-11-28): besides the mixing, each clip that is not a bed gets, with probability
+# 0.3 when its batch holds a bed clip (~80 % of batches), a bed clip of the batch (rain, wind, noise, an engine hum,
+# the sea) 6-20 dB under it, with its label (docs/evaluation.md, "Beds under sources")
 soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl --out runs/tagger_bed \
   --init runs/tagger_mix/model --max-steps 2000 --set train.lr=3e-4 --set train.warmup_steps=100 \
   --set train.valid_every=500 --set train.checkpoint_every=250 --set train.log_every=50 --set data.num_workers=0 \

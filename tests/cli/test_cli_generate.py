@@ -380,7 +380,7 @@ def test_what_was_done_lines():
         "tuned to the named note or register by (semitones, per candidate): -12.00; none",
     ]
     assert what_was_done({"redrawn_for_direction": [2, 0]}) == [
-        "drawn again for moving against the asked pitch direction (times, per candidate): 2, 0"
+        "drawn again for not moving the asked pitch direction (draws made again, per candidate): 2, 0"
     ]
     assert what_was_done({"kind_guidance": "noise 2, speech 2"}) == [
         "generated at their kind's guidance (the model's kind_guidance): noise 2, speech 2"

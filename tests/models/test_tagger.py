@@ -212,7 +212,8 @@ def test_beds_are_drawn_from_the_batchs_bed_clips_and_go_under_the_others():
         ({"bed_rate": 2.0}, "objective.bed_rate"),
         ({"bed_rate": 0.5, "bed_db": (9.0, 1.0)}, "objective.bed_db"),
         ({"bed_rate": 0.5, "bed_classes": ["thunder"]}, "objective.bed_classes"),
-        ({"bed_rate": 0.5, "bed_classes": []}, "objective.bed_classes"),
+        ({"bed_rate": 0.5, "bed_classes": []}, "no label given"),
+        ({"bed_rate": 0.5, "bed_classes": "rain"}, "give a list"),
     ):
         with pytest.raises(ConfigError, match=match):
             TaggerObjective(model, **bad)

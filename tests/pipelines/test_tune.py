@@ -518,6 +518,9 @@ def test_a_steady_or_unreadable_part_is_drawn_again_and_never_beats_a_draw_that_
     # falling, then steady, then falling: the steady second draw is kept
     readings(-1, 0, *([-1] * DIRECTION_TRIES))
     np.testing.assert_array_equal(pipe(prompt, tune=True, **kwargs).audio, draws[0])
+    # steady, steady, falling: the first steady draw, not the later one
+    readings(0, *([0] * (DIRECTION_TRIES - 1)), -1)
+    np.testing.assert_array_equal(pipe(prompt, tune=True, **kwargs).audio, first_draw)
 
 
 def test_only_the_part_that_asks_a_direction_is_checked_and_drawn_again(pipe, monkeypatch):

@@ -108,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="shift a clip whose prompt names one held note ('a harsh buzzer at C3') to that note, or a sound "
         "event's register ('a beep (low register)') into it by octaves, when its pitch is off; draw a phrase asked "
-        "to rise or fall ('a rising scale') again when it moves the other way (latent diffusion; default: the "
+        "to rise or fall ('a rising scale') again when it does not move that way (latent diffusion; default: the "
         "model's setting)",
     )
     p.add_argument(
@@ -322,7 +322,7 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
         lines.append(f"generated at their kind's guidance (the model's kind_guidance): {meta['kind_guidance']}")
     if meta.get("redrawn_for_direction"):
         times = ", ".join(str(n) for n in meta["redrawn_for_direction"])
-        lines.append(f"drawn again for moving against the asked pitch direction (times, per candidate): {times}")
+        lines.append(f"drawn again for not moving the asked pitch direction (draws made again, per candidate): {times}")
     return lines
 
 

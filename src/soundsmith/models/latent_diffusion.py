@@ -297,8 +297,8 @@ class LatentDiffusionConfig:
     (``soundsmith.pipelines.compose``); other prompts are generated as they are.
     ``tune``: a clip (or a composed part) whose prompt names one held note ("a harsh buzzer at C3") and whose
     steady pitch is off it is pitch-shifted to the note; one that asks a sound event's register ("a beep (low
-    register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch clearly moves
-    the other way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``).
+    register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch does not move
+    that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``).
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)

@@ -173,7 +173,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         together as one batch, then mixed (:mod:`soundsmith.pipelines.compose`); not with ``init_audio``. A
         ``negative_prompt`` is every part's unconditional branch, the bed's included. ``tune`` (default: the
         config's): a part whose prompt names one held note, or a sound event's register, is shifted to it when
-        its pitch is off, and one asked to rise or fall that moves the other way is drawn again
+        its pitch is off, and one asked to rise or fall that does not move that way is drawn again
         (:mod:`soundsmith.pipelines.tune`); not with ``init_audio``.
         """
         model, c = self.model, self.model.config

@@ -35,7 +35,7 @@ class GenerateRequest(BaseModel):
     tune: bool | None = Field(
         default=None,
         description="a held note the prompt names (or a sound event's register): the clip shifted to it when "
-        "off; a phrase asked to rise or fall drawn again when it moves the other way (latent diffusion)",
+        "off; a phrase asked to rise or fall drawn again when it does not move that way (latent diffusion)",
     )
 
 

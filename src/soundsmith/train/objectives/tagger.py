@@ -79,12 +79,12 @@ class TaggerObjective(Objective):
         self.speed_semitones = float(speed_semitones)
         self.mix_rate, self.mix_db = mix_settings(mix_rate, mix_db)
         self.bed_rate, self.bed_db = mix_settings(bed_rate, bed_db, name="bed")
+        if isinstance(bed_classes, str):
+            raise ConfigError(f"objective.bed_classes={bed_classes!r}: give a list of labels, e.g. [rain, wind]")
         unknown = sorted(set(bed_classes) - set(model.config.labels))
         if self.bed_rate and (unknown or not bed_classes):
-            raise ConfigError(
-                f"objective.bed_classes={list(bed_classes)}: {unknown or 'none given'} not among the tagger's labels; "
-                "list the labels of your background clips"
-            )
+            what = f"{unknown} are not among the tagger's labels" if unknown else "no label given"
+            raise ConfigError(f"objective.bed_classes={list(bed_classes)}: {what}; list the labels of your background clips")
         self.bed_classes = frozenset(bed_classes)
 
     def draw_speeds(self, batch: dict[str, Any], g: torch.Generator | None = None) -> Tensor:

@@ -329,7 +329,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     if moves != -want and fallback is None:
                         fallback = (raw[i], made[i])
                     if attempt == DIRECTION_TRIES:
-                        raw[i], made[i] = fallback or (raw[i], made[i])
+                        if fallback is not None:
+                            raw[i], made[i] = fallback
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
                     raw[i] = denoise(encode([parts[i]]), again_noise)[0]

@@ -84,7 +84,9 @@ class TaggerObjective(Objective):
         unknown = sorted(set(bed_classes) - set(model.config.labels))
         if self.bed_rate and (unknown or not bed_classes):
             what = f"{unknown} are not among the tagger's labels" if unknown else "no label given"
-            raise ConfigError(f"objective.bed_classes={list(bed_classes)}: {what}; list the labels of your background clips")
+            raise ConfigError(
+                f"objective.bed_classes={list(bed_classes)}: {what}; list the labels of your background clips"
+            )
         self.bed_classes = frozenset(bed_classes)
 
     def draw_speeds(self, batch: dict[str, Any], g: torch.Generator | None = None) -> Tensor:

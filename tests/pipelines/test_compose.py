@@ -39,6 +39,16 @@ SR = 16000
         ("a dog barks twice in the rain", "the rain", ("a dog barks twice",), (2,)),
         ("all is quiet; a bell rings, then a gong sounds", None, ("a bell rings", "a gong sounds"), ()),
         ("a bell rings, then a dog barks, followed by a whistle", None, ("a bell rings", "a dog barks", "a whistle"), ()),
+        # the bed first, or named around the sources
+        ("under a steady drizzle, a cowbell clanks", "a steady drizzle", ("a cowbell clanks",), ()),
+        ("through the pouring rain, a car horn honks twice", "the pouring rain", ("a car horn honks twice",), (2,)),
+        ("with waves crashing on the shore behind, a flute plays a gentle melody", "waves crashing on the shore",
+         ("a flute plays a gentle melody",), ()),
+        ("rain pattering down while somewhere a bell rings", "rain pattering down", ("somewhere a bell rings",), ()),
+        ("the wind howls as a door creaks, then a dog barks", "the wind howls", ("a door creaks", "a dog barks"), ()),
+        ("the hum of a motor with a snare drum hitting twice on top", "the hum of a motor",
+         ("a snare drum hitting twice",), (2,)),
+        ("a flute melody on top of a low drone", "a low drone", ("a flute melody",), ()),
     ],
 )  # fmt: skip
 def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, foreground, repeats):
@@ -315,6 +325,10 @@ def test_grammar_details(prompt, expected):
         "as rain falls then stops, a bell rings",  # "then" inside the bed
         "a man speaks over an engine room",  # a place named after a bed word
         "a bell rings in a windy city",  # after "in" the bed word must end the phrase
+        "under the table, a cat purrs",  # the bed words, first or last, must name an ambient sound
+        "a cake with a candle on top",
+        "a dog barks while a man speaks",
+        "a guitar plays on top of a hill",
     ],
 )
 def test_grammar_refusals(prompt):

@@ -7,9 +7,9 @@ WavJourney (Liu et al. 2023) and Make-An-Audio 2 apply with a language model: sp
 generate each alone, lay them out in time and mix. Here the split is a small grammar of how English layers
 sounds (no language model, nothing about a particular corpus):
 
-- a background bed: "X over Y", "over Y, X", "X while Y", "as Y, X", "X with Y behind / in the background",
-  "Y in the background as X", "a scene with Y: X", "Y; X", "X amid / against Y", "X in Y" (the bed word ending
-  Y), where Y names an ambient sound (rain, wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves,
+- a background bed: "X over Y", "over / under / through Y, X", "X while Y", "Y while X", "as Y, X", "X with Y
+  behind / in the background", "with Y behind, X", "Y in the background as X", "Y with X on top", "X on top of
+  Y", "a scene with Y: X", "Y; X", "X amid / against Y", "X in Y" (the bed word ending Y), where Y names an ambient sound (rain, wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves,
   traffic, crowd, stream, static, storm) or silence;
 - foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C", where the clause after
   the connective starts like a new source; "then silence" / "then a pause" is a silent slot;
@@ -133,12 +133,16 @@ _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
 _LAYOUTS = (
     (re.compile(r"^(?:a |the )?scene (?:with|of) (?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S), False),
     (re.compile(r"^(?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S), False),
-    (re.compile(r"^(?:over|against|amid|amidst) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?:over|against|amid|amidst|under|beneath|through) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S),
+     False),
     (re.compile(r"^(?:as|while|when) (?P<bed>[^,]+),\s*(?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(rf"^with (?P<bed>[^,]+?) {_BEHIND},\s*(?P<fg>.+)$", re.I | re.S), False),
     (re.compile(rf"^(?P<bed>.+?) {_BEHIND},? (?:as|while|when) (?P<fg>.+)$", re.I | re.S), False),
     (re.compile(rf"^(?P<fg>.+),? with (?P<bed>.+?) {_BEHIND}$", re.I | re.S), False),
+    (re.compile(r"^(?P<bed>.+?),? with (?P<fg>.+?) (?:on top|over it|above it)$", re.I | re.S), False),
     (re.compile(r"^(?P<fg>.+),? (?:while|as) (?P<bed>.+)$", re.I | re.S), False),
-    (re.compile(r"^(?P<fg>.+) (?:over|against|amid|amidst) (?P<bed>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?P<bed>.+?),? (?:while|as) (?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(r"^(?P<fg>.+) (?:on top of|over|against|amid|amidst) (?P<bed>.+)$", re.I | re.S), False),
     (re.compile(r"^(?P<fg>.+) in (?P<bed>.+)$", re.I | re.S), True),
 )
 

@@ -329,6 +329,8 @@ def test_grammar_details(prompt, expected):
         "a cake with a candle on top",
         "a dog barks while a man speaks",
         "a guitar plays on top of a hill",
+        "rain as well as thunder",  # not "as" joining two sounds
+        "the wind howls as if in pain",
     ],
 )
 def test_grammar_refusals(prompt):

@@ -127,6 +127,13 @@ _NOT_SPOKEN = re.compile(
 _NOISE = re.compile(r"\b(?:noise|hiss|hisses|hissing|static)\b", re.IGNORECASE)
 _FIRST = re.compile(r"^(?:first(?:ly)?,?|at first,?)\s+", re.IGNORECASE)
 _BEHIND = r"(?:behind|in the background|underneath|beneath|below)"
+# "while" / "as" joining two sounds, not a comparison or a manner ("as well as", "as loud as", "as if")
+_AS_NOT = ("well", "soon", "long", "much", "loud", "quiet", "soft")
+_WHILE = (
+    r"(?:while|"
+    + "".join(rf"(?<!\b{w} )" for w in _AS_NOT)
+    + r"as(?! (?:" + "|".join(_AS_NOT + ("if", "though")) + r")\b))"
+)
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
 # the split is at the last connective: "a man with a deep voice speaks, with rain behind"). After "in", the bed
 # word must end the phrase ("in the rain", not "in an engine room").
@@ -140,8 +147,8 @@ _LAYOUTS = (
     (re.compile(rf"^(?P<bed>.+?) {_BEHIND},? (?:as|while|when) (?P<fg>.+)$", re.I | re.S), False),
     (re.compile(rf"^(?P<fg>.+),? with (?P<bed>.+?) {_BEHIND}$", re.I | re.S), False),
     (re.compile(r"^(?P<bed>.+?),? with (?P<fg>.+?) (?:on top|over it|above it)$", re.I | re.S), False),
-    (re.compile(r"^(?P<fg>.+),? (?:while|as) (?P<bed>.+)$", re.I | re.S), False),
-    (re.compile(r"^(?P<bed>.+?),? (?:while|as) (?P<fg>.+)$", re.I | re.S), False),
+    (re.compile(rf"^(?P<fg>.+),? {_WHILE} (?P<bed>.+)$", re.I | re.S), False),
+    (re.compile(rf"^(?P<bed>.+?),? {_WHILE} (?P<fg>.+)$", re.I | re.S), False),
     (re.compile(r"^(?P<fg>.+) (?:on top of|over|against|amid|amidst) (?P<bed>.+)$", re.I | re.S), False),
     (re.compile(r"^(?P<fg>.+) in (?P<bed>.+)$", re.I | re.S), True),
 )

@@ -49,6 +49,8 @@ SR = 16000
         ("the hum of a motor with a snare drum hitting twice on top", "the hum of a motor",
          ("a snare drum hitting twice",), (2,)),
         ("a flute melody on top of a low drone", "a low drone", ("a flute melody",), ()),
+        ("rain with wind, with a bell on top", "rain with wind", ("a bell",), ()),
+        ("a woman hums while a man talks quietly in the rain", "the rain", ("a woman hums while a man talks quietly",), ()),
     ],
 )  # fmt: skip
 def test_layered_prompts_split_into_bed_and_ordered_parts(prompt, background, foreground, repeats):
@@ -330,6 +332,12 @@ def test_grammar_details(prompt, expected):
         "a dog barks while a man speaks",
         "a guitar plays on top of a hill",
         "rain as well as thunder",  # not "as" joining two sounds
+        "a woman hums while a dog barks",  # the bed first only when it opens with an ambient noun ...
+        "a snake hissing while a man screams",
+        "an engine revs as it speeds away",  # ... and what follows starts like a new source
+        "rain as heard from inside a tent",
+        "through the storm drain, water trickles",  # after under / through / on top of, the bed word ends the bed
+        "a bird sings on top of a windy hill",
         "the wind howls as if in pain",
     ],
 )

@@ -50,6 +50,7 @@ SR = 16000
          ("a snare drum hitting twice",), (2,)),
         ("a flute melody on top of a low drone", "a low drone", ("a flute melody",), ()),
         ("rain with wind, with a bell on top", "rain with wind", ("a bell",), ()),
+        ("a bell as loud as thunder rings over the sea", "the sea", ("a bell as loud as thunder rings",), ()),
         ("a woman hums while a man talks quietly in the rain", "the rain", ("a woman hums while a man talks quietly",), ()),
     ],
 )  # fmt: skip
@@ -339,6 +340,7 @@ def test_grammar_details(prompt, expected):
         "through the storm drain, water trickles",  # after under / through / on top of, the bed word ends the bed
         "a bird sings on top of a windy hill",
         "the wind howls as if in pain",
+        "a hum as deep as the sea",
     ],
 )
 def test_grammar_refusals(prompt):

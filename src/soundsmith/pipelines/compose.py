@@ -140,6 +140,8 @@ _WHILE = (
 # howls", "a low drone") and X starts like a new source: "a woman hums while a dog barks", "an engine revs as it
 # speeds away" and "rain as heard from a tent" stay as they are
 LEAD = "lead"
+_COMPARISON = re.compile(r"\bas [\w-]+ as\b", re.IGNORECASE)
+_HELD = "\x00"  # joins a comparison's words while the layouts are tried
 _PLACE = re.compile(r"^(?:somewhere|nearby|close by|far away|overhead|in the distance),?\s+", re.IGNORECASE)
 _BED_VERBS = frozenset("hums humming hisses hissing drones droning raining gusting windy noisy".split())
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
@@ -316,7 +318,8 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
     """The layout of a layered prompt, or ``None`` when it is one source with no bed, or when a clip of
     ``duration`` seconds would give its sources in order slots shorter than :data:`MIN_SLOT_S` (see the module
     doc)."""
-    text = " ".join(prompt.split())
+    # a comparison ("as deep as the sea") is held together while the layouts are tried: its "as" joins nothing
+    text = _COMPARISON.sub(lambda m: m.group(0).replace(" ", _HELD), " ".join(prompt.split()))
     background: str | None = None
     foreground: list[str | None] = []
     for pattern, head_last in _LAYOUTS:
@@ -332,6 +335,8 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
             break
     else:
         foreground = _sequence(text)
+    background = None if background is None else background.replace(_HELD, " ")
+    foreground = [None if p is None else p.replace(_HELD, " ") for p in foreground]
     sounding = [p for p in foreground if p is not None]
     if not sounding or len(foreground) > MAX_SOURCES:
         return None

@@ -7,12 +7,12 @@ WavJourney (Liu et al. 2023) and Make-An-Audio 2 apply with a language model: sp
 generate each alone, lay them out in time and mix. Here the split is a small grammar of how English layers
 sounds (no language model, nothing about a particular corpus):
 
-- a background bed: "X over Y", "over Y, X", "under / beneath / through Y, X" (the bed word ending Y), "X while
-  / as Y", "Y while / as X" (Y opening with its ambient noun, X starting like a new source), "as Y, X", "X with Y
-  behind / in the background", "with Y behind, X", "Y in the background as X", "Y with X on top / over it /
-  above it", "X on top of Y" (the bed word ending Y), "a scene with Y: X", "Y; X", "X amid / against Y", "X in Y"
-  (the bed word ending Y), where Y names an ambient sound (rain, wind, hiss, noise, hum, drone, motor, engine, sea, surf, waves,
-  traffic, crowd, stream, static, storm) or silence;
+- a background bed: "X over Y", "over Y, X", "under / beneath / through Y, X" (the bed word ending Y), "X
+  while / as Y", "Y while / as X" (Y opening with its ambient noun, X starting like a new source), "as Y, X",
+  "X with Y behind / in the background", "with Y behind, X", "Y in the background as X", "Y with X on top /
+  over it / above it", "X on top of Y" (the bed word ending Y), "a scene with Y: X", "Y; X", "X amid / against
+  Y", "X in Y" (the bed word ending Y), where Y names an ambient sound (rain, wind, hiss, noise, hum, drone,
+  motor, engine, sea, surf, waves, traffic, crowd, stream, static, storm) or silence;
 - foreground sounds in order: "A, then B", "A followed by B", "first A, then B, then C", where the clause after
   the connective starts like a new source; "then silence" / "then a pause" is a silent slot;
 - a counted sound: "a bell rings three times", "an alarm beeps twice", "three beeps at E3", "a timer with four
@@ -136,17 +136,17 @@ _WHILE = (
     + "".join(rf"(?<!\b{w} )" for w in _AS_NOT)
     + r"as(?! (?:" + "|".join(_AS_NOT + ("if", "though")) + r")\b))"
 )
-# "Y while X" (the bed first) is read only when Y opens with its ambient noun ("rain pattering down", "the wind
-# howls", "a low drone") and X starts like a new source: "a woman hums while a dog barks", "an engine revs as it
-# speeds away" and "rain as heard from a tent" stay as they are
+# "Y while X" (the bed first) is read only when Y opens with its ambient noun ("rain pattering down", "the
+# wind howls", "a low drone") and X starts like a new source: "a woman hums while a dog barks", "an engine
+# revs as it speeds away" and "rain as heard from a tent" stay as they are
 LEAD = "lead"
 _COMPARISON = re.compile(r"\bas [\w-]+ as\b", re.IGNORECASE)
 _HELD = "\x00"  # joins a comparison's words while the layouts are tried
 _PLACE = re.compile(r"^(?:somewhere|nearby|close by|far away|overhead|in the distance),?\s+", re.IGNORECASE)
 _BED_VERBS = frozenset("hums humming hisses hissing drones droning raining gusting windy noisy".split())
 # tried in order; the first whose bed names an ambient sound wins (a foreground before the bed is greedy, so
-# the split is at the last connective: "a man with a deep voice speaks, with rain behind"). After "in", the bed
-# word must end the phrase ("in the rain", not "in an engine room").
+# the split is at the last connective: "a man with a deep voice speaks, with rain behind"). After "in", "under",
+# "beneath", "through" and "on top of", the bed word must end the phrase ("in the rain", not "in an engine room").
 _LAYOUTS = (
     (re.compile(r"^(?:a |the )?scene (?:with|of) (?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S), False),
     (re.compile(r"^(?P<bed>[^:;]+?)\s*[:;]\s*(?P<fg>.+)$", re.I | re.S), False),
@@ -163,6 +163,7 @@ _LAYOUTS = (
     (re.compile(rf"^(?P<bed>.+?),? {_WHILE} (?P<fg>.+)$", re.I | re.S), LEAD),
     (re.compile(r"^(?P<fg>.+) in (?P<bed>.+)$", re.I | re.S), True),
 )
+
 
 @dataclass(frozen=True)
 class ScenePlan:
@@ -224,20 +225,21 @@ def _words(text: str) -> list[str]:
 
 def _is_bed(text: str, head_last: bool | str) -> bool:
     """A short phrase naming an ambient sound (or silence), not a sentence about a foreground source nor a place
-    named after one; with ``head_last`` the bed word must end the phrase; with :data:`LEAD` an ambient noun must
-    be among its first three words."""
+    named after one; with ``head_last`` the bed word must end the phrase; with :data:`LEAD` an ambient noun
+    must be among its first three words."""
     words = _words(text)
     if not _BED.search(text) or len(words) > 6 or _THEN.search(text):
         return False
     hits = [i for i, w in enumerate(words) if _BED.fullmatch(w)]
+
+    def names_a_place(i: int) -> bool:  # "an engine room", "a quiet room"
+        return i + 1 < len(words) and words[i + 1] in _COMPOUND_NOUNS
+
     if head_last == LEAD:
-        return any(
-            i < 3 and words[i] not in _BED_VERBS and not (i + 1 < len(words) and words[i + 1] in _COMPOUND_NOUNS)
-            for i in hits
-        )
+        return any(i < 3 and words[i] not in _BED_VERBS and not names_a_place(i) for i in hits)
     if head_last:
         return bool(hits) and hits[-1] == len(words) - 1
-    return not all(i + 1 < len(words) and words[i + 1] in _COMPOUND_NOUNS for i in hits)
+    return not all(names_a_place(i) for i in hits)
 
 
 def _is_gap(text: str) -> bool:
@@ -327,7 +329,9 @@ def plan_scene(prompt: str, duration: float | None = None) -> ScenePlan | None:
         if m is None:
             continue
         bed = _clean(m.group("bed"))
-        if not _is_bed(bed, head_last) or (head_last == LEAD and not _starts_source(_PLACE.sub("", m.group("fg")))):
+        if not _is_bed(bed, head_last):
+            continue
+        if head_last == LEAD and not _starts_source(_PLACE.sub("", m.group("fg"))):
             continue
         foreground = _sequence(m.group("fg"))
         if foreground:

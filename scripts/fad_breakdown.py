@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ids = [c["id"].split("#")[0] for c in clips]
     missing = [i for i in ids if i not in by_id]
     if missing:
-        print(f"error: {len(missing)} generated clips have no real clip in {real_root / 'clips.jsonl'}", file=sys.stderr)
+        print(
+            f"error: {len(missing)} generated clips have no real clip in {real_root / 'clips.jsonl'}",
+            file=sys.stderr,
+        )
         return 1
     families = [by_id[i]["meta"].get("family", "?") for i in ids]
     real_paths = [(real_root / by_id[i]["audio"]).resolve() for i in ids]
@@ -61,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     baseline = frechet_distance(real, ref)
 
     def table(name: str, gen: np.ndarray) -> None:
-        line = [f"{name}: FAD {frechet_distance(gen, ref):.1f} ({frechet_distance(gen, ref) / baseline:.2f}x)"]
+        line = [
+            f"{name}: FAD {frechet_distance(gen, ref):.1f} ({frechet_distance(gen, ref) / baseline:.2f}x)"
+        ]
         for fam in sorted(set(families)):
             swap = gen.copy()
             idx = [k for k, f in enumerate(families) if f == fam]
@@ -69,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             line.append(f"{fam} real ({len(idx)}): {frechet_distance(swap, ref) / baseline:.2f}x")
         print(" | ".join(line))
 
-    print(f"real clips of the {len(ids)} prompts: FAD {baseline:.1f} (1.00x), against {len(ref_paths)} reference clips")
+    print(
+        f"real clips of the {len(ids)} prompts: FAD {baseline:.1f} (1.00x), against {len(ref_paths)} reference clips"
+    )
     table("generated", emb([Path(c["audio"]).resolve() for c in clips]))
     if args.model:
         import soundsmith

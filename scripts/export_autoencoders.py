@@ -1,8 +1,10 @@
 """Export trained autoencoders into the repository's models/ (fp16 storage; loading converts back to float32).
 
 For each run directory: the weights of ``checkpoints/best.ckpt`` (lowest validation mel L1) when present, else
-the run's ``model/``. For the VAE, the latent ``scale_factor`` is computed on training clips of ``--data`` and
-stored in its config. Prints the size of each exported model.
+the run's ``model/``. ``--vocoder-checkpoint NAME`` takes the vocoder run's ``checkpoints/NAME`` instead (a
+GAN phase trades mel L1 for realism, so its lowest mel L1 is not the checkpoint to ship). For the VAE, the
+latent ``scale_factor`` is computed on training clips of ``--data`` and stored in its config. Prints the size
+of each exported model.
 
     python scripts/export_autoencoders.py --vocoder runs/vocoder --vae runs/vae --data work/corpus_ae/manifest.jsonl
 """
@@ -24,17 +26,24 @@ from soundsmith.train.checkpoint import load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def best_model(run: Path) -> tuple[torch.nn.Module, dict]:
-    """The run's model with its best checkpoint's weights (``model.*`` of the objective state)."""
+def best_model(run: Path, checkpoint: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The run's model with the weights (``model.*`` of the objective state) of ``checkpoints/<checkpoint>``,
+    which must exist; without one, of ``checkpoints/best.ckpt``, or the run's ``model/`` when there is
+    none."""
+    folder = run / "checkpoints"
+    chosen = folder / (checkpoint or "best.ckpt")
+    if checkpoint is not None and not chosen.is_file():
+        have = ", ".join(sorted(p.name for p in folder.glob("*.ckpt"))) or "none"
+        raise SystemExit(f"error: {chosen} does not exist; checkpoints in {folder}: {have}")
     model = load_model(run / "model")
-    best = run / "checkpoints" / "best.ckpt"
     info = {"run": str(run), "weights": "model/"}
-    if best.is_file():
-        state = load_checkpoint(best)
+    if chosen.is_file():
+        state = load_checkpoint(chosen)
         weights = {k[len("model.") :]: v for k, v in state["objective"].items() if k.startswith("model.")}
         model.load_state_dict(weights)
-        info = {"run": str(run), "weights": "checkpoints/best.ckpt", "step": int(state["step"])}
-        info["best_valid_loss"] = state.get("best")
+        info = {"run": str(run), "weights": f"checkpoints/{chosen.name}", "step": int(state["step"])}
+        # the run's lowest validation loss when this checkpoint was written (its own, for best.ckpt)
+        info["best_valid_loss" if checkpoint is None else "run_best_valid_loss"] = state.get("best")
     return model.eval(), info
 
 
@@ -70,10 +79,17 @@ def main() -> None:
     parser.add_argument("--vocoder", type=Path, help="vocoder run directory")
     parser.add_argument("--vae", type=Path, help="mel VAE run directory")
     parser.add_argument("--data", type=Path, help="manifest whose train split sets the VAE's scale factor")
+    parser.add_argument(
+        "--vocoder-checkpoint",
+        default=None,
+        help="the vocoder run's checkpoint to export (default: best.ckpt)",
+    )
     parser.add_argument("--scale-clips", type=int, default=256, help="training clips for the scale factor")
     args = parser.parse_args()
+    if args.vocoder_checkpoint and not args.vocoder:
+        parser.error("--vocoder-checkpoint needs --vocoder (the run directory it is in)")
     if args.vocoder:
-        model, info = best_model(args.vocoder)
+        model, info = best_model(args.vocoder, args.vocoder_checkpoint)
         probe = [torch.randn(1, model.config.n_mels, 200, generator=torch.Generator().manual_seed(0)) - 5]
         if args.data is not None:
             probe = training_mels(args.data, model.mel_config(), 4)

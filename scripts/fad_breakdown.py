@@ -1,13 +1,14 @@
-"""Where a model's FAD comes from: per family, what the FAD would be if that family's generated clips were its real
-clips, and the decoder's ceiling (the prompts' real clips through the model's own VAE + vocoder).
+"""Where a model's FAD comes from: the FAD with each family's generated clips swapped for their real
+clips, and the same for the decoder's ceiling (the prompts' real clips through a model's VAE + vocoder).
 
     OMP_NUM_THREADS=2 python scripts/fad_breakdown.py --comparison work/cmp_bedtag --model default
 
-``--comparison`` is a folder written by ``scripts/compare_models.py`` (its first model, ``model0``, is read; the
-embeddings come from its cache, so the FAD is the one its table reports). Every FAD is divided by the FAD of the
-prompts' own real clips against the same reference clips (the ``FAD / rvr`` column of the tables). ``--model``
-(optional) adds the round trip of the prompts' real clips through that model's VAE + vocoder, written to
-``COMPARISON/round_trip_<name>`` (once; later runs read the WAVs), with the same replacement per family.
+``--comparison`` is a folder written by ``scripts/compare_models.py``; its first model (``model0``) is
+read, with the embeddings of its cache and the tagger that made them (the run's FAD is printed beside the
+one recomputed). Every FAD is also given as a ratio to the FAD of the prompts' own real clips against the
+same reference clips (the ``FAD / rvr`` column of the tables). ``--model`` (optional) adds the round trip of
+the prompts' real clips through that model's VAE + vocoder, written again at each run to
+``COMPARISON/round_trip_<name>``.
 """
 
 from __future__ import annotations
@@ -16,82 +17,111 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from soundsmith.errors import SoundsmithError
 
-def _rows(path: Path) -> list[dict]:
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise SoundsmithError(
+            f"{path}: not found; is --comparison a folder written by scripts/compare_models.py?"
+        )
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SoundsmithError(
+            f"{path}: not found; is --comparison a folder written by scripts/compare_models.py?"
+        )
+    return json.loads(path.read_text())
+
+
+def breakdown(comparison: Path, model: str | None) -> None:
+    from soundsmith.audio.io import load_audio, save_audio
+    from soundsmith.eval.embedders import TaggerEmbedder
+    from soundsmith.eval.frechet import frechet_distance
+    from soundsmith.eval.runner import embed_files, load_eval_model
+
+    metrics = _json(comparison / "model0" / "eval" / "metrics.json")
+    run = _json(comparison / "comparison.json")
+    embedder = TaggerEmbedder(load_eval_model(run.get("config", {}).get("tagger") or "tagger", "tagger"))
+    made_with = metrics.get("info", {}).get("embedder")
+    if made_with != embedder.name:
+        raise SoundsmithError(
+            f"{comparison}: its FAD was computed with {made_with}, the tagger loaded now is {embedder.name}; "
+            "run scripts/compare_models.py again with the current tagger"
+        )
+    generated = {
+        r["id"]: comparison / "model0" / r["audio"] for r in _rows(comparison / "model0" / "prompts.jsonl")
+    }
+    real_rows = _rows(comparison / "real" / "clips.jsonl")
+    by_id = {r.get("meta", {}).get("id"): r for r in real_rows}
+    clips = [c["id"] for c in metrics["per_clip"]]
+    ids = [c.rsplit("#s", 1)[0] for c in clips]
+    missing = sorted({i for i in ids if i not in by_id} | {c for c in clips if c not in generated})
+    if missing:
+        raise SoundsmithError(
+            f"{comparison}: no generated or real clip for {len(missing)} prompts ({missing[0]}, ...)"
+        )
+    families = [by_id[i]["meta"].get("family", "?") for i in ids]
+    real_paths = [comparison / "real" / by_id[i]["audio"] for i in ids]
+    ref_paths = [comparison / r["audio"] for r in _rows(comparison / "reference.jsonl")]
+
+    def emb(paths: list[Path]) -> np.ndarray:
+        return embed_files(paths, embedder, comparison / "cache", desc="embedding", windows=False)["emb"]
+
+    ref, real = emb(ref_paths), emb(real_paths)
+    baseline = frechet_distance(real, ref)
+
+    def line(name: str, clips_emb: np.ndarray, reported: float | None = None) -> None:
+        fad = frechet_distance(clips_emb, ref)
+        said = f"; the run's: {reported:.1f}" if reported is not None else ""
+        out = [f"{name}: FAD {fad:.1f} ({fad / baseline:.2f}x{said})"]
+        for fam in sorted(set(families)):
+            swap = clips_emb.copy()
+            idx = [k for k, f in enumerate(families) if f == fam]
+            swap[idx] = real[idx]
+            out.append(f"{fam} real ({len(idx)}): {frechet_distance(swap, ref) / baseline:.2f}x")
+        print(" | ".join(out))
+
+    print(f"real clips of the {len(ids)} prompts: FAD {baseline:.1f} (1.00x), against {len(ref_paths)} clips")
+    reported = next((m.get("fad") for m in run.get("models", [])[:1]), None)
+    line("generated", emb([generated[c] for c in clips]), reported)
+    if model:
+        import soundsmith
+
+        pipe = soundsmith.load(model)
+        if not hasattr(pipe, "round_trip"):
+            raise SoundsmithError(
+                f"{model}: its pipeline has no VAE + vocoder round trip; name a latent model"
+            )
+        folder = comparison / f"round_trip_{Path(model).name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        trip_paths = []
+        for i, path in zip(ids, real_paths):
+            audio, _ = load_audio(path, sample_rate=pipe.sample_rate)
+            trip_paths.append(folder / f"{i}.wav")
+            save_audio(trip_paths[-1], pipe.round_trip(audio), pipe.sample_rate)
+        line(f"real clips through {model}'s VAE + vocoder", emb(trip_paths))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--comparison", required=True, help="a scripts/compare_models.py output folder")
     ap.add_argument("--model", default=None, help="model whose VAE + vocoder round trip is scored too")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
-
-    from soundsmith.audio.io import load_audio, save_audio
-    from soundsmith.eval.embedders import TaggerEmbedder
-    from soundsmith.eval.frechet import frechet_distance
-    from soundsmith.eval.runner import embed_files, load_eval_model
-
-    out = Path(args.comparison)
-    metrics = json.loads((out / "model0" / "eval" / "metrics.json").read_text())
-    comparison = json.loads((out / "comparison.json").read_text())
-    tagger_dir = comparison.get("config", {}).get("tagger") or "tagger"
-    embedder = TaggerEmbedder(load_eval_model(tagger_dir, "tagger"))
-    real_rows = _rows(out / "real" / "clips.jsonl")
-    real_root = out / "real"
-    by_id = {r["meta"]["id"]: r for r in real_rows}
-    clips = metrics["per_clip"]
-    ids = [c["id"].split("#")[0] for c in clips]
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        print(
-            f"error: {len(missing)} generated clips have no real clip in {real_root / 'clips.jsonl'}",
-            file=sys.stderr,
-        )
+    try:
+        breakdown(Path(args.comparison), args.model)
+    except (SoundsmithError, OSError, KeyError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    families = [by_id[i]["meta"].get("family", "?") for i in ids]
-    real_paths = [(real_root / by_id[i]["audio"]).resolve() for i in ids]
-    ref_paths = [(out / r["audio"]).resolve() for r in _rows(out / "reference.jsonl")]
-    cache = out / "cache"
-
-    def emb(paths: list[Path]) -> np.ndarray:
-        return embed_files(paths, embedder, cache, desc="embedding", windows=False)["emb"]
-
-    ref, real = emb(ref_paths), emb(real_paths)
-    baseline = frechet_distance(real, ref)
-
-    def table(name: str, gen: np.ndarray) -> None:
-        line = [
-            f"{name}: FAD {frechet_distance(gen, ref):.1f} ({frechet_distance(gen, ref) / baseline:.2f}x)"
-        ]
-        for fam in sorted(set(families)):
-            swap = gen.copy()
-            idx = [k for k, f in enumerate(families) if f == fam]
-            swap[idx] = real[idx]
-            line.append(f"{fam} real ({len(idx)}): {frechet_distance(swap, ref) / baseline:.2f}x")
-        print(" | ".join(line))
-
-    print(
-        f"real clips of the {len(ids)} prompts: FAD {baseline:.1f} (1.00x), against {len(ref_paths)} reference clips"
-    )
-    table("generated", emb([Path(c["audio"]).resolve() for c in clips]))
-    if args.model:
-        import soundsmith
-
-        pipe = soundsmith.load(args.model)
-        folder = out / f"round_trip_{Path(args.model).name}"
-        folder.mkdir(parents=True, exist_ok=True)
-        trip_paths = []
-        for i, path in zip(ids, real_paths):
-            target = folder / f"{i}.wav"
-            if not target.is_file():
-                audio, _ = load_audio(path, sample_rate=pipe.sample_rate)
-                save_audio(target, pipe.round_trip(audio), pipe.sample_rate)
-            trip_paths.append(target)
-        table(f"real clips through {args.model}'s VAE + vocoder", emb(trip_paths))
     return 0
 
 

@@ -17,37 +17,29 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from soundsmith.errors import SoundsmithError
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def _text(path: Path) -> str:
     if not path.is_file():
         raise SoundsmithError(
             f"{path}: not found; is --comparison a folder written by scripts/compare_models.py?"
         )
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SoundsmithError(
-            f"{path}: not found; is --comparison a folder written by scripts/compare_models.py?"
-        )
-    return json.loads(path.read_text())
+    return path.read_text()
 
 
 def breakdown(comparison: Path, model: str | None) -> None:
-    from soundsmith.audio.io import load_audio, save_audio
+    from soundsmith.data.manifest import read_manifest
     from soundsmith.eval.embedders import TaggerEmbedder
     from soundsmith.eval.frechet import frechet_distance
+    from soundsmith.eval.generation_quality import round_trip_set
     from soundsmith.eval.runner import embed_files, load_eval_model
 
-    metrics = _json(comparison / "model0" / "eval" / "metrics.json")
-    run = _json(comparison / "comparison.json")
+    metrics = json.loads(_text(comparison / "model0" / "eval" / "metrics.json"))
+    run = json.loads(_text(comparison / "comparison.json"))
     embedder = TaggerEmbedder(load_eval_model(run.get("config", {}).get("tagger") or "tagger", "tagger"))
     made_with = metrics.get("info", {}).get("embedder")
     if made_with != embedder.name:
@@ -55,11 +47,12 @@ def breakdown(comparison: Path, model: str | None) -> None:
             f"{comparison}: its FAD was computed with {made_with}, the tagger loaded now is {embedder.name}; "
             "run scripts/compare_models.py again with the current tagger"
         )
+    prompts = _text(comparison / "model0" / "prompts.jsonl").splitlines()
     generated = {
-        r["id"]: comparison / "model0" / r["audio"] for r in _rows(comparison / "model0" / "prompts.jsonl")
+        r["id"]: comparison / "model0" / r["audio"] for r in map(json.loads, filter(str.strip, prompts))
     }
-    real_rows = _rows(comparison / "real" / "clips.jsonl")
-    by_id = {r.get("meta", {}).get("id"): r for r in real_rows}
+    real_set = read_manifest(comparison / "real" / "clips.jsonl")
+    by_id = {r.id: r for r in real_set}
     clips = [c["id"] for c in metrics["per_clip"]]
     ids = [c.rsplit("#s", 1)[0] for c in clips]
     missing = sorted({i for i in ids if i not in by_id} | {c for c in clips if c not in generated})
@@ -67,14 +60,15 @@ def breakdown(comparison: Path, model: str | None) -> None:
         raise SoundsmithError(
             f"{comparison}: no generated or real clip for {len(missing)} prompts ({missing[0]}, ...)"
         )
-    families = [by_id[i]["meta"].get("family", "?") for i in ids]
-    real_paths = [comparison / "real" / by_id[i]["audio"] for i in ids]
-    ref_paths = [comparison / r["audio"] for r in _rows(comparison / "reference.jsonl")]
+    real_rows = [by_id[i] for i in ids]
+    families = [r.meta.get("family", "?") for r in real_rows]
+    reference = read_manifest(comparison / "reference.jsonl")
+    ref_paths = [r.audio_path(reference.root) for r in reference]
 
     def emb(paths: list[Path]) -> np.ndarray:
         return embed_files(paths, embedder, comparison / "cache", desc="embedding", windows=False)["emb"]
 
-    ref, real = emb(ref_paths), emb(real_paths)
+    ref, real = emb(ref_paths), emb([r.audio_path(real_set.root) for r in real_rows])
     baseline = frechet_distance(real, ref)
 
     def line(name: str, clips_emb: np.ndarray, reported: float | None = None) -> None:
@@ -99,14 +93,10 @@ def breakdown(comparison: Path, model: str | None) -> None:
             raise SoundsmithError(
                 f"{model}: its pipeline has no VAE + vocoder round trip; name a latent model"
             )
-        folder = comparison / f"round_trip_{Path(model).name}"
-        folder.mkdir(parents=True, exist_ok=True)
-        trip_paths = []
-        for i, path in zip(ids, real_paths):
-            audio, _ = load_audio(path, sample_rate=pipe.sample_rate)
-            trip_paths.append(folder / f"{i}.wav")
-            save_audio(trip_paths[-1], pipe.round_trip(audio), pipe.sample_rate)
-        line(f"real clips through {model}'s VAE + vocoder", emb(trip_paths))
+        trip = read_manifest(
+            round_trip_set(pipe, real_rows, real_set.root, comparison / f"round_trip_{Path(model).name}")
+        )
+        line(f"real clips through {model}'s VAE + vocoder", emb([r.audio_path(trip.root) for r in trip]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,11 +53,12 @@ soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl
   --set train.valid_every=500 --set train.checkpoint_every=250 --set train.log_every=50 --set data.num_workers=0 \
   --set train.precision=32-true --set objective.speed_semitones=5 --set objective.mix_rate=0.5 \
   --set "objective.mix_db=[-6,20]" --set objective.bed_rate=0.3 --set "objective.bed_db=[6,20]"
-# then every combination the prompts can ask (2026-11-28, stop 25): the corpora hold some combinations out of
-# their train and valid splits (instrument registers, low beeps and buzzers, high sine tones, instruments over noise
-# or wind, ...) so that a generator's test prompts ask for what it never heard; an evaluator must hear them all.
-# 16,000 more clips at another seed; their test split (those combinations only, never a clip of corpus_ld) joins
-# the tagger's corpus, one in eight in its valid split (docs/evaluation.md, "Every combination heard")
+# then every combination the prompts can ask (2026-11-28, stop 25): the corpora hold some combinations out
+# of their train and valid splits (instrument registers, low beeps and buzzers, high sine tones, instruments
+# over noise or wind, ...) so that a generator's test prompts ask for what it never heard; an evaluator must
+# hear them all. 16,000 more clips at another seed; their test split (those combinations only, never a clip of
+# corpus_ld) joins the tagger's corpus, one in eight in its valid split (docs/evaluation.md, "Every combination
+# heard")
 [ -f work/corpus_eval_ho/manifest.jsonl ] ||
   soundsmith data synth --out work/corpus_eval_ho --clips 16000 --seed 9 --augment-rate 0.5 --workers 2
 mkdir -p work/corpus_eval_ho_all
@@ -74,9 +75,10 @@ for i, row in enumerate(r for r in held if r["split"] == "test"):
     rows.append(row)
 open("work/corpus_eval_ho_all/manifest.jsonl", "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
-soundsmith train --config configs/tagger/base.yaml --data work/corpus_eval_ho_all/manifest.jsonl --out runs/tagger_ho \
-  --init runs/tagger_bed/model --max-steps 2000 --set train.lr=3e-4 --set train.warmup_steps=100 \
-  --set train.valid_every=500 --set train.checkpoint_every=250 --set train.log_every=50 --set data.num_workers=0 \
+soundsmith train --config configs/tagger/base.yaml --data work/corpus_eval_ho_all/manifest.jsonl \
+  --out runs/tagger_ho --init runs/tagger_bed/model --max-steps 2000 --set train.lr=3e-4 \
+  --set train.warmup_steps=100 --set train.valid_every=500 --set train.checkpoint_every=250 \
+  --set train.log_every=50 --set data.num_workers=0 \
   --set train.precision=32-true --set objective.speed_semitones=5 --set objective.mix_rate=0.5 \
   --set "objective.mix_db=[-6,20]" --set objective.bed_rate=0.3 --set "objective.bed_db=[6,20]"
 rm -rf models/tagger models/clap

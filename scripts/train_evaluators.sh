@@ -48,11 +48,12 @@ soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl
 # then beds under sources (2026-11-28): besides the mixing, each clip that is not a bed gets, with probability
 # 0.3 when its batch holds a bed clip (~80 % of batches), a bed clip of the batch (rain, wind, noise, an engine hum,
 # the sea) 6-20 dB under it, with its label (docs/evaluation.md, "Beds under sources")
+beds=(--max-steps 2000 --set train.lr=3e-4 --set train.warmup_steps=100 --set train.valid_every=500
+      --set train.checkpoint_every=250 --set train.log_every=50 --set data.num_workers=0
+      --set train.precision=32-true --set objective.speed_semitones=5 --set objective.mix_rate=0.5
+      --set "objective.mix_db=[-6,20]" --set objective.bed_rate=0.3 --set "objective.bed_db=[6,20]")
 soundsmith train --config configs/tagger/base.yaml --data $CORPUS/manifest.jsonl --out runs/tagger_bed \
-  --init runs/tagger_mix/model --max-steps 2000 --set train.lr=3e-4 --set train.warmup_steps=100 \
-  --set train.valid_every=500 --set train.checkpoint_every=250 --set train.log_every=50 --set data.num_workers=0 \
-  --set train.precision=32-true --set objective.speed_semitones=5 --set objective.mix_rate=0.5 \
-  --set "objective.mix_db=[-6,20]" --set objective.bed_rate=0.3 --set "objective.bed_db=[6,20]"
+  --init runs/tagger_mix/model "${beds[@]}"
 # then every combination the prompts can ask (2026-11-28, stop 25): the corpora hold some combinations out
 # of their train and valid splits (instrument registers, low beeps and buzzers, high sine tones, instruments
 # over noise or wind, ...) so that a generator's test prompts ask for what it never heard; an evaluator must
@@ -75,12 +76,9 @@ for i, row in enumerate(r for r in held if r["split"] == "test"):
     rows.append(row)
 open("work/corpus_eval_ho_all/manifest.jsonl", "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
+# the same recipe as the beds step (docs/evaluation.md gives it written out)
 soundsmith train --config configs/tagger/base.yaml --data work/corpus_eval_ho_all/manifest.jsonl \
-  --out runs/tagger_ho --init runs/tagger_bed/model --max-steps 2000 --set train.lr=3e-4 \
-  --set train.warmup_steps=100 --set train.valid_every=500 --set train.checkpoint_every=250 \
-  --set train.log_every=50 --set data.num_workers=0 \
-  --set train.precision=32-true --set objective.speed_semitones=5 --set objective.mix_rate=0.5 \
-  --set "objective.mix_db=[-6,20]" --set objective.bed_rate=0.3 --set "objective.bed_db=[6,20]"
+  --out runs/tagger_ho --init runs/tagger_bed/model "${beds[@]}"
 rm -rf models/tagger models/clap
 mkdir -p models
 cp -r runs/tagger_ho/model models/tagger

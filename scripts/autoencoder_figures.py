@@ -8,6 +8,9 @@ librosa's spectral-flux onsets until 2026-11-27); loudness (|LUFS difference|, %
 FAD on the shipped tagger's embeddings against as many valid-split clips, with the sources' own FAD against
 them as the real-vs-real baseline; words kept (the shipped spoken-word recognizer, models/keyword, on the speech
 clips: % recognised as the clip's word, against its accuracy on the originals).
+With ``--codec MODEL``, the codec's round trip at each ``--codec-n-q`` count of codebooks joins the table (issue 14:
+the codec against the mel VAE + vocoder path, same clips and figures), with each codebook's usage on the same
+clips (perplexity ``exp(entropy)`` of its code histogram, and codes used) and the bitrate.
 Prints a markdown table and writes JSON.
 
     python scripts/autoencoder_figures.py --data work/corpus_ae/manifest.jsonl --per-family 25 --out work/ae_figures.json
@@ -73,6 +76,10 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=25, help="clips per corpus family")
     parser.add_argument("--vocoder", default="vocoder")
     parser.add_argument("--vae", default="vae")
+    parser.add_argument("--codec", default=None, help="a codec model or run directory to compare as well")
+    parser.add_argument(
+        "--codec-n-q", type=int, nargs="+", default=[8, 4], help="codebook counts for --codec"
+    )
     parser.add_argument("--out", type=Path, default=Path("work/ae_figures.json"))
     args = parser.parse_args()
 
@@ -84,6 +91,19 @@ def main() -> None:
     }
     mel_cfg = methods["vocoder"].mel_config
     sr = mel_cfg.sample_rate
+    codec = None
+    if args.codec is not None:
+        from soundsmith.pipelines.codec import load_codec, round_trip
+
+        codec = load_codec(args.codec)
+        if codec.config.sample_rate != sr:
+            raise SystemExit(
+                f"--codec {args.codec}: {codec.config.sample_rate} Hz, the mel path's is {sr} Hz"
+            )
+        for n_q in args.codec_n_q:
+            name = f"codec, {n_q} codebooks ({codec.config.bitrate(n_q) / 1000:g} kbit/s)"
+            methods[name] = lambda audio, rate, n_q=n_q: round_trip(codec, audio, n_q)
+        codes_seen: list[torch.Tensor] = []
     manifest = read_manifest(args.data)
     by_family: dict[str, list] = defaultdict(list)
     for row in manifest.split(args.split):
@@ -119,6 +139,8 @@ def main() -> None:
         tonal = is_tonal(row)
         onsets_src = onset_count(src, sr) if row.meta.get("family") == "events" else None
         embeddings["source"].append(embedder.embed(torch.tensor(src)[None], sr))
+        if codec is not None:
+            codes_seen.append(codec.encode(torch.from_numpy(src)[None])[0])  # [n_q, frames]
         word = spoken_word(row) if keyword is not None else None
         if word is not None:
             words["source"].append(float(predict(keyword, [src])[0] == word))
@@ -180,6 +202,19 @@ def main() -> None:
         "word_accuracy_originals_pct": word_src,
         "methods": table,
     }
+    if codec is not None:
+        codes = torch.cat(codes_seen, dim=1)  # [n_q, all frames]
+        usage = []
+        for k, row in enumerate(codes):
+            counts = torch.bincount(row, minlength=codec.config.codebook_size).double()
+            p = counts[counts > 0] / counts.sum()
+            usage.append({"perplexity": float(torch.exp(-(p * p.log()).sum())), "codes_used": int(p.numel())})
+            print(f"codebook {k + 1}: perplexity {usage[-1]['perplexity']:.1f}, {p.numel()} codes used")
+        summary["codec"] = {
+            "model": str(args.codec),
+            "codebook_size": codec.config.codebook_size,
+            "usage": usage,
+        }
     args.out.write_text(json.dumps(summary, indent=2))
     print()
     print(

@@ -8,8 +8,9 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reconstruct",
-        help="round-trip audio through the mel VAE and the vocoder",
-        description="Audio -> log-mel -> mel VAE -> vocoder -> audio (the shipped models unless named).",
+        help="round-trip audio through the mel VAE and the vocoder, or through a codec",
+        description="Audio -> log-mel -> mel VAE -> vocoder -> audio (the shipped models unless named); with "
+        "--model CODEC, audio -> codec tokens -> audio instead.",
     )
     p.add_argument("input", help="audio file to reconstruct (any rate; mixed to mono)")
     p.add_argument("-o", "--out", required=True, help="output audio file (written at the models' rate)")
@@ -20,11 +21,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--vae", default="vae", help="mel VAE: shipped name, model or run directory; default vae")
     p.add_argument("--no-vae", action="store_true", help="vocode the input's mel directly (vocoder only)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a codec (model or run directory): round-trip through its tokens instead",
+    )
+    p.add_argument("--n-q", type=int, default=None, help="with --model: the first N codebooks (default all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from soundsmith.errors import ConfigError
+
+    if args.model is not None:
+        from soundsmith.pipelines.codec import reconstruct_file as codec_file
+
+        print(f"wrote {codec_file(args.input, args.out, args.model, n_q=args.n_q, device=args.device)}")
+        return 0
+    if args.n_q is not None:
+        raise ConfigError("--n-q counts a codec's codebooks: give the codec with --model")
     from soundsmith.pipelines.reconstruct import reconstruct_file
 
     path = reconstruct_file(

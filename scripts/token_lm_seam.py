@@ -1,0 +1,127 @@
+"""A token LM generating past its window: each segment of a long clip scored, per attention window.
+
+Beyond ``config.context`` pattern steps the KV cache slides (docs/codec_lm.md, "Relative attention"): the model
+keeps generating with only the last ``context`` steps in view, as MusicGen does for clips longer than it was
+trained on. Sliding happens every step, so there is no single seam to look at; this script measures what it
+costs instead. The same prompts and seeds are generated ``--duration`` seconds long once per ``--contexts`` value
+(e.g. the training length, 203 steps for 4 s with the delay pattern, against a window that never slides), each clip
+is cut into ``--segment``-second segments, and each segment is scored against its prompt:
+
+- ``clap``: the CLAP-style score (shipped CLAP model, cosine of segment and prompt);
+- ``class``: the prompt's class among the shipped tagger's top 3 for the segment;
+- ``level_db``: RMS level (dBFS); a segment under -60 dBFS counts as ``silent``;
+- ``flux``: mean log-mel frame-to-frame distance (how much the sound jumps from one frame to the next).
+
+Prompts: the first caption of the split's first ``--limit`` clips that name one class (no layered scenes, whose
+segments differ by design), seed = the prompt's index.
+
+    OMP_NUM_THREADS=1 python scripts/token_lm_seam.py --model runs/token_lm_delay/model \\
+        --manifest work/corpus_ld/manifest.jsonl --limit 16 --duration 12 --contexts 203 1000 --out work/lm_seam.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from soundsmith.audio import mel_spectrogram
+from soundsmith.data import read_manifest
+from soundsmith.errors import SoundsmithError
+from soundsmith.eval.embedders import ClapEmbedder, TaggerEmbedder
+from soundsmith.eval.metrics import clap_score
+from soundsmith.models.registry import load_model
+
+
+def segment_figures(
+    audio: np.ndarray, sr: int, prompt: str, label: str, segment_s: float, tagger, clap
+) -> list[dict[str, float]]:
+    """Per ``segment_s`` segment of ``audio`` [T]: clap, class (0/1), level_db, silent (0/1), flux."""
+    size = int(round(segment_s * sr))
+    segs = torch.from_numpy(np.stack([audio[i : i + size] for i in range(0, len(audio) - size + 1, size)]))
+    _, logits = tagger.embed_and_logits(segs, sr)
+    top3 = logits.topk(3, dim=-1).indices
+    target = tagger.labels.index(label)
+    scores = clap_score(clap.embed(segs, sr), clap.embed_text([prompt]).expand(len(segs), -1))
+    mel = mel_spectrogram(segs, tagger.mel_cfg)  # [S, M, frames], log-mel
+    flux = (mel[..., 1:] - mel[..., :-1]).abs().mean(dim=(1, 2))
+    out = []
+    for i, seg in enumerate(segs.numpy()):
+        level = float(10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-12))
+        out.append(
+            {
+                "clap": float(scores[i]),
+                "class": float(bool((top3[i] == target).any())),
+                "level_db": level,
+                "silent": float(level < -60.0),
+                "flux": float(flux[i]),
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a token LM model or run directory")
+    ap.add_argument("--manifest", required=True, help="annotated corpus manifest (prompts and classes)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--limit", type=int, default=16, help="prompts")
+    ap.add_argument("--duration", type=float, default=12.0, help="seconds per clip")
+    ap.add_argument("--segment", type=float, default=2.0, help="seconds per scored segment")
+    ap.add_argument("--contexts", type=int, nargs="+", required=True, help="attention windows (pattern steps)")
+    ap.add_argument("--out", type=Path, required=True, help="JSON of every segment's figures and the means")
+    args = ap.parse_args(argv)
+    try:
+        import soundsmith
+
+        pipe = soundsmith.load(args.model)
+        if not hasattr(pipe.model.config, "context"):
+            raise SoundsmithError(f"--model {args.model}: not a token LM (it has no attention window)")
+        manifest = read_manifest(args.manifest)
+        rows = [r for r in manifest.split(args.split) if len(r.labels) == 1][: args.limit]
+        if not rows:
+            raise SoundsmithError(f"{args.manifest}: no {args.split} clip names exactly one class")
+        tagger, clap = TaggerEmbedder(load_model("tagger")), ClapEmbedder(load_model("clap"))
+        unknown = sorted({r.labels[0] for r in rows} - set(tagger.labels))
+        if unknown:
+            raise SoundsmithError(f"the shipped tagger does not know {unknown}")
+        sr = pipe.sample_rate
+        result: dict[str, object] = {"model": args.model, "duration": args.duration, "segment": args.segment}
+        runs = {}
+        for context in args.contexts:
+            pipe.model.config.context = int(context)
+            per_prompt = []
+            for i, row in enumerate(rows):
+                prompt = row.captions[0]
+                audio = pipe(prompt, duration=args.duration, seed=i, progress=False).audio[0]
+                segs = segment_figures(audio, sr, prompt, row.labels[0], args.segment, tagger, clap)
+                per_prompt.append({"prompt": prompt, "label": row.labels[0], "segments": segs})
+                print(f"context {context}: {i + 1}/{len(rows)}", file=sys.stderr, flush=True)
+            n_seg = min(len(p["segments"]) for p in per_prompt)
+            means = {
+                key: [float(np.mean([p["segments"][s][key] for p in per_prompt])) for s in range(n_seg)]
+                for key in ("clap", "class", "level_db", "silent", "flux")
+            }
+            runs[str(context)] = {"means": means, "prompts": per_prompt}
+        result["runs"] = runs
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    except SoundsmithError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    steps_per_s = pipe.model.frames(sr) if hasattr(pipe.model, "frames") else None
+    print(f"{len(rows)} prompts, {args.duration:g} s each, segments of {args.segment:g} s (frames/s: {steps_per_s})")
+    for context, run in runs.items():
+        for key, vals in run["means"].items():
+            cells = " | ".join(f"{v:.3f}" if key != "level_db" else f"{v:.1f}" for v in vals)
+            print(f"| window {context} steps | {key} | {cells} |")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

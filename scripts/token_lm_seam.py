@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=16, help="prompts")
     ap.add_argument("--duration", type=float, default=12.0, help="seconds per clip")
     ap.add_argument("--segment", type=float, default=2.0, help="seconds per scored segment")
-    ap.add_argument("--contexts", type=int, nargs="+", required=True, help="attention windows (pattern steps)")
+    ap.add_argument(
+        "--contexts", type=int, nargs="+", required=True, help="attention windows (pattern steps)"
+    )
     ap.add_argument("--out", type=Path, required=True, help="JSON of every segment's figures and the means")
     args = ap.parse_args(argv)
     try:
@@ -113,12 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     except SoundsmithError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    steps_per_s = pipe.model.frames(sr) if hasattr(pipe.model, "frames") else None
-    print(f"{len(rows)} prompts, {args.duration:g} s each, segments of {args.segment:g} s (frames/s: {steps_per_s})")
+    rate = pipe.model.frames(sr)  # codec frames per second
+    n_seg = len(next(iter(runs.values()))["means"]["clap"])
+    spans = " | ".join(f"{i * args.segment:g}-{(i + 1) * args.segment:g} s" for i in range(n_seg))
+    print(
+        f"{len(rows)} prompts, {args.duration:g} s each ({rate} codec frames/s, pattern {pipe.model.config.pattern})"
+    )
+    print(f"| window (steps) | figure | {spans} |")
+    print("|---|---|" + "---|" * n_seg)
     for context, run in runs.items():
         for key, vals in run["means"].items():
-            cells = " | ".join(f"{v:.3f}" if key != "level_db" else f"{v:.1f}" for v in vals)
-            print(f"| window {context} steps | {key} | {cells} |")
+            cells = " | ".join(f"{v:.1f}" if key == "level_db" else f"{v:.3f}" for v in vals)
+            print(f"| {context} (slides from ~{int(context) / rate:.1f} s) | {key} | {cells} |")
     print(f"wrote {args.out}")
     return 0
 

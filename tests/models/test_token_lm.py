@@ -169,3 +169,17 @@ def test_pattern_edges_empty_clips_partial_frames_and_dtypes():
         ConfigError, match=r"^pattern='zigzag' is unknown; use one of \['delay', 'parallel', 'flat'\]$"
     ):
         pattern_positions("zigzag", 2, 3)
+
+
+@pytest.mark.parametrize("name", ["tiny", "base", "cpu"])
+def test_presets_load_and_fit_their_codec(name):
+    """Every preset reads, and its network fits the base codec's token streams (4 of 8 codebooks of 1024)."""
+    from soundsmith.train.runconfig import load_run_config
+
+    rc = load_run_config(f"configs/token_lm/{name}.yaml")
+    codec = load_run_config("configs/codec/base.yaml").model
+    assert rc.family == "token_lm" and rc.model.pattern in PATTERNS
+    assert rc.model.net.num_codebooks <= codec.num_quantizers
+    assert name == "tiny" or rc.model.net.codebook_size == codec.codebook_size
+    net = TokenLMNet(rc.model.net)
+    assert sum(p.numel() for p in net.parameters()) > 0

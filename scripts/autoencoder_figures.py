@@ -93,9 +93,11 @@ def main() -> None:
     sr = mel_cfg.sample_rate
     codec = None
     if args.codec is not None:
-        from soundsmith.pipelines.codec import load_codec, round_trip
+        from soundsmith.pipelines.codec import check_n_q, load_codec, round_trip
 
         codec = load_codec(args.codec)
+        for n_q in args.codec_n_q:
+            check_n_q(codec, n_q)
         if codec.config.sample_rate != sr:
             raise SystemExit(
                 f"--codec {args.codec}: {codec.config.sample_rate} Hz, the mel path's is {sr} Hz"

@@ -9,7 +9,7 @@ is cut into ``--segment``-second segments, and each segment is scored against it
 
 - ``clap``: the CLAP-style score (shipped CLAP model, cosine of segment and prompt);
 - ``class``: the prompt's class among the shipped tagger's top 3 for the segment;
-- ``level_db``: RMS level (dBFS); a segment under -60 dBFS counts as ``silent``;
+- ``level_db``: RMS level (dBFS); a segment under the evaluation's silence level (-60 dBFS) counts as ``silent``;
 - ``flux``: mean log-mel frame-to-frame distance (how much the sound jumps from one frame to the next).
 
 Prompts: the first caption of the split's first ``--limit`` clips that name one class (no layered scenes, whose
@@ -22,6 +22,7 @@ segments differ by design), seed = the prompt's index.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -33,14 +34,18 @@ from soundsmith.audio import mel_spectrogram
 from soundsmith.data import read_manifest
 from soundsmith.errors import SoundsmithError
 from soundsmith.eval.embedders import ClapEmbedder, TaggerEmbedder
-from soundsmith.eval.metrics import clap_score
+from soundsmith.eval.metrics import SILENCE_DBFS, clap_score, rms_dbfs
 from soundsmith.models.registry import load_model
+from soundsmith.models.token_lm import frames_for_steps
 
 
 def segment_figures(
     audio: np.ndarray, sr: int, prompt: str, label: str, segment_s: float, tagger, clap
 ) -> list[dict[str, float]]:
-    """Per ``segment_s`` segment of ``audio`` [T]: clap, class (0/1), level_db, silent (0/1), flux."""
+    """Per whole ``segment_s`` segment of ``audio`` [T] (a shorter tail is dropped): clap, class (0/1), level_db,
+    silent (0/1), flux. ``sr`` must be the tagger's rate (its log-mel gives the flux)."""
+    if sr != tagger.sample_rate:
+        raise SoundsmithError(f"audio at {sr} Hz, the tagger's mel front end is at {tagger.sample_rate} Hz")
     size = int(round(segment_s * sr))
     segs = torch.from_numpy(np.stack([audio[i : i + size] for i in range(0, len(audio) - size + 1, size)]))
     _, logits = tagger.embed_and_logits(segs, sr)
@@ -51,13 +56,13 @@ def segment_figures(
     flux = (mel[..., 1:] - mel[..., :-1]).abs().mean(dim=(1, 2))
     out = []
     for i, seg in enumerate(segs.numpy()):
-        level = float(10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-12))
+        level = rms_dbfs(seg)
         out.append(
             {
                 "clap": float(scores[i]),
                 "class": float(bool((top3[i] == target).any())),
                 "level_db": level,
-                "silent": float(level < -60.0),
+                "silent": float(level < SILENCE_DBFS),
                 "flux": float(flux[i]),
             }
         )
@@ -77,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, required=True, help="JSON of every segment's figures and the means")
     args = ap.parse_args(argv)
+    if not 0 < args.segment <= args.duration:
+        print(
+            f"error: --segment {args.segment} must be > 0 and at most --duration {args.duration}",
+            file=sys.stderr,
+        )
+        return 1
     try:
         import soundsmith
 
@@ -94,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         sr = pipe.sample_rate
         result: dict[str, object] = {"model": args.model, "duration": args.duration, "segment": args.segment}
         runs = {}
+        config = pipe.model.config
         for context in args.contexts:
-            pipe.model.config.context = int(context)
+            pipe.model.config = dataclasses.replace(config, context=int(context))  # checked: >= 2 steps
             per_prompt = []
             for i, row in enumerate(rows):
                 prompt = row.captions[0]
@@ -116,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     rate = pipe.model.frames(sr)  # codec frames per second
+    c = pipe.model.config
     n_seg = len(next(iter(runs.values()))["means"]["clap"])
     spans = " | ".join(f"{i * args.segment:g}-{(i + 1) * args.segment:g} s" for i in range(n_seg))
     print(
@@ -126,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     for context, run in runs.items():
         for key, vals in run["means"].items():
             cells = " | ".join(f"{v:.1f}" if key == "level_db" else f"{v:.3f}" for v in vals)
-            print(f"| {context} (slides from ~{int(context) / rate:.1f} s) | {key} | {cells} |")
+            slides = frames_for_steps(c.pattern, c.net.num_codebooks, int(context)) / rate
+            print(f"| {context} (slides from ~{slides:.1f} s) | {key} | {cells} |")
     print(f"wrote {args.out}")
     return 0
 

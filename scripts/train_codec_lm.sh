@@ -30,8 +30,10 @@ resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 OMP_NUM_THREADS=2 soundsmith train --config configs/codec/base.yaml --data work/corpus_ld/manifest.jsonl \
   --out runs/codec --max-steps "$CODEC_STEPS" --set train.checkpoint_every=200 --set train.valid_every=400 \
   $(resume runs/codec)
-rm -rf work/codec_model && cp -r runs/codec/model work/codec_model
-# 2. the LMs, one thread each: the delay pattern, then parallel and flat for the same number of steps
+# (kept once made, so that resumed LMs keep their codec: remove work/codec_model after changing CODEC_STEPS)
+[ -d work/codec_model ] || cp -r runs/codec/model work/codec_model
+# 2. the LMs, one thread each: the delay pattern on one core; on the other, parallel then flat, to the same
+#    number of steps (the equal-steps comparison of the patterns)
 lm() {  # OUT STEPS [--set ...]
   local out=$1 steps=$2
   shift 2
@@ -40,6 +42,9 @@ lm() {  # OUT STEPS [--set ...]
     $(resume "$out")
 }
 lm runs/token_lm "$LM_STEPS" &
+delay=$!
+trap 'kill "$delay" 2>/dev/null || true' EXIT
 lm runs/token_lm_parallel "$CMP_STEPS" --set model.pattern=parallel
 lm runs/token_lm_flat "$CMP_STEPS" --set model.pattern=flat --set model.context=1024 --set model.net.max_distance=1024
-wait
+wait "$delay"
+trap - EXIT

@@ -91,14 +91,20 @@ def test_reconstruct_through_a_codec(tmp_path, capsys):
         want = codec(torch.from_numpy(source)[None], 2).audio[0].numpy()
         every = codec(torch.from_numpy(source)[None]).audio[0].numpy()
     assert sr == 16000 and audio.shape == (1001,)
-    np.testing.assert_allclose(audio, np.clip(want, -1, 1), atol=1e-4)  # 16-bit-free float WAV, clipped
+    np.testing.assert_allclose(audio, np.clip(want, -1, 1), atol=1e-4)  # 16-bit PCM rounding, clipped
     assert np.abs(want - every).max() > 1e-3  # two codebooks are not all four
     assert main([*argv, "--n-q", "5"]) == 1
     assert "n_q=5" in capsys.readouterr().err
 
 
-def test_reconstruct_n_q_needs_a_codec(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "extra", [["--n-q", "2"], ["--model", "codec_dir", "--no-vae"], ["--model", "codec_dir", "--vae", "vae"]]
+)
+def test_reconstruct_options_of_the_other_path_are_refused(tmp_path, capsys, extra):
+    """--n-q belongs to a codec, --vae / --vocoder / --no-vae to the mel path: mixing them is a one-line error."""
     save_audio(tmp_path / "in.wav", np.zeros(100, np.float32), 16000)
-    assert main(["reconstruct", str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav"), "--n-q", "2"]) == 1
+    argv = ["reconstruct", str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav"), *extra]
+    assert main(argv) == 1
     err = capsys.readouterr().err
-    assert "--model" in err and len(err.strip().splitlines()) == 1
+    assert ("--model" in err or "--vae" in err) and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.wav").exists()

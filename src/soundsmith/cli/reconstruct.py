@@ -1,4 +1,5 @@
-"""``soundsmith reconstruct IN.wav -o OUT.wav``: hear what the mel VAE and the vocoder keep of a sound."""
+"""``soundsmith reconstruct IN.wav -o OUT.wav``: hear what the mel VAE and the vocoder (or, with ``--model``, a
+codec) keep of a sound."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output audio file (written at the models' rate)")
     p.add_argument(
         "--vocoder",
-        default="vocoder",
+        default=None,
         help="vocoder: shipped name, model or run directory, or 'griffin-lim' (64 iterations); default vocoder",
     )
-    p.add_argument("--vae", default="vae", help="mel VAE: shipped name, model or run directory; default vae")
+    p.add_argument("--vae", default=None, help="mel VAE: shipped name, model or run directory; default vae")
     p.add_argument("--no-vae", action="store_true", help="vocode the input's mel directly (vocoder only)")
     p.add_argument(
         "--model",
@@ -35,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from soundsmith.errors import ConfigError
 
     if args.model is not None:
+        if args.vocoder is not None or args.vae is not None or args.no_vae:
+            raise ConfigError(
+                "--vocoder, --vae and --no-vae choose the mel path; a codec (--model) replaces it"
+            )
         from soundsmith.pipelines.codec import reconstruct_file as codec_file
 
         print(f"wrote {codec_file(args.input, args.out, args.model, n_q=args.n_q, device=args.device)}")
@@ -44,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from soundsmith.pipelines.reconstruct import reconstruct_file
 
     path = reconstruct_file(
-        args.input, args.out, vocoder=args.vocoder, vae=None if args.no_vae else args.vae, device=args.device
+        args.input,
+        args.out,
+        vocoder=args.vocoder or "vocoder",
+        vae=None if args.no_vae else args.vae or "vae",
+        device=args.device,
     )
     print(f"wrote {path}")
     return 0

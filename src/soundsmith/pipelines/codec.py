@@ -34,7 +34,7 @@ def check_n_q(model: torch.nn.Module, n_q: int | None) -> None:
     """A one-line error unless ``n_q`` is None (every codebook) or one of the codec's codebook counts."""
     if n_q is not None and not 1 <= n_q <= model.config.num_quantizers:
         raise ConfigError(
-            f"n_q={n_q} must be from 1 to {model.config.num_quantizers} (this codec's codebooks)"
+            f"n_q={n_q} (--n-q) must be from 1 to {model.config.num_quantizers} (this codec's codebooks)"
         )
 
 
@@ -60,7 +60,7 @@ def reconstruct_file(
     from soundsmith.audio import load_audio, save_audio
 
     model = load_codec(codec, device=device)
-    check_n_q(model, n_q)
+    check_n_q(model, n_q)  # before reading any audio
     audio, _ = load_audio(in_path, sample_rate=model.config.sample_rate)
     out = round_trip(model, audio, n_q)
     meta = {"reconstructed_from": Path(in_path).name, "codec": str(codec), "n_q": str(n_q or "all")}

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from soundsmith.errors import ModelError
+from soundsmith.audio import MelConfig, mel_spectrogram
+from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.codec import Codec, CodecConfig
 from soundsmith.nn.rvq import ResidualVQ, VectorQuantizer
 from soundsmith.train.objectives.codec import CodecObjective
@@ -119,7 +120,7 @@ def _stft_loss_by_hand(y_hat: np.ndarray, y: np.ndarray) -> float:
 
 def test_codec_losses_equal_the_hand_computed_reference():
     codec = tiny_codec()
-    obj = CodecObjective(codec, l1_weight=2.0, stft_weight=0.5, commit_weight=3.0)
+    obj = CodecObjective(codec, l1_weight=2.0, mel_weight=4.0, stft_weight=0.5, commit_weight=3.0)
     gen = torch.Generator().manual_seed(0)
     y = 0.3 * torch.randn(2, 1200, generator=gen, dtype=torch.float64).float()
     with torch.no_grad():
@@ -140,8 +141,15 @@ def test_codec_losses_equal_the_hand_computed_reference():
     # codec's near-silent bins differ in the log-magnitude term by ~1 %, so the float32 value is checked through it)
     assert float(multi_resolution_stft_loss(y_hat.double(), y.double())) == pytest.approx(stft, rel=1e-6)
     assert float(got["stft"]) == pytest.approx(float(multi_resolution_stft_loss(y_hat, y)), rel=1e-6)
-    want = 2.0 * l1 + 0.5 * float(got["stft"]) + 3.0 * np.mean(commits)
+    # log-mel L1 through the project's mel front end at the codec's rate (the vocoder's term)
+    cfg = MelConfig(sample_rate=16000, fmax=8000.0)
+    mel = float((mel_spectrogram(y_hat, cfg) - mel_spectrogram(y, cfg)).abs().mean())
+    assert float(got["mel"]) == pytest.approx(mel, rel=1e-5)
+    want = 2.0 * l1 + 4.0 * mel + 0.5 * float(got["stft"]) + 3.0 * np.mean(commits)
     assert float(got["loss"]) == pytest.approx(want, rel=1e-5)
+    assert obj.validate({"audio": y})["loss"] == pytest.approx(
+        mel, rel=1e-5
+    )  # best.ckpt follows the mel term
 
 
 def test_discriminators_start_at_their_step_and_train_adversarially():
@@ -225,3 +233,40 @@ def test_upsample_crop_and_residual_unit_by_hand():
     x = torch.randn(2, 4, 11)
     with torch.no_grad():
         torch.testing.assert_close(unit(x), x + unit.block(x))
+
+
+def test_input_gain_scales_in_and_out():
+    """``input_gain`` g: the encoder hears g x, the decoder's output is divided by g (same weights otherwise)."""
+    plain, gained = tiny_codec(), tiny_codec(input_gain=8.0)
+    gained.load_state_dict(plain.state_dict())
+    x = 0.05 * torch.randn(2, 200, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(gained.encode(x), plain.encode(8.0 * x))
+        torch.testing.assert_close(gained(x).audio, plain(8.0 * x).audio / 8.0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="input_gain"):
+            CodecConfig(input_gain=bad)
+
+
+def test_base_preset_latent_hears_the_corpus_level():
+    """The base preset at its init: a -30 dBFS clip (the built-in corpus' level) moves the latent well beyond the
+    convs' biases, and the first codebook, drawn from a batch of such clips, spreads a clip over many codes. At
+    unit gain the input moved the latent by ~2.5 % and every frame of a clip took one code: the first base run
+    collapsed to one output for every input (docs/codec_lm.md)."""
+    from soundsmith.train.runconfig import load_run_config
+
+    torch.manual_seed(0)
+    codec = Codec(load_run_config("configs/codec/base.yaml").model).train()
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    pitch = 110 * 2 ** (torch.randint(0, 36, (16, 1), generator=gen) / 12)  # tones A2-G#5
+    x = 0.045 * torch.sin(2 * torch.pi * pitch * t) * (torch.rand(16, 1, generator=gen) + 0.5)  # ~-30 dBFS
+    x = x + 0.003 * torch.randn(16, 16000, generator=gen)
+    with torch.no_grad():
+        codec(x)  # the first training batch: codebooks drawn from its latents
+        codec.eval()
+        latent, bias_only = codec.embed(x[:4]), codec.embed(torch.zeros(4, 16000))
+        codes = codec.encode(x[:4], n_q=1)[:, 0]  # [4, 50]
+    moved = (latent - bias_only).pow(2).mean().sqrt() / latent.pow(2).mean().sqrt()
+    assert moved > 0.25
+    assert min(len(torch.unique(c)) for c in codes) >= 5

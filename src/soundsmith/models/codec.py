@@ -43,8 +43,15 @@ class CodecConfig:
     # under batch_size * frames / codebook_size (the mean count), or live codes get restarted too
     dead_threshold: float = 0.1
     residual_dilations: list[int] = field(default_factory=lambda: [1])
+    # audio is multiplied by this before the encoder and the decoder's output divided by it. At the default init a
+    # -30 dBFS clip (the built-in corpus' level) moves the latent by ~2.5 % of the convs' biases: the codebooks,
+    # drawn from such latents, put a whole clip on one code and nothing reaches the decoder (the first base run
+    # collapsed so, docs/codec_lm.md); the base preset sets 30 dB of gain.
+    input_gain: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.input_gain) and self.input_gain > 0):
+            raise ConfigError(f"CodecConfig.input_gain={self.input_gain!r} must be a positive number")
         for name in ("sample_rate", "channels", "dim", "num_quantizers", "codebook_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
@@ -175,7 +182,7 @@ class Codec(nn.Module):
         """Audio ``[B, T]`` -> encoder latent ``[B, T', D]`` (right zero-padding to a multiple of the hop)."""
         audio = self._check(audio)
         pad = self.frames(audio.shape[-1]) * self.hop_length - audio.shape[-1]
-        x = F.pad(audio, (0, pad))[:, None]  # [B, 1, T' * hop]
+        x = F.pad(audio * self.config.input_gain, (0, pad))[:, None]  # [B, 1, T' * hop]
         return self.encoder(x).transpose(1, 2)  # [B, T', D]
 
     def forward(self, audio: Tensor, n_q: int | None = None) -> CodecOutput:
@@ -191,7 +198,7 @@ class Codec(nn.Module):
 
     def decode_latent(self, q: Tensor, length: int | None = None) -> Tensor:
         """Quantized latent ``[B, T', D]`` -> audio ``[B, length]`` (``T' * hop`` by default; cropped or padded)."""
-        y = self.decoder(q.transpose(1, 2))[:, 0]  # [B, T' * hop]
+        y = self.decoder(q.transpose(1, 2))[:, 0] / self.config.input_gain  # [B, T' * hop]
         if length is not None:
             y = y[:, :length] if y.shape[-1] >= length else F.pad(y, (0, length - y.shape[-1]))
         return y

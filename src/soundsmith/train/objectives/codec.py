@@ -1,4 +1,5 @@
-"""Codec training: waveform L1 + multi-resolution STFT + RVQ commitment, then GAN (the vocoder's discriminators).
+"""Codec training: waveform L1 + log-mel L1 + multi-resolution STFT + RVQ commitment, then GAN (the vocoder's
+discriminators).
 
 Two optimizers, as the vocoder's: 0 trains the codec (encoder, decoder; the codebooks follow by EMA inside the
 forward pass), 1 the multi-period + multi-resolution discriminators of ``soundsmith.nn.discriminators``, an
@@ -6,9 +7,12 @@ forward pass), 1 the multi-period + multi-resolution discriminators of ``soundsm
 probability ``quantizer_dropout`` a step uses only the first ``n_q ~ U{1..N}`` codebooks (drawn first, from a
 generator seeded by ``(seed, step)``), so any prefix of the codebooks decodes well (lower bitrate at inference).
 
-Generator loss: ``l1_weight * mean|y - y_hat| + stft_weight * MRSTFT(y_hat, y) + commit_weight * commit``
-(+ ``adv_weight * adv + fm_weight * fm`` once the discriminators run). Validation reports ``loss`` = MR-STFT with
-every codebook.
+Generator loss: ``l1_weight * mean|y - y_hat| + mel_weight * mean|logmel(y_hat) - logmel(y)| + stft_weight *
+MRSTFT(y_hat, y) + commit_weight * commit`` (+ ``adv_weight * adv + fm_weight * fm`` once the discriminators
+run), the vocoder's balance (HiFi-GAN's mel 45). The log-mel term (floored at 1e-5, the project's mel front end)
+carries the content: without it (MR-STFT alone, whose log magnitudes are floored at 1e-7) the first real run
+(docs/codec_lm.md) learned to match the digital silence of synthetic clips and dropped their tones, 60 dB down.
+Validation reports ``loss`` = log-mel L1 with every codebook (``best.ckpt`` follows it) and ``stft``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from soundsmith.audio import MelConfig, mel_spectrogram
 from soundsmith.errors import TrainingError
 from soundsmith.models.codec import Codec
 from soundsmith.nn.discriminators import (
@@ -46,7 +51,8 @@ class CodecObjective(Objective):
         sample_rate: int | None = None,
         disc_start_step: int | None = None,
         l1_weight: float = 1.0,
-        stft_weight: float = 1.0,
+        mel_weight: float = 45.0,
+        stft_weight: float = 2.5,
         commit_weight: float = 1.0,
         adv_weight: float = 1.0,
         fm_weight: float = 2.0,
@@ -60,6 +66,7 @@ class CodecObjective(Objective):
         self.disc_start_step = DISC_START_STEP if disc_start_step is None else int(disc_start_step)
         self.weights = {
             "l1": l1_weight,
+            "mel": mel_weight,
             "stft": stft_weight,
             "commit": commit_weight,
             "adv": adv_weight,
@@ -68,6 +75,8 @@ class CodecObjective(Objective):
         if not 0.0 <= quantizer_dropout <= 1.0:
             raise TrainingError(f"quantizer_dropout={quantizer_dropout} must be in [0, 1]")
         self.quantizer_dropout, self.seed = quantizer_dropout, seed
+        rate = model.config.sample_rate  # the project's mel front end at the codec's rate
+        self.mel_config = MelConfig(sample_rate=rate, fmax=min(8000.0, rate / 2))
         self.disc_clip_grad_norm = disc_clip_grad_norm
         self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
         self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)
@@ -96,8 +105,10 @@ class CodecObjective(Objective):
         return int(pick) if float(u) < self.quantizer_dropout else None
 
     def reconstruction_losses(self, y_hat: Tensor, y: Tensor, commit: Tensor) -> dict[str, Tensor]:
+        mel_hat, mel = mel_spectrogram(y_hat, self.mel_config), mel_spectrogram(y, self.mel_config)
         return {
             "l1": torch.mean(torch.abs(y_hat - y)),
+            "mel": torch.mean(torch.abs(mel_hat - mel)),
             "stft": multi_resolution_stft_loss(y_hat, y),
             "commit": commit,
         }
@@ -117,7 +128,8 @@ class CodecObjective(Objective):
         n_q = self.draw_n_q() if self.model.training else None
         out = self.model(y, n_q)
         parts = self.reconstruction_losses(out.audio, y, out.commit_loss)
-        loss = k["l1"] * parts["l1"] + k["stft"] * parts["stft"] + k["commit"] * parts["commit"]
+        loss = k["l1"] * parts["l1"] + k["mel"] * parts["mel"] + k["stft"] * parts["stft"]
+        loss = loss + k["commit"] * parts["commit"]
         if self.adversarial:
             with torch.no_grad():
                 real = self.mpd(y) + self.mrd(y)
@@ -141,11 +153,16 @@ class CodecObjective(Objective):
 
     @torch.no_grad()
     def validate(self, batch: dict[str, Any]) -> dict[str, float]:
-        """Every codebook: ``loss`` = MR-STFT, ``l1``, ``commit``."""
+        """Every codebook: ``loss`` = log-mel L1, ``stft`` (MR-STFT), ``l1``, ``commit``."""
         y = batch["audio"]
         out = self.model(y)
         parts = self.reconstruction_losses(out.audio, y, out.commit_loss)
-        return {"loss": float(parts["stft"]), "l1": float(parts["l1"]), "commit": float(parts["commit"])}
+        return {
+            "loss": float(parts["mel"]),
+            "stft": float(parts["stft"]),
+            "l1": float(parts["l1"]),
+            "commit": float(parts["commit"]),
+        }
 
     @torch.no_grad()
     def sample(self, batch: dict[str, Any]) -> Tensor | None:

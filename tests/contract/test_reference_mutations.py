@@ -127,6 +127,10 @@ def _drop_commit(self, y_hat, y, commit, _orig=CodecObjective.reconstruction_los
     return {**_orig(self, y_hat, y, commit), "commit": torch.zeros(())}
 
 
+def _drop_mel(self, y_hat, y, commit, _orig=CodecObjective.reconstruction_losses):
+    return {**_orig(self, y_hat, y, commit), "mel": torch.zeros(())}
+
+
 def _l1_as_mse(self, y_hat, y, commit, _orig=CodecObjective.reconstruction_losses):
     return {**_orig(self, y_hat, y, commit), "l1": torch.mean((y_hat - y) ** 2)}
 
@@ -141,6 +145,10 @@ def _l1_as_mse(self, y_hat, y, commit, _orig=CodecObjective.reconstruction_losse
         (
             "L1 computed as a squared error",
             lambda mp: mp.setattr(CodecObjective, "reconstruction_losses", _l1_as_mse),
+        ),
+        (
+            "the log-mel term dropped",
+            lambda mp: mp.setattr(CodecObjective, "reconstruction_losses", _drop_mel),
         ),
         (
             "one STFT resolution of three",

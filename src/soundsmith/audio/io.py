@@ -178,8 +178,10 @@ def load_audio(
 def resample(audio: ArrayLike, orig_sr: int, target_sr: int) -> ArrayLike:
     """Resample ``[T]`` or ``[C, T]`` audio with soxr (high quality).
 
-    Output length is ``round(T * target_sr / orig_sr)``. A numpy input gives float32 numpy, a torch
-    input a float32 tensor on the input's device (the work runs on the CPU).
+    Output length is ``T * target_sr / orig_sr`` rounded to the nearest integer, ties up (soxr's own length
+    rounds ties either way: 3,000 samples 24 -> 44.1 kHz gave 5,512 where 2 samples 44.1 -> 11.025 kHz gave 1; its
+    output is cropped or edge-padded by that one sample). A numpy input gives float32 numpy, a torch input a float32
+    tensor on the input's device (the work runs on the CPU).
     """
     orig_sr = _check_rate(orig_sr, "resample orig_sr")
     target_sr = _check_rate(target_sr, "resample target_sr")
@@ -193,6 +195,11 @@ def resample(audio: ArrayLike, orig_sr: int, target_sr: int) -> ArrayLike:
         out = soxr.resample(x, orig_sr, target_sr, quality="HQ")
     else:
         out = soxr.resample(np.ascontiguousarray(x.T), orig_sr, target_sr, quality="HQ").T  # [C, T']
+    want = (2 * x.shape[-1] * target_sr + orig_sr) // (2 * orig_sr)  # round half up, exactly
+    if out.shape[-1] > want:
+        out = out[..., :want]
+    elif 0 < out.shape[-1] < want:
+        out = np.pad(out, [(0, 0)] * (out.ndim - 1) + [(0, want - out.shape[-1])], mode="edge")
     out = np.ascontiguousarray(out, dtype=np.float32)
     return torch.from_numpy(out).to(device) if device is not None else out
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Reproduce the codec + token LM runs of docs/codec_lm.md ("First real runs"), on a 2-core CPU, on the latent
-# diffusion default's corpus (work/corpus_ld). Wall times there. Every step resumes: re-run the script.
+# The codec + token LM runs of docs/codec_lm.md ("First real runs on the CPU"), on a 2-core CPU, on the latent
+# diffusion default's corpus (work/corpus_ld). Wall times there; the LM part has not been run yet (see "Next").
+# Every step resumes: re-run the script.
 #   CODEC_STEPS  codec steps (codec-only: its GAN phase starts at 20,000)
 #   LM_STEPS     steps of the delay-pattern LM (configs/token_lm/cpu.yaml)
 #   CMP_STEPS    steps of each pattern in the equal-steps comparison (parallel, flat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CODEC_STEPS=${CODEC_STEPS:-6600}
+CODEC_STEPS=${CODEC_STEPS:-6000}
 LM_STEPS=${LM_STEPS:-2400}
 CMP_STEPS=${CMP_STEPS:-300}
 bash scripts/setup.sh

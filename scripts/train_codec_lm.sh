@@ -3,7 +3,7 @@
 # diffusion default's corpus (work/corpus_ld). Wall times there; the LM part has not been run yet (see "Next").
 # Every step resumes: re-run the script.
 #   CODEC_STEPS  codec steps (codec-only: its GAN phase starts at 20,000)
-#   LM_STEPS     steps of the delay-pattern LM (configs/token_lm/cpu.yaml)
+#   LM_STEPS     steps of the delay-pattern LM (configs/token_lm/cpu.yaml); 0 = stop after the codec
 #   CMP_STEPS    steps of each pattern in the equal-steps comparison (parallel, flat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,7 @@ resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 OMP_NUM_THREADS=2 soundsmith train --config configs/codec/base.yaml --data work/corpus_ld/manifest.jsonl \
   --out runs/codec --max-steps "$CODEC_STEPS" --set train.checkpoint_every=200 --set train.valid_every=400 \
   $(resume runs/codec)
+[ "$LM_STEPS" = 0 ] && exit 0
 # (kept once made, so that resumed LMs keep their codec: remove work/codec_model after changing CODEC_STEPS)
 [ -d work/codec_model ] || cp -r runs/codec/model work/codec_model
 # 2. the LMs, one thread each: the delay pattern on one core; on the other, parallel then flat, to the same

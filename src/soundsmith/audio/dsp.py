@@ -49,6 +49,11 @@ class MelConfig:
     def n_freqs(self) -> int:
         return self.n_fft // 2 + 1
 
+    @classmethod
+    def at_rate(cls, sample_rate: int, **fields) -> MelConfig:
+        """The default front end at ``sample_rate``: ``fmax`` is 8 kHz or the Nyquist frequency below it."""
+        return cls(sample_rate=sample_rate, fmax=min(8000.0, sample_rate / 2), **fields)
+
 
 @functools.lru_cache(maxsize=16)
 def _mel_basis(cfg: MelConfig) -> np.ndarray:

@@ -92,7 +92,7 @@ class DataConfig:
     def mel_config(self) -> MelConfig:
         if self.mel is not None:
             return self.mel
-        return MelConfig(sample_rate=self.sample_rate, fmax=min(8000.0, self.sample_rate / 2))
+        return MelConfig.at_rate(self.sample_rate)
 
 
 class ClipDataset(Dataset):

@@ -5,12 +5,8 @@ from soundsmith.families import Family
 # what the codec objective's generator loss is documented to be (train/objectives/codec.py), before the GAN starts
 _WEIGHTS = {"l1": 1.0, "mel": 45.0, "stft": 2.5, "commit": 1.0}
 _RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))  # (n_fft, hop, window) of the MR-STFT
-_MEL = (
-    1024,
-    160,
-    1024,
-    64,
-)  # (n_fft, hop, window, mels) of the log-mel term: the project's MelConfig, 0-8 kHz
+# (n_fft, hop, window, mels) of the log-mel term: the project's MelConfig, 0-8 kHz
+_MEL = (1024, 160, 1024, 64)
 
 
 def _magnitudes(x, n_fft: int, hop: int, win: int):

@@ -9,9 +9,10 @@ generator seeded by ``(seed, step)``), so any prefix of the codebooks decodes we
 
 Generator loss: ``l1_weight * mean|y - y_hat| + mel_weight * mean|logmel(y_hat) - logmel(y)| + stft_weight *
 MRSTFT(y_hat, y) + commit_weight * commit`` (+ ``adv_weight * adv + fm_weight * fm`` once the discriminators
-run), the vocoder's balance (HiFi-GAN's mel 45). The log-mel term (floored at 1e-5, the project's mel front end)
-carries the content: without it (MR-STFT alone, whose log magnitudes are floored at 1e-7) the first real run
-(docs/codec_lm.md) learned to match the digital silence of synthetic clips and dropped their tones, 60 dB down.
+run): the mel and MR-STFT weights are the vocoder's (mel 45 is HiFi-GAN's). The log-mel term uses the project's
+mel front end, floored at 1e-5. On synthetic clips with digital silence both log terms still score "tone lost,
+silence kept" better than "the clip plus a -60 dB noise floor" (docs/codec_lm.md, "First real runs"): a higher
+floor is the next thing to try.
 Validation reports ``loss`` = log-mel L1 with every codebook (``best.ckpt`` follows it) and ``stft``.
 """
 
@@ -75,8 +76,7 @@ class CodecObjective(Objective):
         if not 0.0 <= quantizer_dropout <= 1.0:
             raise TrainingError(f"quantizer_dropout={quantizer_dropout} must be in [0, 1]")
         self.quantizer_dropout, self.seed = quantizer_dropout, seed
-        rate = model.config.sample_rate  # the project's mel front end at the codec's rate
-        self.mel_config = MelConfig(sample_rate=rate, fmax=min(8000.0, rate / 2))
+        self.mel_config = MelConfig.at_rate(model.config.sample_rate)  # the project's front end
         self.disc_clip_grad_norm = disc_clip_grad_norm
         self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
         self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)

@@ -25,12 +25,7 @@ from soundsmith.train.objectives.base import Objective
 def wavenet_mel_config(model: WaveNet) -> MelConfig:
     """The mel front end matching a model's local conditioning (``lc_channels`` bands, ``hop_length``)."""
     c = model.config
-    return MelConfig(
-        sample_rate=c.sample_rate,
-        hop_length=c.hop_length,
-        n_mels=c.lc_channels,
-        fmax=min(8000.0, c.sample_rate / 2),
-    )
+    return MelConfig.at_rate(c.sample_rate, hop_length=c.hop_length, n_mels=c.lc_channels)
 
 
 class WaveNetObjective(Objective):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from soundsmith.audio import MelConfig, mel_spectrogram
-from soundsmith.errors import ConfigError, ModelError
+from soundsmith.errors import ConfigError, ModelError, TrainingError
 from soundsmith.models.codec import Codec, CodecConfig
 from soundsmith.nn.rvq import ResidualVQ, VectorQuantizer
 from soundsmith.train.objectives.codec import CodecObjective
@@ -152,6 +152,21 @@ def test_codec_losses_equal_the_hand_computed_reference():
     )  # best.ckpt follows the mel term
 
 
+@pytest.mark.parametrize("floor", [1e-5, 1e-3])
+def test_the_log_mel_floor_is_the_given_one(floor):
+    codec = tiny_codec()
+    obj = CodecObjective(codec, mel_floor=floor)
+    y = 0.3 * torch.randn(2, 1200, generator=torch.Generator().manual_seed(1))
+    y[:, 600:] = 0.0  # digital silence, where the floor decides the term
+    with torch.no_grad():
+        got, y_hat = obj.losses({"audio": y}, 0), codec(y).audio
+    cfg = MelConfig(sample_rate=16000, fmax=8000.0)
+    logs = [np.log(np.maximum(mel_spectrogram(a, cfg, log=False).numpy(), floor)) for a in (y_hat, y)]
+    assert float(got["mel"]) == pytest.approx(float(np.abs(logs[0] - logs[1]).mean()), rel=1e-5)
+    with pytest.raises(TrainingError, match="mel_floor=0.0 must be positive"):
+        CodecObjective(codec, mel_floor=0.0)
+
+
 def test_discriminators_start_at_their_step_and_train_adversarially():
     codec = tiny_codec()
     obj = CodecObjective(codec.train(), disc_start_step=5, mpd_channels=(4, 4), mrd_channels=4)
@@ -270,3 +285,39 @@ def test_base_preset_latent_hears_the_corpus_level():
     moved = (latent - bias_only).pow(2).mean().sqrt() / latent.pow(2).mean().sqrt()
     assert moved > 0.25
     assert min(len(torch.unique(c)) for c in codes) >= 5
+
+
+@pytest.mark.parametrize("n_q", [1, 3])
+@pytest.mark.parametrize("training", [True, False])
+def test_straight_through_passes_the_decoder_gradient_once(n_q, training):
+    """The RVQ's output is the sum of its codes forward and the identity backward, at any number of stages (a
+    straight-through per stage would hand the encoder the gradient n_q times)."""
+    rvq = ResidualVQ(4, num_quantizers=4, codebook_size=16, decay=0.8).train(training)
+    rvq(_clustered()[None])  # draws the codebooks from data
+    x = _clustered(seed=1)[None].requires_grad_(True)
+    out = rvq(x, n_q)
+    assert torch.allclose(out.quantized, rvq.decode(out.codes), atol=1e-6)
+    g = torch.randn_like(x)
+    (out.quantized * g).sum().backward()
+    assert torch.allclose(x.grad, g)
+
+
+@pytest.mark.parametrize("T", [1, 40, 401])
+def test_istft_decoder_lengths_and_gain(T):
+    codec = tiny_codec(decoder="istft", decoder_dim=16, decoder_intermediate_dim=32, decoder_depth=2)
+    assert codec(torch.randn(2, T)).audio.shape == (2, T)
+    loud = tiny_codec(
+        decoder="istft", decoder_dim=16, decoder_intermediate_dim=32, decoder_depth=2, input_gain=4.0
+    )
+    loud.load_state_dict(codec.state_dict())
+    z = codec.quantizer.decode(codec.encode(torch.randn(1, 40)))
+    assert torch.allclose(loud.decode_latent(z, 40) * 4.0, codec.decode_latent(z, 40), atol=1e-6)
+
+
+def test_istft_decoder_settings_are_checked():
+    with pytest.raises(ConfigError, match="decoder='wavernn' must be one of seanet, istft"):
+        CodecConfig(decoder="wavernn")
+    with pytest.raises(ConfigError, match="decoder_upsample=3 must divide the hop"):
+        CodecConfig(decoder="istft", ratios=[2, 2], decoder_upsample=3)
+    with pytest.raises(ConfigError, match="decoder_depth=0"):
+        CodecConfig(decoder="istft", decoder_depth=0)

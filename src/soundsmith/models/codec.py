@@ -24,7 +24,11 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from soundsmith.errors import ConfigError, ModelError
+from soundsmith.nn.convnext import ConvNeXtBackbone
+from soundsmith.nn.istft import ISTFTHead
 from soundsmith.nn.rvq import ResidualVQ
+
+DECODERS = ("seanet", "istft")
 
 
 @dataclass
@@ -48,8 +52,28 @@ class CodecConfig:
     # drawn from such latents, put a whole clip on one code and nothing reaches the decoder (the first base run
     # collapsed so, docs/codec_lm.md); the base preset sets 30 dB of gain.
     input_gain: float = 1.0
+    # "seanet": the mirror of the encoder, transposed convs up to the sample rate. "istft": a Vocos decoder (as
+    # Vocos decodes EnCodec's tokens): the latent repeated ``decoder_upsample`` times per frame, a ConvNeXt
+    # backbone (decoder_dim / decoder_intermediate_dim / decoder_depth) and an inverse-STFT head with hop
+    # ``hop / decoder_upsample`` and 4x overlap. The SEANet decoder kept no tone in 6,000 CPU steps; the vocoder's
+    # head, which the iSTFT decoder shares, kept tones within a few thousand (docs/codec_lm.md).
+    decoder: str = "seanet"
+    decoder_dim: int = 256
+    decoder_intermediate_dim: int = 512
+    decoder_depth: int = 6
+    decoder_upsample: int = 2
 
     def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"CodecConfig.decoder={self.decoder!r} must be one of {', '.join(DECODERS)}")
+        for name in ("decoder_dim", "decoder_intermediate_dim", "decoder_depth", "decoder_upsample"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
+        if self.decoder == "istft" and math.prod(self.ratios) % self.decoder_upsample:
+            raise ConfigError(
+                f"CodecConfig.decoder_upsample={self.decoder_upsample} must divide the hop "
+                f"({math.prod(self.ratios)}, the product of ratios) for the iSTFT decoder"
+            )
         if not (math.isfinite(self.input_gain) and self.input_gain > 0):
             raise ConfigError(f"CodecConfig.input_gain={self.input_gain!r} must be a positive number")
         for name in ("sample_rate", "channels", "dim", "num_quantizers", "codebook_size"):
@@ -153,6 +177,22 @@ class SEANetDecoder(nn.Module):
         return self.net(z)
 
 
+class ISTFTDecoder(nn.Module):
+    """``[B, dim, T'] -> [B, 1, T' * hop]``: each latent frame repeated ``decoder_upsample`` times, a ConvNeXt
+    backbone, an inverse-STFT head of hop ``hop / decoder_upsample`` (n_fft four times that)."""
+
+    def __init__(self, c: CodecConfig) -> None:
+        super().__init__()
+        self.upsample = c.decoder_upsample
+        hop = c.hop_length // c.decoder_upsample
+        self.backbone = ConvNeXtBackbone(c.dim, c.decoder_dim, c.decoder_intermediate_dim, c.decoder_depth)
+        self.head = ISTFTHead(c.decoder_dim, 4 * hop, hop, math.log(1000.0))
+
+    def forward(self, z: Tensor) -> Tensor:
+        z = z.repeat_interleave(self.upsample, dim=-1) if self.upsample > 1 else z
+        return self.head(self.backbone(z))[:, None]
+
+
 class Codec(nn.Module):
     """``forward(audio [B, T], n_q=None) -> CodecOutput``; ``encode`` / ``decode`` for tokens."""
 
@@ -161,7 +201,7 @@ class Codec(nn.Module):
         self.config = c = config
         self.encoder = SEANetEncoder(c)
         self.quantizer = ResidualVQ(c.dim, c.num_quantizers, c.codebook_size, c.ema_decay, c.dead_threshold)
-        self.decoder = SEANetDecoder(c)
+        self.decoder = SEANetDecoder(c) if c.decoder == "seanet" else ISTFTDecoder(c)
 
     @property
     def hop_length(self) -> int:

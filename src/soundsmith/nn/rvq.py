@@ -148,14 +148,15 @@ class ResidualVQ(nn.Module):
         residual, total = x, torch.zeros_like(x)
         codes, commits = [], []
         for layer in self.layers[: self._n(n_q)]:
-            q, c, commit = layer(residual)
-            q_plain = layer.decode(c)  # the code vectors (after any EMA update of this step)
-            residual = residual - q_plain.detach()
-            total = total + q
+            _, c, commit = layer(residual)
+            q_plain = layer.decode(c).detach()  # the code vectors (after any EMA update of this step)
+            residual = residual - q_plain
+            total = total + q_plain
             codes.append(c)
             commits.append(commit)
-        # straight-through on the whole sum: the forward value is the sum of code vectors
-        return QuantizerOutput(total, torch.stack(codes, 1), torch.stack(commits).mean())
+        # straight-through once, on the whole sum: the forward value is the sum of code vectors and the encoder
+        # gets the decoder's gradient once (a straight-through per stage would pass it n_q times)
+        return QuantizerOutput(x + (total - x).detach(), torch.stack(codes, 1), torch.stack(commits).mean())
 
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
         """x ``[B, T, D]`` -> codes ``[B, n_q, T]`` (no EMA update)."""

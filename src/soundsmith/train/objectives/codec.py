@@ -62,6 +62,7 @@ class CodecObjective(Objective):
         disc_clip_grad_norm: float = 10.0,
         mpd_channels: tuple[int, ...] = (16, 32, 64, 128),
         mrd_channels: int = 8,
+        mel_floor: float = 1e-5,
     ) -> None:
         super().__init__(model, sample_rate)
         self.disc_start_step = DISC_START_STEP if disc_start_step is None else int(disc_start_step)
@@ -77,6 +78,9 @@ class CodecObjective(Objective):
             raise TrainingError(f"quantizer_dropout={quantizer_dropout} must be in [0, 1]")
         self.quantizer_dropout, self.seed = quantizer_dropout, seed
         self.mel_config = MelConfig.at_rate(model.config.sample_rate)  # the project's front end
+        if not mel_floor > 0:
+            raise TrainingError(f"mel_floor={mel_floor} must be positive")
+        self.mel_floor = float(mel_floor)
         self.disc_clip_grad_norm = disc_clip_grad_norm
         self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
         self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)
@@ -105,7 +109,10 @@ class CodecObjective(Objective):
         return int(pick) if float(u) < self.quantizer_dropout else None
 
     def reconstruction_losses(self, y_hat: Tensor, y: Tensor, commit: Tensor) -> dict[str, Tensor]:
-        mel_hat, mel = mel_spectrogram(y_hat, self.mel_config), mel_spectrogram(y, self.mel_config)
+        mel_hat, mel = (
+            torch.log(mel_spectrogram(a, self.mel_config, log=False).clamp(min=self.mel_floor))
+            for a in (y_hat, y)
+        )
         return {
             "l1": torch.mean(torch.abs(y_hat - y)),
             "mel": torch.mean(torch.abs(mel_hat - mel)),

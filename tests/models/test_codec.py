@@ -321,3 +321,30 @@ def test_istft_decoder_settings_are_checked():
         CodecConfig(decoder="istft", ratios=[2, 2], decoder_upsample=3)
     with pytest.raises(ConfigError, match="decoder_depth=0"):
         CodecConfig(decoder="istft", decoder_depth=0)
+
+
+def test_the_istft_decoder_starts_from_a_vocoder_of_the_same_shape(tmp_path):
+    from soundsmith.models.registry import save_model
+    from soundsmith.models.vocoder import Vocoder, VocoderConfig
+
+    torch.manual_seed(1)
+    voc = Vocoder(
+        VocoderConfig(dim=16, intermediate_dim=32, depth=2, n_mels=8, hop_length=2, n_fft=16, win_length=16)
+    )
+    save_model(voc, tmp_path / "voc")
+    kw = dict(decoder="istft", decoder_dim=16, decoder_intermediate_dim=32, decoder_depth=2)  # hop 4 / 2 = 2
+    codec = tiny_codec(**kw)
+    before = codec.encoder.state_dict()
+    CodecObjective(codec, decoder_init=str(tmp_path / "voc"))
+    for part in ("backbone", "head"):
+        for k, v in getattr(voc, part).state_dict().items():
+            assert torch.equal(getattr(codec.decoder, part).state_dict()[k], v), k
+    assert all(
+        torch.equal(v, codec.encoder.state_dict()[k]) for k, v in before.items()
+    )  # the encoder is its own
+    with pytest.raises(ConfigError, match="does not fit this codec's decoder: backbone.embed.weight"):
+        tiny_codec(**{**kw, "dim": 4}).init_decoder_from(voc)
+    with pytest.raises(ConfigError, match="head.proj.weight"):  # a head of another hop
+        tiny_codec(**{**kw, "decoder_upsample": 1}).init_decoder_from(voc)
+    with pytest.raises(ConfigError, match="needs CodecConfig.decoder='istft'"):
+        tiny_codec().init_decoder_from(voc)

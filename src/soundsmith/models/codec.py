@@ -203,6 +203,28 @@ class Codec(nn.Module):
         self.quantizer = ResidualVQ(c.dim, c.num_quantizers, c.codebook_size, c.ema_decay, c.dead_threshold)
         self.decoder = SEANetDecoder(c) if c.decoder == "seanet" else ISTFTDecoder(c)
 
+    def init_decoder_from(self, vocoder: nn.Module, source: str = "the vocoder") -> None:
+        """Start the iSTFT decoder from a trained vocoder's ConvNeXt backbone and inverse-STFT head (the same
+        shapes: ``decoder_dim``, ``decoder_intermediate_dim``, ``decoder_depth``, a head hop ``hop /
+        decoder_upsample`` equal to the vocoder's, and ``dim`` equal to its mel count). The codec then learns an
+        encoder whose latent the vocoder's layers can already turn into phase-coherent audio."""
+        if self.config.decoder != "istft":
+            raise ConfigError(f"initialising the decoder from {source} needs CodecConfig.decoder='istft'")
+        for part in ("backbone", "head"):
+            mine, theirs = getattr(self.decoder, part).state_dict(), getattr(vocoder, part).state_dict()
+            wrong = [
+                f"{part}.{k} {tuple(v.shape)} (the vocoder's {tuple(theirs[k].shape) if k in theirs else 'missing'})"
+                for k, v in mine.items()
+                if k not in theirs or theirs[k].shape != v.shape
+            ]
+            if wrong or set(theirs) - set(mine):
+                raise ConfigError(
+                    f"{source} does not fit this codec's decoder: {'; '.join(wrong[:3]) or 'extra layers'}; match "
+                    "decoder_dim, decoder_intermediate_dim, decoder_depth, dim (its mels) and hop / "
+                    "decoder_upsample (its hop) to the vocoder's config"
+                )
+            getattr(self.decoder, part).load_state_dict(theirs)
+
     @property
     def hop_length(self) -> int:
         return self.config.hop_length

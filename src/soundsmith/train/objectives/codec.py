@@ -63,6 +63,7 @@ class CodecObjective(Objective):
         mpd_channels: tuple[int, ...] = (16, 32, 64, 128),
         mrd_channels: int = 8,
         mel_floor: float = 1e-5,
+        decoder_init: str | None = None,
     ) -> None:
         super().__init__(model, sample_rate)
         self.disc_start_step = DISC_START_STEP if disc_start_step is None else int(disc_start_step)
@@ -81,6 +82,10 @@ class CodecObjective(Objective):
         if not mel_floor > 0:
             raise TrainingError(f"mel_floor={mel_floor} must be positive")
         self.mel_floor = float(mel_floor)
+        if decoder_init:  # before any resume, which then loads the run's own weights over these
+            from soundsmith.models.registry import load_model
+
+            model.init_decoder_from(load_model(decoder_init), f"decoder_init={decoder_init!r}")
         self.disc_clip_grad_norm = disc_clip_grad_norm
         self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
         self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)

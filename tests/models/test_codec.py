@@ -19,9 +19,21 @@ def tiny_codec(**kw) -> Codec:
     return Codec(CodecConfig(**{**TINY, **kw})).eval()
 
 
+SPECTRAL = dict(decoder_dim=16, decoder_intermediate_dim=32, decoder_depth=2)
+SPECTRAL_ENC = dict(encoder_dim=16, encoder_intermediate_dim=32, encoder_depth=1, encoder_mels=8)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        {},
+        {"decoder": "istft", **SPECTRAL},
+        {"encoder": "mel", "decoder": "istft", **SPECTRAL, **SPECTRAL_ENC},
+    ],
+)
 @pytest.mark.parametrize("T", [1, 3, 4, 5, 17, 101, 1000])
-def test_output_length_equals_input_length(T):
-    codec = tiny_codec(ratios=[2, 3])
+def test_output_length_equals_input_length(T, kind):
+    codec = tiny_codec(ratios=[2, 3], **kind)
     out = codec(torch.randn(2, T))
     assert out.audio.shape == (2, T)
     assert out.codes.shape == (2, 4, -(-T // 6))
@@ -314,7 +326,25 @@ def test_istft_decoder_lengths_and_gain(T):
     assert torch.allclose(loud.decode_latent(z, 40) * 4.0, codec.decode_latent(z, 40), atol=1e-6)
 
 
+def test_the_mel_encoder_hears_the_log_mel_of_its_frames():
+    """The mel encoder is the project's log-mel front end at hop / encoder_stride (the first stride x T' centred
+    frames of the gained input), then its backbone and strided conv: recomposed by hand."""
+    codec = tiny_codec(encoder="mel", **{**SPECTRAL_ENC, "encoder_depth": 1}, ratios=[2, 4])
+    x = 0.3 * torch.randn(1, 64, generator=torch.Generator().manual_seed(2))
+    enc = codec.encoder
+    mel = mel_spectrogram(x * codec.config.input_gain, MelConfig.at_rate(16000, hop_length=4, n_mels=8))
+    assert mel.shape[-1] == 64 // 4 + 1  # centred frames; the encoder keeps the first 2 per token frame
+    with torch.no_grad():
+        want = enc.out(enc.backbone(mel[..., :16]).transpose(1, 2)).transpose(1, 2)
+        assert torch.allclose(codec.embed(x), want, atol=1e-5)
+        assert codec.embed(x).shape == (1, 8, codec.config.dim)
+
+
 def test_istft_decoder_settings_are_checked():
+    with pytest.raises(ConfigError, match="encoder='cqt' must be one of seanet, mel"):
+        CodecConfig(encoder="cqt")
+    with pytest.raises(ConfigError, match="encoder_stride=3 must divide the hop"):
+        CodecConfig(encoder="mel", ratios=[2, 2], encoder_stride=3)
     with pytest.raises(ConfigError, match="decoder='wavernn' must be one of seanet, istft"):
         CodecConfig(decoder="wavernn")
     with pytest.raises(ConfigError, match="decoder_upsample=3 must divide the hop"):

@@ -23,11 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from soundsmith.audio import MelConfig, mel_spectrogram
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.nn.convnext import ConvNeXtBackbone
 from soundsmith.nn.istft import ISTFTHead
 from soundsmith.nn.rvq import ResidualVQ
 
+ENCODERS = ("seanet", "mel")
 DECODERS = ("seanet", "istft")
 
 
@@ -58,12 +60,38 @@ class CodecConfig:
     # ``hop / decoder_upsample`` and 4x overlap. The SEANet decoder kept no tone in 6,000 CPU steps; the vocoder's
     # head, which the iSTFT decoder shares, kept tones within a few thousand (docs/codec_lm.md).
     decoder: str = "seanet"
+    # "seanet": strided convs from the samples. "mel": a spectral encoder, the log-mel of the project's front end
+    # (``encoder_mels`` mels every ``hop / encoder_stride`` samples) through a ConvNeXt backbone (encoder_dim /
+    # encoder_intermediate_dim / encoder_depth) and a strided conv down to the token rate: it hears pitch from
+    # the first step, where the SEANet encoder has to learn its own filterbank (docs/codec_lm.md)
+    encoder: str = "seanet"
+    encoder_dim: int = 256
+    encoder_intermediate_dim: int = 512
+    encoder_depth: int = 4
+    encoder_mels: int = 64
+    encoder_stride: int = 2
     decoder_dim: int = 256
     decoder_intermediate_dim: int = 512
     decoder_depth: int = 6
     decoder_upsample: int = 2
 
     def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"CodecConfig.encoder={self.encoder!r} must be one of {', '.join(ENCODERS)}")
+        for name in (
+            "encoder_dim",
+            "encoder_intermediate_dim",
+            "encoder_depth",
+            "encoder_mels",
+            "encoder_stride",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
+        if self.encoder == "mel" and math.prod(self.ratios) % self.encoder_stride:
+            raise ConfigError(
+                f"CodecConfig.encoder_stride={self.encoder_stride} must divide the hop "
+                f"({math.prod(self.ratios)}, the product of ratios) for the mel encoder"
+            )
         if self.decoder not in DECODERS:
             raise ConfigError(f"CodecConfig.decoder={self.decoder!r} must be one of {', '.join(DECODERS)}")
         for name in ("decoder_dim", "decoder_intermediate_dim", "decoder_depth", "decoder_upsample"):
@@ -159,6 +187,28 @@ class SEANetEncoder(nn.Module):
         return self.net(x)
 
 
+class MelEncoder(nn.Module):
+    """``[B, 1, T] -> [B, dim, T / hop]`` (T a multiple of hop): log-mel every ``hop / encoder_stride`` samples
+    (centred frames; the first ``encoder_stride * T / hop`` kept), a ConvNeXt backbone, a conv of kernel and
+    stride ``encoder_stride`` to ``dim``."""
+
+    def __init__(self, c: CodecConfig) -> None:
+        super().__init__()
+        self.stride = c.encoder_stride
+        self.mel = MelConfig.at_rate(
+            c.sample_rate, hop_length=c.hop_length // c.encoder_stride, n_mels=c.encoder_mels
+        )
+        self.backbone = ConvNeXtBackbone(
+            c.encoder_mels, c.encoder_dim, c.encoder_intermediate_dim, c.encoder_depth
+        )
+        self.out = nn.Conv1d(c.encoder_dim, c.dim, c.encoder_stride, stride=c.encoder_stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        frames = x.shape[-1] // self.mel.hop_length
+        mel = mel_spectrogram(x[:, 0], self.mel)[..., :frames]  # [B, mels, stride * T']
+        return self.out(self.backbone(mel).transpose(1, 2))
+
+
 class SEANetDecoder(nn.Module):
     """``[B, dim, T'] -> [B, 1, T' * hop]``."""
 
@@ -199,7 +249,7 @@ class Codec(nn.Module):
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.encoder = SEANetEncoder(c)
+        self.encoder = SEANetEncoder(c) if c.encoder == "seanet" else MelEncoder(c)
         self.quantizer = ResidualVQ(c.dim, c.num_quantizers, c.codebook_size, c.ema_decay, c.dead_threshold)
         self.decoder = SEANetDecoder(c) if c.decoder == "seanet" else ISTFTDecoder(c)
 

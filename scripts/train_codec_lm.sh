@@ -7,7 +7,7 @@
 #   CMP_STEPS    steps of each pattern in the equal-steps comparison (parallel, flat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CODEC_STEPS=${CODEC_STEPS:-6000}
+CODEC_STEPS=${CODEC_STEPS:-4000}
 LM_STEPS=${LM_STEPS:-2400}
 CMP_STEPS=${CMP_STEPS:-300}
 bash scripts/setup.sh
@@ -29,11 +29,11 @@ PY
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 # 1. the codec (2 threads), frozen into work/codec_model for the LMs
 OMP_NUM_THREADS=2 soundsmith train --config configs/codec/base.yaml --data work/corpus_ld/manifest.jsonl \
-  --out runs/codec --max-steps "$CODEC_STEPS" --set train.checkpoint_every=200 --set train.valid_every=400 \
-  $(resume runs/codec)
+  --out runs/codec_mel --max-steps "$CODEC_STEPS" --set train.checkpoint_every=200 --set train.valid_every=400 \
+  $(resume runs/codec_mel)
 [ "$LM_STEPS" = 0 ] && exit 0
 # (kept once made, so that resumed LMs keep their codec: remove work/codec_model after changing CODEC_STEPS)
-[ -d work/codec_model ] || cp -r runs/codec/model work/codec_model
+[ -d work/codec_model ] || cp -r runs/codec_mel/model work/codec_model
 # 2. the LMs, one thread each: the delay pattern on one core; on the other, parallel then flat, to the same
 #    number of steps (the equal-steps comparison of the patterns)
 lm() {  # OUT STEPS [--set ...]

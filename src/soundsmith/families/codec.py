@@ -1,4 +1,5 @@
-"""Codec: SEANet encoder/decoder + residual VQ (SoundStream / EnCodec), audio <-> discrete tokens."""
+"""Codec: encoder (SEANet convs or log-mel + ConvNeXt) + residual VQ + decoder (SEANet or iSTFT / Vocos), audio
+<-> discrete tokens (SoundStream / EnCodec)."""
 
 from soundsmith.families import Family
 
@@ -96,7 +97,7 @@ FAMILY = Family(
     objective="soundsmith.train.objectives.codec:CodecObjective",
     pipeline=None,
     kind="autoencoder",
-    description="neural audio codec: waveform <-> RVQ tokens [n_q, T / hop] (SEANet convs, EMA codebooks, GAN)",
+    description="neural audio codec: waveform <-> RVQ tokens [n_q, T / hop] (SEANet or mel encoder, EMA codebooks, SEANet or iSTFT decoder)",
     contract_forward=lambda model, b: model(b["audio"]).audio,
     contract_shape=lambda cfg, B, T: (B, T),
     contract_reference_loss=reference_loss,

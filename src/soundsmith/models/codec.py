@@ -1,10 +1,18 @@
-"""Neural audio codec: SEANet-style convolutional encoder/decoder around a residual VQ (SoundStream / EnCodec).
+"""Neural audio codec: an encoder and a decoder around a residual VQ (SoundStream / EnCodec).
 
 ``audio [B, T] -> encoder -> latent [B, T', D] -> ResidualVQ -> codes [B, n_q, T'] -> decoder -> audio [B, T]``
-with ``T' = ceil(T / hop)``, ``hop = prod(ratios)``. The encoder is a 7-tap input conv, then per ratio ``r`` a
-residual unit (dilated 3-tap conv + 1x1, ELU) and a strided conv (kernel ``2r``, stride ``r``) doubling the
-channels, then a 3-tap conv to ``dim``. The decoder mirrors it with transposed convs. EnCodec's LSTM is left out
-(a CPU-speed choice: the codec must run at >= 100x real time on 2 cores).
+with ``T' = ceil(T / hop)``, ``hop = prod(ratios)``. Two encoders and two decoders (``CodecConfig.encoder`` /
+``decoder``):
+
+- SEANet (SoundStream's): a 7-tap input conv, then per ratio ``r`` a residual unit (dilated 3-tap conv + 1x1,
+  ELU) and a strided conv (kernel ``2r``, stride ``r``) doubling the channels, then a 3-tap conv to ``dim``; the
+  decoder mirrors it with transposed convs. EnCodec's LSTM is left out (a CPU-speed choice: the codec must run at
+  >= 100x real time on 2 cores).
+- spectral: the encoder takes the project's log-mel at ``encoder_stride`` frames per token frame through a
+  ConvNeXt backbone and a strided conv; the decoder is Vocos' (as Vocos decodes EnCodec's tokens): a ConvNeXt
+  backbone and an inverse-STFT head, shaped so that it can start from the shipped vocoder
+  (:meth:`Codec.init_decoder_from`). The base preset uses these: on the 2-core CPU the SEANet pair kept no pitch
+  in 6,000 steps (docs/codec_lm.md).
 
 Any input length works: the clip is zero-padded on the right to a multiple of ``hop`` and the output cropped back
 to ``T`` (``forward``/``decode(codes, length)``). The codebooks are trained by EMA inside ``forward`` in training

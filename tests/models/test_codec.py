@@ -324,6 +324,12 @@ def test_istft_decoder_lengths_and_gain(T):
     loud.load_state_dict(codec.state_dict())
     z = codec.quantizer.decode(codec.encode(torch.randn(1, 40)))
     assert torch.allclose(loud.decode_latent(z, 40) * 4.0, codec.decode_latent(z, 40), atol=1e-6)
+    # the head's magnitude ceiling is in the audio's own scale: where it binds, the gained codec's output (divided
+    # by its gain) is as loud as the plain one's (a fixed ceiling clipped the base preset's loud tones 30 dB)
+    for c in (codec, loud):
+        with torch.no_grad():
+            c.decoder.head.proj.bias[: c.decoder.head.n_fft // 2 + 1] = 30.0  # far above any ceiling
+    torch.testing.assert_close(loud.decode_latent(z, 40), codec.decode_latent(z, 40), rtol=1e-4, atol=1e-4)
 
 
 def test_the_mel_encoder_hears_the_log_mel_of_its_frames():

@@ -244,7 +244,10 @@ class ISTFTDecoder(nn.Module):
         self.upsample = c.decoder_upsample
         hop = c.hop_length // c.decoder_upsample
         self.backbone = ConvNeXtBackbone(c.dim, c.decoder_dim, c.decoder_intermediate_dim, c.decoder_depth)
-        self.head = ISTFTHead(c.decoder_dim, 4 * hop, hop, math.log(1000.0))
+        # the vocoder's ceiling (log 1000: a 0.2-peak sine in a 640-point frame is at ~1000) in the audio's own
+        # scale: the head works at input_gain times it, so at the base gain of 31.6 a fixed log 1000 clipped every
+        # tone louder than -14 dBFS (the corpus' beeps came back 30 dB quiet in the band of the note)
+        self.head = ISTFTHead(c.decoder_dim, 4 * hop, hop, math.log(1000.0 * c.input_gain))
 
     def forward(self, z: Tensor) -> Tensor:
         z = z.repeat_interleave(self.upsample, dim=-1) if self.upsample > 1 else z

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The codec + token LM runs of docs/codec_lm.md ("First real runs on the CPU"), on a 2-core CPU, on the latent
-# diffusion default's corpus (work/corpus_ld). Wall times there; the LM part has not been run yet (see "Next").
+# diffusion default's corpus (work/corpus_ld). Wall times there (stop 27: the codec ~40 min, the LMs ~1 h).
 # Every step resumes: re-run the script.
 #   CODEC_STEPS  codec steps (codec-only: its GAN phase starts at 20,000)
 #   LM_STEPS     steps of the delay-pattern LM (configs/token_lm/cpu.yaml); 0 = stop after the codec
 #   CMP_STEPS    steps of each pattern in the equal-steps comparison (parallel, flat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CODEC_STEPS=${CODEC_STEPS:-4000}
-LM_STEPS=${LM_STEPS:-2400}
+CODEC_STEPS=${CODEC_STEPS:-5000}
+LM_STEPS=${LM_STEPS:-1800}
 CMP_STEPS=${CMP_STEPS:-300}
 bash scripts/setup.sh
 . .venv/bin/activate
@@ -46,7 +46,7 @@ lm() {  # OUT STEPS [--set ...]
 lm runs/token_lm "$LM_STEPS" &
 delay=$!
 trap 'kill "$delay" 2>/dev/null || true' EXIT
-lm runs/token_lm_parallel "$CMP_STEPS" --set model.pattern=parallel
-lm runs/token_lm_flat "$CMP_STEPS" --set model.pattern=flat --set model.context=1024 --set model.net.max_distance=1024
+lm runs/token_lm_parallel "$CMP_STEPS" --set model.pattern=parallel --set train.valid_every=150
+lm runs/token_lm_flat "$CMP_STEPS" --set train.valid_every=150 --set model.pattern=flat --set model.context=1024 --set model.net.max_distance=1024
 wait "$delay"
 trap - EXIT

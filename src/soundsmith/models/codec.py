@@ -84,32 +84,35 @@ class CodecConfig:
     decoder_upsample: int = 2
 
     def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"CodecConfig.encoder={self.encoder!r} must be one of {', '.join(ENCODERS)}")
-        for name in (
-            "encoder_dim",
-            "encoder_intermediate_dim",
-            "encoder_depth",
-            "encoder_mels",
-            "encoder_stride",
-        ):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
-        if self.encoder == "mel" and math.prod(self.ratios) % self.encoder_stride:
-            raise ConfigError(
-                f"CodecConfig.encoder_stride={self.encoder_stride} must divide the hop "
-                f"({math.prod(self.ratios)}, the product of ratios) for the mel encoder"
-            )
-        if self.decoder not in DECODERS:
-            raise ConfigError(f"CodecConfig.decoder={self.decoder!r} must be one of {', '.join(DECODERS)}")
-        for name in ("decoder_dim", "decoder_intermediate_dim", "decoder_depth", "decoder_upsample"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
-        if self.decoder == "istft" and math.prod(self.ratios) % self.decoder_upsample:
-            raise ConfigError(
-                f"CodecConfig.decoder_upsample={self.decoder_upsample} must divide the hop "
-                f"({math.prod(self.ratios)}, the product of ratios) for the iSTFT decoder"
-            )
+        sides = (  # (field, its choices, the choice with a stride, that stride's field, its sizes)
+            (
+                "encoder",
+                ENCODERS,
+                "mel",
+                "encoder_stride",
+                ("encoder_dim", "encoder_intermediate_dim", "encoder_depth", "encoder_mels"),
+            ),
+            (
+                "decoder",
+                DECODERS,
+                "istft",
+                "decoder_upsample",
+                ("decoder_dim", "decoder_intermediate_dim", "decoder_depth"),
+            ),
+        )
+        for side, choices, strided, stride, sizes in sides:
+            if getattr(self, side) not in choices:
+                raise ConfigError(
+                    f"CodecConfig.{side}={getattr(self, side)!r} must be one of {', '.join(choices)}"
+                )
+            for name in (*sizes, stride):
+                if int(getattr(self, name)) < 1:
+                    raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
+            if getattr(self, side) == strided and math.prod(self.ratios) % getattr(self, stride):
+                raise ConfigError(
+                    f"CodecConfig.{stride}={getattr(self, stride)} must divide the hop "
+                    f"({math.prod(self.ratios)}, the product of ratios) for the {strided} {side}"
+                )
         if not (math.isfinite(self.input_gain) and self.input_gain > 0):
             raise ConfigError(f"CodecConfig.input_gain={self.input_gain!r} must be a positive number")
         for name in ("sample_rate", "channels", "dim", "num_quantizers", "codebook_size"):

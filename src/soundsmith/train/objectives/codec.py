@@ -10,9 +10,9 @@ generator seeded by ``(seed, step)``), so any prefix of the codebooks decodes we
 Generator loss: ``l1_weight * mean|y - y_hat| + mel_weight * mean|logmel(y_hat) - logmel(y)| + stft_weight *
 MRSTFT(y_hat, y) + commit_weight * commit`` (+ ``adv_weight * adv + fm_weight * fm`` once the discriminators
 run): the mel and MR-STFT weights are the vocoder's (mel 45 is HiFi-GAN's). The log-mel term uses the project's
-mel front end, floored at 1e-5. On synthetic clips with digital silence both log terms still score "tone lost,
-silence kept" better than "the clip plus a -60 dB noise floor" (docs/codec_lm.md, "First real runs"): a higher
-floor is the next thing to try.
+mel front end, floored at ``mel_floor`` (1e-5; 1e-4 did no better in stop 27's side-by-side runs,
+docs/codec_lm.md). ``decoder_init`` names a vocoder whose layers the codec's iSTFT decoder starts from (the base
+preset's: the shipped one).
 Validation reports ``loss`` = log-mel L1 with every codebook (``best.ckpt`` follows it) and ``stft``.
 """
 

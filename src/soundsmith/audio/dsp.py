@@ -81,7 +81,9 @@ def _as_float_tensor(x: ArrayLike, what: str) -> torch.Tensor:
     """numpy or tensor -> float32 or float64 tensor (float64 stays, other dtypes become float32)."""
     if isinstance(x, np.ndarray):
         # native byte order and positive strides (a reversed or big-endian array is copied, torch takes neither)
-        dtype = np.dtype(np.float64) if x.dtype.kind == "f" and x.dtype.itemsize == 8 else np.dtype(np.float32)
+        dtype = (
+            np.dtype(np.float64) if x.dtype.kind == "f" and x.dtype.itemsize == 8 else np.dtype(np.float32)
+        )
         x = torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))
     if not isinstance(x, torch.Tensor):
         raise AudioError(f"{what}: expected a numpy array or torch tensor, got {type(x).__name__}")
@@ -150,10 +152,12 @@ def istft(
     return wav.reshape(*lead, wav.shape[-1])
 
 
-def mel_spectrogram(x: ArrayLike, cfg: MelConfig | None = None, log: bool = True) -> torch.Tensor:
+def mel_spectrogram(
+    x: ArrayLike, cfg: MelConfig | None = None, log: bool = True, floor: float = 1e-5
+) -> torch.Tensor:
     """Magnitude mel spectrogram ``[..., T]`` -> ``[..., n_mels, T // hop_length + 1]``.
 
-    ``log=True`` returns ``log(clamp(mel, min=1e-5))``. Matches ``librosa.feature.melspectrogram(power=1,
+    ``log=True`` returns ``log(clamp(mel, min=floor))``. Matches ``librosa.feature.melspectrogram(power=1,
     center=True, pad_mode="reflect", htk=False, norm="slaney")``. Runs on the input's device.
     """
     cfg = cfg or MelConfig()
@@ -161,7 +165,7 @@ def mel_spectrogram(x: ArrayLike, cfg: MelConfig | None = None, log: bool = True
     mag = stft(x, cfg.n_fft, cfg.hop_length, cfg.win_length).abs()  # [..., F, frames]
     fb = mel_filterbank(cfg, device=mag.device, dtype=mag.dtype)  # [M, F]
     mel = torch.matmul(fb, mag)  # [..., M, frames]
-    return torch.log(torch.clamp(mel, min=1e-5)) if log else mel
+    return torch.log(torch.clamp(mel, min=floor)) if log else mel
 
 
 def mel_to_linear(mel: torch.Tensor, cfg: MelConfig, n_iter: int = 16) -> torch.Tensor:

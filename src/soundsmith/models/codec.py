@@ -84,44 +84,40 @@ class CodecConfig:
     decoder_upsample: int = 2
 
     def __post_init__(self) -> None:
-        sides = (  # (field, its choices, the choice with a stride, that stride's field, its sizes)
-            (
-                "encoder",
-                ENCODERS,
-                "mel",
-                "encoder_stride",
-                ("encoder_dim", "encoder_intermediate_dim", "encoder_depth", "encoder_mels"),
-            ),
-            (
-                "decoder",
-                DECODERS,
-                "istft",
-                "decoder_upsample",
-                ("decoder_dim", "decoder_intermediate_dim", "decoder_depth"),
-            ),
+        # (field, its choices, the choice with a stride, that stride's field)
+        sides = (
+            ("encoder", ENCODERS, "mel", "encoder_stride"),
+            ("decoder", DECODERS, "istft", "decoder_upsample"),
         )
-        for side, choices, strided, stride, sizes in sides:
+        for side, choices, _, _ in sides:
             if getattr(self, side) not in choices:
                 raise ConfigError(
                     f"CodecConfig.{side}={getattr(self, side)!r} must be one of {', '.join(choices)}"
                 )
-            for name in (*sizes, stride):
-                if int(getattr(self, name)) < 1:
-                    raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
-            if getattr(self, side) == strided and math.prod(self.ratios) % getattr(self, stride):
-                raise ConfigError(
-                    f"CodecConfig.{stride}={getattr(self, stride)} must divide the hop "
-                    f"({math.prod(self.ratios)}, the product of ratios) for the {strided} {side}"
-                )
         if not (math.isfinite(self.input_gain) and self.input_gain > 0):
             raise ConfigError(f"CodecConfig.input_gain={self.input_gain!r} must be a positive number")
-        for name in ("sample_rate", "channels", "dim", "num_quantizers", "codebook_size"):
+        sizes = ("sample_rate", "channels", "dim", "num_quantizers", "codebook_size")
+        sizes += (
+            "encoder_dim",
+            "encoder_intermediate_dim",
+            "encoder_depth",
+            "encoder_mels",
+            "encoder_stride",
+        )
+        sizes += ("decoder_dim", "decoder_intermediate_dim", "decoder_depth", "decoder_upsample")
+        for name in sizes:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"CodecConfig.{name}={getattr(self, name)!r} must be >= 1")
         if not self.ratios or any(int(r) < 1 for r in self.ratios):
             raise ConfigError(f"CodecConfig.ratios={self.ratios!r} must be a non-empty list of integers >= 1")
         if not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"CodecConfig.ema_decay={self.ema_decay} must be in (0, 1)")
+        for side, _, strided, stride in sides:
+            if getattr(self, side) == strided and math.prod(self.ratios) % getattr(self, stride):
+                raise ConfigError(
+                    f"CodecConfig.{stride}={getattr(self, stride)} must divide the hop "
+                    f"({math.prod(self.ratios)}, the product of ratios) for the {strided} {side}"
+                )
 
     @property
     def hop_length(self) -> int:
@@ -205,7 +201,6 @@ class MelEncoder(nn.Module):
 
     def __init__(self, c: CodecConfig) -> None:
         super().__init__()
-        self.stride = c.encoder_stride
         self.mel = MelConfig.at_rate(
             c.sample_rate, hop_length=c.hop_length // c.encoder_stride, n_mels=c.encoder_mels
         )

@@ -114,10 +114,7 @@ class CodecObjective(Objective):
         return int(pick) if float(u) < self.quantizer_dropout else None
 
     def reconstruction_losses(self, y_hat: Tensor, y: Tensor, commit: Tensor) -> dict[str, Tensor]:
-        mel_hat, mel = (
-            torch.log(mel_spectrogram(a, self.mel_config, log=False).clamp(min=self.mel_floor))
-            for a in (y_hat, y)
-        )
+        mel_hat, mel = (mel_spectrogram(a, self.mel_config, floor=self.mel_floor) for a in (y_hat, y))
         return {
             "l1": torch.mean(torch.abs(y_hat - y)),
             "mel": torch.mean(torch.abs(mel_hat - mel)),

@@ -89,7 +89,9 @@ def test_pack_train_import_round_trip(corpus, tmp_path):
     ln = json.loads((tmp_path / "ln" / "log.json").read_text())
     logit = NoiseSchedule(**{**model.config.schedule_kwargs(), "timestep_sampling": "logit_normal"})
     expect = logit.sample_timesteps(2, torch.Generator().manual_seed(4)).float()
-    assert ln["timestep_sampling"] == "logit_normal" and ln["first_timesteps"] == pytest.approx(expect.tolist())
+    assert ln["timestep_sampling"] == "logit_normal" and ln["first_timesteps"] == pytest.approx(
+        expect.tolist()
+    )
 
     _run("import_run.py", "--weights", str(out / "last"), "--like", str(like), "--out", str(model_dir))
     new = load_model(model_dir)
@@ -165,3 +167,108 @@ def test_packed_caption_features_are_the_encoders_in_pack_order(corpus, tmp_path
     assert mask.shape[1] == width and torch.equal(mask, ref.mask.bool())
     torch.testing.assert_close(tokens.float(), ref.tokens, atol=5e-3, rtol=1e-2)  # float16 storage
     torch.testing.assert_close(pooled, ref.pooled, atol=1e-3, rtol=1e-3)
+
+
+def _plain_base(tmp_path: Path) -> Path:
+    """The shipped default's denoiser without its guidance input: a base that guidance can be distilled from."""
+    from soundsmith.models.registry import save_model
+
+    model = load_model(shipped_models()["default"])
+    model.denoiser.guidance_mlp = None
+    model.denoiser.config.guidance_embed = False
+    save_model(model, tmp_path / "plain")
+    assert not json.loads((tmp_path / "plain" / "config.json").read_text())["config"]["denoiser"][
+        "guidance_embed"
+    ]
+    return tmp_path / "plain"
+
+
+def test_distill_phase_trains_a_one_pass_student_that_imports(corpus, tmp_path):
+    base = _plain_base(tmp_path)
+    pack, out, model_dir = tmp_path / "pack", tmp_path / "out", tmp_path / "student"
+    _run("prepare.py", "--model", str(base), "--manifest", str(corpus / "manifest.jsonl"), "--out", str(pack),
+         "--valid", "2", "--first-part", "5")  # fmt: skip
+    _run("train.py", "--data", str(pack), "--out", str(out), "--max-steps", "3", "--batch", "2", "--valid-every",
+         "2", "--no-bf16", "--init", str(base), "--distill-s", "1", "--distill-warmup", "1")  # fmt: skip
+    log = json.loads((out / "log.json").read_text())
+    assert log["steps"] == 3 and log["distill_steps"] == 3
+    assert [v["step"] for v in log["distill_valid"]] == [0, 2, 3]
+    assert log["saved"]["last"] == 3 and log["saved"]["glast"] == 3
+    assert log["distill"] == {"sample_shift": 8.0, "guidance_range": [1.0, 4.0]}
+    student = {**load_file(str(out / "glast_0.safetensors")), **load_file(str(out / "glast_1.safetensors"))}
+    assert any(k.startswith("denoiser.guidance_mlp.") for k in student)
+    teacher = {**load_file(str(out / "last_0.safetensors")), **load_file(str(out / "last_1.safetensors"))}
+    assert not any(k.startswith("denoiser.guidance_mlp.") for k in teacher)
+
+    _run("import_run.py", "--weights", str(out / "glast"), "--like", str(base), "--out", str(model_dir),
+         "--guidance-embed")  # fmt: skip
+    new = load_model(model_dir)
+    assert new.config.denoiser.guidance_embed
+    state = new.state_dict()
+    for k, v in student.items():
+        torch.testing.assert_close(state[k], v.float())
+    assert json.loads((model_dir / "config.json").read_text())["extra"]["gpu_log"]["distill_steps"] == 3
+
+
+def test_distill_target_is_the_teachers_two_pass_guidance(corpus, tmp_path):
+    """train.py batches the teacher's conditional and unconditional rows together; each half must be its own."""
+    base = _plain_base(tmp_path)
+    teacher = load_model(base).denoiser.eval()
+    ns = runpy.run_path(str(SCRIPTS / "train.py"))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 128, 1, 16, generator=gen)
+    now = torch.tensor([0.9, 0.5, 0.2])
+    tt, mm = torch.randn(3, 5, 384, generator=gen), torch.ones(3, 5, dtype=torch.bool)
+    pp = torch.nn.functional.normalize(torch.randn(3, 384, generator=gen), dim=-1)
+    w = torch.tensor([1.0, 2.5, 4.0])
+    with torch.no_grad():
+        got = ns["guided_target"](teacher, x, now, tt, mm, pp, w, torch.autocast("cpu", enabled=False))
+        cond = teacher(x, now, tt, mm, pp, torch.zeros(3, dtype=torch.bool))
+        uncond = teacher(x, now, tt, mm, pp, torch.ones(3, dtype=torch.bool))
+    assert not torch.allclose(cond, uncond)  # the two branches differ, so a swapped half would show
+    torch.testing.assert_close(got, uncond + w.view(-1, 1, 1, 1) * (cond - uncond), atol=3e-4, rtol=1e-3)
+
+
+def test_distill_refuses_a_denoiser_that_already_guides_in_one_pass(corpus, tmp_path):
+    like = shipped_models()["default"]  # guidance-distilled
+    pack = tmp_path / "pack"
+    _run("prepare.py", "--model", str(like), "--manifest", str(corpus / "manifest.jsonl"), "--out", str(pack),
+         "--valid", "2", "--first-part", "5")  # fmt: skip
+    sys.argv = [
+        "train.py",
+        "--data",
+        str(pack),
+        "--out",
+        str(tmp_path / "o"),
+        "--distill-s",
+        "5",
+        "--no-bf16",
+    ]
+    with pytest.raises(SystemExit, match="already guides in one pass"):
+        runpy.run_path(str(SCRIPTS / "train.py"), run_name="__main__")
+
+
+def test_parts_renamed_into_place_join_the_pool(corpus, tmp_path):
+    like = shipped_models()["default"]
+    pack = tmp_path / "pack"
+    _run("prepare.py", "--model", str(like), "--manifest", str(corpus / "manifest.jsonl"), "--out", str(pack),
+         "--valid", "2", "--first-part", "2", "--per-part", "2")  # fmt: skip
+    (pack / "part2").rename(pack / "part2.tmp")  # a copy still in flight
+    ns = runpy.run_path(str(SCRIPTS / "train.py"))
+    pool = ns["Pool"](pack, torch.device("cpu"))
+    assert pool.loaded == ["part0", "part1"] and len(pool.x0) == len(pool.caps) == len(pool.n_caps) == 4
+    assert pool.refresh() == []
+    (pack / "part2.tmp").rename(pack / "part2")
+    assert pool.refresh() == ["part2"] and len(pool.x0) == 5 and pool.refresh() == []
+    last = np.load(pack / "part2" / "latents.npz")["captions"]
+    assert torch.equal(pool.caps[4:].cpu(), torch.from_numpy(last.astype(np.int64)))
+
+
+def test_deadline_file_moves_the_deadline(tmp_path):
+    ns = runpy.run_path(str(SCRIPTS / "train.py"))
+    path = tmp_path / "deadline"
+    d = ns["Deadline"](100.0, path)
+    assert not d.poll() and d.s == 100.0  # no file yet
+    path.write_text(f"{ns['START'] + 250.0}\n")
+    assert d.poll() and d.s == pytest.approx(250.0)
+    assert not d.poll()  # unchanged

@@ -13,7 +13,13 @@ overrides the first, e.g. ``logit_normal``).
 ``--init DIR`` starts from a model directory's denoiser (a new optimizer; the warm-up then protects it).
 Validation: the loss on the packed valid clips with fixed noise and times, for the EMA weights.
 Writes the EMA denoiser weights (float16, ``denoiser.*`` keys, in halves under 16 MB) of the last validation
-(``last_{0,1}.safetensors``) and of the lowest validation loss so far (``best_*``), and ``log.json``. ``scripts/gpu_ld/import_run.py`` turns them into a model directory.
+(``last_{0,1}.safetensors``) and of the lowest validation loss so far (``best_*``), and ``log.json``.
+``scripts/gpu_ld/import_run.py`` turns them into a model directory.
+
+For a lease that carries one part per call (docs/latent_diffusion.md, stop 28): ``--watch`` lets parts renamed
+into place under ``--data`` join a run already going, and ``--deadline-file`` moves the deadline while it runs.
+``--distill-s S`` spends the last S seconds distilling the best EMA denoiser's classifier-free guidance into a
+one-pass student (``glast_*`` / ``gbest_*``; ``import_run.py --guidance-embed``).
 
 Runs where the audio packages (librosa, soundfile, soxr, pyloudnorm) are absent: the model code imports them at
 module level but never calls them here, so absent ones are replaced by empty modules.

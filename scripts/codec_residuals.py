@@ -10,13 +10,13 @@ scale; the relative figures say whether the quantizer is losing ground.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from soundsmith.audio import load_audio
+from soundsmith.data import read_manifest
 from soundsmith.models.registry import load_model
 
 
@@ -29,14 +29,14 @@ def main() -> None:
     args = ap.parse_args()
     codec = load_model(args.codec).eval()
     sr = codec.config.sample_rate
-    rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("split") == "valid"][: args.clips]
+    manifest = read_manifest(args.manifest)
+    rows = manifest.split("valid")[: args.clips]
     if not rows:
         raise SystemExit(f"{args.manifest} has no valid-split clips")
     n = int(round(args.seconds * sr))
     audio = np.zeros((len(rows), n), np.float32)
     for i, r in enumerate(rows):
-        x, _ = load_audio(args.manifest.parent / r["audio"], sample_rate=sr)
+        x, _ = load_audio(r.audio_path(manifest.root), sample_rate=sr)
         audio[i, : min(n, len(x))] = x[:n]
     with torch.no_grad():
         z = codec.embed(torch.from_numpy(audio))

@@ -108,10 +108,13 @@ class Pool:
 
     def refresh(self) -> list[str]:
         new = sorted(
-            (p for p in self.data.iterdir() if PART.fullmatch(p.name) and p.name not in self.loaded),
+            (
+                p
+                for p in self.data.iterdir()
+                if PART.fullmatch(p.name) and p.name not in self.loaded and (p / "latents.npz").exists()
+            ),
             key=lambda p: int(p.name[4:]),
         )
-        new = [p for p in new if (p / "latents.npz").exists()]
         for p in new:
             x, c = load_latents(p / "latents.npz", self.device)
             self.x0 = x if self.x0 is None else torch.cat([self.x0, x])
@@ -140,13 +143,12 @@ class Deadline:
         return True
 
 
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
-    """``ema <- d ema + (1 - d) model``, parameters matched by name."""
+def matched_parameters(ema: torch.nn.Module, model: torch.nn.Module) -> tuple[list, list]:
+    """The two modules' parameters paired by name (a student's guidance input, added after construction, sits
+    elsewhere in one module's order than in the other's), for the EMA update ``ema <- d ema + (1 - d) model``."""
     own = dict(model.named_parameters())
-    pairs = [(p, own[name]) for name, p in ema.named_parameters()]
-    with torch.no_grad():
-        d = min(decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_([a for a, _ in pairs], [b for _, b in pairs], 1 - d)
+    names = [name for name, _ in ema.named_parameters()]
+    return [p for _, p in ema.named_parameters()], [own[name] for name in names]
 
 
 def adamw(model: torch.nn.Module, lr: float, beta2: float, weight_decay: float, device: torch.device):
@@ -169,6 +171,7 @@ def run_phase(
     a validation + ``checkpoint(step)`` every ``--valid-every`` steps and at the end. Returns the steps run."""
     device = next(model.parameters()).device
     total, step, per, losses = args.max_steps, 0, None, []
+    ema_params, model_params = matched_parameters(ema, model)
 
     def plan() -> int:
         room = end_s() - (time.time() - START) - 25.0  # saving, validations
@@ -208,7 +211,8 @@ def run_phase(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        ema_update(ema, model, decay, step)
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, model_params, 1 - min(decay, (1 + step) / (10 + step)))
         losses.append(loss.detach())
         step += 1
         if step % 200 == 0:
@@ -298,9 +302,8 @@ def main() -> None:
         raise SystemExit("--distill-s: the packed denoiser already guides in one pass (guidance_embed)")
     schedule = NoiseSchedule(**cfg.schedule_kwargs())
     log["timestep_sampling"], log["shift"] = schedule.timestep_sampling, schedule.shift
-    tgen = torch.Generator().manual_seed(
-        args.seed + 1
-    )  # training timesteps (CPU, as NoiseSchedule draws them)
+    # training timesteps (CPU, as NoiseSchedule draws them)
+    tgen = torch.Generator().manual_seed(args.seed + 1)
     model = LatentDenoiser(cfg.denoiser).to(device)
     if args.init is not None:
         own = load_file(str(args.init / "model.safetensors"))
@@ -354,7 +357,8 @@ def main() -> None:
             log["saved"] = {**log.get("saved", {}), tag: step}
         (args.out / "log.json").write_text(json.dumps(log, indent=1))
 
-    def validated(key: str, step: int, loss_fn) -> float:
+    def validated(key: str, step: int, loss_fn) -> bool:
+        """Log the EMA weights' loss on the valid clips under ``key``; whether it is the lowest so far."""
         with torch.no_grad():
             total = sum(
                 loss_fn(slice(b, b + 256)).item() * len(vx0[b : b + 256]) for b in range(0, len(vx0), 256)
@@ -364,13 +368,12 @@ def main() -> None:
             {"step": step, "loss": val, "elapsed_s": round(time.time() - START, 1)}
         )
         print(f"step {step}: {key} loss (EMA) {val:.4f} at {time.time() - START:.0f} s", flush=True)
-        return val
+        return val <= min(v["loss"] for v in log[key])
 
     best_state = {}
 
     def checkpoint(step: int) -> None:
-        val = validated("valid", step, lambda s: loss_of(ema, vx0[s], vcaps[s, 0], v_t[s], v_noise[s], None))
-        best = val <= min(v["loss"] for v in log["valid"])
+        best = validated("valid", step, lambda s: loss_of(ema, vx0[s], vcaps[s, 0], v_t[s], v_noise[s], None))
         if best:
             best_state.update({k: v.detach().clone() for k, v in ema.state_dict().items()})
         if step:
@@ -419,13 +422,11 @@ def distill(args, cfg, teacher_state, device, draw, batch_text, autocast, vx0, v
     teacher = LatentDenoiser(cfg.denoiser).to(device)
     teacher.load_state_dict(teacher_state)
     teacher.requires_grad_(False).eval()
-    student = LatentDenoiser(dataclasses.replace(cfg.denoiser, guidance_embed=True)).to(device)
-    missing, unexpected = student.load_state_dict(teacher_state, strict=False)
-    # the guidance input alone is new, and its output layer starts at zero (add_guidance_input's start)
-    assert not unexpected and missing and all(k.startswith("guidance_mlp.") for k in missing), (
-        missing,
-        unexpected,
-    )
+    student = LatentDenoiser(dataclasses.replace(cfg.denoiser)).to(
+        device
+    )  # its own config: the next line sets it
+    student.load_state_dict(teacher_state)
+    student.add_guidance_input()  # starts as the teacher's conditional prediction at every scale
     sema = LatentDenoiser(student.config).to(device).requires_grad_(False)
     sema.load_state_dict(student.state_dict())
     opt = adamw(student, args.distill_lr, args.beta2, args.weight_decay, device)
@@ -454,10 +455,11 @@ def distill(args, cfg, teacher_state, device, draw, batch_text, autocast, vx0, v
         return loss_of(student, x0, rows, t, noise, w)
 
     def checkpoint(step: int) -> None:
-        key = "distill_valid"
-        val = validated(key, step, lambda s: loss_of(sema, vx0[s], vcaps[s, 0], v_t[s], v_noise[s], v_w[s]))
+        best = validated(
+            "distill_valid", step, lambda s: loss_of(sema, vx0[s], vcaps[s, 0], v_t[s], v_noise[s], v_w[s])
+        )
         if step:
-            save(sema, ["glast"] + (["gbest"] if val <= min(v["loss"] for v in log[key]) else []), step)
+            save(sema, ["glast"] + (["gbest"] if best else []), step)
 
     checkpoint(0)  # the student before distillation: the plain conditional prediction at every scale
     return run_phase(

@@ -2,15 +2,19 @@
 
 Prints x real time (seconds of audio per second of compute; best of ``--repeats``) for float32 and bf16
 autocast, and the ratio against Griffin-Lim on the same mel. Speed does not depend on the weights: the shipped
-models are used when present, else the base presets with random weights.
+models are used when present, else the base presets with random weights. The HiFi-GAN generators of tracker
+issue 10 (``configs/vocoder/hifigan.yaml``, V2-like, and ``hifigan_v1.yaml``, V1-like; random weights) get rows of
+their own, with their ratio to the (shipped) Vocos vocoder in the same precision.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_autoencoders.py [--seconds 10] [--threads 2] [--repeats 5]
+        [--no-vae] [--no-hifigan]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +37,13 @@ def _model(name: str, config_cls: type, model_cls: type) -> tuple[torch.nn.Modul
     torch.manual_seed(0)
     cfg = config_cls(**read_yaml(ROOT / "configs" / name / "base.yaml")["model"])
     return model_cls(cfg).eval(), f"configs/{name}/base.yaml (random weights)"
+
+
+def _preset(name: str) -> tuple[torch.nn.Module, str]:
+    """A vocoder preset of configs/vocoder/ with random weights."""
+    torch.manual_seed(0)
+    cfg = VocoderConfig(**read_yaml(ROOT / "configs" / "vocoder" / f"{name}.yaml")["model"])
+    return Vocoder(cfg).eval(), f"configs/vocoder/{name}.yaml (random weights)"
 
 
 def best_time(fn: Callable[[], object], repeats: int, bf16: bool = False) -> float:
@@ -61,32 +72,52 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-vae", action="store_true", help="skip the VAE rows")
+    parser.add_argument("--no-hifigan", action="store_true", help="skip the HiFi-GAN rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     vocoder, voc_src = _model("vocoder", VocoderConfig, Vocoder)
-    vae, vae_src = _model("vae", VAEConfig, MelVAE)
     mel_cfg = vocoder.mel_config()
     g = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(1, int(args.seconds * mel_cfg.sample_rate), generator=g)
     mel = mel_spectrogram(audio, mel_cfg)  # [1, M, frames]
     secs = args.seconds
     n_voc = sum(p.numel() for p in vocoder.parameters()) / 1e6
-    n_vae = sum(p.numel() for p in vae.parameters()) / 1e6
     print(
         f"{secs:g} s clip, {mel.shape[-1]} mel frames, torch threads {args.threads}, best of {args.repeats}"
     )
-    print(f"vocoder: {voc_src}, {n_voc:.2f} M parameters; VAE: {vae_src}, {n_vae:.2f} M parameters")
-
+    print(f"vocoder: {voc_src}, {n_voc:.2f} M parameters")
     print(
-        f"counted GFLOP per second of audio: vocoder {gflop_per_audio_second(lambda: vocoder(mel), secs):.2f}, "
-        f"VAE encode + decode {gflop_per_audio_second(lambda: vae(mel), secs):.2f}"
+        f"counted GFLOP per second of audio: vocoder {gflop_per_audio_second(lambda: vocoder(mel), secs):.2f}"
     )
     gl = secs / best_time(lambda: griffin_lim(mel, mel_cfg, n_iter=64), max(1, args.repeats // 2))
     print(f"Griffin-Lim 64 iterations : {gl:8.1f} x real time")
+    vocos = {}
     for label, bf16 in (("float32", False), ("bf16 autocast", True)):
-        voc = secs / best_time(lambda: vocoder(mel), args.repeats, bf16)
+        vocos[bf16] = voc = secs / best_time(lambda: vocoder(mel), args.repeats, bf16)
         print(f"vocoder {label:<17s} : {voc:8.1f} x real time   ({voc / gl:6.1f} x Griffin-Lim)")
+    if not args.no_hifigan:
+        for name in ("hifigan", "hifigan_v1"):
+            hifigan, src = _preset(name)
+            run = functools.partial(hifigan, mel)
+            n = sum(p.numel() for p in hifigan.parameters()) / 1e6
+            gflop = gflop_per_audio_second(run, secs)
+            print(f"HiFi-GAN: {src}, {n:.2f} M parameters, {gflop:.2f} GFLOP per second of audio")
+            for label, bf16 in (("float32", False), ("bf16 autocast", True)):
+                xrt = secs / best_time(run, args.repeats, bf16)
+                print(
+                    f"{name:<10s} {label:<14s} : {xrt:8.1f} x real time   ({xrt / vocos[bf16]:6.3f} x the Vocos "
+                    f"vocoder, {xrt / gl:6.1f} x Griffin-Lim)"
+                )
+    if args.no_vae:
+        return
+    vae, vae_src = _model("vae", VAEConfig, MelVAE)
+    n_vae = sum(p.numel() for p in vae.parameters()) / 1e6
+    print(
+        f"VAE: {vae_src}, {n_vae:.2f} M parameters; counted GFLOP per second of audio, encode + decode "
+        f"{gflop_per_audio_second(lambda: vae(mel), secs):.2f}"
+    )
     for label, bf16 in (("float32", False), ("bf16 autocast", True)):
         enc = secs / best_time(lambda: vae.encode(mel), args.repeats, bf16)
         both = secs / best_time(lambda: vae(mel), args.repeats, bf16)

@@ -1,4 +1,5 @@
-"""Vocoder: log-mel -> waveform (Vocos-style ConvNeXt backbone + inverse-STFT head), trained as a GAN."""
+"""Vocoder: log-mel -> waveform (Vocos-style ConvNeXt backbone + inverse-STFT head, or HiFi-GAN's generator with
+``generator: hifigan``), trained as a GAN."""
 
 from soundsmith.families import Family
 
@@ -37,7 +38,7 @@ FAMILY = Family(
     objective="soundsmith.train.objectives.vocoder:VocoderObjective",
     pipeline=None,
     kind="vocoder",
-    description="neural vocoder, log-mel -> waveform (ConvNeXt + inverse STFT, Vocos-style; GAN-trained)",
+    description="neural vocoder, log-mel -> waveform (Vocos-style ConvNeXt + iSTFT, or HiFi-GAN; GAN-trained)",
     contract_forward=lambda model, b: model(b["mel"]),
     contract_shape=lambda cfg, B, T: (B, (T // cfg.hop_length + 1) * cfg.hop_length),
     contract_reference_loss=reference_loss,

@@ -1,13 +1,21 @@
-"""Neural vocoder, log-mel -> waveform: a Vocos-style ConvNeXt backbone with an inverse-STFT head.
+"""Neural vocoder, log-mel -> waveform: a Vocos-style ConvNeXt backbone with an inverse-STFT head, or HiFi-GAN.
 
-The backbone runs at the mel frame rate (100 frames/s at 16 kHz, hop 160) and predicts, per frame, the log
-magnitude and the phase of a short-time spectrum (``head_n_fft`` points, 4x overlap); an inverse STFT turns them
-into samples. Nothing runs at the sample rate, which is why it is fast on a CPU (Siuzdak 2023, "Vocos").
+``generator="vocos"`` (the default, and the shipped model): the backbone runs at the mel frame rate (100 frames/s at
+16 kHz, hop 160) and predicts, per frame, the log magnitude and the phase of a short-time spectrum (``head_n_fft``
+points, 4x overlap); an inverse STFT turns them into samples. Nothing runs at the sample rate, which is why it is
+fast on a CPU (Siuzdak 2023, "Vocos").
+
+``generator="hifigan"``: HiFi-GAN's generator (Kong et al. 2020; :mod:`soundsmith.nn.hifigan`), transposed
+convolutions from the frame rate up to the sample rate with multi-receptive-field fusion: the comparison model of
+tracker issue 10. Same input, output, objective and discriminators; only the generator differs.
 
 Input: log-mel ``[B, n_mels, frames]`` exactly as :func:`soundsmith.audio.mel_spectrogram` computes it with
-:meth:`VocoderConfig.mel_config`. Output: ``[B, frames * hop_length]``; sample ``t * hop_length`` lines up with the
-centre of mel frame ``t``, so a clip of ``T`` samples comes back as ``(T // hop + 1) * hop >= T`` samples (crop to
-``T``). The network is pure: GAN losses and discriminators live in ``train/objectives/vocoder.py``.
+:meth:`VocoderConfig.mel_config`. Output: ``[B, frames * hop_length]``, so a clip of ``T`` samples comes back as
+``(T // hop + 1) * hop >= T`` samples (crop to ``T``). Alignment: with Vocos, sample ``t * hop_length`` lines up
+with the centre of mel frame ``t`` by construction (the inverse STFT is centred like the mel's STFT). HiFi-GAN's
+upsampling puts frame ``t`` around sample ``t * hop + frame_centre(upsample_rates)`` (:mod:`soundsmith.nn.hifigan`;
+63.5 samples later for ``(5, 4, 4, 2)``), and the network learns to move the audio back into place from the
+training loss. The network is pure: GAN losses and discriminators live in ``train/objectives/vocoder.py``.
 """
 
 from __future__ import annotations
@@ -22,13 +30,16 @@ from torch import Tensor, nn
 from soundsmith.audio import MelConfig
 from soundsmith.errors import ConfigError
 from soundsmith.nn.convnext import ConvNeXtBackbone
+from soundsmith.nn.hifigan import HiFiGANGenerator
 from soundsmith.nn.istft import ISTFTHead
 
 MEL_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax")
+GENERATORS = ("vocos", "hifigan")
 
 
 @dataclass
 class VocoderConfig:
+    # --- Vocos generator (ignored when generator="hifigan")
     dim: int = 256  # backbone channels
     intermediate_dim: int = 768  # ConvNeXt MLP width
     depth: int = 8  # ConvNeXt blocks
@@ -45,8 +56,33 @@ class VocoderConfig:
     n_mels: int = 64
     fmin: float = 0.0
     fmax: float = 8000.0
+    # which generator: "vocos" (the fields above) or "hifigan" (the fields below). New fields come last so that
+    # configs saved before them (no "generator" key) load as the Vocos model they are.
+    generator: str = "vocos"
+    # --- HiFi-GAN generator (ignored when generator="vocos"); the defaults are V2's widths at hop 160
+    # one stride per stage (each a transposed conv of kernel 2 * rate); their product must equal hop_length
+    upsample_rates: tuple[int, ...] = (5, 4, 4, 2)
+    upsample_initial_channel: int = 128  # channels after conv_pre, halved by every stage (V1: 512, V2: 128)
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)  # one multi-receptive-field resblock per kernel size
+    resblock_dilations: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))  # per resblock
 
     def __post_init__(self) -> None:
+        # JSON and YAML give lists: normalise to tuples, so a saved config loads equal to the one saved
+        self.upsample_rates = tuple(self.upsample_rates)
+        self.resblock_kernel_sizes = tuple(self.resblock_kernel_sizes)
+        self.resblock_dilations = tuple(tuple(d) for d in self.resblock_dilations)
+        if self.generator == "vocos":
+            self._check_vocos()
+        elif self.generator == "hifigan":
+            self._check_hifigan()
+        else:
+            raise ConfigError(
+                f"VocoderConfig.generator={self.generator!r} is not a vocoder generator; valid: "
+                f"{', '.join(GENERATORS)}"
+            )
+        self.mel_config()  # validates the front end
+
+    def _check_vocos(self) -> None:
         for key in ("dim", "intermediate_dim", "depth", "kernel_size"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"VocoderConfig.{key}={getattr(self, key)} must be positive")
@@ -57,7 +93,31 @@ class VocoderConfig:
                 f"VocoderConfig.head_n_fft={self.head_n_fft} must be even and >= 2 * hop_length "
                 f"({2 * self.hop_length}), or 0 for 4 * hop_length"
             )
-        self.mel_config()  # validates the front end
+
+    def _check_hifigan(self) -> None:
+        rates = self.upsample_rates
+        if not rates or any(r < 2 for r in rates):  # a stride-1 transposed conv of kernel 2 adds a sample
+            raise ConfigError(f"VocoderConfig.upsample_rates={list(rates)} must be one or more strides >= 2")
+        if math.prod(rates) != self.hop_length:
+            raise ConfigError(
+                f"VocoderConfig.upsample_rates={list(rates)} multiply to {math.prod(rates)}, but their product must "
+                f"equal hop_length={self.hop_length}"
+            )
+        if self.upsample_initial_channel < 2 ** len(rates):
+            raise ConfigError(
+                f"VocoderConfig.upsample_initial_channel={self.upsample_initial_channel} must be >= "
+                f"2**{len(rates)} = {2 ** len(rates)}: each of the {len(rates)} stages halves the channels"
+            )
+        kernels, dilations = self.resblock_kernel_sizes, self.resblock_dilations
+        if not kernels or any(k <= 0 or k % 2 != 1 for k in kernels):
+            raise ConfigError(
+                f"VocoderConfig.resblock_kernel_sizes={list(kernels)} must be one or more odd positive sizes"
+            )
+        if len(dilations) != len(kernels) or any(not d or min(d) <= 0 for d in dilations):
+            raise ConfigError(
+                f"VocoderConfig.resblock_dilations={[list(d) for d in dilations]} must hold one non-empty list of "
+                f"positive dilations per kernel size ({len(kernels)})"
+            )
 
     @property
     def istft_n_fft(self) -> int:
@@ -83,14 +143,27 @@ def check_mel_config(expected: MelConfig, given: MelConfig, who: str = "vocoder"
 
 
 class Vocoder(nn.Module):
-    """Log-mel ``[B, n_mels, frames]`` -> waveform ``[B, frames * hop_length]``."""
+    """Log-mel ``[B, n_mels, frames]`` -> waveform ``[B, frames * hop_length]`` (float32).
+
+    ``config.generator`` picks the network: ``backbone`` + ``head`` (Vocos) or ``generator`` (HiFi-GAN); the
+    state-dict keys say which.
+    """
 
     def __init__(self, config: VocoderConfig) -> None:
         super().__init__()
         self.config = config
         c = config
-        self.backbone = ConvNeXtBackbone(c.n_mels, c.dim, c.intermediate_dim, c.depth, c.kernel_size)
-        self.head = ISTFTHead(c.dim, c.istft_n_fft, c.hop_length, c.max_log_magnitude)
+        if c.generator == "hifigan":
+            self.generator = HiFiGANGenerator(
+                c.n_mels,
+                c.upsample_initial_channel,
+                c.upsample_rates,
+                c.resblock_kernel_sizes,
+                c.resblock_dilations,
+            )
+        else:  # "vocos" (VocoderConfig refuses any other name)
+            self.backbone = ConvNeXtBackbone(c.n_mels, c.dim, c.intermediate_dim, c.depth, c.kernel_size)
+            self.head = ISTFTHead(c.dim, c.istft_n_fft, c.hop_length, c.max_log_magnitude)
 
     @property
     def hop_length(self) -> int:
@@ -105,6 +178,8 @@ class Vocoder(nn.Module):
                 f"vocoder expects a log-mel [B, {self.config.n_mels}, frames], got shape {tuple(mel.shape)}; "
                 "compute it with the vocoder's mel_config()"
             )
+        if self.config.generator == "hifigan":
+            return self.generator(mel).float()  # [B, frames * hop], float32 like the iSTFT head's
         return self.head(self.backbone(mel))  # [B, frames * hop]
 
     @torch.no_grad()

@@ -1,7 +1,8 @@
 """Speed of latent-diffusion generation on the CPU, against AudioLDM-S built from its public config, same run.
 
-Prints (1) a table of one guided denoiser step (batch 2: conditional + unconditional) for a 4 s latent at a few
-denoiser sizes, with how many steps fit the 150 ms denoiser budget of the 0.2 s target; (2) the soundsmith
+Prints (1) a table of one denoiser step for a 4 s latent at a few denoiser sizes, guided (batch 2: conditional +
+unconditional) and guidance-distilled (one pass, as the shipped default), with how many steps fit the 150 ms
+denoiser budget of the 0.2 s target and whether its fp16 weights fit the default's 30 MB beside the VAE and vocoder; (2) the soundsmith
 pipeline at its default settings (configs/latent_diffusion/base.yaml: sampler, steps, guidance), with the time
 split into text encoder, denoiser steps, VAE decode and vocoder, x real time and peak memory; (3) AudioLDM-S
 (diffusers UNet2DConditionModel + AutoencoderKL + transformers SpeechT5HifiGan + CLAP text tower, configs written
@@ -40,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MS = (
     150.0  # the denoiser's share of 0.2 s for 4 s of audio (text ~5 ms, VAE decode + vocoder the rest)
 )
+# the default's weights may total 30 MB (tracker issue 11); the shipped VAE and vocoder take 6.9 MB of it in fp16
+DENOISER_MB = 30.0 - 6.9
 
 
 def peak_rss_mb() -> float:
@@ -84,11 +87,13 @@ def step_gflop(d: int, layers: int, tokens: int, text_tokens: int = 16) -> float
 
 def denoiser_sizes(latent_frames: int, latent_width: int, repeats: int) -> None:
     print(
-        f"\n(1) one guided denoiser step (batch 2), latent [{latent_width} x {latent_frames}] (4 s), 16 text tokens; "
+        f"\n(1) one denoiser step, latent [{latent_width} x {latent_frames}] (4 s), 16 text tokens: guided in two "
+        f"rows (batch 2) and guidance-distilled in one pass (batch 1, the shipped default's form); "
         f"matmul now: {matmul_gflops():.0f} GFLOP/s"
     )
     print(
-        f"{'d_model':>8} {'layers':>6} {'params':>8} {'GFLOP':>6} {'ms/step':>8} {'GFLOP/s':>8} {'steps in 150 ms':>16}"
+        f"{'d_model':>8} {'layers':>6} {'params':>8} {'fp16 MB':>8} {'GFLOP':>6} {'ms/step':>8} {'GFLOP/s':>8} "
+        f"{'steps in 150 ms':>16} {'1-pass ms':>10} {'x base':>7} {'1-pass steps':>13} {'fits 30 MB':>11}"
     )
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, latent_width, 1, latent_frames, generator=g)
@@ -97,18 +102,28 @@ def denoiser_sizes(latent_frames: int, latent_width: int, repeats: int) -> None:
     mask = torch.ones(2, 16, dtype=torch.bool)
     pooled = torch.randn(2, 384, generator=g)
     drop = torch.tensor([False, True])
-    for d, layers in ((192, 4), (192, 6), (256, 4), (256, 6), (256, 8)):
+    w = torch.tensor([3.0])
+    base_ms = None
+    sizes = ((192, 4), (256, 6), (256, 8), (288, 6), (320, 6), (320, 8), (384, 6), (384, 8), (512, 6))
+    for d, layers in sizes:
         torch.manual_seed(0)
         cfg = LatentDenoiserConfig(
             latent_channels=latent_width, latent_bins=1, d_model=d, layers=layers, heads=4
         )
         net = LatentDenoiser(cfg).eval()
-        params = sum(p.numel() for p in net.parameters()) / 1e6
         ms = 1000 * median_time(lambda net=net: net(x, t, tokens, mask, pooled, drop), repeats)
+        net.add_guidance_input()
+        params = sum(p.numel() for p in net.parameters())
+        one = (x[:1], t[:1], tokens[:1], mask[:1], pooled[:1], drop[:1], w)
+        ms1 = 1000 * median_time(lambda net=net, one=one: net(*one), repeats)
+        base_ms = ms1 if (d, layers) == (256, 6) else base_ms
         flop = step_gflop(d, layers, 2 * latent_frames)
+        mb = 2 * params / 1e6
+        ratio = f"{ms1 / base_ms:>7.2f}" if base_ms else f"{'-':>7}"
         print(
-            f"{d:>8} {layers:>6} {params:>7.1f}M {flop:>6.2f} {ms:>8.1f} {flop / ms * 1000:>8.1f} "
-            f"{int(BUDGET_MS // ms):>16}"
+            f"{d:>8} {layers:>6} {params / 1e6:>7.1f}M {mb:>8.1f} {flop:>6.2f} {ms:>8.1f} {flop / ms * 1000:>8.1f} "
+            f"{int(BUDGET_MS // ms):>16} {ms1:>10.1f} {ratio} {int(BUDGET_MS // ms1):>13} "
+            f"{'yes' if mb <= DENOISER_MB else 'no':>11}"
         )
 
 
@@ -207,7 +222,9 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
         "measure": median_time(lambda: measure_note(tone, pipe.sample_rate), repeats),
         "octave down": median_time(lambda: tune(tone, pipe.sample_rate, 48.0), repeats),
         "3 semitones up": median_time(lambda: tune(tone, pipe.sample_rate, 63.0), repeats),
-        "a strike an octave down": median_time(lambda: tune(tone, pipe.sample_rate, 48.0, strike=True), repeats),
+        "a strike an octave down": median_time(
+            lambda: tune(tone, pipe.sample_rate, 48.0, strike=True), repeats
+        ),
         "direction": median_time(lambda: measure_direction(tone, pipe.sample_rate), repeats),
     }
     print(

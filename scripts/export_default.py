@@ -1,6 +1,6 @@
-"""Ship a latent-diffusion run as the default model: ``models/default`` with fp16 weight storage (loading converts
-back to float32), the default sampling steps and guidance written into its config, and how far fp16 storage
-moves a generation printed.
+"""Ship a latent-diffusion run as the default model: ``models/default`` with fp16 weight storage (``--storage int8``:
+int8 weight matrices with a scale per row; loading converts back to float32), the default sampling steps and
+guidance written into its config, and how far the storage moves a generation printed.
 
     python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3
 
@@ -36,6 +36,12 @@ def main() -> None:
         "--sample-shift", type=float, help="the sampler's timestep shift (else the training shift)"
     )
     ap.add_argument("--context-seconds", type=float, help="the trained clip length (windows, crops)")
+    ap.add_argument(
+        "--storage",
+        choices=["float16", "int8"],
+        default="float16",
+        help="weight storage: fp16, or int8 weight matrices with a scale per row (half the size)",
+    )
     args = ap.parse_args()
     source = args.run / "model" if (args.run / "model" / "config.json").exists() else args.run
     model = load_model(source).eval()
@@ -52,19 +58,19 @@ def main() -> None:
     ref = LatentDiffusionPipeline(model)(prompt, duration=seconds, seed=seed, progress=False).audio[0]
     extra = {
         **read_model_config(source).get("extra", {}),
-        "storage": "float16",
+        "storage": args.storage,
         "exported_from": str(args.run),
     }
     if args.out.exists():
         shutil.rmtree(args.out)
-    save_model(model.half(), args.out, extra=extra)
+    save_model(model.half(), args.out, extra=extra, storage="int8" if args.storage == "int8" else "as_saved")
     size = sum(p.stat().st_size for p in args.out.rglob("*.safetensors")) / 1e6
     reloaded = load_model(args.out).eval()
     got = LatentDiffusionPipeline(reloaded)(prompt, duration=seconds, seed=seed, progress=False).audio[0]
     moved = float(np.abs(got - ref).max())
     print(f"exported {args.run} -> {args.out}: {size:.2f} MB of weights, config {changes or 'unchanged'}")
     print(
-        f"fp16 storage moves {prompt!r} ({seconds:g} s, seed {seed}) by at most {moved:.2e} (peak {np.abs(ref).max():.2f})"
+        f"{args.storage} storage moves {prompt!r} ({seconds:g} s, seed {seed}) by at most {moved:.2e} (peak {np.abs(ref).max():.2f})"
     )
 
 

@@ -29,6 +29,7 @@ from safetensors.torch import save as save_safetensors
 
 from soundsmith.errors import ModelError
 from soundsmith.fileio import write_bytes_atomic
+from soundsmith.models.storage import INT8_SCALE_SUFFIX
 
 CARD_FILE = "card.json"
 CAPTIONS_FILE = "card_captions.safetensors"
@@ -48,9 +49,12 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def _parameters_and_bytes(weights: Path) -> tuple[int, int]:
-    """``(parameters, bytes)`` of a safetensors file, read from its header (no tensors loaded)."""
+    """``(parameters, bytes)`` of a safetensors file, read from its header (no tensors loaded); int8 storage's
+    scales are not parameters."""
     with safe_open(str(weights), framework="pt") as f:
-        count = sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())
+        count = sum(
+            math.prod(f.get_slice(key).get_shape()) for key in f.keys() if not key.endswith(INT8_SCALE_SUFFIX)
+        )
     return count, weights.stat().st_size
 
 

@@ -35,6 +35,7 @@ from soundsmith._version import __version__
 from soundsmith.config import dataclass_from_dict
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.fileio import write_bytes_atomic
+from soundsmith.models.storage import STORAGES, dequantize_int8, quantize_int8
 
 SCHEMA_VERSION = 2
 
@@ -256,12 +257,17 @@ def save_model(
     directory: str | Path,
     extra: dict[str, Any] | None = None,
     family: str | None = None,
+    storage: str = "as_saved",
 ) -> Path:
     """Write ``config.json`` + ``model.safetensors`` for ``model`` (which holds its config dataclass as ``.config``).
 
     A composite model (one with ``component_refs()``, see ``models/composite.py``) also gets a sub-folder per
-    trainable component, and its frozen components are recorded by reference.
+    trainable component, and its frozen components are recorded by reference. ``storage``: ``"as_saved"`` (the
+    tensors' own dtypes) or ``"int8"`` (weight matrices as int8 with a scale per row, :mod:`.storage`; loading
+    gives float32), for the model's own tensors and its trainable components'.
     """
+    if storage not in STORAGES:
+        raise ConfigError(f"storage={storage!r} is not a weight storage; valid: {', '.join(STORAGES)}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = getattr(model, "config", None)
@@ -271,8 +277,12 @@ def save_model(
     refs: dict[str, Any] = model.component_refs() if hasattr(model, "component_refs") else {}
     for name, value in refs.items():
         if isinstance(value, torch.nn.Module):
-            save_model(value, directory / name)
-    write_bytes_atomic(directory / "model.safetensors", save_safetensors(_own_state(model, list(refs))))
+            save_model(value, directory / name, storage=storage)
+    state = _own_state(model, list(refs))
+    write_bytes_atomic(
+        directory / "model.safetensors",
+        save_safetensors(quantize_int8(state) if storage == "int8" else state),
+    )
     meta: dict[str, Any] = {
         "family": family,
         "schema_version": SCHEMA_VERSION,
@@ -348,6 +358,7 @@ def build_model(directory: Path, meta: dict[str, Any], device: str | torch.devic
         raise ModelError(
             f"{weights}: cannot read weights ({e}); the file is damaged, re-export the model"
         ) from e
+    state = dequantize_int8(state, where=str(weights))  # int8 storage back to float32 (a no-op otherwise)
     expected = {k for k in model.state_dict() if _is_own(k, list(components or {}))}
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)

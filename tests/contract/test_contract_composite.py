@@ -139,6 +139,29 @@ def test_composite_save_load_is_exact(composite_families, tmp_path):
         assert not torch.equal(other(prompts), loaded(prompts))
 
 
+def test_the_weights_hash_covers_trainable_parts(composite_families, tmp_path):
+    """Provenance: a retrained ``path`` component changes the model's hash; a plain directory's hash is its
+    weights file's SHA-256."""
+    import hashlib
+
+    from soundsmith.models.registry import weights_sha256
+
+    model = _composite()
+    save_model(model, tmp_path / "a")
+    part = tmp_path / "a" / "denoiser"
+    assert weights_sha256(part) == hashlib.sha256((part / "model.safetensors").read_bytes()).hexdigest()
+    before = weights_sha256(tmp_path / "a")
+    assert before != hashlib.sha256((tmp_path / "a" / "model.safetensors").read_bytes()).hexdigest()
+    with torch.no_grad():
+        next(model.part("denoiser").parameters()).add_(0.01)  # the part alone changes
+    save_model(model, tmp_path / "b")
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        tmp_path / "b" / "model.safetensors"
+    ).read_bytes()
+    assert weights_sha256(tmp_path / "b") != before
+    assert weights_sha256(tmp_path / "a") == before  # and it is a pure function of the files
+
+
 def test_frozen_parts_are_shared_and_never_trained_or_checkpointed(composite_families, tmp_path):
     model = _composite()
     vae = frozen_component(ShippedRef("tiny_vae"))

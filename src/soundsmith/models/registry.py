@@ -326,11 +326,21 @@ def read_model_config(directory: str | Path) -> dict[str, Any]:
 
 
 def weights_sha256(directory: str | Path) -> str:
-    """SHA-256 of a model directory's ``model.safetensors`` (provenance of generated audio)."""
+    """SHA-256 of a model directory's ``model.safetensors`` (provenance of generated audio); a composite hashes its
+    ``{"path": ...}`` and ``{"shipped": ...}`` components' weights too (name and hash of each, in name order), so
+    a retrained or swapped part changes it. Without such components it is the file's plain SHA-256."""
+    directory = Path(directory)
     digest = hashlib.sha256()
-    with open(Path(directory) / "model.safetensors", "rb") as f:
+    with open(directory / "model.safetensors", "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    config = directory / "config.json"
+    components = (json.loads(config.read_text()).get("components") or {}) if config.is_file() else {}
+    for name in sorted(components):
+        entry = components[name]
+        if isinstance(entry, dict) and ("path" in entry or "shipped" in entry):
+            part = directory / entry["path"] if "path" in entry else resolve_model_dir(entry["shipped"])
+            digest.update(f"\0{name}\0{weights_sha256(part)}".encode())
     return digest.hexdigest()
 
 

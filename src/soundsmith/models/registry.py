@@ -334,8 +334,8 @@ def weights_sha256(directory: str | Path) -> str:
     with open(directory / "model.safetensors", "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    config = directory / "config.json"
-    components = (json.loads(config.read_text()).get("components") or {}) if config.is_file() else {}
+    has_config = (directory / "config.json").is_file()
+    components = (read_model_config(directory).get("components") or {}) if has_config else {}
     for name in sorted(components):
         entry = components[name]
         if isinstance(entry, dict) and ("path" in entry or "shipped" in entry):

@@ -27,7 +27,17 @@ EXPECTED = {
     ("unipc", "v_prediction"): ("UniPCMultistepScheduler", {**VP, "prediction_type": "v_prediction"}),
     ("dpmpp", "epsilon"): (
         "DPMSolverMultistepScheduler",
-        {**VP, "prediction_type": "epsilon", "algorithm_type": "dpmsolver++"},
+        {**VP, "prediction_type": "epsilon", "algorithm_type": "dpmsolver++", "solver_order": 2},
+    ),
+    ("dpmpp1", "flow"): (
+        "DPMSolverMultistepScheduler",
+        {
+            "num_train_timesteps": 500,
+            "prediction_type": "flow_prediction",
+            "use_flow_sigmas": True,
+            "flow_shift": 3.0,
+            "solver_order": 1,
+        },
     ),
     ("flow_euler", "flow"): ("FlowMatchEulerDiscreteScheduler", {"num_train_timesteps": 500, "shift": 3.0}),
     ("unipc", "flow"): (
@@ -46,6 +56,7 @@ EXPECTED = {
             "prediction_type": "flow_prediction",
             "use_flow_sigmas": True,
             "flow_shift": 3.0,
+            "solver_order": 2,
         },
     ),
 }
@@ -71,6 +82,8 @@ def test_every_sampler_and_prediction_is_covered_above():
         ("euler", "v_prediction"),
         ("unipc", "epsilon"),
         ("dpmpp", "v_prediction"),
+        ("dpmpp1", "epsilon"),
+        ("dpmpp1", "v_prediction"),
     }  # the same builders as their listed siblings, with the other prediction type
 
 
@@ -85,7 +98,8 @@ def test_a_partial_run_tells_the_scheduler_where_it_begins(name, kind):
 
 def test_unknown_samplers_and_bad_step_counts_are_named():
     with pytest.raises(
-        ConfigError, match=r"^unknown sampler 'heun'; choose one of ddim, dpmpp, euler, flow_euler, unipc$"
+        ConfigError,
+        match=r"^unknown sampler 'heun'; choose one of ddim, dpmpp, dpmpp1, euler, flow_euler, unipc$",
     ):
         DiffusionSampler("heun")
     sampler = DiffusionSampler("ddim")
@@ -114,3 +128,25 @@ def test_unipc_steps_latents_of_any_rank_as_it_steps_their_values():
         runs.append(x.reshape(2, 3, 4, 5))
     torch.testing.assert_close(runs[0], runs[1])
     assert not torch.allclose(runs[0], x4)
+
+
+def test_dpmpp1_is_the_flow_euler_step_on_dpmpps_grid():
+    """First-order DPM-Solver++ over the flow path: ``x + (sigma_next - sigma) v`` at each of DPM-Solver++'s own
+    noise levels (what a step-distilled student is trained to take)."""
+    schedule = NoiseSchedule(prediction_type="flow", **SCHEDULE)
+    first, second = DiffusionSampler("dpmpp1", schedule), DiffusionSampler("dpmpp", schedule)
+    first.set_steps(5)
+    second.set_steps(5)
+    sigmas = first.scheduler.sigmas
+    assert torch.allclose(sigmas, second.scheduler.sigmas)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen)
+    for i, t in enumerate(first.timesteps):
+        v = torch.randn(2, 3, 4, generator=gen)
+        expected = x + (sigmas[i + 1] - sigmas[i]) * v
+        x = first.step(v, t, x)
+        assert torch.allclose(x, expected, atol=1e-5)
+        y_next = second.step(v, t, y)
+        if i == 1:  # the second-order step differs from the first-order one from its second step on
+            assert not torch.allclose(y_next, y + (sigmas[i + 1] - sigmas[i]) * v, atol=1e-4)
+        y = y_next

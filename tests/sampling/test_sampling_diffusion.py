@@ -18,7 +18,7 @@ MU, S, N = 1.5, 0.4, 20_000
 CASES = [(name, kind) for name, kinds in SAMPLERS.items() for kind in kinds]
 # First-order samplers shrink the spread a little at each step (about 7 % at 50 steps for DDIM/Euler here, 2 % at
 # 200); DPM-Solver++ (2nd order) is within 1 % at 50 steps.
-STEPS = {"ddim": 200, "dpmpp": 50, "euler": 200, "flow_euler": 200, "unipc": 50}
+STEPS = {"ddim": 200, "dpmpp": 50, "dpmpp1": 200, "euler": 200, "flow_euler": 200, "unipc": 50}
 MEAN_TOL = 5 * S / N**0.5  # five standard errors of a mean of N samples (0.035 S)
 
 
@@ -163,7 +163,8 @@ def test_bad_names_and_values_are_refused():
     with pytest.raises(ConfigError, match="unknown sampler 'heun'; choose one of ddim"):
         DiffusionSampler("heun")
     with pytest.raises(
-        ConfigError, match="does not run prediction_type 'flow'; samplers that do: dpmpp, flow_euler, unipc"
+        ConfigError,
+        match="does not run prediction_type 'flow'; samplers that do: dpmpp, dpmpp1, flow_euler, unipc",
     ):
         DiffusionSampler("ddim", NoiseSchedule(prediction_type="flow"))
     with pytest.raises(ConfigError, match="prediction_type must be one of"):

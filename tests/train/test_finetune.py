@@ -216,7 +216,9 @@ def test_guidance_distillation_exports_a_one_pass_model_at_twice_the_steps(setup
     meta = json.loads((tmp_path / "g" / "model" / "config.json").read_text())
     base_meta = json.loads((base / "config.json").read_text())
     assert meta["extra"]["finetune"]["method"] == "guidance" and result.best_step in (3, 6)
-    assert meta["config"]["denoiser"]["guidance_embed"] and not base_meta["config"]["denoiser"]["guidance_embed"]
+    assert (
+        meta["config"]["denoiser"]["guidance_embed"] and not base_meta["config"]["denoiser"]["guidance_embed"]
+    )
     assert meta["config"]["steps"] == 2 * base_meta["config"]["steps"]
     state = ckpt.load_checkpoint(tmp_path / "g" / "checkpoints" / f"step-{6:07d}.ckpt")
     assert any("guidance_mlp" in k for k in state["objective"])
@@ -255,6 +257,75 @@ def test_guidance_objective_regresses_on_the_teachers_guided_prediction(setup):
     assert loss(1.0, 1.0 + 1e-9) < 1e-10
     at2, at4 = loss(2.0, 2.0 + 1e-9), loss(4.0, 4.0 + 1e-9)
     assert at2 > 1e-6 and at4 == pytest.approx(9 * at2, rel=1e-4)
+
+
+def _one_pass(base: Path):
+    """The tiny base, given random weights (its output layers start at zero) and a guidance input: a one-pass
+    teacher whose steps differ."""
+    model = load_model(base)
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.normal_(0, 0.05)
+        model.denoiser.add_guidance_input()
+        for p in model.denoiser.guidance_mlp.parameters():
+            p.normal_(0, 0.05)
+    return model
+
+
+def test_step_objective_lands_where_two_dpmpp_steps_of_the_teacher_land(setup):
+    import copy
+
+    from soundsmith.finetune.run import StepObjective
+    from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
+
+    base, _, _ = setup
+    model = _one_pass(base)
+    model.config.sample_shift = 4.0
+    teacher = copy.deepcopy(model.denoiser)
+    objective = StepObjective(model, teacher, 3, [2.5, 2.5 + 1e-9])
+    tokens, mask, pooled = model.encode_text(["a zap", "a bell rings twice"])
+    x = torch.randn(2, *model.latent_shape(8000), generator=torch.Generator().manual_seed(0))
+    w = torch.full((2,), 2.5)
+    got = objective.teacher_two_steps(x, torch.zeros(2, dtype=torch.long), (tokens, mask, pooled), w)
+    # diffusers' DPM-Solver++ 2M over the grid of 6 steps, its first two steps from the same point
+    sampler = DiffusionSampler("dpmpp", NoiseSchedule(**model.config.schedule_kwargs(sampling=True)))
+    sampler.set_steps(6)
+    ref = x.clone()
+    with torch.no_grad():
+        for t in sampler.timesteps[:2]:
+            now = torch.full((2,), float(t) / model.config.num_train_timesteps)
+            ref = sampler.step(teacher(ref, now, tokens, mask, pooled, None, w), t, ref)
+    assert float((got - ref).abs().max()) < 1e-4 * float(ref.abs().max())
+    assert float((got - x).abs().max()) > 1e-3  # the teacher moved
+    # the student starts as the teacher: one first-order step is off from two steps, so the loss is > 0
+    batch = {"latents": x, "text_tokens": tokens, "text_mask": mask, "text_pooled": pooled}
+    assert float(objective.denoising_loss(batch, torch.Generator().manual_seed(1))[0].detach()) > 1e-8
+
+
+def test_step_distillation_exports_a_first_order_model_at_half_the_steps(setup, tmp_path):
+    base, data, _ = setup
+    with pytest.raises(ConfigError, match="guides in two passes"):
+        finetune(data, tmp_path / "s0", small(base, method="steps", steps=2))
+    save_model(_one_pass(base), tmp_path / "teacher")
+    base_steps = json.loads((tmp_path / "teacher" / "config.json").read_text())["config"]["steps"]
+    result = finetune(
+        data, tmp_path / "s", small(tmp_path / "teacher", method="steps", steps=4, valid_every=2)
+    )
+    meta = json.loads((tmp_path / "s" / "model" / "config.json").read_text())
+    assert meta["extra"]["finetune"]["method"] == "steps" and result.best_step in (2, 4)
+    assert meta["config"]["sampler"] == "dpmpp1" and meta["config"]["steps"] == max(1, base_steps // 2)
+    state = ckpt.load_checkpoint(tmp_path / "s" / "checkpoints" / f"step-{4:07d}.ckpt")
+    assert not any("teacher" in k for k in state["objective"])
+    before, after = load_model(tmp_path / "teacher"), load_model(tmp_path / "s")
+    assert any(
+        not torch.equal(v, before.denoiser.state_dict()[k]) for k, v in after.denoiser.state_dict().items()
+    )
+    pipe = soundsmith.load(tmp_path / "s")
+    assert pipe("a zap", duration=0.5, progress=False).audio.shape == (1, SR // 2)
+    chosen = finetune(
+        data, tmp_path / "s3", small(tmp_path / "teacher", method="steps", steps=2, student_steps=3)
+    )
+    assert json.loads((chosen.model_dir / "config.json").read_text())["config"]["steps"] == 3
 
 
 def test_minutes_stop_with_a_checkpoint_and_resume_finishes(setup, tmp_path):

@@ -24,9 +24,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--method",
-        choices=["lora", "full", "guidance"],
-        help="LoRA adapters (default), the whole denoiser, or guidance: distil the base's classifier-free "
-        "guidance into its denoiser (one pass a step instead of two; docs/latent_diffusion.md)",
+        choices=["lora", "full", "guidance", "steps"],
+        help="LoRA adapters (default), the whole denoiser, guidance: distil the base's classifier-free "
+        "guidance into its denoiser (one pass a step instead of two), or steps: distil two of a one-pass "
+        "base's steps into one (docs/latent_diffusion.md)",
+    )
+    p.add_argument(
+        "--student-steps",
+        type=int,
+        help="--method steps: the distilled model's steps (default half the base's)",
     )
     p.add_argument(
         "--guidance-range",
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "prior_clips",
         "seed",
         "guidance_range",
+        "student_steps",
     )
     given = {key: getattr(args, key) for key in (*keys, "accelerator") if getattr(args, key) is not None}
     if args.no_prior:

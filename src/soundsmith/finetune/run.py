@@ -19,6 +19,11 @@ to predict in one pass what the frozen base predicts with classifier-free guidan
 uncond)``, ``w`` drawn from ``guidance_range``), on the clips noised at the timesteps the base's sampler visits;
 the exported model takes twice the base's steps by default, at the same work per clip.
 
+``steps`` (step distillation, after Salimans & Ho 2022's progressive distillation) needs a base that guides in
+one pass (a ``guidance`` student): the whole denoiser learns to take in one first-order step what the frozen base
+takes in two DPM-Solver++ steps, at ``student_steps`` steps (default half the base's); the exported model samples
+with ``dpmpp1`` at those steps: the base's quality at half its work, when it works.
+
 LoRA trains rank-``rank`` adapters on the denoiser's attention (``qkv``, ``proj``, ``q_cross``, ``kv_cross``,
 ``proj_cross``) and MLP projections (``mlp.0``, ``mlp.2``); everything else stays frozen. Full fine-tuning trains the
 whole denoiser with an EMA of its weights. Training checkpoints hold only the trained tensors (the frozen base is
@@ -51,7 +56,7 @@ from soundsmith.train.objectives.latent_diffusion import LatentDiffusionObjectiv
 
 log = logging.getLogger("soundsmith.finetune")
 
-METHODS = ("lora", "full", "guidance")
+METHODS = ("lora", "full", "guidance", "steps")
 FAMILY = "latent_diffusion"
 DEFAULT_TARGETS = ("qkv", "proj", "q_cross", "kv_cross", "proj_cross", "mlp.0", "mlp.2")
 ADAPTER = "finetune"  # the adapter's name inside the model while it trains
@@ -60,7 +65,7 @@ EPOCHS = 40  # default length: about this many passes over the training rows ...
 MIN_STEPS, MAX_STEPS = 100, 2000  # ... within these bounds
 MAX_BATCH = 8
 MAX_PRIOR = 32
-LR = {"lora": 1e-3, "full": 1e-4, "guidance": 5e-5}
+LR = {"lora": 1e-3, "full": 1e-4, "guidance": 5e-5, "steps": 5e-5}
 
 
 @dataclass
@@ -69,7 +74,8 @@ class FinetuneConfig:
 
     ``base``: shipped name, model or run directory of a latent-diffusion model. ``method``: ``lora``, ``full`` or
     ``guidance`` (distil the base's classifier-free guidance; ``guidance_range``: the scales it learns, drawn
-    uniformly).
+    uniformly) or ``steps`` (distil two of a one-pass base's steps into one; ``student_steps``: the student's
+    steps, default half the base's; ``guidance_range`` as above).
     ``rank``/``alpha`` (default ``rank``)/``targets``: the LoRA adapters. ``steps``, ``batch_size``, ``lr``,
     ``clip_seconds`` (training crop), ``ema_decay`` (full only by default), ``valid_every`` (also the checkpoint
     cadence). ``caption``: one caption for every clip; ``trigger``: appended to every caption. ``prior``: prior
@@ -95,6 +101,7 @@ class FinetuneConfig:
     seed: int = 0
     accelerator: str = "auto"
     guidance_range: list[float] = field(default_factory=lambda: [1.0, 5.0])
+    student_steps: int | None = None
 
     def __post_init__(self) -> None:
         self.targets = list(self.targets)
@@ -104,7 +111,9 @@ class FinetuneConfig:
             raise ConfigError(f"guidance_range={lo_hi!r} must be [low, high] with 0 <= low < high")
         if self.method not in METHODS:
             raise ConfigError(f"--method {self.method!r} is unknown; use one of {', '.join(METHODS)}")
-        for name, minimum in (("rank", 1), ("steps", 1), ("batch_size", 1), ("prior_clips", 0), ("seed", 0)):
+        for name, minimum in (
+            ("rank", 1), ("steps", 1), ("batch_size", 1), ("prior_clips", 0), ("seed", 0), ("student_steps", 1)
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < minimum
@@ -241,7 +250,9 @@ class GuidanceObjective(FinetuneObjective):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = batch["latents"]
         n = x0.shape[0]
-        x_t, t, _ = self.visit.training_pair(x0, gen)  # the flow target is the teacher's guided prediction instead
+        x_t, t, _ = self.visit.training_pair(
+            x0, gen
+        )  # the flow target is the teacher's guided prediction instead
         lo, hi = self.guidance_range
         w = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(x0.device)
         now = t.float() / self.visit.num_train_timesteps
@@ -254,6 +265,94 @@ class GuidanceObjective(FinetuneObjective):
             cond, uncond = both.float().chunk(2)
             target = uncond + w.view(-1, 1, 1, 1) * (cond - uncond)
         pred = self.model(x_t, now, *text, None, w)
+        return torch.nn.functional.mse_loss(pred.float(), target), torch.zeros(n, dtype=torch.bool)
+
+
+class StepObjective(FinetuneObjective):
+    """Step distillation: the student's one-pass velocity at a point ``x_a`` of its own sampler's grid (``dpmpp1``
+    at ``student_steps``: sigma ``s_a`` to the next, ``s_c``) regresses on the velocity that lands where the frozen
+    ``teacher`` lands in two steps of DPM-Solver++ 2M over the grid of twice the steps (``s_a -> s_b -> s_c``; the
+    first step first order, the second with the first's ``x0``, the last step to sigma 0 first order, as diffusers
+    does): ``v* = (x_a - x_c) / (s_a - s_c)``. ``x_a`` is a clip's latent noised to ``s_a``; the grid point is drawn
+    uniformly per row, and the guidance scale ``w ~ U(guidance_range)`` is given to both. Flow models only. The
+    teacher is held outside the module tree."""
+
+    def __init__(
+        self, model: Any, teacher: nn.Module, student_steps: int, guidance_range: list[float], seed: int = 0
+    ) -> None:
+        super().__init__(model, seed=seed)
+        from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
+
+        if model.config.prediction != "flow":
+            raise ConfigError(
+                f"step distillation runs flow models; this one predicts {model.config.prediction!r}"
+            )
+        self.__dict__["teacher"] = teacher.requires_grad_(False).eval()
+        self.guidance_range = (float(guidance_range[0]), float(guidance_range[1]))
+        grid = DiffusionSampler("dpmpp", NoiseSchedule(**model.config.schedule_kwargs(sampling=True)))
+        grid.set_steps(2 * student_steps)
+        T = float(model.config.num_train_timesteps)
+        self.sigmas = grid.scheduler.sigmas.double().cpu()  # [2N + 1], the last 0
+        # [2N]: the denoiser's time input, as the pipeline gives it
+        self.times = grid.timesteps.double().cpu() / T
+        student = DiffusionSampler("dpmpp1", NoiseSchedule(**model.config.schedule_kwargs(sampling=True)))
+        student.set_steps(student_steps)
+        if not torch.allclose(student.scheduler.sigmas.double().cpu(), self.sigmas[::2], atol=1e-6):
+            raise ConfigError(f"the grid of {2 * student_steps} steps does not hold that of {student_steps}")
+        self.student_steps = int(student_steps)
+
+    def _x0(
+        self, net: nn.Module, x: torch.Tensor, k: torch.Tensor, text: tuple, w: torch.Tensor
+    ) -> torch.Tensor:
+        """The teacher's ``x0`` at grid points ``k [B]`` (``x - sigma v``)."""
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        now = self.times[k].to(x.device, torch.float32)
+        v = net(x, now, *text, None, w).float()
+        return x - self.sigmas[k].to(x.device, torch.float32).view(shape) * v
+
+    @torch.no_grad()
+    def teacher_two_steps(
+        self, x_a: torch.Tensor, a: torch.Tensor, text: tuple, w: torch.Tensor
+    ) -> torch.Tensor:
+        """Where the teacher lands from ``x_a`` at its grid points ``a [B]`` after two steps of DPM-Solver++ 2M
+        (the first first order; the second with the first's ``x0``, or first order into sigma 0): float32."""
+        dev, shape = x_a.device, (-1,) + (1,) * (x_a.ndim - 1)
+        s_a, s_b, s_c = (self.sigmas[a + i] for i in range(3))  # float64 [B]
+        teacher = self.teacher.to(dev)
+        d_a = self._x0(teacher, x_a, a, text, w)
+        keep = (s_b / s_a).to(dev).float().view(shape)
+        x_b = keep * x_a + (1.0 - keep) * d_a
+        d_b = self._x0(teacher, x_b, a + 1, text, w)
+
+        def lam(s: torch.Tensor) -> torch.Tensor:  # log(alpha / sigma)
+            return torch.log((1.0 - s) / s)
+
+        last = s_c <= 0
+        safe_c = torch.where(last, torch.full_like(s_c, 0.5), s_c)
+        r = (lam(s_b) - lam(s_a)) / (lam(safe_c) - lam(s_b))
+        c1 = torch.where(last, torch.zeros_like(r), 1.0 / (2.0 * r))
+        d = (1.0 + c1).to(dev).float().view(shape) * d_b - c1.to(dev).float().view(shape) * d_a
+        # (sigma_c / sigma_b) x_b + (alpha_c - alpha_b sigma_c / sigma_b) D, alpha = 1 - sigma
+        keep = (s_c / s_b).to(dev).float().view(shape)
+        return keep * x_b + ((1.0 - s_c) - (1.0 - s_b) * s_c / s_b).to(dev).float().view(shape) * d
+
+    def denoising_loss(
+        self, batch: dict[str, Any], gen: torch.Generator, drop_prob: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x0 = batch["latents"]
+        n, dev = x0.shape[0], x0.device
+        shape = (-1,) + (1,) * (x0.ndim - 1)
+        a = 2 * torch.randint(0, self.student_steps, (n,), generator=gen)  # the student's grid points
+        noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype).to(dev)
+        lo, hi = self.guidance_range
+        w = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(dev)
+        s_a, s_c = self.sigmas[a], self.sigmas[a + 2]  # float64 [B]
+        x_a = (1.0 - s_a).to(dev, x0.dtype).view(shape) * x0 + s_a.to(dev, x0.dtype).view(shape) * noise
+        text = (batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
+        x_c = self.teacher_two_steps(x_a, a, text, w)
+        target = (x_a.float() - x_c) / (s_a - s_c).to(dev).float().view(shape)
+        now = self.times[a].to(dev, torch.float32)
+        pred = self.model(x_a, now, *text, None, w)
         return torch.nn.functional.mse_loss(pred.float(), target), torch.zeros(n, dtype=torch.bool)
 
 
@@ -399,6 +498,10 @@ def finetune(
             f"{settings['base_sha256'][:12]}...); resume on the same base or start a new run"
         )
     model = load_model(base_dir)
+    if cfg.method == "steps" and not model.config.denoiser.guidance_embed:
+        raise ConfigError(
+            f"{cfg.base} guides in two passes; distil its guidance first (--method guidance), then its steps"
+        )
     if cfg.method == "guidance":
         if model.config.denoiser.guidance_embed:
             raise ConfigError(
@@ -458,10 +561,16 @@ def finetune(
             model.denoiser.add_guidance_input()
             # one pass a step: twice the steps for the same work
             model.config.steps = 2 * int(model.config.steps)
+        if cfg.method == "steps":
+            teacher = copy.deepcopy(model.denoiser)
+            student_steps = cfg.student_steps or max(1, int(model.config.steps) // 2)
+            model.config.steps, model.config.sampler = student_steps, "dpmpp1"
         model.denoiser.requires_grad_(True)
         what = f"the whole denoiser (EMA {cfg.ema_decay or 0.0:.3g})"
-        if teacher is not None:
+        if cfg.method == "guidance":
             what += f", distilling guidance {cfg.guidance_range[0]:g}-{cfg.guidance_range[1]:g}"
+        if cfg.method == "steps":
+            what += f", distilling {2 * model.config.steps} steps into {model.config.steps}"
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def export(net: nn.Module, extra: dict[str, Any]) -> None:
@@ -505,11 +614,14 @@ def finetune(
         seed=cfg.seed,
         accelerator=cfg.accelerator,
     )
-    objective = (
-        GuidanceObjective(model, teacher, cfg.guidance_range, seed=cfg.seed)
-        if teacher is not None
-        else FinetuneObjective(model, seed=cfg.seed)
-    )
+    if cfg.method == "steps":
+        objective: FinetuneObjective = StepObjective(
+            model, teacher, int(model.config.steps), cfg.guidance_range, seed=cfg.seed
+        )
+    elif teacher is not None:
+        objective = GuidanceObjective(model, teacher, cfg.guidance_range, seed=cfg.seed)
+    else:
+        objective = FinetuneObjective(model, seed=cfg.seed)
     trainer = FinetuneTrainer(
         objective,
         train_set,

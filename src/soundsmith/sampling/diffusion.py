@@ -8,8 +8,10 @@ Two pieces, one definition of the forward process:
   ``v_prediction``; the straight path ``alpha = 1 - s, sigma = s`` with ``t = s * T`` for ``flow``.
   Targets: ``epsilon`` -> ``noise``; ``v_prediction`` -> ``alpha * noise - sigma * x0``; ``flow`` ->
   ``noise - x0``. :meth:`NoiseSchedule.training_pair` draws what a training step needs.
-* :class:`DiffusionSampler`: one of ``ddim``, ``dpmpp`` (DPM-Solver++ 2M), ``euler`` (Euler discrete),
-  ``flow_euler`` (flow-matching Euler) or ``unipc`` (UniPC, order 2 with its corrector) over the same schedule.
+* :class:`DiffusionSampler`: one of ``ddim``, ``dpmpp`` (DPM-Solver++ 2M), ``dpmpp1`` (DPM-Solver++ first order:
+  DDIM's step, or the flow's Euler step, on DPM-Solver++'s timesteps: what a step-distilled student samples
+  with), ``euler`` (Euler discrete), ``flow_euler`` (flow-matching Euler) or ``unipc`` (UniPC, order 2 with its
+  corrector) over the same schedule.
   A pipeline's loop reads::
 
       sampler = DiffusionSampler("dpmpp", schedule)
@@ -43,6 +45,7 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 SAMPLERS: dict[str, tuple[str, ...]] = {
     "ddim": ("epsilon", "v_prediction"),
     "dpmpp": ("epsilon", "v_prediction", "flow"),
+    "dpmpp1": ("epsilon", "v_prediction", "flow"),
     "euler": ("epsilon", "v_prediction"),
     "flow_euler": ("flow",),
     "unipc": ("epsilon", "v_prediction", "flow"),
@@ -269,13 +272,15 @@ def _build(name: str, schedule: NoiseSchedule):  # type: ignore[no-untyped-def]
                 flow_shift=schedule.shift,
             )
         return UniPCMultistepScheduler(**vp, prediction_type=schedule.prediction_type)
+    order = 1 if name == "dpmpp1" else 2
     if schedule.is_flow:  # dpmpp over the flow path
         return DPMSolverMultistepScheduler(
             num_train_timesteps=schedule.num_train_timesteps,
             prediction_type="flow_prediction",
             use_flow_sigmas=True,
             flow_shift=schedule.shift,
+            solver_order=order,
         )
     return DPMSolverMultistepScheduler(
-        **vp, prediction_type=schedule.prediction_type, algorithm_type="dpmsolver++"
+        **vp, prediction_type=schedule.prediction_type, algorithm_type="dpmsolver++", solver_order=order
     )

@@ -302,7 +302,7 @@ def test_step_objective_lands_where_two_dpmpp_steps_of_the_teacher_land(setup):
     assert float(objective.denoising_loss(batch, torch.Generator().manual_seed(1))[0].detach()) > 1e-8
 
 
-def test_step_distillation_exports_a_first_order_model_at_half_the_steps(setup, tmp_path):
+def test_step_distillation_exports_a_model_at_half_the_steps(setup, tmp_path):
     base, data, _ = setup
     with pytest.raises(ConfigError, match="guides in two passes"):
         finetune(data, tmp_path / "s0", small(base, method="steps", steps=2))
@@ -313,7 +313,7 @@ def test_step_distillation_exports_a_first_order_model_at_half_the_steps(setup, 
     )
     meta = json.loads((tmp_path / "s" / "model" / "config.json").read_text())
     assert meta["extra"]["finetune"]["method"] == "steps" and result.best_step in (2, 4)
-    assert meta["config"]["sampler"] == "dpmpp1" and meta["config"]["steps"] == max(1, base_steps // 2)
+    assert meta["config"]["sampler"] == "dpmpp" and meta["config"]["steps"] == max(1, base_steps // 2)
     state = ckpt.load_checkpoint(tmp_path / "s" / "checkpoints" / f"step-{4:07d}.ckpt")
     assert not any("teacher" in k for k in state["objective"])
     before, after = load_model(tmp_path / "teacher"), load_model(tmp_path / "s")

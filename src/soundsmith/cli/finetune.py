@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         nargs=2,
         metavar=("LOW", "HIGH"),
-        help="--method guidance: the guidance scales it learns (default 1 5)",
+        help="--method guidance or steps: the guidance scales it learns (default 1 5)",
     )
     p.add_argument("--rank", type=int, help="LoRA rank (default 8)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: from the number of clips, 100-2000)")

@@ -328,6 +328,20 @@ def test_step_distillation_exports_a_model_at_half_the_steps(setup, tmp_path):
     assert json.loads((chosen.model_dir / "config.json").read_text())["config"]["steps"] == 3
 
 
+def test_a_killed_step_distillation_resumes_to_the_same_weights(setup, tmp_path, one_thread):
+    base, data, _ = setup
+    save_model(_one_pass(base), tmp_path / "teacher")
+    cfg = small(tmp_path / "teacher", method="steps", steps=6, valid_every=2)
+    finetune(data, tmp_path / "straight", cfg)
+    assert finetune(data, tmp_path / "killed", cfg, stop_at=3).step == 3
+    assert finetune(data, tmp_path / "killed", FinetuneConfig(), resume=True).step == 6
+    a = ckpt.load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-0000006.ckpt")
+    b = ckpt.load_checkpoint(tmp_path / "killed" / "checkpoints" / "step-0000006.ckpt")
+    assert set(a["objective"]) == set(b["objective"]) and a["objective"]
+    for key, value in a["objective"].items():
+        assert torch.equal(value, b["objective"][key]), key
+
+
 def test_minutes_stop_with_a_checkpoint_and_resume_finishes(setup, tmp_path):
     base, data, _ = setup
     cfg = small(base, steps=6, valid_every=3)

@@ -34,9 +34,8 @@ def main() -> None:
     base = load_model(args.teacher).eval()
     teacher = copy.deepcopy(base.denoiser)
     manifest = read_manifest(f"{args.run}/data/manifest.jsonl")
-    data = ClipDataset(
-        manifest, DataConfig(sample_rate=16000, clip_seconds=4.0), split="valid", random_crop=False
-    )
+    clips = DataConfig(sample_rate=int(base.config.sample_rate), clip_seconds=float(base.config.duration))
+    data = ClipDataset(manifest, clips, split="valid", random_crop=False)
     batch0 = collate_clips([data[i] for i in range(min(args.clips, len(data)))])
     g = args.guidance
     for name in args.models:
@@ -44,19 +43,14 @@ def main() -> None:
         objective = StepObjective(model, teacher, args.student_steps, [g, g + 1e-9])
         batch = objective.prepare_batch(dict(batch0))
         x0 = batch["latents"]
-        n, shape = len(x0), (-1,) + (1,) * (x0.ndim - 1)
+        n = len(x0)
         text = (batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
         w = torch.full((n,), g)
         losses = []
         with torch.no_grad():
             for k in range(args.student_steps):
-                a = torch.full((n,), 2 * k)
-                s_a, s_c = objective.sigmas[a], objective.sigmas[a + 2]
-                x_a = (1 - s_a).float().view(shape) * x0 + s_a.float().view(shape) * noise
-                x_c = objective.teacher_two_steps(x_a, a, text, w)
-                target = (x_a - x_c) / (s_a - s_c).float().view(shape)
-                pred = model(x_a, objective.times[a].float(), *text, None, w).float()
+                pred, target = objective.student_pair(x0, noise, torch.full((n,), 2 * k), text, w)
                 losses.append(float(torch.nn.functional.mse_loss(pred, target)))
         print(name, " ".join(f"{v:.4f}" for v in losses), f"mean {sum(losses) / len(losses):.4f}", flush=True)
 

@@ -289,13 +289,13 @@ class StepObjective(FinetuneObjective):
             )
         self.__dict__["teacher"] = teacher.requires_grad_(False).eval()
         self.guidance_range = (float(guidance_range[0]), float(guidance_range[1]))
-        grid = DiffusionSampler("dpmpp", NoiseSchedule(**model.config.schedule_kwargs(sampling=True)))
+        schedule = NoiseSchedule(**model.config.schedule_kwargs(sampling=True))
+        grid = DiffusionSampler("dpmpp", schedule)
         grid.set_steps(2 * student_steps)
-        T = float(model.config.num_train_timesteps)
         self.sigmas = grid.scheduler.sigmas.double().cpu()  # [2N + 1], the last 0
         # [2N]: the denoiser's time input, as the pipeline gives it
-        self.times = grid.timesteps.double().cpu() / T
-        student = DiffusionSampler("dpmpp1", NoiseSchedule(**model.config.schedule_kwargs(sampling=True)))
+        self.times = grid.timesteps.double().cpu() / float(model.config.num_train_timesteps)
+        student = DiffusionSampler("dpmpp1", schedule)
         student.set_steps(student_steps)
         if not torch.allclose(student.scheduler.sigmas.double().cpu(), self.sigmas[::2], atol=1e-6):
             raise ConfigError(
@@ -304,14 +304,15 @@ class StepObjective(FinetuneObjective):
             )
         self.student_steps = int(student_steps)
 
-    def _x0(
-        self, net: nn.Module, x: torch.Tensor, k: torch.Tensor, text: tuple, w: torch.Tensor
-    ) -> torch.Tensor:
+    @staticmethod
+    def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Per-row values ``[B]`` (float64 on the CPU) as float32 on ``like``'s device, shaped to scale it."""
+        return v.to(like.device, torch.float32).view((-1,) + (1,) * (like.ndim - 1))
+
+    def _x0(self, x: torch.Tensor, k: torch.Tensor, text: tuple, w: torch.Tensor) -> torch.Tensor:
         """The teacher's ``x0`` at grid points ``k [B]`` (``x - sigma v``)."""
-        shape = (-1,) + (1,) * (x.ndim - 1)
-        now = self.times[k].to(x.device, torch.float32)
-        v = net(x, now, *text, None, w).float()
-        return x - self.sigmas[k].to(x.device, torch.float32).view(shape) * v
+        v = self.teacher(x, self.times[k].to(x.device, torch.float32), *text, None, w).float()
+        return x - self._rows(self.sigmas[k], x) * v
 
     @torch.no_grad()
     def teacher_two_steps(
@@ -319,13 +320,12 @@ class StepObjective(FinetuneObjective):
     ) -> torch.Tensor:
         """Where the teacher lands from ``x_a`` at its grid points ``a [B]`` after two steps of DPM-Solver++ 2M
         (the first first order; the second with the first's ``x0``, or first order into sigma 0): float32."""
-        dev, shape = x_a.device, (-1,) + (1,) * (x_a.ndim - 1)
         s_a, s_b, s_c = (self.sigmas[a + i] for i in range(3))  # float64 [B]
-        teacher = self.teacher.to(dev)
-        d_a = self._x0(teacher, x_a, a, text, w)
-        keep = (s_b / s_a).to(dev).float().view(shape)
+        self.teacher.to(x_a.device)
+        d_a = self._x0(x_a, a, text, w)
+        keep = self._rows(s_b / s_a, x_a)
         x_b = keep * x_a + (1.0 - keep) * d_a
-        d_b = self._x0(teacher, x_b, a + 1, text, w)
+        d_b = self._x0(x_b, a + 1, text, w)
 
         def lam(s: torch.Tensor) -> torch.Tensor:  # log(alpha / sigma)
             return torch.log((1.0 - s) / s)
@@ -334,29 +334,34 @@ class StepObjective(FinetuneObjective):
         safe_c = torch.where(last, torch.full_like(s_c, 0.5), s_c)
         r = (lam(s_b) - lam(s_a)) / (lam(safe_c) - lam(s_b))
         c1 = torch.where(last, torch.zeros_like(r), 1.0 / (2.0 * r))
-        d = (1.0 + c1).to(dev).float().view(shape) * d_b - c1.to(dev).float().view(shape) * d_a
+        d = self._rows(1.0 + c1, x_a) * d_b - self._rows(c1, x_a) * d_a
         # (sigma_c / sigma_b) x_b + (alpha_c - alpha_b sigma_c / sigma_b) D, alpha = 1 - sigma
-        keep = (s_c / s_b).to(dev).float().view(shape)
-        return keep * x_b + ((1.0 - s_c) - (1.0 - s_b) * s_c / s_b).to(dev).float().view(shape) * d
+        return self._rows(s_c / s_b, x_a) * x_b + self._rows((1.0 - s_c) - (1.0 - s_b) * s_c / s_b, x_a) * d
+
+    def student_pair(
+        self, x0: torch.Tensor, noise: torch.Tensor, a: torch.Tensor, text: tuple, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(prediction, target)``, float32: the student's velocity at ``x0`` noised by ``noise`` to the grid
+        points ``a [B]``, and the velocity that lands where the teacher's two steps land."""
+        s_a, s_c = self.sigmas[a], self.sigmas[a + 2]  # float64 [B]
+        x_a = self._rows(1.0 - s_a, x0) * x0 + self._rows(s_a, x0) * noise
+        x_c = self.teacher_two_steps(x_a, a, text, w)
+        target = (x_a.float() - x_c) / self._rows(s_a - s_c, x0)
+        pred = self.model(x_a, self.times[a].to(x0.device, torch.float32), *text, None, w)
+        return pred.float(), target
 
     def denoising_loss(
         self, batch: dict[str, Any], gen: torch.Generator, drop_prob: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = batch["latents"]
         n, dev = x0.shape[0], x0.device
-        shape = (-1,) + (1,) * (x0.ndim - 1)
         a = 2 * torch.randint(0, self.student_steps, (n,), generator=gen)  # the student's grid points
         noise = torch.randn(x0.shape, generator=gen, dtype=x0.dtype).to(dev)
         lo, hi = self.guidance_range
         w = (lo + (hi - lo) * torch.rand(n, generator=gen)).to(dev)
-        s_a, s_c = self.sigmas[a], self.sigmas[a + 2]  # float64 [B]
-        x_a = (1.0 - s_a).to(dev, x0.dtype).view(shape) * x0 + s_a.to(dev, x0.dtype).view(shape) * noise
         text = (batch["text_tokens"], batch["text_mask"], batch["text_pooled"])
-        x_c = self.teacher_two_steps(x_a, a, text, w)
-        target = (x_a.float() - x_c) / (s_a - s_c).to(dev).float().view(shape)
-        now = self.times[a].to(dev, torch.float32)
-        pred = self.model(x_a, now, *text, None, w)
-        return torch.nn.functional.mse_loss(pred.float(), target), torch.zeros(n, dtype=torch.bool)
+        pred, target = self.student_pair(x0, noise, a, text, w)
+        return torch.nn.functional.mse_loss(pred, target), torch.zeros(n, dtype=torch.bool)
 
 
 class _TimeUp(Exception):

@@ -175,6 +175,15 @@ def test_an_adapter_on_another_base_is_refused(setup, lora_run, tmp_path):
     assert pipe.adapters == {} and not lora.wrappers(pipe.model)
 
 
+def _assert_same_checkpoint(a_run: Path, b_run: Path, step: int) -> None:
+    """Two runs' checkpoints at ``step`` hold the same trained tensors, bit for bit (and some)."""
+    a = ckpt.load_checkpoint(a_run / "checkpoints" / f"step-{step:07d}.ckpt")
+    b = ckpt.load_checkpoint(b_run / "checkpoints" / f"step-{step:07d}.ckpt")
+    assert set(a["objective"]) == set(b["objective"]) and a["objective"]
+    for key, value in a["objective"].items():
+        assert torch.equal(value, b["objective"][key]), key
+
+
 def test_a_killed_run_resumes_to_the_same_weights(setup, tmp_path, one_thread):
     base, data, _ = setup
     for method in ("lora", "full", "guidance"):
@@ -184,11 +193,7 @@ def test_a_killed_run_resumes_to_the_same_weights(setup, tmp_path, one_thread):
         assert first.step == 5
         resumed = finetune(data, tmp_path / f"{method}-killed", FinetuneConfig(), resume=True)
         assert straight.step == resumed.step == 8
-        a = ckpt.load_checkpoint(tmp_path / f"{method}-straight" / "checkpoints" / "step-0000008.ckpt")
-        b = ckpt.load_checkpoint(tmp_path / f"{method}-killed" / "checkpoints" / "step-0000008.ckpt")
-        assert set(a["objective"]) == set(b["objective"]) and a["objective"]
-        for key, value in a["objective"].items():
-            assert torch.equal(value, b["objective"][key]), key
+        _assert_same_checkpoint(tmp_path / f"{method}-straight", tmp_path / f"{method}-killed", 8)
 
 
 def test_full_finetune_exports_a_model_directory_with_ema(setup, tmp_path):
@@ -335,11 +340,7 @@ def test_a_killed_step_distillation_resumes_to_the_same_weights(setup, tmp_path,
     finetune(data, tmp_path / "straight", cfg)
     assert finetune(data, tmp_path / "killed", cfg, stop_at=3).step == 3
     assert finetune(data, tmp_path / "killed", FinetuneConfig(), resume=True).step == 6
-    a = ckpt.load_checkpoint(tmp_path / "straight" / "checkpoints" / "step-0000006.ckpt")
-    b = ckpt.load_checkpoint(tmp_path / "killed" / "checkpoints" / "step-0000006.ckpt")
-    assert set(a["objective"]) == set(b["objective"]) and a["objective"]
-    for key, value in a["objective"].items():
-        assert torch.equal(value, b["objective"][key]), key
+    _assert_same_checkpoint(tmp_path / "straight", tmp_path / "killed", 6)
 
 
 def test_minutes_stop_with_a_checkpoint_and_resume_finishes(setup, tmp_path):

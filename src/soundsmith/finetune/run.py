@@ -564,13 +564,13 @@ def finetune(
         layers = lora.add_lora(model.denoiser, ADAPTER, cfg.targets, cfg.rank, cfg.alpha, seed=cfg.seed)
         what = f"LoRA rank {cfg.rank} on {len(layers)} Linear layers"
     else:
-        if cfg.method == "guidance":
+        if cfg.method in ("guidance", "steps"):
             teacher = copy.deepcopy(model.denoiser)
+        if cfg.method == "guidance":
             model.denoiser.add_guidance_input()
             # one pass a step: twice the steps for the same work
             model.config.steps = 2 * int(model.config.steps)
         if cfg.method == "steps":
-            teacher = copy.deepcopy(model.denoiser)
             student_steps = cfg.student_steps or max(1, int(model.config.steps) // 2)
             # DPM-Solver++'s grid; 2M read better than the first-order step it learns (docs/latent_diffusion.md)
             model.config.steps, model.config.sampler = student_steps, "dpmpp"
@@ -627,7 +627,7 @@ def finetune(
         objective: FinetuneObjective = StepObjective(
             model, teacher, int(model.config.steps), cfg.guidance_range, seed=cfg.seed
         )
-    elif teacher is not None:
+    elif cfg.method == "guidance":
         objective = GuidanceObjective(model, teacher, cfg.guidance_range, seed=cfg.seed)
     else:
         objective = FinetuneObjective(model, seed=cfg.seed)

@@ -384,3 +384,42 @@ def test_the_istft_decoder_starts_from_a_vocoder_of_the_same_shape(tmp_path):
         tiny_codec(**{**kw, "decoder_upsample": 1}).init_decoder_from(voc)
     with pytest.raises(ConfigError, match="needs CodecConfig.decoder='istft'"):
         tiny_codec().init_decoder_from(voc)
+
+
+def test_decoder_only_keeps_the_tokens_and_trains_the_decoder():
+    """``decoder_only``: after steps of the whole codec (the optimizer has momentum for every layer), steps with the
+    encoder and codebooks frozen move the decoder only; the codes of a clip stay the same, bit for bit."""
+    from soundsmith.train.config import TrainConfig
+
+    codec = tiny_codec().train()
+    obj = CodecObjective(codec, mpd_channels=(4, 4), mrd_channels=4, quantizer_dropout=0.0)
+    opt = obj.configure_optimizers(TrainConfig(lr=1e-2))[0].optimizer
+    torch.manual_seed(1)
+    y = torch.randn(4, 1024) * 0.1
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        obj.losses({"audio": y}, 0)["loss"].backward()
+        opt.step()
+        codec.train()  # the engine's mode for the next step
+
+    for _ in range(2):
+        step()
+    frozen = {k: v.clone() for k, v in codec.state_dict().items() if not k.startswith("decoder.")}
+    decoder = {k: v.clone() for k, v in codec.state_dict().items() if k.startswith("decoder.")}
+    codes = codec.eval().encode(y)
+    codec.train()
+    obj.decoder_only = True
+    parts = obj.losses({"audio": y}, 0)
+    assert float(parts["n_q"]) == codec.config.num_quantizers  # no quantizer dropout either
+    for _ in range(2):
+        step()
+    after = codec.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in frozen.items())  # codebooks, EMA counts, encoder
+    assert any(not torch.equal(after[k], v) for k, v in decoder.items())
+    assert torch.equal(codec.eval().encode(y), codes)
+    # the whole codec again: the encoder moves (the test above is not vacuous)
+    obj.decoder_only = False
+    codec.train()
+    step()
+    assert any(not torch.equal(codec.state_dict()[k], v) for k, v in frozen.items() if k.startswith("encoder."))

@@ -13,6 +13,10 @@ run): the mel and MR-STFT weights are the vocoder's (mel 45 is HiFi-GAN's). The 
 mel front end, floored at ``mel_floor`` (1e-5; 1e-4 did no better in stop 27's side-by-side runs,
 docs/codec_lm.md). ``decoder_init`` names a vocoder whose layers the codec's iSTFT decoder starts from (the base
 preset's: the shipped one).
+``decoder_only`` freezes the encoder and the codebooks (no gradient, no EMA moves, no restarts, no quantizer dropout)
+so that only the decoder learns: the tokens a trained codec gives stay the same, and a token LM trained on them
+keeps working with the tuned decoder (the GAN phase resumed on a codec whose tokens are in use). The commitment
+term is then a constant and leaves the loss.
 Validation reports ``loss`` = log-mel L1 with every codebook (``best.ckpt`` follows it) and ``stft``.
 """
 
@@ -27,7 +31,7 @@ from torch.optim import Optimizer
 
 from soundsmith.audio import MelConfig, mel_spectrogram
 from soundsmith.errors import TrainingError
-from soundsmith.models.codec import Codec
+from soundsmith.models.codec import Codec, CodecOutput
 from soundsmith.nn.discriminators import (
     MultiPeriodDiscriminator,
     MultiResolutionDiscriminator,
@@ -64,6 +68,7 @@ class CodecObjective(Objective):
         mrd_channels: int = 8,
         mel_floor: float = 1e-5,
         decoder_init: str | None = None,
+        decoder_only: bool = False,
     ) -> None:
         super().__init__(model, sample_rate)
         self.disc_start_step = DISC_START_STEP if disc_start_step is None else int(disc_start_step)
@@ -86,6 +91,7 @@ class CodecObjective(Objective):
             from soundsmith.models.registry import load_model
 
             model.init_decoder_from(load_model(decoder_init), f"decoder_init={decoder_init!r}")
+        self.decoder_only = bool(decoder_only)
         self.disc_clip_grad_norm = disc_clip_grad_norm
         self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
         self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)
@@ -132,13 +138,26 @@ class CodecObjective(Objective):
             return self._discriminator_losses(y)
         raise TrainingError(f"codec objective has 2 optimizers, got opt_index={opt_index}")
 
+    def _forward(self, y: Tensor, n_q: int | None) -> CodecOutput:
+        """The codec's forward pass; with ``decoder_only`` the encoder and codebooks run frozen (eval mode: no EMA
+        moves or restarts) and without gradient, and only the decoder is differentiated."""
+        if not self.decoder_only:
+            return self.model(y, n_q)
+        model = self.model
+        model.encoder.eval(), model.quantizer.eval()
+        with torch.no_grad():
+            latent = model.embed(y)
+            q, codes, commit = model.quantizer(latent, None)
+        return CodecOutput(model.decode_latent(q, y.shape[-1]), codes, commit, latent)
+
     def _codec_losses(self, y: Tensor) -> dict[str, Tensor]:
         k = self.weights
-        n_q = self.draw_n_q() if self.model.training else None
-        out = self.model(y, n_q)
+        n_q = self.draw_n_q() if self.model.training and not self.decoder_only else None
+        out = self._forward(y, n_q)
         parts = self.reconstruction_losses(out.audio, y, out.commit_loss)
         loss = k["l1"] * parts["l1"] + k["mel"] * parts["mel"] + k["stft"] * parts["stft"]
-        loss = loss + k["commit"] * parts["commit"]
+        if not self.decoder_only:
+            loss = loss + k["commit"] * parts["commit"]
         if self.adversarial:
             with torch.no_grad():
                 real = self.mpd(y) + self.mrd(y)
@@ -156,7 +175,7 @@ class CodecObjective(Objective):
         y_hat = self._fake_cache.pop(id(y), None)
         if y_hat is None:
             with torch.no_grad():
-                y_hat = self.model(y).audio
+                y_hat = self._forward(y, None).audio
         loss = discriminator_loss(self.mpd(y) + self.mrd(y), self.mpd(y_hat) + self.mrd(y_hat))
         return {"loss": loss, "disc": loss.detach()}
 

@@ -396,6 +396,10 @@ def test_decoder_only_keeps_the_tokens_and_trains_the_decoder():
     opt = obj.configure_optimizers(TrainConfig(lr=1e-2))[0].optimizer
     torch.manual_seed(1)
     y = torch.randn(4, 1024) * 0.1
+    obj.decoder_only = True  # codebooks never drawn from data: frozen, they would stay random
+    with pytest.raises(TrainingError, match="never been trained"):
+        obj.losses({"audio": y}, 0)
+    obj.decoder_only = False
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -422,4 +426,6 @@ def test_decoder_only_keeps_the_tokens_and_trains_the_decoder():
     obj.decoder_only = False
     codec.train()
     step()
-    assert any(not torch.equal(codec.state_dict()[k], v) for k, v in frozen.items() if k.startswith("encoder."))
+    assert any(
+        not torch.equal(codec.state_dict()[k], v) for k, v in frozen.items() if k.startswith("encoder.")
+    )

@@ -144,7 +144,13 @@ class CodecObjective(Objective):
         if not self.decoder_only:
             return self.model(y, n_q)
         model = self.model
-        model.encoder.eval(), model.quantizer.eval()
+        if not all(bool(layer.initialized) for layer in model.quantizer.layers):
+            raise TrainingError(
+                "decoder_only freezes the codebooks, and this codec's have never been trained: resume (--resume) a "
+                "codec run whose codebooks are trained, or train the whole codec first (decoder_only=false)"
+            )
+        model.encoder.eval()
+        model.quantizer.eval()
         with torch.no_grad():
             latent = model.embed(y)
             q, codes, commit = model.quantizer(latent, None)

@@ -241,13 +241,16 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
         f"  distilled at {2 * steps} steps / two branches at {steps}: "
         f"{distilled['total'] / best['total']:.2f}x the time"
     )
-    # step distilled (``--method steps``; the shipped default since stop 30): one pass a step at 8 steps
-    model.config.steps = 8
-    print("  step distilled: one pass a step, 8 steps (random weights)")
+    # step distilled (``--method steps``; the shipped default since stop 30): one pass a step at the shipped steps
+    from soundsmith.models.registry import read_model_config
+
+    shipped = int(read_model_config(ROOT / "models" / "default")["config"]["steps"])
+    model.config.steps = shipped
+    print(f"  step distilled: one pass a step, {shipped} steps (random weights)")
     stepped = _breakdown(pipe, prompt, seconds, repeats)
     print(
-        f"  step distilled at 8 / guidance distilled at {2 * steps}: {stepped['total'] / distilled['total']:.2f}x "
-        "the time"
+        f"  step distilled at {shipped} / guidance distilled at {2 * steps}: "
+        f"{stepped['total'] / distilled['total']:.2f}x the time"
     )
     return best
 

@@ -149,23 +149,26 @@ class Timers:
         setattr(obj, method, timed)
 
 
-def _breakdown(pipe: Any, prompt: str, seconds: float, repeats: int) -> dict[str, float]:
-    """The best of ``repeats`` generations of ``prompt``, split into text encoder, denoiser steps, VAE decode and
-    vocoder (printed, with x real time)."""
+def _breakdown(
+    pipe: Any, prompt: str, seconds: float, repeats: int, compute: str = "float32"
+) -> dict[str, float]:
+    """The best of ``repeats`` generations of ``prompt`` with the denoiser's matrix products in ``compute``, split
+    into text encoder, denoiser steps, VAE decode and vocoder (printed, with x real time)."""
     model = pipe.model
+    denoiser = pipe.denoiser_for(compute)[0]  # the model's own, or its int8 twin
     runs = []
     for i in range(repeats):
         timers = Timers()
         timers.wrap(model, "encode_text", "text encoder")
-        timers.wrap(model.denoiser, "forward", "denoiser steps")
+        timers.wrap(denoiser, "forward", "denoiser steps")
         timers.wrap(model, "latents_to_mel", "VAE decode")
         timers.wrap(model, "mel_to_audio", "vocoder")
         t0 = time.perf_counter()
-        pipe(prompt, duration=seconds, seed=i, progress=False)
+        pipe(prompt, duration=seconds, seed=i, progress=False, compute=compute)
         timers.total["total"] = time.perf_counter() - t0
         for name in ("encode_text", "latents_to_mel", "mel_to_audio"):
             del model.__dict__[name]
-        del model.denoiser.__dict__["forward"]
+        del denoiser.__dict__["forward"]
         runs.append(timers.total)
     best = min(runs, key=lambda r: r["total"])
     for name in ("text encoder", "denoiser steps", "VAE decode", "vocoder", "total"):
@@ -244,14 +247,22 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     # step distilled (``--method steps``; the shipped default since stop 30): one pass a step at the shipped steps
     from soundsmith.models.registry import read_model_config
 
-    shipped = int(read_model_config(ROOT / "models" / "default")["config"]["steps"])
+    default = read_model_config(ROOT / "models" / "default")["config"]
+    shipped, shipped_compute = int(default["steps"]), default.get("compute", "float32")
     model.config.steps = shipped
-    print(f"  step distilled: one pass a step, {shipped} steps (random weights)")
+    print(f"  step distilled: one pass a step, {shipped} steps, float32 (random weights)")
     stepped = _breakdown(pipe, prompt, seconds, repeats)
     print(
         f"  step distilled at {shipped} / guidance distilled at {2 * steps}: "
         f"{stepped['total'] / distilled['total']:.2f}x the time"
     )
+    # int8 matrix products in the denoiser's blocks (``compute: int8``), at the shipped steps and more
+    for n in sorted({shipped, 8, 12, 16}):
+        model.config.steps = n
+        mark = " (the shipped default's settings)" if (n, "int8") == (shipped, shipped_compute) else ""
+        print(f"  int8 matrix products: one pass a step, {n} steps{mark}")
+        run = _breakdown(pipe, prompt, seconds, repeats, compute="int8")
+        print(f"  int8 at {n} / float32 at {shipped}: {run['total'] / stepped['total']:.2f}x the time")
     return best
 
 

@@ -2,7 +2,7 @@
 int8 weight matrices with a scale per row; loading converts back to float32), the default sampling steps and
 guidance written into its config, and how far the storage moves a generation printed.
 
-    python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3
+    python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3 [--compute int8]
 
 (``--run`` may also be a model directory, e.g. one that ``scripts/gpu_ld/import_run.py`` wrote.)
 The run's ``model/`` holds the EMA weights of its newest checkpoint (the engine exports EMA when it is on).
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soundsmith.models.latent_diffusion import COMPUTES
 from soundsmith.models.registry import load_model, read_model_config, save_model
 from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
 
@@ -35,6 +36,11 @@ def main() -> None:
     ap.add_argument(
         "--sample-shift", type=float, help="the sampler's timestep shift (else the training shift)"
     )
+    ap.add_argument(
+        "--compute",
+        choices=COMPUTES,
+        help="the denoiser's default arithmetic when sampling on the CPU (else the run's): float32 or int8",
+    )
     ap.add_argument("--context-seconds", type=float, help="the trained clip length (windows, crops)")
     ap.add_argument(
         "--storage",
@@ -51,6 +57,7 @@ def main() -> None:
         "sampler": args.sampler,
         "sample_shift": args.sample_shift,
         "context_seconds": args.context_seconds,
+        "compute": args.compute,
     }
     changes = {k: v for k, v in given.items() if v is not None}
     model.config = dataclasses.replace(model.config, **changes)

@@ -13,6 +13,7 @@ from soundsmith.models.clap import AudioTextContrastive, ClapConfig
 from soundsmith.models.latent_diffusion import LatentDenoiserConfig, LatentDiffusion, LatentDiffusionConfig
 from soundsmith.models.vae import MelVAE, VAEConfig
 from soundsmith.models.vocoder import Vocoder, VocoderConfig
+from soundsmith.nn.int8 import int8_available
 from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
 
 SR = 16000
@@ -385,3 +386,35 @@ def test_loud_output_is_scaled_below_full_scale_and_quiet_output_is_untouched():
     assert out.dtype == np.float32 and np.abs(out[0]).max() == pytest.approx(0.99)
     np.testing.assert_allclose(out[0] / out[0][-1], audio[0] / audio[0][-1], rtol=1e-6)  # one gain per row
     np.testing.assert_array_equal(out[1], audio[1])
+
+
+@pytest.mark.skipif(not int8_available(), reason="no quantized CPU engine in this PyTorch")
+def test_int8_compute_predicts_close_to_float32_and_is_recorded(pipe):
+    net, compute = pipe.denoiser_for("int8")
+    assert compute == "int8" and net is not pipe.model.denoiser
+    assert pipe.denoiser_for("int8")[0] is net  # built once
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 2, 7)
+    text = pipe.model.encode_text(["a bell rings", "rain"])
+    with torch.no_grad():
+        ref, out = (
+            pipe.model.denoiser(x, torch.tensor([0.3, 0.8]), *text),
+            net(x, torch.tensor([0.3, 0.8]), *text),
+        )
+    assert 0 < float((out - ref).norm() / ref.norm()) < 0.05
+    a = pipe("a bell rings", duration=0.2, seed=4, compute="int8", progress=False)
+    b = pipe("a bell rings", duration=0.2, seed=4, compute="int8", progress=False)
+    f = pipe("a bell rings", duration=0.2, seed=4, progress=False)
+    assert a.meta["compute"] == "int8" and f.meta["compute"] == "float32"  # the config's default
+    np.testing.assert_array_equal(a.audio, b.audio)  # deterministic
+    assert not np.array_equal(a.audio, f.audio)
+    # the model's own weights are untouched: float32 gives what it gave before int8 ran
+    np.testing.assert_array_equal(pipe("a bell rings", duration=0.2, seed=4, progress=False).audio, f.audio)
+
+
+def test_compute_outside_the_choices_is_a_one_line_error(pipe):
+    with pytest.raises(ConfigError, match="compute='fp16' must be one of") as info:
+        pipe("a bell", duration=0.2, compute="fp16", progress=False)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="LatentDiffusionConfig.compute='bf16'"):
+        tiny_model(compute="bf16")

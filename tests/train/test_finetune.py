@@ -370,3 +370,11 @@ def test_run_directory_misuse_is_refused(setup, lora_run, tmp_path):
     for bad in ([3.0, 2.0], [1.0], [-1.0, 2.0], [1.0, float("nan")]):
         with pytest.raises(ConfigError, match="guidance_range"):
             FinetuneConfig(method="guidance", guidance_range=bad)
+
+
+def test_an_attached_adapter_runs_in_float32_when_int8_is_asked(setup, lora_run):
+    _, _, root = setup
+    tuned = load(root / "lora")
+    asked = tuned("a zap", duration=0.5, seed=2, progress=False, compute="int8")
+    assert asked.meta["compute"] == "float32"  # the int8 twin has no adapters: it is not used
+    np.testing.assert_array_equal(asked.audio, tuned("a zap", duration=0.5, seed=2, progress=False).audio)

@@ -33,6 +33,7 @@ FAMILY_OPTIONS = {
     "--truncation": "truncation",
     "--compose": "compose",
     "--tune": "tune",
+    "--compute": "compute",
 }
 # keys a JSONL line of --prompts-file may set
 LINE_KEYS = (
@@ -110,6 +111,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "event's register ('a beep (low register)') into it by octaves, when its pitch is off; draw a phrase asked "
         "to rise or fall ('a rising scale') again when it does not move that way (latent diffusion; default: the "
         "model's setting)",
+    )
+    p.add_argument(
+        "--compute",
+        default=None,
+        metavar="{float32,int8}",
+        help="arithmetic of the denoiser's matrix products on the CPU: int8 is about twice as fast, float32 exact "
+        "(latent diffusion; default: the model's setting)",
     )
     p.add_argument(
         "--stream",
@@ -319,10 +327,14 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
         shifts = "; ".join(", ".join(f"{s:+.2f}" for s in row) or "none" for row in meta["tuned_semitones"])
         lines.append(f"tuned to the named note or register by (semitones, per candidate): {shifts}")
     if meta.get("kind_guidance"):
-        lines.append(f"generated at their kind's guidance (the model's kind_guidance): {meta['kind_guidance']}")
+        lines.append(
+            f"generated at their kind's guidance (the model's kind_guidance): {meta['kind_guidance']}"
+        )
     if meta.get("redrawn_for_direction"):
         times = ", ".join(str(n) for n in meta["redrawn_for_direction"])
-        lines.append(f"drawn again for not moving the asked pitch direction (draws made again, per candidate): {times}")
+        lines.append(
+            f"drawn again for not moving the asked pitch direction (draws made again, per candidate): {times}"
+        )
     return lines
 
 

@@ -163,6 +163,9 @@ class Block(nn.Module):
         return x + g2 * self.mlp(h)
 
 
+# the arithmetic a denoiser may sample in (``LatentDiffusionConfig.compute``)
+COMPUTES = ("float32", "int8")
+
 # the guidance scale enters the sinusoidal embedding as ``w / GUIDANCE_EMBED_SCALE`` (so scales 0..10 spread as
 # timesteps 0..1 do)
 GUIDANCE_EMBED_SCALE = 10.0
@@ -204,7 +207,9 @@ class LatentDenoiser(nn.Module):
         before at every scale until trained to guide in one pass (``soundsmith finetune --method guidance``)."""
         if self.guidance_mlp is None:
             self.config.guidance_embed = True
-            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(self.inp.weight.device, self.inp.weight.dtype)
+            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(
+                self.inp.weight.device, self.inp.weight.dtype
+            )
 
     def forward(
         self,
@@ -244,7 +249,9 @@ class LatentDenoiser(nn.Module):
             w = torch.ones(B, device=x.device) if guidance is None else guidance.reshape(B).to(x.device)
             cond = cond + self.guidance_mlp(timestep_embedding(w / GUIDANCE_EMBED_SCALE, c.d_model))
         elif guidance is not None:
-            raise ModelError("this denoiser takes no guidance scale (guidance_embed is off); guide in two branches")
+            raise ModelError(
+                "this denoiser takes no guidance scale (guidance_embed is off); guide in two branches"
+            )
         angles = rotary_angles(
             T, c.d_model // c.heads, c.rope_base, h.device, h.dtype
         )  # shared by the blocks
@@ -299,6 +306,10 @@ class LatentDiffusionConfig:
     steady pitch is off it is pitch-shifted to the note; one that asks a sound event's register ("a beep (low
     register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch does not move
     that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``).
+    ``compute``: the arithmetic of the denoiser's matrix products when sampling on the CPU: ``float32``, or
+    ``int8`` (its blocks' Linear layers as per-row int8 weights times 8-bit activations, ``soundsmith.nn.int8``:
+    about twice as fast, outputs within ~2 % of float32; docs/latent_diffusion.md, "Int8 matrix products").
+    Training, other devices and a denoiser with LoRA adapters attached run float32 whatever it says.
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -327,8 +338,13 @@ class LatentDiffusionConfig:
     level_floor_db: float | None = None
     compose: bool = False
     tune: bool = False
+    compute: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.compute not in COMPUTES:
+            raise ConfigError(
+                f"LatentDiffusionConfig.compute={self.compute!r} must be one of {list(COMPUTES)}"
+            )
         for name in ("compose", "tune"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
@@ -359,7 +375,11 @@ class LatentDiffusionConfig:
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             raise ConfigError(f"LatentDiffusionConfig.guidance={self.guidance} must be a number >= 0")
         if not isinstance(self.kind_guidance, dict) or any(
-            kind not in KINDS or isinstance(g, bool) or not isinstance(g, int | float) or not math.isfinite(g) or g < 0
+            kind not in KINDS
+            or isinstance(g, bool)
+            or not isinstance(g, int | float)
+            or not math.isfinite(g)
+            or g < 0
             for kind, g in self.kind_guidance.items()
         ):
             raise ConfigError(

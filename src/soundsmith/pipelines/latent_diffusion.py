@@ -15,18 +15,20 @@ another base model (its ``adapter.json`` names the base's weights hash) is refus
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from soundsmith.errors import ConfigError, ModelError
-from soundsmith.models.latent_diffusion import LatentDiffusion
+from soundsmith.models.latent_diffusion import COMPUTES, LatentDiffusion
+from soundsmith.nn.int8 import int8_available, int8_copy
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, sound_kind
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
@@ -36,6 +38,8 @@ from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
 DEFAULT_STRENGTH = 0.6  # audio-to-audio without an explicit strength: keep the init audio's broad shape
 AudioInput = str | Path | np.ndarray | Tensor
+
+log = logging.getLogger(__name__)
 
 # (tokens [1, L, D], mask [1, L], pooled [1, D], drop [1]): one branch of the guided batch
 Branch = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -64,6 +68,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         self.schedule = NoiseSchedule(**model.config.schedule_kwargs(sampling=True))
         self._reranker = reranker
         self._adapters: dict[str, dict[str, Any]] = {}  # name -> path, sha256, scale (provenance)
+        self._int8_denoiser: nn.Module | None = None  # the denoiser's int8 twin (compute="int8")
 
     def __call__(
         self, prompt: str | Sequence[str] = "", duration: float | None = None, **kwargs: Any
@@ -166,6 +171,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         rerank: bool = True,
         compose: bool | None = None,
         tune: bool | None = None,
+        compute: str | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; see the module docstring.
 
@@ -174,9 +180,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         ``negative_prompt`` is every part's unconditional branch, the bed's included. ``tune`` (default: the
         config's): a part whose prompt names one held note, or a sound event's register, is shifted to it when
         its pitch is off, and one asked to rise or fall that does not move that way is drawn again
-        (:mod:`soundsmith.pipelines.tune`); not with ``init_audio``.
+        (:mod:`soundsmith.pipelines.tune`); not with ``init_audio``. ``compute`` (default: the config's):
+        ``float32`` or ``int8`` matrix products in the denoiser (CPU only, without adapters; ``meta["compute"]``
+        records what ran).
         """
         model, c = self.model, self.model.config
+        net, compute = self.denoiser_for(c.compute if compute is None else compute)
         steps = c.steps if steps is None else steps
         kind_guidance = c.kind_guidance if guidance is None else {}  # a call's guidance is every part's
         guidance = c.guidance if guidance is None else guidance
@@ -264,7 +273,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     step_text = (*step_text, w)
                 t_model = torch.full((k,), now, device=device)
                 x_batch = x_in.repeat(k // p, 1, 1, 1)
-                out = _windowed(model, x_batch, t_model, step_text, window)
+                out = _windowed(net, x_batch, t_model, step_text, window)
                 if step_guided and two_branch:
                     out_cond, out_uncond = out.chunk(2)
                     out = out_uncond + scales * (out_cond - out_uncond)
@@ -295,9 +304,13 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             return None if target is None else (target, repeated or ONCE.search(asked) is not None)
 
         asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
-        repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
+        repeated_parts = (
+            [False] * len(parts) if plan is None else plan.repeated
+        )  # which of ``parts`` are repeated
         asks = [pitch_ask(a, r) for a, r in zip(asked, repeated_parts, strict=True)]
-        directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
+        directions = [
+            asked_direction(a) if tune else None for a in asked
+        ]  # +1 rise, -1 fall, None: not asked
 
         def tuned(clip: np.ndarray, i: int) -> tuple[np.ndarray, float | None]:
             """Part ``i`` tuned to its ask, and its shift (None: nothing asked)."""
@@ -379,8 +392,11 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "duration": duration,
             "candidate_seeds": list(seeds),
             "components": self.component_names(),
+            "compute": compute,
         }
-        kinds = {kind for p in parts if (kind := sound_kind(p)) in kind_guidance}  # parts at their kind's guidance
+        kinds = {
+            kind for p in parts if (kind := sound_kind(p)) in kind_guidance
+        }  # parts at their kind's guidance
         if kinds:
             meta["kind_guidance"] = ", ".join(f"{k} {kind_guidance[k]:g}" for k in sorted(kinds))
         if self.schedule.is_flow:  # the sampler's flow shift (VP schedules have none)
@@ -424,6 +440,20 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if "redrawn_for_direction" in meta:
                 meta["redrawn_for_direction"] = [redrawn[i] for i in order]
         return audio, meta
+
+    def denoiser_for(self, compute: Any) -> tuple[nn.Module, str]:
+        """The denoiser to sample with for ``compute`` and the arithmetic it runs: the model's own (float32), or
+        its int8 twin (built on first use, ``soundsmith.nn.int8``) on the CPU when no adapter is attached."""
+        if compute not in COMPUTES:
+            raise ConfigError(f"compute={compute!r} must be one of {list(COMPUTES)}")
+        if compute == "float32" or self.device.type != "cpu" or self._adapters:
+            return self.model.denoiser, "float32"
+        if not int8_available():
+            log.warning("this PyTorch cannot run int8 matrix products; the denoiser runs in float32")
+            return self.model.denoiser, "float32"
+        if self._int8_denoiser is None:
+            self._int8_denoiser = int8_copy(self.model.denoiser, within="blocks")
+        return self._int8_denoiser, "int8"
 
     # -- LoRA adapters -----------------------------------------------------------------------------------------
 
@@ -557,7 +587,7 @@ def rescale_guided(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
 
 
 def _windowed(
-    model: LatentDiffusion, x: Tensor, t: Tensor, text: Sequence[Tensor], window: int | None
+    model: Callable[..., Tensor], x: Tensor, t: Tensor, text: Sequence[Tensor], window: int | None
 ) -> Tensor:
     """The denoiser's prediction for ``x [B, C, F, T']``; when ``T'`` exceeds ``window`` frames, the blend of its
     predictions on windows of ``window`` frames, overlapping by half, weighted by a Hann taper (never zero) and

@@ -4,14 +4,16 @@ Prints (1) a table of one denoiser step for a 4 s latent at a few denoiser sizes
 unconditional) and guidance-distilled (one pass, as the shipped default), with how many steps fit the 150 ms
 denoiser budget of the 0.2 s target and whether its fp16 weights fit the default's 30 MB beside the VAE and vocoder; (2) the soundsmith
 pipeline at its default settings (configs/latent_diffusion/base.yaml: sampler, steps, guidance), with the time
-split into text encoder, denoiser steps, VAE decode and vocoder, x real time and peak memory; (3) AudioLDM-S
+split into text encoder, denoiser steps, VAE decode and vocoder, x real time and peak memory, then the same
+one-pass at the shipped steps in float32 and with int8 matrix products; (2b) the shipped default with its real
+weights at its own settings against float32 at 8 steps, interleaved; (3) AudioLDM-S
 (diffusers UNet2DConditionModel + AutoencoderKL + transformers SpeechT5HifiGan + CLAP text tower, configs written
 out below from diffusers' conversion script defaults for audioldm-s-full) with random weights, at the same
 duration, steps and guidance, and the ratio. Speed does not depend on the weights. The shipped VAE/vocoder are used
 when present, else their base presets with random weights.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_latent_diffusion.py [--seconds 4] [--threads 2] [--repeats 3]
-        [--skip-sizes] [--skip-audioldm] [--audioldm-steps N]
+        [--skip-sizes] [--skip-audioldm] [--skip-default] [--audioldm-steps N]
 
 ``--audioldm-steps N`` times N UNet steps and extrapolates to the full step count (said in the output).
 """
@@ -266,6 +268,48 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     return best
 
 
+def shipped_default_run(seconds: float, repeats: int) -> None:
+    """The shipped default with its real weights: its own settings against float32 at 8 steps (the settings it
+    shipped with at stop 30), interleaved run by run so that the machine's changing speed hits both alike; plain
+    prompts (no composing or tuning), best and median of ``repeats``."""
+    import soundsmith
+
+    pipe = soundsmith.load("default")
+    c = pipe.model.config
+    settings = [("float32", 8), (c.compute, c.steps)]
+    prompt = "a dog barks twice"
+
+    def once(compute: str, steps: int, seed: int) -> float:
+        t0 = time.perf_counter()
+        pipe(
+            prompt,
+            duration=seconds,
+            seed=seed,
+            steps=steps,
+            compute=compute,
+            compose=False,
+            tune=False,
+            progress=False,
+        )
+        return time.perf_counter() - t0
+
+    for compute, steps in settings:  # warm-up (text encoder, int8 twin)
+        once(compute, steps, 0)
+    times: dict[tuple[str, int], list[float]] = {s: [] for s in settings}
+    for i in range(max(repeats, 5)):
+        for compute, steps in settings:
+            times[(compute, steps)].append(once(compute, steps, i))
+    print(f"\n(2b) the shipped default (real weights), {prompt!r}, {seconds:g} s, interleaved:")
+    for (compute, steps), values in times.items():
+        label = "shipped settings" if (compute, steps) == (c.compute, c.steps) else "stop 30's settings"
+        print(
+            f"  {compute:>7} x {steps:2d} steps ({label}): best {1000 * min(values):6.1f} ms, "
+            f"median {1000 * statistics.median(values):6.1f} ms, x real time {min(values) / seconds:.3f}"
+        )
+    ratio = min(times[settings[1]]) / min(times[settings[0]])
+    print(f"  shipped / stop 30's settings: {ratio:.2f}x the time (best of each)")
+
+
 # --- (3) AudioLDM-S ----------------------------------------------------------------------------------------------
 
 # audioldm-s-full as diffusers' scripts/convert_original_audioldm_to_diffusers.py builds it from its DEFAULT_CONFIG
@@ -373,6 +417,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-sizes", action="store_true")
     parser.add_argument("--skip-audioldm", action="store_true")
+    parser.add_argument(
+        "--skip-default", action="store_true", help="skip timing the shipped default's weights"
+    )
     parser.add_argument("--audioldm-steps", type=int, default=None, help="time only this many UNet steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -385,6 +432,8 @@ def main() -> None:
             frames, base.denoiser.latent_channels * base.denoiser.latent_bins, max(5, args.repeats)
         )
     ours = soundsmith_run(args.seconds, args.repeats)
+    if not args.skip_default:
+        shipped_default_run(args.seconds, args.repeats)
     if not args.skip_audioldm:
         theirs = audioldm_run(args.seconds, base.steps, base.guidance, args.audioldm_steps)
         print(f"\nAudioLDM-S / soundsmith, same duration, steps and guidance: {theirs / ours['total']:.1f}x")

@@ -358,13 +358,30 @@ def test_tune_flag_reaches_the_pipeline_and_is_reported(latent_model, tmp_path, 
     )  # the tiny model makes noise
     base = ["generate", "a harsh buzzer at C3", "--model", str(latent_model), "--seed", "2"]
     assert main([*base, "-o", str(tmp_path / "on.wav"), "--tune"]) == 0
-    assert "tuned to the named note or register by (semitones, per candidate): -12.00" in capsys.readouterr().err
+    assert (
+        "tuned to the named note or register by (semitones, per candidate): -12.00" in capsys.readouterr().err
+    )
     assert main([*base, "-o", str(tmp_path / "off.wav"), "--no-tune"]) == 0
     assert "tuned" not in capsys.readouterr().err
     assert read_metadata(tmp_path / "on.wav")["tuned_semitones"] == "[[-12.0]]"
     assert "tuned_semitones" not in read_metadata(tmp_path / "off.wav")
     on, off = (load_audio(tmp_path / f"{n}.wav")[0] for n in ("on", "off"))
     assert not np.array_equal(on, off)
+
+
+def test_compute_flag_reaches_the_pipeline_and_the_file(latent_model, tmp_path, capsys):
+    base = ["generate", "a bell rings", "--model", str(latent_model), "--seed", "3"]
+    assert main([*base, "-o", str(tmp_path / "int8.wav"), "--compute", "int8"]) == 0
+    assert main([*base, "-o", str(tmp_path / "f32.wav")]) == 0  # the model's setting: float32
+    assert read_metadata(tmp_path / "int8.wav")["compute"] == "int8"
+    assert read_metadata(tmp_path / "f32.wav")["compute"] == "float32"
+    a, b = (load_audio(tmp_path / f"{n}.wav")[0] for n in ("int8", "f32"))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "bad.wav"), "--compute", "fp16"]) == 1
+    err = capsys.readouterr().err
+    assert "compute='fp16' must be one of ['float32', 'int8']" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.wav").exists()
 
 
 def test_what_was_done_lines():

@@ -358,9 +358,7 @@ def test_tune_flag_reaches_the_pipeline_and_is_reported(latent_model, tmp_path, 
     )  # the tiny model makes noise
     base = ["generate", "a harsh buzzer at C3", "--model", str(latent_model), "--seed", "2"]
     assert main([*base, "-o", str(tmp_path / "on.wav"), "--tune"]) == 0
-    assert (
-        "tuned to the named note or register by (semitones, per candidate): -12.00" in capsys.readouterr().err
-    )
+    assert "tuned to the named note or register by (semitones, per candidate): -12.00" in capsys.readouterr().err
     assert main([*base, "-o", str(tmp_path / "off.wav"), "--no-tune"]) == 0
     assert "tuned" not in capsys.readouterr().err
     assert read_metadata(tmp_path / "on.wav")["tuned_semitones"] == "[[-12.0]]"

@@ -207,9 +207,7 @@ class LatentDenoiser(nn.Module):
         before at every scale until trained to guide in one pass (``soundsmith finetune --method guidance``)."""
         if self.guidance_mlp is None:
             self.config.guidance_embed = True
-            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(
-                self.inp.weight.device, self.inp.weight.dtype
-            )
+            self.guidance_mlp = _guidance_mlp(self.config.d_model).to(self.inp.weight.device, self.inp.weight.dtype)
 
     def forward(
         self,
@@ -249,9 +247,7 @@ class LatentDenoiser(nn.Module):
             w = torch.ones(B, device=x.device) if guidance is None else guidance.reshape(B).to(x.device)
             cond = cond + self.guidance_mlp(timestep_embedding(w / GUIDANCE_EMBED_SCALE, c.d_model))
         elif guidance is not None:
-            raise ModelError(
-                "this denoiser takes no guidance scale (guidance_embed is off); guide in two branches"
-            )
+            raise ModelError("this denoiser takes no guidance scale (guidance_embed is off); guide in two branches")
         angles = rotary_angles(
             T, c.d_model // c.heads, c.rope_base, h.device, h.dtype
         )  # shared by the blocks
@@ -308,7 +304,7 @@ class LatentDiffusionConfig:
     that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``).
     ``compute``: the arithmetic of the denoiser's matrix products when sampling on the CPU: ``float32``, or
     ``int8`` (its blocks' Linear layers as per-row int8 weights times 8-bit activations, ``soundsmith.nn.int8``:
-    about twice as fast, outputs within ~2 % of float32; docs/latent_diffusion.md, "Int8 matrix products").
+    the denoiser ~1.5-1.8x as fast, outputs within ~2 % of float32; docs/latent_diffusion.md, "Int8 matrix products").
     Training, other devices and a denoiser with LoRA adapters attached run float32 whatever it says.
     """
 
@@ -375,11 +371,7 @@ class LatentDiffusionConfig:
         if not (math.isfinite(self.guidance) and self.guidance >= 0):
             raise ConfigError(f"LatentDiffusionConfig.guidance={self.guidance} must be a number >= 0")
         if not isinstance(self.kind_guidance, dict) or any(
-            kind not in KINDS
-            or isinstance(g, bool)
-            or not isinstance(g, int | float)
-            or not math.isfinite(g)
-            or g < 0
+            kind not in KINDS or isinstance(g, bool) or not isinstance(g, int | float) or not math.isfinite(g) or g < 0
             for kind, g in self.kind_guidance.items()
         ):
             raise ConfigError(

@@ -304,13 +304,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             return None if target is None else (target, repeated or ONCE.search(asked) is not None)
 
         asked = [prompt] if plan is None else plan.asked  # what each of ``parts`` stands for in the prompt
-        repeated_parts = (
-            [False] * len(parts) if plan is None else plan.repeated
-        )  # which of ``parts`` are repeated
+        repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
         asks = [pitch_ask(a, r) for a, r in zip(asked, repeated_parts, strict=True)]
-        directions = [
-            asked_direction(a) if tune else None for a in asked
-        ]  # +1 rise, -1 fall, None: not asked
+        directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
 
         def tuned(clip: np.ndarray, i: int) -> tuple[np.ndarray, float | None]:
             """Part ``i`` tuned to its ask, and its shift (None: nothing asked)."""
@@ -394,9 +390,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             "components": self.component_names(),
             "compute": compute,
         }
-        kinds = {
-            kind for p in parts if (kind := sound_kind(p)) in kind_guidance
-        }  # parts at their kind's guidance
+        kinds = {kind for p in parts if (kind := sound_kind(p)) in kind_guidance}  # parts at their kind's guidance
         if kinds:
             meta["kind_guidance"] = ", ".join(f"{k} {kind_guidance[k]:g}" for k in sorted(kinds))
         if self.schedule.is_flow:  # the sampler's flow shift (VP schedules have none)

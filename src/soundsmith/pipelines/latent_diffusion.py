@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         self._reranker = reranker
         self._adapters: dict[str, dict[str, Any]] = {}  # name -> path, sha256, scale (provenance)
         self._int8_denoiser: nn.Module | None = None  # the denoiser's int8 twin (compute="int8")
+        self._int8_lock = threading.Lock()  # a server's workers may ask for the twin at once: build it once
 
     def __call__(
         self, prompt: str | Sequence[str] = "", duration: float | None = None, **kwargs: Any
@@ -445,8 +447,9 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         if not int8_available():
             log.warning("this PyTorch cannot run int8 matrix products; the denoiser runs in float32")
             return self.model.denoiser, "float32"
-        if self._int8_denoiser is None:
-            self._int8_denoiser = int8_copy(self.model.denoiser, within="blocks")
+        with self._int8_lock:
+            if self._int8_denoiser is None:
+                self._int8_denoiser = int8_copy(self.model.denoiser, within="blocks")
         return self._int8_denoiser, "int8"
 
     # -- LoRA adapters -----------------------------------------------------------------------------------------

@@ -187,7 +187,6 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         records what ran).
         """
         model, c = self.model, self.model.config
-        net, compute = self.denoiser_for(c.compute if compute is None else compute)
         steps = c.steps if steps is None else steps
         kind_guidance = c.kind_guidance if guidance is None else {}  # a call's guidance is every part's
         guidance = c.guidance if guidance is None else guidance
@@ -202,6 +201,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         for name, value in (("compose", compose), ("tune", tune)):
             if not isinstance(value, bool):
                 raise ConfigError(f"{name}={value!r} must be true or false")
+        # after the checks: a request refused for its input does not build the int8 twin first
+        net, compute = self.denoiser_for(c.compute if compute is None else compute)
         tune = tune and init_audio is None
         plan = plan_scene(prompt, duration) if compose and init_audio is None else None
         parts = plan.prompts if plan is not None else [prompt]

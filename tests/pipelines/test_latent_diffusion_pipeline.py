@@ -418,3 +418,30 @@ def test_compute_outside_the_choices_is_a_one_line_error(pipe):
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="LatentDiffusionConfig.compute='bf16'"):
         tiny_model(compute="bf16")
+
+
+@pytest.mark.parametrize("distilled", [False, True])
+def test_sample_latents_are_what_generate_decodes_for_a_plain_prompt(distilled):
+    """The teacher latents of GANmix's pairs: per prompt, the latent a single-part, untuned generate() decodes from
+    the same noise, each prompt at its kind's guidance, in one batch (one pass when guidance is distilled)."""
+    model = tiny_model(kind_guidance={"speech": 3.5}, compose=False, tune=False)
+    if distilled:
+        model.config.denoiser.guidance_embed = True
+        model.denoiser = _Distilled(model.denoiser)
+    pipe = LatentDiffusionPipeline(model)
+    prompts, seeds = ["a bell rings", "a man says the word seven"], [4, 9]
+    shape = model.latent_shape(pipe.num_samples(0.5))
+    noise = torch.cat([torch.randn((1, *shape), generator=torch.Generator().manual_seed(s)) for s in seeds])
+    latents = pipe.sample_latents(prompts, noise, compute="float32")
+    assert latents.shape == noise.shape
+    for i, (prompt, seed) in enumerate(zip(prompts, seeds)):
+        made = pipe(prompt, duration=0.5, seed=seed, progress=False, compute="float32").audio
+        np.testing.assert_allclose(pipe.decode(latents[i : i + 1], pipe.num_samples(0.5)), made, atol=1e-4)
+    # the speech prompt was guided at its kind's 3.5: at the bell's 2.0 it comes out otherwise
+    at_two = pipe.sample_latents(prompts, noise, guidance=2.0, compute="float32")
+    torch.testing.assert_close(at_two[0], latents[0], atol=1e-5, rtol=0)
+    assert not torch.allclose(at_two[1], latents[1], atol=1e-4)
+    with pytest.raises(ConfigError, match="one noise row per prompt"):
+        pipe.sample_latents(prompts, noise[:1])
+    with pytest.raises(TextError):
+        pipe.sample_latents(["a bell", " "], noise)

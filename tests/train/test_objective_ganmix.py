@@ -490,3 +490,79 @@ def test_conv_fakes_take_the_length_of_the_real_latents():
     frames = math.ceil((12000 // 160 + 1) / 4)  # 19 latent frames, not the crop's 13, nor the 8 channels
     assert b["latents"].shape == (2, 8, frames)
     assert obj.fake(b).shape == (2, 8, frames)
+
+
+def _write_pairs(path, n: int = 6, channels: int = 8, frames: int = 13, **meta_overrides) -> None:
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(5)
+    captions = [f"a tone number {i}" for i in range(n)]
+    meta = {"captions": json.dumps(captions), **meta_overrides}
+    tensors = {"latents": torch.randn(n, channels, frames, generator=g).half(), "seeds": torch.arange(n) + 100}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _conv(**overrides):
+    conv = {"arch": "conv", "noise_dim": 8, "channels": 16, "blocks": 2, "kernel_size": 3}
+    disc = {"arch": "conv", "channels": 16, "blocks": 1, "kernel_size": 3, "output": "linear", "projection": True}
+    return objective(generator=conv, discriminator=disc, loss="hinge", **overrides)
+
+
+def test_the_teacher_term_is_the_mse_to_the_teachers_latent_for_the_same_noise_and_caption(tmp_path):
+    path = tmp_path / "pairs.safetensors"
+    _write_pairs(path)
+    obj = _conv(teacher_weight=2.0, teacher_pairs=str(path))
+    b = obj.prepare_batch(batch())
+    obj.global_step = 7
+    out = obj.losses(b, 0)
+    # by hand: the pairs drawn for step 7, each from its seed's noise, against the stored latents
+    from safetensors.torch import load_file
+
+    stored = load_file(str(path))
+    index = torch.randint(6, (4,), generator=obj._generator("teacher")).tolist()
+    noise = torch.stack([torch.randn(8, 13, generator=torch.Generator().manual_seed(100 + i)) for i in index])
+    pooled = obj.model.encode_text([f"a tone number {i}" for i in index])
+    with torch.no_grad():
+        made = obj.model(noise, pooled, 13)
+        adv = generator_loss(obj.disc(obj.fake(b), b["text_pooled"]), "hinge")
+    teach = ((made - stored["latents"][index].float()) ** 2).mean()
+    torch.testing.assert_close(out["teacher"], teach)
+    torch.testing.assert_close(out["loss"], adv + 2.0 * teach)
+    # the same step draws the same pairs; its gradient moves the generator toward the teacher
+    torch.testing.assert_close(obj.teacher_loss(4), teach.detach(), rtol=1e-5, atol=1e-6)
+    opt = torch.optim.SGD(obj.model.generator.parameters(), lr=0.05)
+    for _ in range(5):
+        opt.zero_grad()
+        obj.teacher_loss(4).backward()
+        opt.step()
+    assert float(obj.teacher_loss(4).detach()) < float(teach)
+    # off by default: no pairs read, no diagnostic
+    assert "teacher" not in _conv().losses(b, 0)
+
+
+def test_teacher_pairs_that_do_not_fit_are_named_with_the_fix(tmp_path):
+    from soundsmith.errors import ConfigError
+
+    b = batch()
+    missing = _conv(teacher_weight=1.0, teacher_pairs=str(tmp_path / "none.safetensors"))
+    with pytest.raises(TrainingError, match=r"none.safetensors not found; make them with scripts/ganmix_teacher"):
+        missing.losses(missing.prepare_batch(b), 0)
+    wide = tmp_path / "wide.safetensors"
+    _write_pairs(wide, channels=16)
+    obj = _conv(teacher_weight=1.0, teacher_pairs=str(wide))
+    with pytest.raises(TrainingError, match=r"\(16, 13\) per pair.*noise_dim=16"):
+        obj.losses(obj.prepare_batch(b), 0)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    obj = _conv(teacher_weight=1.0, teacher_pairs=str(corrupt))
+    with pytest.raises(TrainingError, match="corrupt.safetensors cannot be read"):
+        obj.losses(obj.prepare_batch(b), 0)
+    short = tmp_path / "short.safetensors"
+    _write_pairs(short, captions=json.dumps(["only one"]))
+    obj = _conv(teacher_weight=1.0, teacher_pairs=str(short))
+    with pytest.raises(TrainingError, match="do not make N pairs"):
+        obj.losses(obj.prepare_batch(b), 0)
+    with pytest.raises(ConfigError, match="teacher_weight > 0 needs teacher_pairs"):
+        _conv(teacher_weight=1.0)
+    with pytest.raises(ConfigError, match=r"teacher_weight=101.0 must be in \[0, 100\]"):
+        _conv(teacher_weight=101.0)

@@ -124,7 +124,10 @@ class GANmixConfig:
     discriminator also rejects real latents under another clip's caption; 0 = off); ``mode_seeking_weight`` (the
     mode-seeking term of MSGAN, Mao et al. 2019: the generator is rewarded for two noises giving two different
     latents for the same caption; 0 = off); ``diversity_every`` (generator steps between two-draw diversity
-    measurements, 0 = off).
+    measurements, 0 = off). ``teacher_weight`` (0 = off) weighs the teacher term: the mean squared distance between
+    the generator's latent and a teacher's (the latent diffusion model's) for the same noise and caption, drawn from
+    the pairs file ``teacher_pairs`` (``scripts/ganmix_teacher_pairs.py``; the conv generator's ``noise_dim`` must
+    equal the latent channels, the teacher's noise being a latent).
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -153,6 +156,8 @@ class GANmixConfig:
     mismatch_weight: float = 0.0
     mode_seeking_weight: float = 0.0
     diversity_every: int = 1
+    teacher_weight: float = 0.0
+    teacher_pairs: str | None = None
 
     def __post_init__(self) -> None:
         self.generator = as_dataclass(GeneratorConfig, self.generator, "GANmixConfig.generator")
@@ -183,6 +188,13 @@ class GANmixConfig:
             raise ConfigError(
                 f"GANmixConfig.mode_seeking_weight={self.mode_seeking_weight} must be in [0, 10] (0 = off; MSGAN "
                 "uses 1)"
+            )
+        if not 0.0 <= self.teacher_weight <= 100.0:
+            raise ConfigError(f"GANmixConfig.teacher_weight={self.teacher_weight} must be in [0, 100] (0 = off)")
+        if self.teacher_weight > 0 and not self.teacher_pairs:
+            raise ConfigError(
+                "GANmixConfig.teacher_weight > 0 needs teacher_pairs: a pairs file made by "
+                "scripts/ganmix_teacher_pairs.py (or set teacher_weight=0)"
             )
         if self.r1_weight < 0 or not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(

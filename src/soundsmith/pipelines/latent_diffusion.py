@@ -438,6 +438,61 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 meta["redrawn_for_direction"] = [redrawn[i] for i in order]
         return audio, meta
 
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        prompts: Sequence[str],
+        noise: Tensor,
+        *,
+        steps: int | None = None,
+        guidance: float | None = None,
+        compute: str | None = None,
+    ) -> Tensor:
+        """The denoised latents ``[N, C, F, T']`` of ``prompts`` (N) from their starting noise ``[N, C, F, T']``, one
+        row per prompt, denoised together as one batch: the plain sampler loop of :meth:`generate`, without
+        composition, tuning, re-ranking, windows or decoding. Each prompt is guided at its kind's guidance
+        (``kind_guidance``) when ``guidance`` is None, else at ``guidance``. The same noise and prompt give the
+        latent that :meth:`generate` decodes for a single-part prompt without tuning. What a one-pass student
+        learns to map noise to (GANmix's teacher pairs)."""
+        c = self.model.config
+        steps = c.steps if steps is None else steps
+        if not prompts or noise.shape[0] != len(prompts):
+            raise ConfigError(f"need one noise row per prompt: {len(prompts)} prompts, noise {tuple(noise.shape)}")
+        for prompt in prompts:
+            self.check_prompt(prompt)
+        self._check(c.duration, steps, c.guidance if guidance is None else guidance, None)
+        net, _ = self.denoiser_for(c.compute if compute is None else compute)
+        device, n, interval = self.device, len(prompts), c.guidance_interval
+        scales = torch.tensor(
+            [c.kind_guidance.get(sound_kind(p) or "", c.guidance) if guidance is None else guidance for p in prompts],
+            device=device,
+        )
+        guided = bool((scales != 1.0).any())
+        one_pass = guided and c.denoiser.guidance_embed
+        conds = [self._branch(p, drop=False) for p in prompts]
+        uncond = [(*cond[:3], torch.tensor([True])) for cond in conds] if guided and not one_pass else []
+        text = self._batch(conds + uncond, 1, device)
+        run = DiffusionSampler(c.sampler, self.schedule)
+        run.set_steps(steps, device=device)
+        x = noise.to(device) * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
+        for t in run.timesteps:
+            x_in = run.scale_model_input(x, t)
+            now = float(t) / self.schedule.num_train_timesteps
+            step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
+            if step_guided and not one_pass:
+                both = net(x_in.repeat(2, 1, 1, 1), torch.full((2 * n,), now, device=device), *text)
+                out_cond, out_uncond = both.chunk(2)
+                out = out_uncond + scales.view(-1, 1, 1, 1) * (out_cond - out_uncond)
+                if c.guidance_rescale > 0:
+                    out = rescale_guided(out, out_cond, c.guidance_rescale)
+            else:  # one pass: the guidance is the denoiser's input (1 outside the interval), or no guidance
+                step_text = tuple(v[:n] for v in text)
+                if one_pass:
+                    step_text = (*step_text, scales if step_guided else torch.ones(n, device=device))
+                out = net(x_in, torch.full((n,), now, device=device), *step_text)
+            x = run.step(out, t, x)
+        return x
+
     def denoiser_for(self, compute: Any) -> tuple[nn.Module, str]:
         """The denoiser to sample with for ``compute`` and the arithmetic it runs: the model's own (float32), or
         its int8 twin (built on first use, ``soundsmith.nn.int8``) on the CPU when no adapter is attached."""

@@ -24,6 +24,12 @@ latent that sounds real but says the wrong thing is scored down (diagnostic ``ac
 noise for the same captions (one more generator pass), so noises that differ must give latents that differ
 (diagnostic ``mode_seeking``: the ratio).
 
+``teacher_weight`` > 0 adds the teacher term to the generator's loss: ``weight x MSE(G(z, c), x_teacher)`` over a
+batch of pairs drawn (seeded by step) from the file ``teacher_pairs`` (:func:`load_teacher_pairs`), where
+``x_teacher`` is the latent diffusion model's latent for noise ``z`` and caption ``c`` (knowledge distillation of
+its sampler into one pass, Luhman & Luhman 2021; the adversarial game on real latents stays; diagnostic
+``teacher``).
+
 Diagnostics, logged by the engine with each step's losses (``train/...``; the discriminator's with suffix ``_1``):
 ``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
 < 0: the discriminator's accuracy), ``r1``, ``diversity`` (per-prompt output diversity: RMS difference between two
@@ -34,8 +40,12 @@ collapse), and the engine's ``grad_norm`` / ``grad_norm_1`` and NaN counters. Va
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,6 +135,59 @@ def latent_moment_distance(fake: Tensor, real: Tensor) -> Tensor:
     return ((f.mean(1) - r.mean(1)) ** 2 + (f.std(1) - r.std(1)) ** 2).mean()
 
 
+@dataclass
+class TeacherPairs:
+    """``latents [N, C, T']`` (the teacher's), ``seeds [N]`` (pair ``i``'s noise: :meth:`noise`), ``captions``."""
+
+    latents: Tensor
+    seeds: Tensor
+    captions: list[str]
+
+    def noise(self, index: int) -> Tensor:
+        """Pair ``index``'s noise ``[C, T']``: what the teacher started from."""
+        gen = torch.Generator().manual_seed(int(self.seeds[index]))
+        return torch.randn(tuple(self.latents.shape[1:]), generator=gen)
+
+
+def load_teacher_pairs(
+    path: str | Path, noise_shape: Callable[[int], tuple[int, ...]], latent_channels: int
+) -> TeacherPairs:
+    """The pairs file made by ``scripts/ganmix_teacher_pairs.py`` (safetensors: ``latents``, ``seeds``, captions in
+    the metadata), checked against ``latent_channels`` and the generator's noise for the pairs' length
+    (``noise_shape(frames)``): the teacher's noise is a latent, so the two must be the same shape."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(
+            f"teacher pairs {path} not found; make them with scripts/ganmix_teacher_pairs.py --out {path}"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            latents, seeds = f.get_tensor("latents"), f.get_tensor("seeds")
+            captions = json.loads((f.metadata() or {}).get("captions", "null"))
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise TrainingError(
+            f"teacher pairs {path} cannot be read ({e}); make them again with scripts/ganmix_teacher_pairs.py"
+        ) from None
+    n = len(latents)
+    if latents.dim() != 3 or seeds.shape != (n,) or not isinstance(captions, list) or len(captions) != n or not n:
+        raise TrainingError(
+            f"teacher pairs {path}: latents {tuple(latents.shape)}, seeds {tuple(seeds.shape)} and "
+            f"{len(captions) if isinstance(captions, list) else 'no'} captions do not make N pairs; make them again"
+        )
+    shape = tuple(noise_shape(int(latents.shape[-1])))
+    if latents.shape[1] != latent_channels or shape != tuple(latents.shape[1:]):
+        raise TrainingError(
+            f"teacher pairs {path}: the teacher's latents and noise are {tuple(latents.shape[1:])} per pair, the "
+            f"generator's latent has {latent_channels} channels and its noise is {shape}; use the conv "
+            f"generator with model.generator.noise_dim={latents.shape[1]}"
+        )
+    if not torch.isfinite(latents).all():
+        raise TrainingError(f"teacher pairs {path} hold non-finite latents; make them again")
+    return TeacherPairs(latents, seeds, [str(c) for c in captions])
+
+
 class GANmixObjective(Objective):
     """Generator = optimizer 0, discriminator (``self.disc``) = optimizer 1; see the module docstring."""
 
@@ -138,6 +201,7 @@ class GANmixObjective(Objective):
         self.seed = seed
         self._text_cache: dict[str, Tensor] = {}  # caption -> pooled [D] on the CPU (the encoder is frozen)
         self._fake_cache: dict[tuple[int, int], Tensor] = {}
+        self._pairs: TeacherPairs | None = None
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -225,6 +289,10 @@ class GANmixObjective(Objective):
             ratio = self.mode_seeking_ratio(batch, fake, other)
             out["loss"] = loss + c.mode_seeking_weight / (ratio + MODE_SEEKING_EPS)
             out["mode_seeking"] = ratio.detach()
+        if c.teacher_weight > 0:
+            teach = self.teacher_loss(len(real))
+            out["loss"] = out["loss"] + c.teacher_weight * teach
+            out["teacher"] = teach.detach()
         if (
             torch.is_grad_enabled()
         ):  # the discriminator's turn of this step reuses it (keyed by step and batch)
@@ -233,6 +301,19 @@ class GANmixObjective(Objective):
             second = None if other is None else other.detach()
             out["diversity"] = self.diversity(batch, fake.detach(), second)
         return out
+
+    def teacher_loss(self, n: int) -> Tensor:
+        """MSE between the generator's latents and the teacher's for ``n`` pairs drawn for this step: ``[]``."""
+        c, gen = self.model.config, self.model.generator
+        if self._pairs is None:
+            self._pairs = load_teacher_pairs(c.teacher_pairs, gen.noise_shape, c.latent_channels)
+        pairs = self._pairs
+        index = torch.randint(len(pairs.captions), (n,), generator=self._generator("teacher")).tolist()
+        device = self.model._device()
+        noise = torch.stack([pairs.noise(i) for i in index]).to(device)
+        target = pairs.latents[index].float().to(device)
+        pooled = self.encode_captions([pairs.captions[i] for i in index]).to(device)
+        return F.mse_loss(self.model(noise, pooled, target.shape[-1]).float(), target)
 
     def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor, other: Tensor | None = None) -> Tensor:
         """``mean|fake - G(z2)| / mean|z1 - z2|`` (``[]``): ``fake`` is this step's draw from noise ``z1``, ``other``

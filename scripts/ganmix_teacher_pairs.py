@@ -1,0 +1,95 @@
+"""Teacher pairs for GANmix: (noise, caption) -> the latent diffusion model's denoised latent for them.
+
+GANmix's generator can learn the teacher's map from noise to sound in one pass (``model.teacher_weight`` and
+``model.teacher_pairs``, docs/ganmix.md "Taught by the latent diffusion default"). This script draws ``--count``
+captions from a manifest's split (one of each picked clip's captions, seeded), a noise seed per pair, and runs the
+teacher's plain sampler (``LatentDiffusionPipeline.sample_latents``: no composition or tuning) on them in batches.
+The file (safetensors) holds ``latents`` ``[N, C, T']`` (float16, the teacher's scaled VAE latents with its
+frequency bins folded into channels, GANmix's layout) and ``seeds`` ``[N]`` (int64: pair ``i``'s noise is
+``torch.randn((C, T'), generator=torch.Generator().manual_seed(seeds[i]))``); its metadata holds the captions
+(JSON), the teacher's name and weights hash, steps and duration.
+
+    OMP_NUM_THREADS=2 python scripts/ganmix_teacher_pairs.py --manifest work/corpus_ld/manifest.jsonl \
+        --count 8192 --out work/gm_pairs/pairs.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import soundsmith
+from soundsmith.data.manifest import read_manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="default", help="the teacher: a latent diffusion model name or folder")
+    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--count", type=int, default=8192)
+    ap.add_argument("--duration", type=float, default=4.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=None, help="the teacher's steps (default: its config's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    rows = [r for r in read_manifest(args.manifest).rows if r.split == args.split and r.captions]
+    if not rows:
+        sys.exit(f"{args.manifest} has no captioned clips in split {args.split!r}")
+    rng = random.Random(args.seed)
+    captions = [rng.choice(rng.choice(rows).captions) for _ in range(args.count)]
+    seeds = [args.seed * 1_000_003 + i for i in range(args.count)]
+
+    pipe = soundsmith.load(args.model)
+    if pipe.family != "latent_diffusion":
+        sys.exit(f"--model {args.model}: the teacher must be a latent diffusion model, not {pipe.family}")
+    shape = pipe.model.latent_shape(pipe.num_samples(args.duration))  # [C, F, T']
+    out, start = [], time.time()
+    for lo in range(0, args.count, args.batch):
+        batch_seeds = seeds[lo : lo + args.batch]
+        noise = torch.stack(
+            [
+                torch.randn(shape[0] * shape[1], shape[2], generator=torch.Generator().manual_seed(s))
+                for s in batch_seeds
+            ]
+        ).view(len(batch_seeds), *shape)
+        latents = pipe.sample_latents(captions[lo : lo + args.batch], noise, steps=args.steps)
+        out.append(latents.reshape(len(batch_seeds), shape[0] * shape[1], shape[2]).half().cpu())
+        done = lo + len(batch_seeds)
+        rate = done / (time.time() - start)
+        print(
+            f"{done}/{args.count} pairs, {rate:.1f} pairs/s, {(args.count - done) / rate / 60:.1f} min left",
+            flush=True,
+        )
+
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "captions": json.dumps(captions),
+        "teacher": str(args.model),
+        "teacher_sha256": pipe.provenance()["weights_sha256"],
+        "steps": str(args.steps or pipe.model.config.steps),
+        "duration": str(args.duration),
+        "manifest": str(args.manifest),
+        "split": args.split,
+    }
+    save_file(
+        {"latents": torch.cat(out), "seeds": torch.tensor(seeds, dtype=torch.int64)}, str(path), metadata=meta
+    )
+    print(f"wrote {path}: {args.count} pairs in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

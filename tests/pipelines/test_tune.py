@@ -663,3 +663,44 @@ def test_even_decay_leaves_a_plain_decay_alone():
 
     ring = _ring(60.0, 1.0)
     np.testing.assert_allclose(_even_decay(ring, SR), ring, rtol=1e-4, atol=1e-7)
+
+
+def test_pitch_error_is_the_distance_to_a_note_or_into_a_register():
+    from soundsmith.pipelines.tune import pitch_error
+
+    a4 = _buzz(69)
+    assert pitch_error(a4, SR, 69.0) == pytest.approx(0.0, abs=0.2)
+    assert pitch_error(a4, SR, 60.0) == pytest.approx(9.0, abs=0.2)
+    assert pitch_error(a4, SR, (72, 83)) == pytest.approx(3.0, abs=0.2)  # below the high register
+    assert pitch_error(a4, SR, (60, 71)) == 0.0  # inside the middle one
+    noise = np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1
+    assert pitch_error(noise, SR, 69.0) is None
+
+
+@pytest.mark.parametrize(
+    "errors,redraws,kept_first",
+    [
+        ([5.0, 0.5], 1, False),  # the second draw is near enough: kept, no third
+        ([5.0, 6.0, 7.0], 2, True),  # both redraws further off: the first draw stays
+        ([5.0, None, 9.0], 2, True),  # an unreadable draw is never kept
+        ([0.8], 0, True),  # within a semitone: not drawn again
+        ([None], 0, True),  # no steady pitch: not drawn again
+    ],
+)
+def test_pitch_tries_draw_an_off_pitch_part_again_and_keep_the_nearest(monkeypatch, errors, redraws, kept_first):
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    import soundsmith.pipelines.latent_diffusion as ld
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    _spy(monkeypatch, shift=0.0)
+    seen = iter(errors)
+    monkeypatch.setattr(ld, "pitch_error", lambda clip, sr, target: next(seen))
+    kwargs = {"duration": 0.5, "seed": 3, "progress": False, "tune": True}
+    base = LatentDiffusionPipeline(tiny_model(compose=True))("a harsh buzzer at C3", **kwargs)
+    out = LatentDiffusionPipeline(tiny_model(compose=True, pitch_tries=2))("a harsh buzzer at C3", **kwargs)
+    assert out.meta.get("redrawn_for_pitch", [0]) == [redraws]
+    assert np.array_equal(out.audio, base.audio) == kept_first
+    assert next(seen, "done") == "done"  # every draw was measured, none more
+    with pytest.raises(ConfigError, match=r"pitch_tries=9 must be an integer from 0 to 8"):
+        tiny_model(pitch_tries=9)

@@ -301,7 +301,9 @@ class LatentDiffusionConfig:
     ``tune``: a clip (or a composed part) whose prompt names one held note ("a harsh buzzer at C3") and whose
     steady pitch is off it is pitch-shifted to the note; one that asks a sound event's register ("a beep (low
     register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch does not move
-    that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``).
+    that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``). ``pitch_tries``
+    (with ``tune``; 0 = off): a clip whose held pitch is more than a semitone from the note or register it asks is
+    drawn again up to this many times before it is shifted, and the draw nearest the ask is kept.
     ``compute``: the arithmetic of the denoiser's matrix products when sampling on the CPU: ``float32``, or
     ``int8`` (its blocks' Linear layers as per-row int8 weights times 8-bit activations, ``soundsmith.nn.int8``:
     the denoiser ~1.5-1.8x as fast, outputs within ~2 % of float32; docs/latent_diffusion.md, "Int8 matrix products").
@@ -334,6 +336,7 @@ class LatentDiffusionConfig:
     level_floor_db: float | None = None
     compose: bool = False
     tune: bool = False
+    pitch_tries: int = 0
     compute: str = "float32"
 
     def __post_init__(self) -> None:
@@ -346,6 +349,9 @@ class LatentDiffusionConfig:
                 raise ConfigError(
                     f"LatentDiffusionConfig.{name}={getattr(self, name)!r} must be true or false"
                 )
+        tries = self.pitch_tries
+        if isinstance(tries, bool) or not (isinstance(tries, int) and 0 <= tries <= 8):
+            raise ConfigError(f"LatentDiffusionConfig.pitch_tries={tries!r} must be an integer from 0 to 8")
         if self.level_floor_db is not None and (
             isinstance(self.level_floor_db, bool)
             or not isinstance(self.level_floor_db, int | float)

@@ -33,7 +33,15 @@ from soundsmith.nn.int8 import int8_available, int8_copy
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, sound_kind
 from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
-from soundsmith.pipelines.tune import DIRECTION_TRIES, ONCE, asked_direction, asked_pitch, measure_direction
+from soundsmith.pipelines.tune import (
+    DIRECTION_TRIES,
+    ONCE,
+    PITCH_REDRAW_SEMITONES,
+    asked_direction,
+    asked_pitch,
+    measure_direction,
+    pitch_error,
+)
 from soundsmith.pipelines.tune import tune as tune_note
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
 
@@ -319,7 +327,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             return tune_note(clip, self.sample_rate, target, strike=strike)
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
-        rows, retried, redrawn = [], [], []
+        rows, retried, redrawn, repitched = [], [], [], []
         for seed in seeds:
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
             # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
@@ -327,6 +335,21 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             gen = torch.Generator().manual_seed(seed)
             noise = torch.cat([torch.randn((1, *shape[1:]), generator=gen) for _ in parts]).to(device)
             raw = denoise(text, noise)  # [T] per part, as generated
+            # a part whose held pitch is further than PITCH_REDRAW_SEMITONES from its ask is drawn again from fresh
+            # noise, up to ``pitch_tries`` times (the candidate's generator, after every part's first draw), and the
+            # draw nearest its ask is kept: a small shift is heard less than a large one
+            repitched.append(0)
+            for i, ask in enumerate(asks):
+                error = None if ask is None or not c.pitch_tries else pitch_error(raw[i], self.sample_rate, ask[0])
+                for _ in range(c.pitch_tries if error is not None else 0):
+                    if error <= PITCH_REDRAW_SEMITONES:
+                        break
+                    again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
+                    again = denoise(encode([parts[i]]), again_noise)[0]
+                    repitched[-1] += 1
+                    again_error = pitch_error(again, self.sample_rate, ask[0])
+                    if again_error is not None and again_error < error:
+                        raw[i], error = again, again_error
             made = [tuned(clip, i) for i, clip in enumerate(raw)]
             # a part asked to rise or fall whose pitch does not move that way (moves the other way, stays, or
             # cannot be read) is drawn again from fresh noise (the candidate's generator, after every part's first
@@ -416,6 +439,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["tuned_semitones"] = shifts
         if any(redrawn):  # per candidate: how many times a part was drawn again for its pitch direction
             meta["redrawn_for_direction"] = redrawn
+        if any(repitched):  # per candidate: how many times a part was drawn again for its held pitch
+            meta["redrawn_for_pitch"] = repitched
         if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked
             meta["counted_as_asked"] = [seeds[i] for i in retried]
         if self._adapters:
@@ -436,6 +461,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 meta["tuned_semitones"] = [shifts[i] for i in order]
             if "redrawn_for_direction" in meta:
                 meta["redrawn_for_direction"] = [redrawn[i] for i in order]
+            if "redrawn_for_pitch" in meta:
+                meta["redrawn_for_pitch"] = [repitched[i] for i in order]
         return audio, meta
 
     @torch.no_grad()

@@ -90,6 +90,7 @@ ONCE = re.compile(
     re.IGNORECASE,
 )
 _CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
+PITCH_REDRAW_SEMITONES = 1.0  # a held pitch further than this from its ask is drawn again (``pitch_tries``)
 DIRECTION_TRIES = 2  # a clip whose pitch does not move the asked way is drawn again at most this often
 _CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
 _RISING = re.compile(
@@ -231,6 +232,18 @@ def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
     k = midi.size // 3
     delta = float(np.median(midi[-k:]) - np.median(midi[:k]))
     return 0 if abs(delta) < 1.0 else (1 if delta > 0 else -1)
+
+
+def pitch_error(audio: np.ndarray, sample_rate: int, target: float | tuple[int, int]) -> float | None:
+    """How many semitones ``audio [T]``'s held pitch (:func:`measure_note`) is from ``target`` (a MIDI note, or a
+    register's range ``(low, high)``: 0 inside it), or ``None`` when it has no steady pitch."""
+    measured = measure_note(audio, sample_rate)
+    if measured is None:
+        return None
+    if isinstance(target, tuple):
+        low, high = target
+        return max(0.0, low - measured, measured - high)
+    return abs(float(target) - measured)
 
 
 def _accidental(text: str | None) -> int:

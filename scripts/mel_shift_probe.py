@@ -1,8 +1,7 @@
 """Can a held note be re-pitched in the log-mel, before the vocoder, as well as the phase vocoder does it after?
 
 For the corpus' held single notes of a split, each clip is shifted by -7, -3, +3 and +7 semitones two ways: (a) its
-log-mel moved along the frequency axis (each mel centre takes the value at its frequency / 2^(s/12), interpolated
-on the mel scale), then the shipped vocoder; (b) ``librosa.effects.pitch_shift`` (what ``tune`` does for a shift
+log-mel moved along the frequency axis (``soundsmith.audio.dsp.shift_log_mel``), then the shipped vocoder; (b) ``librosa.effects.pitch_shift`` (what ``tune`` does for a shift
 up). Each result's note is read with ``soundsmith.pipelines.tune.measure_note`` and counted as landed when it is
 within half a semitone of the source's note plus the shift. Printed per register of the source note
 (docs/latent_diffusion.md, "Next", item 4).
@@ -16,30 +15,15 @@ import argparse
 from collections import defaultdict
 
 import librosa
-import numpy as np
 import soundfile as sf
 import torch
 
 import soundsmith
-from soundsmith.audio.dsp import mel_spectrogram
+from soundsmith.audio.dsp import mel_spectrogram, shift_log_mel
 from soundsmith.data.manifest import read_manifest
 from soundsmith.pipelines.tune import measure_note
 
 SHIFTS = (-7, -3, 3, 7)
-
-
-def shift_mel(mel: torch.Tensor, semitones: float, centres_hz: np.ndarray) -> torch.Tensor:
-    """Log-mel ``[B, n_mels, frames]`` with its content moved by ``semitones`` (centres below the lowest: the floor)."""
-    ratio = 2.0 ** (semitones / 12.0)
-    centres = librosa.hz_to_mel(centres_hz)
-    source = librosa.hz_to_mel(np.maximum(centres_hz / ratio, 1e-3))
-    index = np.interp(source, centres, np.arange(len(centres)))
-    lo = np.floor(index).astype(int)
-    hi = np.minimum(lo + 1, len(centres) - 1)
-    w = torch.tensor(index - lo, dtype=mel.dtype)[:, None]
-    out = mel[:, lo, :] * (1 - w) + mel[:, hi, :] * w
-    out[:, centres_hz / ratio < centres_hz[0], :] = mel.min()
-    return out
 
 
 def main() -> int:
@@ -51,7 +35,6 @@ def main() -> int:
     args = ap.parse_args()
     pipe = soundsmith.load(args.model)
     model, mc = pipe.model, pipe.model.mel_config()
-    centres_hz = librosa.mel_frequencies(n_mels=mc.n_mels, fmin=mc.fmin, fmax=mc.fmax)
     manifest = read_manifest(args.manifest)
     rows = [
         r
@@ -70,7 +53,7 @@ def main() -> int:
         mel = mel_spectrogram(torch.from_numpy(audio)[None], mc)
         for s in SHIFTS:
             made = {
-                "log-mel, then the vocoder": model.mel_to_audio(shift_mel(mel, s, centres_hz), len(audio))[
+                "log-mel, then the vocoder": model.mel_to_audio(shift_log_mel(mel, s, mc), len(audio))[
                     0
                 ].numpy(),
                 "phase vocoder": librosa.effects.pitch_shift(audio, sr=sr, n_steps=s, res_type="soxr_hq"),

@@ -326,3 +326,26 @@ def test_griffin_lim_starts_from_uniform_phases_drawn_on_the_cpu() -> None:
     )
     start = istft(mag * torch.polar(torch.ones_like(phase), phase), cfg.n_fft, cfg.hop_length, cfg.win_length)
     torch.testing.assert_close(griffin_lim(mel, cfg, n_iter=0, seed=7), start, rtol=0, atol=1e-12)
+
+
+def test_shift_log_mel_moves_a_band_by_the_octave_and_keeps_time():
+    import librosa
+
+    from soundsmith.audio.dsp import shift_log_mel
+
+    cfg = MelConfig()
+    centres = librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=cfg.fmin, fmax=cfg.fmax, htk=False)[1:-1]
+    k = int(np.argmin(np.abs(centres - 1000.0)))
+    mel = torch.full((1, cfg.n_mels, 5), -10.0)
+    mel[0, k, 2] = 0.0  # one bright band, in one frame
+    up = shift_log_mel(mel, 12.0, cfg)
+    peak = int(up[0, :, 2].argmax())
+    assert abs(centres[peak] / centres[k] - 2.0) < 0.15  # an octave up: twice the frequency
+    torch.testing.assert_close(up[0, :, [0, 1, 3, 4]], mel[0, :, [0, 1, 3, 4]])  # the other frames: as they were
+    torch.testing.assert_close(shift_log_mel(mel, 0.0, cfg), mel)
+    down = shift_log_mel(mel, -12.0, cfg)
+    assert abs(centres[int(down[0, :, 2].argmax())] / centres[k] - 0.5) < 0.1
+    # moved up, the lowest bands have no source: they take the spectrogram's floor
+    assert torch.all(shift_log_mel(torch.zeros(1, cfg.n_mels, 2) + mel[..., :2], 24.0, cfg)[0, 0] == -10.0)
+    with pytest.raises(ConfigError, match="has 32 bands, the MelConfig 64"):
+        shift_log_mel(torch.zeros(1, 32, 4), 3.0, cfg)

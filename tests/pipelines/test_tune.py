@@ -704,3 +704,49 @@ def test_pitch_tries_draw_an_off_pitch_part_again_and_keep_the_nearest(monkeypat
     assert next(seen, "done") == "done"  # every draw was measured, none more
     with pytest.raises(ConfigError, match=r"pitch_tries=9 must be an integer from 0 to 8"):
         tiny_model(pitch_tries=9)
+
+
+def test_shift_in_mel_serves_notes_from_c4_up_when_they_land_and_the_old_ways_otherwise():
+    calls = []
+
+    def landing(x, semitones):  # a re-render that lands: the buzz at the asked note
+        calls.append(semitones)
+        return _buzz(64)
+
+    def off(x, semitones):  # one that does not: the clip unchanged
+        calls.append(semitones)
+        return x
+
+    a4 = _buzz(69)
+    out, shift = tune(a4, SR, 64.0, shift_in_mel=landing)
+    assert calls == [pytest.approx(-5.0, abs=0.3)] and shift == pytest.approx(-5.0, abs=0.3)
+    np.testing.assert_array_equal(out, _buzz(64))  # the re-render is the output
+    calls.clear()
+    out, shift = tune(a4, SR, 64.0, shift_in_mel=off)  # did not land: shifted as without it
+    assert len(calls) == 1
+    np.testing.assert_array_equal(out, tune(a4, SR, 64.0)[0])
+    assert measure_note(out, SR) == pytest.approx(64.0, abs=0.5)
+    calls.clear()
+    low = _buzz(52)  # below C4: never re-rendered in the mel
+    np.testing.assert_array_equal(tune(low, SR, 48.0, shift_in_mel=landing)[0], tune(low, SR, 48.0)[0])
+    assert calls == []
+
+
+def test_tune_in_mel_reaches_tune_and_the_pipeline_re_renders_in_the_mel(monkeypatch):
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    import soundsmith.pipelines.latent_diffusion as ld
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    seen = []
+    monkeypatch.setattr(ld, "tune_note", lambda clip, sr, note, strike=False, **kw: (seen.append(kw), (clip, 0.0))[1])
+    kwargs = {"duration": 0.5, "seed": 3, "progress": False, "tune": True}
+    LatentDiffusionPipeline(tiny_model(compose=True))("a harsh buzzer at C4", **kwargs)
+    pipe = LatentDiffusionPipeline(tiny_model(compose=True, tune_in_mel=True))
+    pipe("a harsh buzzer at C4", **kwargs)
+    assert seen[0] == {} and seen[1] == {"shift_in_mel": pipe.shift_in_mel}
+    clip = _buzz(69, seconds=0.5)
+    made = pipe.shift_in_mel(clip, 3.0)
+    assert made.shape == clip.shape and made.dtype == np.float32 and np.isfinite(made).all()
+    with pytest.raises(ConfigError, match="tune_in_mel=1 must be true or false"):
+        tiny_model(tune_in_mel=1)

@@ -168,6 +168,26 @@ def mel_spectrogram(
     return torch.log(torch.clamp(mel, min=floor)) if log else mel
 
 
+def shift_log_mel(mel: torch.Tensor, semitones: float, cfg: MelConfig) -> torch.Tensor:
+    """Log-mel ``[..., n_mels, frames]`` (``cfg``'s filterbank) with its content moved up by ``semitones`` (down
+    when negative): each band takes the value at its centre frequency / 2^(semitones / 12), interpolated on the mel
+    scale between the bands' centres. Bands whose source lies below the lowest centre take the spectrogram's
+    minimum; above the highest, the highest band's value. Timing is untouched."""
+    n = mel.shape[-2]
+    if n != cfg.n_mels:
+        raise ConfigError(f"shift_log_mel: the spectrogram has {n} bands, the MelConfig {cfg.n_mels}")
+    centres_hz = librosa.mel_frequencies(n_mels=n + 2, fmin=cfg.fmin, fmax=cfg.fmax, htk=False)[1:-1]
+    source_hz = centres_hz / 2.0 ** (float(semitones) / 12.0)
+    centres = librosa.hz_to_mel(centres_hz)
+    index = np.interp(librosa.hz_to_mel(np.maximum(source_hz, 1e-3)), centres, np.arange(n, dtype=np.float64))
+    lo = np.floor(index).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = torch.tensor(index - lo, dtype=mel.dtype, device=mel.device)[:, None]
+    out = mel[..., lo, :] * (1 - w) + mel[..., hi, :] * w
+    below = torch.from_numpy(source_hz < centres_hz[0]).to(mel.device)
+    return torch.where(below[:, None], mel.min(), out)
+
+
 def mel_to_linear(mel: torch.Tensor, cfg: MelConfig, n_iter: int = 16) -> torch.Tensor:
     """Non-negative linear magnitude ``[..., F, frames]`` whose mel projection approximates ``mel``.
 

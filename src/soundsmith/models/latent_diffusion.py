@@ -303,7 +303,9 @@ class LatentDiffusionConfig:
     register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch does not move
     that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``). ``pitch_tries``
     (with ``tune``; 0 = off): a clip whose held pitch is more than a semitone from the note or register it asks is
-    drawn again up to this many times before it is shifted, and the draw nearest the ask is kept.
+    drawn again up to this many times before it is shifted, and the draw nearest the ask is kept. ``tune_in_mel``
+    (with ``tune``): a note from C4 up is shifted in the log-mel, then vocoded again, instead of by resampling or
+    a phase vocoder.
     ``compute``: the arithmetic of the denoiser's matrix products when sampling on the CPU: ``float32``, or
     ``int8`` (its blocks' Linear layers as per-row int8 weights times 8-bit activations, ``soundsmith.nn.int8``:
     the denoiser ~1.5-1.8x as fast, outputs within ~2 % of float32; docs/latent_diffusion.md, "Int8 matrix products").
@@ -337,6 +339,7 @@ class LatentDiffusionConfig:
     compose: bool = False
     tune: bool = False
     pitch_tries: int = 0
+    tune_in_mel: bool = False
     compute: str = "float32"
 
     def __post_init__(self) -> None:
@@ -344,7 +347,7 @@ class LatentDiffusionConfig:
             raise ConfigError(
                 f"LatentDiffusionConfig.compute={self.compute!r} must be one of {list(COMPUTES)}"
             )
-        for name in ("compose", "tune"):
+        for name in ("compose", "tune", "tune_in_mel"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"LatentDiffusionConfig.{name}={getattr(self, name)!r} must be true or false"

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from soundsmith.audio.dsp import mel_spectrogram, shift_log_mel
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.latent_diffusion import COMPUTES, LatentDiffusion
 from soundsmith.nn.int8 import int8_available, int8_copy
@@ -324,7 +325,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if asks[i] is None:
                 return clip, None
             target, strike = asks[i]
-            return tune_note(clip, self.sample_rate, target, strike=strike)
+            in_mel = {"shift_in_mel": self.shift_in_mel} if c.tune_in_mel else {}
+            return tune_note(clip, self.sample_rate, target, strike=strike, **in_mel)
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried, redrawn, repitched = [], [], [], []
@@ -464,6 +466,15 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if "redrawn_for_pitch" in meta:
                 meta["redrawn_for_pitch"] = [repitched[i] for i in order]
         return audio, meta
+
+    @torch.no_grad()
+    def shift_in_mel(self, audio: np.ndarray, semitones: float) -> np.ndarray:
+        """``audio [T]`` (this model's output) re-rendered ``semitones`` higher: its log-mel moved along frequency
+        (:func:`soundsmith.audio.dsp.shift_log_mel`), then the vocoder; the same length, timing kept."""
+        cfg = self.model.mel_config()
+        x = torch.from_numpy(np.asarray(audio, dtype=np.float32))[None].to(self.device)
+        mel = shift_log_mel(mel_spectrogram(x, cfg), semitones, cfg)
+        return limit_peak(self.model.mel_to_audio(mel, x.shape[-1]).float().cpu().numpy())[0]
 
     @torch.no_grad()
     def sample_latents(

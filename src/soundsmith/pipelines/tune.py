@@ -35,6 +35,7 @@ not move the other way (steady or unreadable), else the last.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 
@@ -90,6 +91,8 @@ ONCE = re.compile(
     re.IGNORECASE,
 )
 _CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
+MEL_FROM_MIDI = 60.0  # with ``shift_in_mel``: notes from C4 up are moved in the log-mel, lower ones as before
+MEL_LANDED_SEMITONES = 0.5  # ... and kept when they land this close to the asked pitch (else shifted as before)
 PITCH_REDRAW_SEMITONES = 1.0  # a held pitch further than this from its ask is drawn again (``pitch_tries``)
 DIRECTION_TRIES = 2  # a clip whose pitch does not move the asked way is drawn again at most this often
 _CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
@@ -302,7 +305,11 @@ def _octave_below(x: np.ndarray, sample_rate: int, f0: float) -> bool:
 
 
 def tune(
-    audio: np.ndarray, sample_rate: int, target: float | tuple[int, int], strike: bool = False
+    audio: np.ndarray,
+    sample_rate: int,
+    target: float | tuple[int, int],
+    strike: bool = False,
+    shift_in_mel: Callable[[np.ndarray, float], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones (the same length, float32), or
     unchanged with shift 0 when it has no steady pitch or is already there. ``target``: a MIDI note (moved to it
@@ -314,7 +321,12 @@ def tune(
     vocoder); up by the phase
     vocoder (``librosa.effects.pitch_shift``; played faster, a held sound's end would go silent). A ``strike``
     (a part that is repeated, or asked once) played slower has the dips after its top filled
-    (:func:`_even_decay`): a ring played slower beats slower, and the event counter hears the beats as strikes."""
+    (:func:`_even_decay`): a ring played slower beats slower, and the event counter hears the beats as strikes.
+    ``shift_in_mel(audio, semitones)``, when given, re-renders a clip whose note is :data:`MEL_FROM_MIDI` or higher
+    (its log-mel moved, then the vocoder: the waveform made once at the new pitch, its timing kept) and keeps it
+    when its note lands within :data:`MEL_LANDED_SEMITONES` of the asked one; lower notes, and those that do not
+    land, take the ways above (below C4 the 64-mel front end does not resolve the harmonics:
+    ``scripts/mel_shift_probe.py``)."""
     import librosa
 
     from soundsmith.pipelines.compose import first_event
@@ -335,6 +347,11 @@ def tune(
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
     start = first_event(x, sample_rate)[0]
+    if shift_in_mel is not None and measured >= MEL_FROM_MIDI:
+        out = np.asarray(shift_in_mel(x, shift), dtype=np.float32)
+        landed = measure_note(out, sample_rate)
+        if landed is not None and abs(landed - (measured + shift)) <= MEL_LANDED_SEMITONES:
+            return out, round(shift, 2)
     if shift < 0 and (strike or not _has_gaps(x, sample_rate)):
         out = _played_at(x, sample_rate, shift, start)
         out = _even_decay(out, sample_rate) if strike else out

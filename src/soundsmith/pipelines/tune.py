@@ -346,12 +346,12 @@ def tune(
     if shift == 0.0 or abs(shift) > MAX_SHIFT_SEMITONES:
         return audio, 0.0
     x = np.asarray(audio, dtype=np.float32)
-    start = first_event(x, sample_rate)[0]
     if shift_in_mel is not None and measured >= MEL_FROM_MIDI:
         out = np.asarray(shift_in_mel(x, shift), dtype=np.float32)
         landed = measure_note(out, sample_rate)
         if landed is not None and abs(landed - (measured + shift)) <= MEL_LANDED_SEMITONES:
             return out, round(shift, 2)
+    start = first_event(x, sample_rate)[0]
     if shift < 0 and (strike or not _has_gaps(x, sample_rate)):
         out = _played_at(x, sample_rate, shift, start)
         out = _even_decay(out, sample_rate) if strike else out

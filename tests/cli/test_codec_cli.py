@@ -98,7 +98,13 @@ def test_reconstruct_through_a_codec(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "extra", [["--n-q", "2"], ["--model", "codec_dir", "--no-vae"], ["--model", "codec_dir", "--vae", "vae"]]
+    "extra",
+    [
+        ["--n-q", "2"],
+        ["--model", "codec_dir", "--no-vae"],
+        ["--model", "codec_dir", "--vae", "vae"],
+        ["--model", "codec_dir", "--no-level-match"],
+    ],
 )
 def test_reconstruct_options_of_the_other_path_are_refused(tmp_path, capsys, extra):
     """--n-q belongs to a codec, --vae / --vocoder / --no-vae to the mel path: mixing them is a one-line error."""

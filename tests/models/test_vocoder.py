@@ -9,7 +9,14 @@ import torch
 from soundsmith.audio import MelConfig, mel_spectrogram, stft
 from soundsmith.errors import ConfigError, TrainingError
 from soundsmith.models.registry import load_model, save_model
-from soundsmith.models.vocoder import Vocoder, VocoderConfig, check_mel_config
+from soundsmith.models.vocoder import (
+    MAX_LEVEL_GAIN_DB,
+    Vocoder,
+    VocoderConfig,
+    check_mel_config,
+    match_mel_level,
+    refine_to_mel,
+)
 from soundsmith.nn.discriminators import (
     discriminator_loss,
     feature_matching_loss,
@@ -287,3 +294,72 @@ def test_reconstruction_loss_uses_the_vocoders_own_mel():
     obj.active_optimizers = (0,)
     with torch.no_grad():
         assert torch.isfinite(obj.losses(batch, 0)["loss"])
+
+
+def _rms_mel(x: torch.Tensor) -> torch.Tensor:
+    return mel_spectrogram(x, MelConfig(), log=False).pow(2).mean(dim=(-2, -1)).sqrt()
+
+
+def test_match_mel_level_brings_each_clip_to_its_mels_level_and_keeps_its_shape():
+    """A clip made 9 dB too quiet, and one 5 dB too loud, each come back at the level of the mel they were made
+    from, by one gain each (the waveform's shape is untouched); the gain is capped, and silence is left alone."""
+    t = torch.arange(16000) / 16000.0
+    src = torch.stack([0.3 * torch.sin(2 * math.pi * 440 * t), 0.05 * torch.randn(16000, generator=torch.Generator().manual_seed(0))])
+    mel = mel_spectrogram(src, MelConfig())
+    made = src * torch.tensor([10 ** (-9 / 20), 10 ** (5 / 20)])[:, None]
+    out = match_mel_level(made, mel, MelConfig())
+    np.testing.assert_allclose(_rms_mel(out), _rms_mel(src), rtol=1e-3)
+    gains = out[:, 100] / made[:, 100]
+    np.testing.assert_allclose(out, made * gains[:, None], rtol=1e-5, atol=1e-8)  # one gain per clip
+    assert 8.5 < 20 * math.log10(gains[0]) < 9.5 and -5.5 < 20 * math.log10(gains[1]) < -4.5
+    far = match_mel_level(src * 1e-3, mel, MelConfig())  # 60 dB under: moved by the cap only
+    np.testing.assert_allclose(far, src * 1e-3 * 10 ** (MAX_LEVEL_GAIN_DB / 20), rtol=1e-4, atol=1e-9)
+    silent = torch.full_like(mel, math.log(1e-5))
+    np.testing.assert_array_equal(match_mel_level(made, silent, MelConfig()), made)
+
+
+def test_vocode_matches_the_level_only_when_asked_and_the_reconstructor_asks_by_default():
+    voc = _vocoder()
+    tone = 0.3 * torch.sin(2 * math.pi * 330 * torch.arange(8000) / 16000.0)
+    mel = mel_spectrogram(tone[None], MelConfig())
+    plain, matched = voc.vocode(mel, length=8000), voc.vocode(mel, length=8000, level_match=True)
+    with torch.no_grad():
+        own = voc(mel)
+    np.testing.assert_array_equal(plain, own[..., :8000])  # off: the network's own output
+    np.testing.assert_allclose(matched, match_mel_level(own, mel, MelConfig())[..., :8000], rtol=1e-6)
+    assert not torch.allclose(plain, matched)
+    audio = tone.numpy()
+    np.testing.assert_allclose(Reconstructor(vocoder=voc, refine=0)(audio), matched[0].numpy(), rtol=1e-5, atol=1e-7)
+    off = Reconstructor(vocoder=voc, refine=0, level_match=False)(audio)
+    np.testing.assert_allclose(off, plain[0].numpy(), rtol=1e-5, atol=1e-7)
+    held = voc.vocode(mel, length=8000, level_match=True, refine=4)[0].numpy()
+    np.testing.assert_allclose(Reconstructor(vocoder=voc)(audio), held, rtol=1e-5, atol=1e-6)  # the default: both
+    for bad in (-1, 17, 1.5, True):
+        with pytest.raises(ConfigError, match=r"refine=.* must be an integer from 0 to 16"):
+            voc.vocode(mel, refine=bad)
+        with pytest.raises(ConfigError, match=r"refine=.* must be an integer from 0 to 16"):
+            Reconstructor(vocoder=voc, refine=bad)
+
+
+def test_refine_to_mel_moves_magnitudes_to_the_mel_and_leaves_a_consistent_clip_alone():
+    """A clip whose spectrum was tilted (its phase right, its magnitudes wrong) comes closer to the mel it should
+    have with every round; a clip that already is its mel's is (nearly) a fixed point."""
+    gen = torch.Generator().manual_seed(1)
+    t = torch.arange(16000) / 16000.0
+    src = (0.2 * torch.sin(2 * math.pi * 220 * t) + 0.1 * torch.sin(2 * math.pi * 1760 * t)
+           + 0.01 * torch.randn(16000, generator=gen))[None]
+    mel = mel_spectrogram(src, MelConfig())
+    spec = stft(src, 1024, 160)
+    tilt = torch.linspace(2.0, 0.2, spec.shape[-2])[:, None]  # loud lows, quiet highs
+    from soundsmith.audio import istft
+
+    off = istft(spec * tilt, 1024, 160, length=16000)
+
+    def err(x):
+        return float((mel_spectrogram(x, MelConfig()) - mel).abs().mean())
+
+    errors = [err(off)] + [err(refine_to_mel(off, mel, MelConfig(), k)) for k in (1, 2, 4)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 0.3 * errors[0], errors
+    same = refine_to_mel(src, mel, MelConfig(), 2)
+    assert err(same) < 2e-3  # its mel stays its mel
+    np.testing.assert_allclose(same[..., 1024:-1024], src[..., 1024:-1024], atol=3e-3)  # (edges: reflect padding)

@@ -23,6 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vae", default=None, help="mel VAE: shipped name, model or run directory; default vae")
     p.add_argument("--no-vae", action="store_true", help="vocode the input's mel directly (vocoder only)")
     p.add_argument(
+        "--refine",
+        type=int,
+        default=None,
+        help="rounds that move the vocoder's magnitudes to the mel, keeping its phase (default 4; 0: off)",
+    )
+    p.add_argument(
+        "--no-level-match",
+        action="store_true",
+        help="keep the vocoder's own output level (by default each clip is scaled to the level of its mel)",
+    )
+    p.add_argument(
         "--model",
         default=None,
         help="a codec (model or run directory): round-trip through its tokens instead",
@@ -36,9 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from soundsmith.errors import ConfigError
 
     if args.model is not None:
-        if args.vocoder is not None or args.vae is not None or args.no_vae:
+        if args.vocoder is not None or args.vae is not None or args.no_vae or args.no_level_match or args.refine is not None:
             raise ConfigError(
-                "--vocoder, --vae and --no-vae choose the mel path; a codec (--model) replaces it"
+                "--vocoder, --vae, --no-vae, --refine and --no-level-match choose the mel path; a codec (--model) "
+                "replaces it"
             )
         from soundsmith.pipelines.codec import reconstruct_file as codec_file
 
@@ -54,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         vocoder=args.vocoder or "vocoder",
         vae=None if args.no_vae else args.vae or "vae",
         device=args.device,
+        level_match=not args.no_level_match,
+        **({} if args.refine is None else {"refine": args.refine}),
     )
     print(f"wrote {path}")
     return 0

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundsmith.audio import MelConfig, mel_spectrogram
@@ -144,10 +143,7 @@ class LatentAudioModel(CompositeModel):
     @torch.no_grad()
     def mel_to_audio(self, mel: Tensor, num_samples: int) -> Tensor:
         """Log-mel ``[B, n_mels, frames]`` -> audio ``[B, num_samples]`` through the vocoder (cropped or padded)."""
-        wav = self.vocoder(mel.to(next(self.vocoder.parameters()).dtype))  # [B, frames * hop]
-        if wav.shape[-1] >= num_samples:
-            return wav[..., :num_samples]
-        return F.pad(wav, (0, num_samples - wav.shape[-1]))
+        return self.vocoder.vocode(mel, length=num_samples)  # [B, num_samples]
 
     @torch.no_grad()
     def latents_to_audio(self, latents: Tensor, num_samples: int) -> Tensor:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundsmith.audio import MelConfig
+from soundsmith.audio import MelConfig, istft, mel_filterbank, mel_spectrogram, stft
 from soundsmith.errors import ConfigError
 from soundsmith.nn.convnext import ConvNeXtBackbone
 from soundsmith.nn.hifigan import HiFiGANGenerator
@@ -183,8 +183,17 @@ class Vocoder(nn.Module):
         return self.head(self.backbone(mel))  # [B, frames * hop]
 
     @torch.no_grad()
-    def vocode(self, mel: Tensor, mel_config: MelConfig | None = None, length: int | None = None) -> Tensor:
-        """Inference: log-mel ``[..., n_mels, frames]`` -> ``[..., frames * hop]`` (or ``length`` samples).
+    def vocode(
+        self,
+        mel: Tensor,
+        mel_config: MelConfig | None = None,
+        length: int | None = None,
+        level_match: bool = False,
+        refine: int = 0,
+    ) -> Tensor:
+        """Inference: log-mel ``[..., n_mels, frames]`` -> ``[..., frames * hop]`` (or ``length`` samples). Then
+        ``refine`` rounds of :func:`refine_to_mel` (its magnitudes moved to the input mel's, its phase kept), and
+        with ``level_match`` each clip at its input mel's level (:func:`match_mel_level`).
 
         ``mel_config``, when given, must equal this vocoder's front end (else ConfigError naming the fields).
         """
@@ -193,6 +202,66 @@ class Vocoder(nn.Module):
         lead = mel.shape[:-2]
         flat = mel.reshape(-1, *mel.shape[-2:]).to(next(self.parameters()).dtype)
         wav = self(flat)
+        check_refine(refine)
+        if refine:
+            wav = refine_to_mel(wav, flat, self.mel_config(), refine)
+        if level_match:
+            wav = match_mel_level(wav, flat, self.mel_config())
         if length is not None:
             wav = wav[..., :length] if length <= wav.shape[-1] else F.pad(wav, (0, length - wav.shape[-1]))
         return wav.reshape(*lead, wav.shape[-1])
+
+
+MAX_LEVEL_GAIN_DB = 24.0  # :func:`match_mel_level` and :func:`refine_to_mel` move by at most this much either way
+MAX_REFINE = 16  # rounds of :func:`refine_to_mel`
+SILENT_MEL = 1e-4  # ... and leaves a clip alone whose input mel's RMS is under this (silence: no level to match)
+
+
+@torch.no_grad()
+def match_mel_level(wav: Tensor, mel: Tensor, cfg: MelConfig) -> Tensor:
+    """``wav [B, T]`` (a vocoder's output for the log-mel ``mel [B, n_mels, frames]``), each row scaled so that the
+    RMS of its own mel magnitudes (``cfg``'s front end) equals that of ``mel``'s: the level the mel asks, which a
+    vocoder whose overlapping frames do not add up in phase falls short of (the shipped one by ~2 LU, ~6 LU on
+    clean tones: docs/autoencoders.md, "The vocoder at its mel's level"). One gain per clip, so its dynamics are
+    kept; within +-:data:`MAX_LEVEL_GAIN_DB`; a silent input or output is left alone."""
+    asked = mel.float().exp().pow(2).mean(dim=(-2, -1)).sqrt()  # [B]
+    made = mel_spectrogram(wav.float(), cfg, log=False).pow(2).mean(dim=(-2, -1)).sqrt()
+    limit = 10.0 ** (MAX_LEVEL_GAIN_DB / 20.0)
+    gain = torch.where(
+        (asked > SILENT_MEL) & (made > SILENT_MEL / limit),
+        (asked / made.clamp_min(1e-12)).clamp(1.0 / limit, limit),
+        torch.ones_like(asked),
+    )
+    return wav * gain.to(wav.dtype)[:, None]
+
+
+def check_refine(refine: object) -> None:
+    """A one-line error unless ``refine`` is a count of :func:`refine_to_mel` rounds (0 to :data:`MAX_REFINE`)."""
+    if isinstance(refine, bool) or not (isinstance(refine, int) and 0 <= refine <= MAX_REFINE):
+        raise ConfigError(f"refine={refine!r} must be an integer from 0 to {MAX_REFINE} (rounds; 0: off)")
+
+
+@torch.no_grad()
+def refine_to_mel(wav: Tensor, mel: Tensor, cfg: MelConfig, rounds: int) -> Tensor:
+    """``wav [B, T]`` (a vocoder's output for the log-mel ``mel [B, n_mels, frames]``) with its magnitudes moved
+    to the mel it was made from, its phase kept: each round takes the STFT (``cfg``'s), scales every mel band of
+    every frame by the ratio of the asked mel to its own (within +-:data:`MAX_LEVEL_GAIN_DB`; spread over the
+    band's linear bins by the filterbank's weights, each bin's summing to 1), and inverts it. The vocoder's phase is
+    coherent where Griffin-Lim's is not, and its magnitudes are blurred where the mel is exact: a few rounds of
+    Griffin-Lim's projection started from it keep the first and fix much of the second (docs/autoencoders.md,
+    "The vocoder held to its mel")."""
+    fb = mel_filterbank(cfg, device=wav.device)  # [M, F]
+    spread = (fb / fb.sum(0, keepdim=True).clamp_min(1e-8)).T  # [F, M]: each linear bin's bands, summing to 1
+    asked = mel.float().exp()  # [B, M, frames]
+    limit = 10.0 ** (MAX_LEVEL_GAIN_DB / 20.0)
+    x = wav.float()
+    for _ in range(rounds):
+        spec = stft(x, cfg.n_fft, cfg.hop_length, cfg.win_length)  # [B, F, frames]
+        made = fb @ spec.abs()
+        if made.shape[-1] > asked.shape[-1]:  # frames * hop samples have one frame more than the mel: its last
+            asked = F.pad(asked, (0, made.shape[-1] - asked.shape[-1]), mode="replicate")
+        asked = asked[..., : made.shape[-1]]
+        gain = (asked / made.clamp_min(1e-8)).clamp(1.0 / limit, limit)
+        gain = torch.where((asked < SILENT_MEL) & (made < SILENT_MEL), torch.ones_like(gain), gain)
+        x = istft(spec * (spread @ gain), cfg.n_fft, cfg.hop_length, cfg.win_length, length=x.shape[-1])
+    return x.to(wav.dtype)

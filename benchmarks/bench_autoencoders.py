@@ -24,6 +24,7 @@ import torch
 from soundsmith.audio import griffin_lim, mel_spectrogram
 from soundsmith.models.vae import MelVAE, VAEConfig
 from soundsmith.models.vocoder import Vocoder, VocoderConfig
+from soundsmith.pipelines.reconstruct import DEFAULT_REFINE
 from soundsmith.train.runconfig import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,13 @@ def main() -> None:
     for label, bf16 in (("float32", False), ("bf16 autocast", True)):
         vocos[bf16] = voc = secs / best_time(lambda: vocoder(mel), args.repeats, bf16)
         print(f"vocoder {label:<17s} : {voc:8.1f} x real time   ({voc / gl:6.1f} x Griffin-Lim)")
+    # the round trip's default: the network, then refine_to_mel's rounds and the level match (float32)
+    rounds = DEFAULT_REFINE
+    held = secs / best_time(lambda: vocoder.vocode(mel, refine=rounds, level_match=True), args.repeats)
+    print(
+        f"vocoder + refine {rounds} + level: {held:8.1f} x real time   ({held / vocos[False]:6.3f} x the vocoder "
+        f"alone, {held / gl:6.1f} x Griffin-Lim)"
+    )
     if not args.no_hifigan:
         for name in ("hifigan", "hifigan_v1"):
             hifigan, src = _preset(name)

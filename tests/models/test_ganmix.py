@@ -248,3 +248,10 @@ def test_generator_and_discriminator_settings_at_their_limits_are_named():
     for cls, kw, match in cases:
         with pytest.raises(ConfigError, match=match):
             cls(**kw)
+
+
+@pytest.mark.parametrize("bad", [-1, 17, 2.0, True])
+def test_vocoder_refine_out_of_range_is_refused_naming_the_field(bad):
+    with pytest.raises(ConfigError, match=r"GANmixConfig.vocoder_refine=.* must be an integer from 0 to 16"):
+        GANmixConfig(vocoder_refine=bad)
+    assert GANmixConfig(vocoder_refine=3).vocoder_refine == 3

@@ -445,3 +445,44 @@ def test_sample_latents_are_what_generate_decodes_for_a_plain_prompt(distilled):
         pipe.sample_latents(prompts, noise[:1])
     with pytest.raises(TextError):
         pipe.sample_latents(["a bell", " "], noise)
+
+
+def test_vocoder_refine_holds_every_decoded_clip_to_its_mel():
+    """``vocoder_refine`` reaches the shared decode: the pipeline's clip is the vocoder's output refined that many
+    rounds (the same seed, the same latent), and a bad count is a one-line error naming the field."""
+    from soundsmith.models.vocoder import refine_to_mel
+
+    plain, held = tiny_model(), tiny_model(vocoder_refine=2)
+    mel = torch.randn(1, 64, 51) - 4.0
+    want = refine_to_mel(plain.vocoder.vocode(mel), mel, plain.mel_config(), 2)[..., :8000]
+    np.testing.assert_allclose(held.mel_to_audio(mel, 8000), want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(plain.mel_to_audio(mel, 8000), plain.vocoder.vocode(mel, length=8000))
+    kwargs = {"duration": 0.5, "seed": 3, "progress": False}
+    a = LatentDiffusionPipeline(plain)("a dog barks", **kwargs).audio
+    b = LatentDiffusionPipeline(held)("a dog barks", **kwargs).audio
+    assert a.shape == b.shape and not np.allclose(a, b)
+    with pytest.raises(ConfigError, match=r"LatentDiffusionConfig.vocoder_refine=-1 must be an integer from 0"):
+        tiny_model(vocoder_refine=-1)
+
+
+def test_speech_parts_are_decoded_without_the_vocoders_refinement(monkeypatch):
+    """A layered prompt's parts are decoded with the config's ``vocoder_refine``, but a spoken part with none (the
+    refinement blurs words: docs/latent_diffusion.md); each row decoded alone equals its row of a batch."""
+    from soundsmith.pipelines.latent_audio import LatentAudioPipeline
+
+    pipe = LatentDiffusionPipeline(tiny_model(compose=True, vocoder_refine=2))
+    seen = []
+    decode = LatentAudioPipeline.decode
+
+    def spy(self, latents, num_samples, refine=None):
+        seen.append(list(refine))
+        return decode(self, latents, num_samples, refine)
+
+    monkeypatch.setattr(LatentAudioPipeline, "decode", spy)
+    pipe('a man says the word "go" with rain behind', duration=0.5, seed=1, progress=False)
+    assert seen[0] == [2, 0]  # the bed refined, the words not
+    latents = torch.randn(2, *pipe.model.latent_shape(8000))
+    both = decode(pipe, latents, 8000, [2, 0])
+    np.testing.assert_allclose(both[0], decode(pipe, latents[:1], 8000, [2])[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both[1], decode(pipe, latents[1:], 8000, [0])[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(both[1], decode(pipe, latents[1:], 8000, [2])[0])

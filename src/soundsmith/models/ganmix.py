@@ -37,6 +37,7 @@ from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.composite import Component
 from soundsmith.models.latent_audio import LatentAudioModel
+from soundsmith.models.vocoder import check_refine
 
 ARCHS = ("mlp", "conv")
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
@@ -127,7 +128,8 @@ class GANmixConfig:
     measurements, 0 = off). ``teacher_weight`` (0 = off) weighs the teacher term: the mean squared distance between
     the generator's latent and a teacher's (the latent diffusion model's) for the same noise and caption, drawn from
     the pairs file ``teacher_pairs`` (``scripts/ganmix_teacher_pairs.py``; the conv generator's ``noise_dim`` must
-    equal the latent channels, the teacher's noise being a latent).
+    equal the latent channels, the teacher's noise being a latent). ``vocoder_refine``: rounds of
+    :func:`soundsmith.models.vocoder.refine_to_mel` on every decoded clip (0 = the vocoder's output as it is).
     """
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -158,8 +160,10 @@ class GANmixConfig:
     diversity_every: int = 1
     teacher_weight: float = 0.0
     teacher_pairs: str | None = None
+    vocoder_refine: int = 0
 
     def __post_init__(self) -> None:
+        check_refine(self.vocoder_refine, "GANmixConfig.vocoder_refine")
         self.generator = as_dataclass(GeneratorConfig, self.generator, "GANmixConfig.generator")
         self.discriminator = as_dataclass(
             DiscriminatorConfig, self.discriminator, "GANmixConfig.discriminator"

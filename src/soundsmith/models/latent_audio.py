@@ -33,8 +33,8 @@ PARTS = ("vae", "vocoder", "text_encoder")
 class LatentAudioModel(CompositeModel):
     """Base of the composites built on a frozen mel VAE, vocoder and text encoder (see the module docstring).
 
-    ``config`` needs ``vae``, ``vocoder`` (shipped names or directories), ``text_encoder`` (a spec) and
-    ``sample_rate``. Components given in ``components`` replace the config's; any other name is an error.
+    ``config`` needs ``vae``, ``vocoder`` (shipped names or directories), ``text_encoder`` (a spec),
+    ``sample_rate`` and ``vocoder_refine``. Components given in ``components`` replace the config's; any other name is an error.
     """
 
     def __init__(self, config: Any, components: Mapping[str, Component] | None = None) -> None:
@@ -141,15 +141,18 @@ class LatentAudioModel(CompositeModel):
         return vae.decode(z.to(next(vae.parameters()).dtype), frames)
 
     @torch.no_grad()
-    def mel_to_audio(self, mel: Tensor, num_samples: int) -> Tensor:
-        """Log-mel ``[B, n_mels, frames]`` -> audio ``[B, num_samples]`` through the vocoder (cropped or padded)."""
-        return self.vocoder.vocode(mel, length=num_samples)  # [B, num_samples]
+    def mel_to_audio(self, mel: Tensor, num_samples: int, refine: int | None = None) -> Tensor:
+        """Log-mel ``[B, n_mels, frames]`` -> audio ``[B, num_samples]`` through the vocoder (cropped or padded),
+        held to the mel by ``refine`` rounds (default: the config's ``vocoder_refine``)."""
+        refine = self.config.vocoder_refine if refine is None else refine
+        return self.vocoder.vocode(mel, length=num_samples, refine=refine)
 
     @torch.no_grad()
-    def latents_to_audio(self, latents: Tensor, num_samples: int) -> Tensor:
-        """Scaled latents ``[B, C_vae, T']`` (or a view) -> audio ``[B, num_samples]`` (VAE decode, then vocoder)."""
+    def latents_to_audio(self, latents: Tensor, num_samples: int, refine: int | None = None) -> Tensor:
+        """Scaled latents ``[B, C_vae, T']`` (or a view) -> audio ``[B, num_samples]`` (VAE decode, then vocoder;
+        ``refine``: see :meth:`mel_to_audio`)."""
         mel = self.latents_to_mel(latents, self.mel_frames(num_samples))
-        return self.mel_to_audio(mel, num_samples)
+        return self.mel_to_audio(mel, num_samples, refine)
 
     @torch.no_grad()
     def round_trip(self, audio: Tensor) -> Tensor:

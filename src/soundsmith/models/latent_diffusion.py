@@ -40,6 +40,7 @@ from soundsmith.config import as_dataclass
 from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.composite import Component
 from soundsmith.models.latent_audio import LatentAudioModel
+from soundsmith.models.vocoder import check_refine
 
 PREDICTIONS = ("flow", "epsilon", "v_prediction")
 # kinds of sound a part can be denoised at its own guidance (``kind_guidance``), as
@@ -310,6 +311,9 @@ class LatentDiffusionConfig:
     ``int8`` (its blocks' Linear layers as per-row int8 weights times 8-bit activations, ``soundsmith.nn.int8``:
     the denoiser ~1.5-1.8x as fast, outputs within ~2 % of float32; docs/latent_diffusion.md, "Int8 matrix products").
     Training, other devices and a denoiser with LoRA adapters attached run float32 whatever it says.
+    ``vocoder_refine``: rounds of :func:`soundsmith.models.vocoder.refine_to_mel` on every decoded clip, which move
+    the vocoder's magnitudes to the decoded mel and keep its phase (0 = the vocoder's output as it is;
+    docs/latent_diffusion.md, "The vocoder held to its mel").
     """
 
     denoiser: LatentDenoiserConfig = field(default_factory=LatentDenoiserConfig)
@@ -341,6 +345,7 @@ class LatentDiffusionConfig:
     pitch_tries: int = 0
     tune_in_mel: bool = False
     compute: str = "float32"
+    vocoder_refine: int = 0
 
     def __post_init__(self) -> None:
         if self.compute not in COMPUTES:
@@ -352,6 +357,7 @@ class LatentDiffusionConfig:
                 raise ConfigError(
                     f"LatentDiffusionConfig.{name}={getattr(self, name)!r} must be true or false"
                 )
+        check_refine(self.vocoder_refine, "LatentDiffusionConfig.vocoder_refine")
         tries = self.pitch_tries
         if isinstance(tries, bool) or not (isinstance(tries, int) and 0 <= tries <= 8):
             raise ConfigError(f"LatentDiffusionConfig.pitch_tries={tries!r} must be an integer from 0 to 8")

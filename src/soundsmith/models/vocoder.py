@@ -235,10 +235,11 @@ def match_mel_level(wav: Tensor, mel: Tensor, cfg: MelConfig) -> Tensor:
     return wav * gain.to(wav.dtype)[:, None]
 
 
-def check_refine(refine: object) -> None:
-    """A one-line error unless ``refine`` is a count of :func:`refine_to_mel` rounds (0 to :data:`MAX_REFINE`)."""
+def check_refine(refine: object, name: str = "refine") -> None:
+    """A one-line error naming ``name`` unless ``refine`` is a count of :func:`refine_to_mel` rounds (0 to
+    :data:`MAX_REFINE`)."""
     if isinstance(refine, bool) or not (isinstance(refine, int) and 0 <= refine <= MAX_REFINE):
-        raise ConfigError(f"refine={refine!r} must be an integer from 0 to {MAX_REFINE} (rounds; 0: off)")
+        raise ConfigError(f"{name}={refine!r} must be an integer from 0 to {MAX_REFINE} (rounds; 0: off)")
 
 
 @torch.no_grad()

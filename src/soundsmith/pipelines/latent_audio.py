@@ -9,9 +9,11 @@ A family's pipeline subclasses it and implements :meth:`Pipeline.generate` (its 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from soundsmith.errors import ConfigError, TextError
@@ -46,10 +48,18 @@ class LatentAudioPipeline(Pipeline):
         if not prompt.strip():
             raise TextError(f'the prompt is empty; describe the sound, e.g. "{self.prompt_example}"')
 
-    def decode(self, latents: Tensor, num_samples: int) -> np.ndarray:
+    def decode(self, latents: Tensor, num_samples: int, refine: Sequence[int] | None = None) -> np.ndarray:
         """Scaled latents (the model's layout) -> VAE decode -> vocoder -> float32 audio ``[B, num_samples]``, each
-        row scaled down to peak at :data:`PEAK_CEILING` if it would go past it (no clipping in a 16-bit file)."""
-        return limit_peak(self.model.latents_to_audio(latents, num_samples).float().cpu().numpy())
+        row scaled down to peak at :data:`PEAK_CEILING` if it would go past it (no clipping in a 16-bit file).
+        ``refine``: each row's rounds of the vocoder's refinement (default: the config's ``vocoder_refine``)."""
+        model = self.model
+        if refine is None or len(set(refine)) == 1:
+            audio = model.latents_to_audio(latents, num_samples, None if refine is None else refine[0])
+        else:  # rows decoded alone are the rows of a batch (the VAE and the vocoder are per clip)
+            audio = torch.cat(
+                [model.latents_to_audio(latents[i : i + 1], num_samples, r) for i, r in enumerate(refine)]
+            )
+        return limit_peak(audio.float().cpu().numpy())
 
 
 PEAK_CEILING = 0.99

@@ -238,11 +238,14 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         one_pass = guided and negative is None and c.denoiser.guidance_embed
         two_branch = guided and not one_pass
 
-        def encode(texts: list[str]) -> tuple[Branch, Tensor]:
+        def encode(texts: list[str]) -> tuple[Branch, Tensor, list[int]]:
             conds = [self._branch(p, drop=False) for p in texts]
             uncond = [negative or (*cond[:3], torch.tensor([True])) for cond in conds] if two_branch else []
             scales = torch.tensor([part_guidance(p) for p in texts], device=device).view(-1, 1, 1, 1)
-            return self._batch(conds + uncond, 1, device), scales
+            # each part's rounds of the vocoder's refinement: none for speech, whose words it blurs
+            # (docs/latent_diffusion.md, "The vocoder held to its mel")
+            rounds = [0 if sound_kind(p) == "speech" else c.vocoder_refine for p in texts]
+            return self._batch(conds + uncond, 1, device), scales, rounds
 
         text = encode(parts)
 
@@ -260,10 +263,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             if inpaint is not None:
                 mask = self._inpaint_mask(inpaint, duration, shape[-1]).to(device)
 
-        def denoise(encoded: tuple[Branch, Tensor], noise: torch.Tensor) -> list[np.ndarray]:
-            """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]`` with guidance ``[P]``
-            (:func:`encode`): one [T] each."""
-            text, scales = encoded
+        def denoise(encoded: tuple[Branch, Tensor, list[int]], noise: torch.Tensor) -> list[np.ndarray]:
+            """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]`` with guidance ``[P]`` and
+            refinement rounds (:func:`encode`): one [T] each."""
+            text, scales, rounds = encoded
             p = noise.shape[0]
             run.set_steps(
                 steps, strength=float(strength), device=device
@@ -299,7 +302,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # 4. VAE decode to log-mel, 5. vocoder to waveform, 6. crop to the exact duration
             return [
                 clip if gen_samples == num_samples else most_active(clip, num_samples, self.sample_rate)
-                for clip in self.decode(x, gen_samples)
+                for clip in self.decode(x, gen_samples, rounds)
             ]
 
         shifts: list[list[float]] = []  # per candidate: the shift of each part that asks a pitch (0: left)

@@ -252,7 +252,12 @@ def soundsmith_run(seconds: float, repeats: int) -> dict[str, float]:
     default = read_model_config(ROOT / "models" / "default")["config"]
     shipped, shipped_compute = int(default["steps"]), default.get("compute", "float32")
     model.config.steps = shipped
-    print(f"  step distilled: one pass a step, {shipped} steps, float32 (random weights)")
+    # from here on the vocoder is held to its mel as the default's is (rounds of refine_to_mel, speech excepted)
+    model.config.vocoder_refine = int(default.get("vocoder_refine", 0))
+    print(
+        f"  step distilled: one pass a step, {shipped} steps, float32, vocoder refined "
+        f"{model.config.vocoder_refine} rounds (random weights)"
+    )
     stepped = _breakdown(pipe, prompt, seconds, repeats)
     print(
         f"  step distilled at {shipped} / guidance distilled at {2 * steps}: "

@@ -104,6 +104,8 @@ def test_reconstruct_through_a_codec(tmp_path, capsys):
         ["--model", "codec_dir", "--no-vae"],
         ["--model", "codec_dir", "--vae", "vae"],
         ["--model", "codec_dir", "--no-level-match"],
+        ["--vocoder", "griffin-lim", "--refine", "2"],
+        ["--vocoder", "griffin-lim", "--no-level-match"],
     ],
 )
 def test_reconstruct_options_of_the_other_path_are_refused(tmp_path, capsys, extra):
@@ -112,5 +114,5 @@ def test_reconstruct_options_of_the_other_path_are_refused(tmp_path, capsys, ext
     argv = ["reconstruct", str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav"), *extra]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert ("--model" in err or "--vae" in err) and len(err.strip().splitlines()) == 1
+    assert ("--model" in err or "--vae" in err or "Griffin-Lim" in err) and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.wav").exists()

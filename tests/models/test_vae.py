@@ -198,6 +198,15 @@ def test_reconstruct_file_round_trip_and_cli(tmp_path):
     assert sr == 16000 and out.shape == (8000,)
     expected = rec(load_audio(tmp_path / "in.wav", sample_rate=16000)[0])
     np.testing.assert_allclose(out, np.clip(expected, -1, 1), atol=1e-4)  # 16-bit file
+    args = parser.parse_args(  # the network's output as it is: neither the refinement nor the level match
+        ["reconstruct", str(tmp_path / "in.wav"), "-o", str(tmp_path / "raw.wav"), "--vocoder", str(tmp_path / "voc")]
+        + ["--vae", str(tmp_path / "vae"), "--refine", "0", "--no-level-match"]
+    )
+    assert args.func(args) == 0
+    raw = load_audio(tmp_path / "raw.wav")[0]
+    plain = Reconstructor(vocoder=rec.vocoder, vae=rec.vae, refine=0, level_match=False)
+    np.testing.assert_allclose(raw, np.clip(plain(load_audio(tmp_path / "in.wav", sample_rate=16000)[0]), -1, 1), atol=1e-4)
+    assert np.abs(raw - out).max() > 1e-3
     args = parser.parse_args(
         ["reconstruct", str(tmp_path / "in.wav"), "-o", str(tmp_path / "gl.wav")]
         + ["--vocoder", "griffin-lim", "--no-vae"]

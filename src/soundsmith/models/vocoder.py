@@ -199,10 +199,10 @@ class Vocoder(nn.Module):
         """
         if mel_config is not None:
             check_mel_config(self.mel_config(), mel_config)
+        check_refine(refine)
         lead = mel.shape[:-2]
         flat = mel.reshape(-1, *mel.shape[-2:]).to(next(self.parameters()).dtype)
         wav = self(flat)
-        check_refine(refine)
         if refine:
             wav = refine_to_mel(wav, flat, self.mel_config(), refine)
         if level_match:
@@ -213,8 +213,8 @@ class Vocoder(nn.Module):
 
 
 MAX_LEVEL_GAIN_DB = 24.0  # :func:`match_mel_level` and :func:`refine_to_mel` move by at most this much either way
+SILENT_MEL = 1e-4  # ... and leave alone a clip (a band) whose mel magnitude is under this (silence: nothing to match)
 MAX_REFINE = 16  # rounds of :func:`refine_to_mel`
-SILENT_MEL = 1e-4  # ... and leaves a clip alone whose input mel's RMS is under this (silence: no level to match)
 
 
 @torch.no_grad()
@@ -222,7 +222,7 @@ def match_mel_level(wav: Tensor, mel: Tensor, cfg: MelConfig) -> Tensor:
     """``wav [B, T]`` (a vocoder's output for the log-mel ``mel [B, n_mels, frames]``), each row scaled so that the
     RMS of its own mel magnitudes (``cfg``'s front end) equals that of ``mel``'s: the level the mel asks, which a
     vocoder whose overlapping frames do not add up in phase falls short of (the shipped one by ~2 LU, ~6 LU on
-    clean tones: docs/autoencoders.md, "The vocoder at its mel's level"). One gain per clip, so its dynamics are
+    clean tones: docs/autoencoders.md, "The vocoder held to its mel"). One gain per clip, so its dynamics are
     kept; within +-:data:`MAX_LEVEL_GAIN_DB`; a silent input or output is left alone."""
     asked = mel.float().exp().pow(2).mean(dim=(-2, -1)).sqrt()  # [B]
     made = mel_spectrogram(wav.float(), cfg, log=False).pow(2).mean(dim=(-2, -1)).sqrt()

@@ -267,7 +267,6 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             """Parts ``[P, ...]`` from their noise (one row each) and text ``[cond(, uncond)]`` with guidance ``[P]`` and
             refinement rounds (:func:`encode`): one [T] each."""
             text, scales, rounds = encoded
-            p = noise.shape[0]
             run.set_steps(
                 steps, strength=float(strength), device=device
             )  # the scheduler is stateful: per call
@@ -278,22 +277,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 x = run.add_noise(known, noise, timesteps[0]) if len(timesteps) else known.clone()
             # 3. denoising loop, classifier-free guidance on the batched [cond, uncond]
             for i, t in enumerate(_progress(timesteps, progress)):
-                x_in = run.scale_model_input(x, t)
                 now = float(t) / self.schedule.num_train_timesteps  # the denoiser's time in [0, 1]
                 step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
-                k = 2 * p if step_guided and two_branch else p  # outside the interval: conditional alone
-                step_text = text if k == len(text[0]) else tuple(v[:k] for v in text)
-                if one_pass:  # the scales are the denoiser's input (1 outside the interval)
-                    w = scales.view(-1) if step_guided else torch.ones(p, device=device)
-                    step_text = (*step_text, w)
-                t_model = torch.full((k,), now, device=device)
-                x_batch = x_in.repeat(k // p, 1, 1, 1)
-                out = _windowed(net, x_batch, t_model, step_text, window)
-                if step_guided and two_branch:
-                    out_cond, out_uncond = out.chunk(2)
-                    out = out_uncond + scales * (out_cond - out_uncond)
-                    if c.guidance_rescale > 0:
-                        out = rescale_guided(out, out_cond, c.guidance_rescale)
+                out = guided_prediction(
+                    net, run.scale_model_input(x, t), now, text, scales.view(-1), step_guided and two_branch,
+                    one_pass, step_guided, c.guidance_rescale, window,
+                )
                 x = run.step(out, t, x)
                 # inpainting: the kept range follows the init latent, noised to the next step's time
                 if mask is not None:
@@ -503,7 +492,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             self.check_prompt(prompt)
         self._check(c.duration, steps, c.guidance if guidance is None else guidance, None)
         net, _ = self.denoiser_for(c.compute if compute is None else compute)
-        device, n, interval = self.device, len(prompts), c.guidance_interval
+        device, interval = self.device, c.guidance_interval
         scales = torch.tensor(
             [c.kind_guidance.get(sound_kind(p) or "", c.guidance) if guidance is None else guidance for p in prompts],
             device=device,
@@ -517,20 +506,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         run.set_steps(steps, device=device)
         x = noise.to(device) * float(getattr(run.scheduler, "init_noise_sigma", 1.0))
         for t in run.timesteps:
-            x_in = run.scale_model_input(x, t)
             now = float(t) / self.schedule.num_train_timesteps
             step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
-            if step_guided and not one_pass:
-                both = net(x_in.repeat(2, 1, 1, 1), torch.full((2 * n,), now, device=device), *text)
-                out_cond, out_uncond = both.chunk(2)
-                out = out_uncond + scales.view(-1, 1, 1, 1) * (out_cond - out_uncond)
-                if c.guidance_rescale > 0:
-                    out = rescale_guided(out, out_cond, c.guidance_rescale)
-            else:  # one pass: the guidance is the denoiser's input (1 outside the interval), or no guidance
-                step_text = tuple(v[:n] for v in text)
-                if one_pass:
-                    step_text = (*step_text, scales if step_guided else torch.ones(n, device=device))
-                out = net(x_in, torch.full((n,), now, device=device), *step_text)
+            out = guided_prediction(
+                net, run.scale_model_input(x, t), now, text, scales, step_guided and not one_pass, one_pass,
+                step_guided, c.guidance_rescale, None,
+            )
             x = run.step(out, t, x)
         return x
 
@@ -678,6 +659,36 @@ def rescale_guided(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
     dims = tuple(range(1, guided.ndim))
     ratio = cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True).clamp_min(1e-12)
     return phi * guided * ratio + (1.0 - phi) * guided
+
+
+def guided_prediction(
+    net: Callable[..., Tensor],
+    x_in: Tensor,
+    now: float,
+    text: Sequence[Tensor],
+    scales: Tensor,
+    two_branch: bool,
+    one_pass: bool,
+    guided: bool,
+    rescale: float,
+    window: int | None,
+) -> Tensor:
+    """One sampler step's prediction for the rows ``x_in [P, ...]`` at time ``now`` (in [0, 1]), each guided at its
+    ``scales [P]``: from the conditional and unconditional branches (``two_branch``: ``text`` holds both,
+    ``[cond of every row, uncond of every row]``; rescaled by ``rescale`` when > 0), or in one pass by a
+    guidance-distilled denoiser (``one_pass``: the scales are its input, 1 when this step is not ``guided``), or from
+    the conditional branch alone. ``window``: see :func:`_windowed`."""
+    p = x_in.shape[0]
+    k = 2 * p if two_branch else p
+    step_text = tuple(text) if k == len(text[0]) else tuple(v[:k] for v in text)
+    if one_pass:
+        step_text = (*step_text, scales if guided else torch.ones(p, device=x_in.device))
+    out = _windowed(net, x_in.repeat(k // p, 1, 1, 1), torch.full((k,), now, device=x_in.device), step_text, window)
+    if not two_branch:
+        return out
+    out_cond, out_uncond = out.chunk(2)
+    guided_out = out_uncond + scales.view(-1, 1, 1, 1) * (out_cond - out_uncond)
+    return rescale_guided(guided_out, out_cond, rescale) if rescale > 0 else guided_out
 
 
 def _windowed(

@@ -87,7 +87,7 @@ def main() -> None:
         "Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=None),
         "vocoder": Reconstructor.load(vocoder=args.vocoder, vae=None),
         "VAE + vocoder": Reconstructor.load(vocoder=args.vocoder, vae=args.vae),
-        # the vocoder's own output level (before 2026-11-29 every vocoder row was this)
+        # refined as the rows above, but left at the vocoder's own level (no match_mel_level)
         "vocoder, own level": Reconstructor.load(vocoder=args.vocoder, vae=None, level_match=False),
         "VAE + vocoder, own level": Reconstructor.load(vocoder=args.vocoder, vae=args.vae, level_match=False),
         "VAE + Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=args.vae),

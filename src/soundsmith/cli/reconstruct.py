@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.n_q is not None:
         raise ConfigError("--n-q counts a codec's codebooks: give the codec with --model")
-    if args.vocoder == "griffin-lim" and (args.refine is not None or args.no_level_match):
-        raise ConfigError("--refine and --no-level-match work on a neural vocoder's output; Griffin-Lim has none")
-    from soundsmith.pipelines.reconstruct import reconstruct_file
+    from soundsmith.pipelines.reconstruct import GRIFFIN_LIM, reconstruct_file
 
+    if args.vocoder == GRIFFIN_LIM and (args.refine is not None or args.no_level_match):
+        raise ConfigError("--refine and --no-level-match work on a neural vocoder's output; Griffin-Lim has none")
     path = reconstruct_file(
         args.input,
         args.out,

@@ -241,7 +241,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         def encode(texts: list[str]) -> tuple[Branch, Tensor, list[int]]:
             conds = [self._branch(p, drop=False) for p in texts]
             uncond = [negative or (*cond[:3], torch.tensor([True])) for cond in conds] if two_branch else []
-            scales = torch.tensor([part_guidance(p) for p in texts], device=device).view(-1, 1, 1, 1)
+            scales = torch.tensor([part_guidance(p) for p in texts], device=device)
             # each part's rounds of the vocoder's refinement: none for speech, whose words it blurs
             # (docs/latent_diffusion.md, "The vocoder held to its mel")
             rounds = [0 if sound_kind(p) == "speech" else c.vocoder_refine for p in texts]
@@ -280,8 +280,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 now = float(t) / self.schedule.num_train_timesteps  # the denoiser's time in [0, 1]
                 step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
                 out = guided_prediction(
-                    net, run.scale_model_input(x, t), now, text, scales.view(-1), step_guided and two_branch,
-                    one_pass, step_guided, c.guidance_rescale, window,
+                    net, run.scale_model_input(x, t), now, text, scales, one_pass, step_guided, c.guidance_rescale,
+                    window,
                 )
                 x = run.step(out, t, x)
                 # inpainting: the kept range follows the init latent, noised to the next step's time
@@ -509,8 +509,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             now = float(t) / self.schedule.num_train_timesteps
             step_guided = guided and (interval is None or interval[0] <= now <= interval[1])
             out = guided_prediction(
-                net, run.scale_model_input(x, t), now, text, scales, step_guided and not one_pass, one_pass,
-                step_guided, c.guidance_rescale, None,
+                net, run.scale_model_input(x, t), now, text, scales, one_pass, step_guided, c.guidance_rescale, None
             )
             x = run.step(out, t, x)
         return x
@@ -667,18 +666,18 @@ def guided_prediction(
     now: float,
     text: Sequence[Tensor],
     scales: Tensor,
-    two_branch: bool,
     one_pass: bool,
     guided: bool,
     rescale: float,
     window: int | None,
 ) -> Tensor:
     """One sampler step's prediction for the rows ``x_in [P, ...]`` at time ``now`` (in [0, 1]), each guided at its
-    ``scales [P]``: from the conditional and unconditional branches (``two_branch``: ``text`` holds both,
-    ``[cond of every row, uncond of every row]``; rescaled by ``rescale`` when > 0), or in one pass by a
-    guidance-distilled denoiser (``one_pass``: the scales are its input, 1 when this step is not ``guided``), or from
-    the conditional branch alone. ``window``: see :func:`_windowed`."""
+    ``scales [P]``: in one pass by a guidance-distilled denoiser (``one_pass``: the scales are its input, 1 when this
+    step is not ``guided``), else, on a ``guided`` step, from the conditional and unconditional branches (``text``
+    holds both, ``[cond of every row, uncond of every row]``; rescaled by ``rescale`` when > 0), else from the
+    conditional branch alone. ``window``: see :func:`_windowed`."""
     p = x_in.shape[0]
+    two_branch = guided and not one_pass
     k = 2 * p if two_branch else p
     step_text = tuple(text) if k == len(text[0]) else tuple(v[:k] for v in text)
     if one_pass:

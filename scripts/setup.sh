@@ -2,6 +2,8 @@
 # Create ./.venv and install soundsmith with what it needs (CPU torch first: a bare `torch` pulls CUDA).
 # Idempotent: re-runs only when pyproject.toml changed.
 set -euo pipefail
+# No wheel cache: CI machines can be short of disk (one CI run ended with "No space left on device" in pip).
+export PIP_NO_CACHE_DIR=1
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -151,6 +151,30 @@ def test_one_part_is_kept_and_the_bed_sits_snr_below_it():
     np.testing.assert_array_equal(mix_scene(None, [fg], SR), fg)
 
 
+def test_the_bed_sits_under_the_quietest_part_by_its_snr():
+    """A whisper after a horn: the bed is set against the quiet part, not the mix (a bed 13 dB under the horn
+    would sit ~7 dB under the whisper); with one SNR per part, each part keeps at least its own over the bed."""
+    length = 4 * SR
+    loud, quiet = _burst(0.2, 1.0, length, 440.0, amp=0.5), _burst(0.2, 1.0, length, 880.0, amp=0.05)
+    bed = (0.3 * np.random.default_rng(1).standard_normal(length)).astype(np.float32)
+
+    def bed_under(part, out, parts=(loud, quiet)):
+        return active_level_db(part, SR) - active_level_db(out - mix_scene(None, list(parts), SR), SR)
+
+    assert bed_under(quiet, mix_scene(bed, [loud, quiet], SR, snr_db=13.0)) == pytest.approx(13.0, abs=0.05)
+    assert bed_under(loud, mix_scene(bed, [loud, quiet], SR, snr_db=13.0)) == pytest.approx(33.0, abs=0.1)
+    # per part: the loud part asks 40 dB, which puts the bed 20 dB under the quiet one (more than its 13)
+    per_part = mix_scene(bed, [loud, quiet], SR, snr_db=[40.0, 13.0])
+    assert bed_under(loud, per_part) == pytest.approx(40.0, abs=0.1)
+    assert bed_under(quiet, per_part) == pytest.approx(20.0, abs=0.1)
+    # a silent slot sets nothing
+    silent = np.zeros(length, np.float32)
+    with_gap = mix_scene(bed, [loud, silent], SR, snr_db=[13.0, 40.0])
+    assert bed_under(loud, with_gap, (loud, silent)) == pytest.approx(13.0, abs=0.05)
+    with pytest.raises(ValueError, match="one SNR for each of the 2 parts"):
+        mix_scene(bed, [loud, quiet], SR, snr_db=[13.0])
+
+
 def test_several_parts_take_consecutive_slots_from_their_active_start():
     length = 4 * SR
     parts = [_burst(2.0, 0.3, length, 440.0), _burst(0.5, 0.3, length, 880.0)]
@@ -756,3 +780,30 @@ def test_speech_parts_are_generated_at_their_kinds_guidance(monkeypatch):
     for bad in ({"speech": -1}, {"speech": True}, {"music": 2.0}, [2.0]):
         with pytest.raises(ConfigError, match="kind_guidance="):
             tiny_model(kind_guidance=bad)
+
+
+def test_speech_parts_keep_their_kinds_room_over_the_bed(monkeypatch):
+    """``kind_bed_snr_db``: a spoken part asks its kind's SNR over the bed, the others ``bed_snr_db``; the mix
+    is the one :func:`mix_scene` makes from the same parts with those SNRs."""
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    pipe = LatentDiffusionPipeline(tiny_model(bed_snr_db=10.0, kind_bed_snr_db={"speech": 25.0}))
+    calls = []
+
+    def spy(bed, fg, sample_rate, snr_db, **kw):
+        calls.append(list(snr_db))
+        return mix_scene(bed, fg, sample_rate, snr_db=snr_db, **kw)
+
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    monkeypatch.setattr(ld, "mix_scene", spy)
+    kwargs = {"duration": 1.0, "seed": 2, "progress": False, "compose": True}
+    pipe("over steady rain, a bell rings, then a man says the word seven", **kwargs)
+    pipe("a bell rings, then silence, then a gong sounds with rain behind", **kwargs)
+    assert calls[0] == [10.0, 25.0] and calls[1][0] == 10.0 and calls[1][2] == 10.0
+    for bad in ({"bed_snr_db": -1.0}, {"bed_snr_db": True}, {"kind_bed_snr_db": {"music": 20.0}},
+                {"kind_bed_snr_db": {"speech": 50.0}}, {"kind_bed_snr_db": [20.0]}):  # fmt: skip
+        with pytest.raises(ConfigError, match="bed_snr_db="):
+            tiny_model(**bad)

@@ -298,7 +298,9 @@ class LatentDiffusionConfig:
     too faint to hear, not a quiet sound. Audio-to-audio keeps the input's level.
     ``compose``: a layered prompt (a background bed and/or several sounds in order: "three beeps over steady
     rain", "a bell rings, then a dog barks") is generated part by part and mixed
-    (``soundsmith.pipelines.compose``); other prompts are generated as they are.
+    (``soundsmith.pipelines.compose``); other prompts are generated as they are. The bed sits ``bed_snr_db``
+    under the quietest foreground part, or that part kind's ``kind_bed_snr_db`` (kinds: :data:`KINDS`; spoken
+    words need more room than other sounds: docs/latent_diffusion.md, "Each source over its bed").
     ``tune``: a clip (or a composed part) whose prompt names one held note ("a harsh buzzer at C3") and whose
     steady pitch is off it is pitch-shifted to the note; one that asks a sound event's register ("a beep (low
     register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch does not move
@@ -341,6 +343,8 @@ class LatentDiffusionConfig:
     guidance_rescale: float = 0.0
     level_floor_db: float | None = None
     compose: bool = False
+    bed_snr_db: float = 13.0
+    kind_bed_snr_db: dict[str, float] = field(default_factory=dict)
     tune: bool = False
     pitch_tries: int = 0
     tune_in_mel: bool = False
@@ -394,6 +398,17 @@ class LatentDiffusionConfig:
                 "numbers >= 0 (or be empty: every part at `guidance`)"
             )
         self.kind_guidance = {kind: float(g) for kind, g in self.kind_guidance.items()}
+        snrs = {"": self.bed_snr_db, **self.kind_bed_snr_db} if isinstance(self.kind_bed_snr_db, dict) else None
+        if snrs is None or any(
+            kind not in ("", *KINDS) or isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 40
+            for kind, v in snrs.items()
+        ):
+            raise ConfigError(
+                f"LatentDiffusionConfig: bed_snr_db={self.bed_snr_db!r} and kind_bed_snr_db={self.kind_bed_snr_db!r} "
+                f"must be dB from 0 to 40 (kind_bed_snr_db: kinds of {list(KINDS)} to dB, or empty)"
+            )
+        self.bed_snr_db = float(self.bed_snr_db)
+        self.kind_bed_snr_db = {kind: float(v) for kind, v in self.kind_bed_snr_db.items()}
         if not (0 < self.duration <= self.max_duration):
             raise ConfigError(
                 f"LatentDiffusionConfig: need 0 < duration ({self.duration}) <= max_duration ({self.max_duration})"

@@ -24,15 +24,21 @@ sounds (no language model, nothing about a particular corpus):
 :data:`MAX_SOURCES` sources in order, or with slots shorter than :data:`MIN_SLOT_S` (generated as it is), so
 plain prompts are untouched. :func:`mix_scene` lays the foreground parts out in equal consecutive slots (each
 part's active stretch at the start of its slot, faded where it is cut), repeats a counted part's first event
-(:func:`first_event`) and sets the bed ``snr_db`` below the foreground's active level.
+(:func:`first_event`) and sets the bed ``snr_db`` under the quietest foreground part's active level.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+# How far a scene's bed sits under its quietest foreground part (dB of active level): the middle of the corpus'
+# SNRs (6-20 dB, data/synth/scenes.py). ``LatentDiffusionConfig.bed_snr_db`` and ``kind_bed_snr_db`` (per kind
+# of part, e.g. spoken words) set it per model.
+BED_SNR_DB = 13.0
 
 # Words that make a phrase an ambient bed; "quiet" ones mean no bed at all.
 BED_WORDS = (
@@ -491,7 +497,7 @@ def mix_scene(
     background: np.ndarray | None,
     foreground: list[np.ndarray],
     sample_rate: int,
-    snr_db: float = 13.0,
+    snr_db: float | Sequence[float] = BED_SNR_DB,
     lead_s: float = 0.05,
     repeats: tuple[int, ...] = (),
 ) -> np.ndarray:
@@ -501,14 +507,19 @@ def mix_scene(
     slots: part ``k``'s active stretch (:func:`active_span`) starts ``lead_s`` into slot ``k`` and is cut, with a
     10-ms fade, at the slot's end. A part heard ``repeats[k] > 1`` times is its first event repeated
     (:func:`repeat_event`) in its slot, or, alone, from where it was generated (from ``lead_s`` when the repeats
-    would not fit after it at their natural interval). The bed (if any) is scaled to ``snr_db`` below the
-    foreground's active level.
+    would not fit after it at their natural interval). The bed (if any) is scaled to sit ``snr_db`` under the
+    quietest sounding part's active level (``snr_db``: one value, or one per part: each part at least its own SNR
+    over the bed), as the corpus mixes each source at its own SNR over its bed: a quiet part (a whisper after a
+    horn) is not masked by a bed set against a louder one (docs/latent_diffusion.md, "Each source over its bed").
     """
     if not foreground:
         raise ValueError("a scene needs at least one foreground part")
     length = len(foreground[0])
     if any(len(p) != length for p in foreground) or (background is not None and len(background) != length):
         raise ValueError("every part of a scene must have the clip's length")
+    snrs = [float(snr_db)] * len(foreground) if np.isscalar(snr_db) else [float(v) for v in snr_db]
+    if len(snrs) != len(foreground):
+        raise ValueError(f"snr_db {snr_db} must give one SNR for each of the {len(foreground)} parts")
     repeats = tuple(repeats) or (1,) * len(foreground)
     if len(repeats) != len(foreground) or min(repeats) < 1:
         raise ValueError(
@@ -539,7 +550,9 @@ def mix_scene(
             at = k * slot + lead
             out[at : at + len(segment)] += segment
     if background is not None:  # at its own level when the foreground is silent
-        fg_db, bed_db = active_level_db(out, sample_rate), active_level_db(background, sample_rate)
-        gain = 10.0 ** ((fg_db - snr_db - bed_db) / 20.0) if fg_db > -100.0 and bed_db > -100.0 else 1.0
+        levels = [active_level_db(part, sample_rate) for part in foreground]
+        under = [level - snr for level, snr in zip(levels, snrs) if level > -100.0]  # silent slots set nothing
+        bed_db = active_level_db(background, sample_rate)
+        gain = 10.0 ** ((min(under) - bed_db) / 20.0) if under and bed_db > -100.0 else 1.0
         out = out + (background * gain).astype(np.float32)
     return out

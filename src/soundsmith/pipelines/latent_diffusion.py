@@ -392,7 +392,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                 for (k, j), clip in zip(again, redone, strict=True):
                     slots[k], times[k], part_shifts[j] = clip, 1, None  # several strikes: not tuned either
                 retried.append(len(rows))
-            rows.append(mix_scene(bed, slots, self.sample_rate, repeats=tuple(times)))
+            snrs = [c.kind_bed_snr_db.get(sound_kind(f) or "", c.bed_snr_db) if f else 0.0 for f in plan.foreground]
+            rows.append(mix_scene(bed, slots, self.sample_rate, snr_db=snrs, repeats=tuple(times)))
             shifts.append([shift for shift in part_shifts if shift is not None])
         audio = np.stack(rows)  # [N, T]
         if plan is not None:  # mixed parts can pass the peak ceiling that each part kept

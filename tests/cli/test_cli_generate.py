@@ -398,7 +398,7 @@ def test_what_was_done_lines():
         "drawn again for not moving the asked pitch direction (draws made again, per candidate): 2, 0"
     ]
     assert what_was_done({"redrawn_for_pitch": [1, 2]}) == [
-        "drawn again for a held pitch off its ask (draws made again, per candidate): 1, 2"
+        "drawn again for a pitch or register off its ask (draws made again, per candidate): 1, 2"
     ]
     assert what_was_done({"kind_guidance": "noise 2, speech 2"}) == [
         "generated at their kind's guidance (the model's kind_guidance): noise 2, speech 2"

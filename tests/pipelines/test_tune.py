@@ -750,3 +750,66 @@ def test_tune_in_mel_reaches_tune_and_the_pipeline_re_renders_in_the_mel(monkeyp
     assert made.shape == clip.shape and made.dtype == np.float32 and np.isfinite(made).all()
     with pytest.raises(ConfigError, match="tune_in_mel=1 must be true or false"):
         tiny_model(tune_in_mel=1)
+
+
+@pytest.mark.parametrize(
+    "prompt,span",
+    [
+        ("in this clip a cello plays a brief melody in the middle register slowly", (47, 57)),
+        ("the banjo plays a little tune starting at C5 at a fast pace", (72, 84)),  # the named root's register
+        ("a flute plays a single note in the low register", (60, 71)),  # a held note without a name
+        ("a cello plays one note on C3", None),  # a named held note: pitch_tries' ask
+        ("a beeper beeps twice (low register)", None),  # a sound event's register: moved by octaves
+        ("a man says the word up in a low voice", None),
+        ("a violin plays a rising scale", None),  # no register asked
+    ],
+)
+def test_asked_instrument_register_reads_a_register_of_an_instrument(prompt, span):
+    from soundsmith.pipelines.tune import asked_instrument_register
+
+    assert asked_instrument_register(prompt) == span
+
+
+def test_register_error_is_how_far_a_phrase_root_lies_outside_a_register():
+    from soundsmith.pipelines.tune import register_error
+
+    phrase = np.concatenate([_buzz(m, 0.25) for m in (60, 62, 64, 65, 67, 69, 71, 72)])  # C4 up to C5
+    assert register_error(phrase, SR, (64, 75)) == pytest.approx(4.0, abs=0.5)  # its root, C4, under E4
+    assert register_error(phrase, SR, (55, 66)) == 0.0
+    # falling: its first and highest note is the root (the phrase reversed starts at C5)
+    assert register_error(phrase[::-1].copy(), SR, (55, 66), falling=True) == pytest.approx(5.0, abs=1.0)
+    assert register_error(np.zeros(SR, np.float32), SR, (55, 66)) is None
+
+
+@pytest.mark.parametrize(
+    "errors,redraws,kept_first",
+    [
+        ([4.0, 0.0], 1, False),  # the second draw's root is in the register: kept
+        ([4.0, 5.0, 6.0], 2, True),  # both redraws further off: the first draw stays
+        ([0.5], 0, True),  # within a semitone of it: not drawn again
+    ],
+)
+def test_register_tries_draw_an_instruments_phrase_again_out_of_its_register(monkeypatch, errors, redraws, kept_first):
+    from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
+
+    import soundsmith.pipelines.latent_diffusion as ld
+    from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
+
+    seen, targets = iter(errors), []
+
+    def fake(clip, sr, target, falling=False):
+        targets.append((target, falling))
+        return next(seen)
+
+    monkeypatch.setattr(ld, "register_error", fake)
+    kwargs = {"duration": 0.5, "seed": 3, "progress": False, "tune": True}
+    prompt = "a cello plays a descending melody in the middle register"
+    base = LatentDiffusionPipeline(tiny_model())(prompt, **kwargs)
+    out = LatentDiffusionPipeline(tiny_model(register_tries=2))(prompt, **kwargs)
+    assert out.meta.get("redrawn_for_pitch", [0]) == [redraws]
+    assert np.array_equal(out.audio, base.audio) == kept_first
+    assert next(seen, "done") == "done" and set(targets) == {((47, 57), True)}
+    off = LatentDiffusionPipeline(tiny_model(register_tries=2))(prompt, **{**kwargs, "tune": False})
+    assert "redrawn_for_pitch" not in off.meta  # only with tune
+    with pytest.raises(ConfigError, match=r"register_tries=-1 must be an integer from 0 to 8"):
+        tiny_model(register_tries=-1)

@@ -334,7 +334,7 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
         lines.append(f"drawn again for not moving the asked pitch direction (draws made again, per candidate): {times}")
     if meta.get("redrawn_for_pitch"):
         times = ", ".join(str(n) for n in meta["redrawn_for_pitch"])
-        lines.append(f"drawn again for a held pitch off its ask (draws made again, per candidate): {times}")
+        lines.append(f"drawn again for a pitch or register off its ask (draws made again, per candidate): {times}")
     return lines
 
 

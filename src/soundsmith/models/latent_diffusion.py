@@ -306,7 +306,10 @@ class LatentDiffusionConfig:
     register)") is moved into it by octaves; one asked to rise or fall ("a rising scale") whose pitch does not move
     that way is drawn again from fresh noise, at most twice (``soundsmith.pipelines.tune``). ``pitch_tries``
     (with ``tune``; 0 = off): a clip whose held pitch is more than a semitone from the note or register it asks is
-    drawn again up to this many times before it is shifted, and the draw nearest the ask is kept. ``tune_in_mel``
+    drawn again up to this many times before it is shifted, and the draw nearest the ask is kept.
+    ``register_tries`` (with ``tune``; 0 = off): the same for a part asking a register of an instrument ("a cello
+    plays a brief melody in the middle register", "a banjo plays a tune starting at C5") whose root lies more than
+    a semitone outside it (docs/latent_diffusion.md, "An instrument's register drawn again"). ``tune_in_mel``
     (with ``tune``): a note from C4 up is shifted in the log-mel, then vocoded again, instead of by resampling or
     a phase vocoder.
     ``compute``: the arithmetic of the denoiser's matrix products when sampling on the CPU: ``float32``, or
@@ -347,6 +350,7 @@ class LatentDiffusionConfig:
     kind_bed_snr_db: dict[str, float] = field(default_factory=dict)
     tune: bool = False
     pitch_tries: int = 0
+    register_tries: int = 0
     tune_in_mel: bool = False
     compute: str = "float32"
     vocoder_refine: int = 0
@@ -362,9 +366,10 @@ class LatentDiffusionConfig:
                     f"LatentDiffusionConfig.{name}={getattr(self, name)!r} must be true or false"
                 )
         check_refine(self.vocoder_refine, "LatentDiffusionConfig.vocoder_refine")
-        tries = self.pitch_tries
-        if isinstance(tries, bool) or not (isinstance(tries, int) and 0 <= tries <= 8):
-            raise ConfigError(f"LatentDiffusionConfig.pitch_tries={tries!r} must be an integer from 0 to 8")
+        for name in ("pitch_tries", "register_tries"):
+            tries = getattr(self, name)
+            if isinstance(tries, bool) or not (isinstance(tries, int) and 0 <= tries <= 8):
+                raise ConfigError(f"LatentDiffusionConfig.{name}={tries!r} must be an integer from 0 to 8")
         if self.level_floor_db is not None and (
             isinstance(self.level_floor_db, bool)
             or not isinstance(self.level_floor_db, int | float)

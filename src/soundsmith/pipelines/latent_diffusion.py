@@ -39,9 +39,11 @@ from soundsmith.pipelines.tune import (
     ONCE,
     PITCH_REDRAW_SEMITONES,
     asked_direction,
+    asked_instrument_register,
     asked_pitch,
     measure_direction,
     pitch_error,
+    register_error,
 )
 from soundsmith.pipelines.tune import tune as tune_note
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
@@ -311,6 +313,19 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
         asks = [pitch_ask(a, r) for a, r in zip(asked, repeated_parts, strict=True)]
         directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
+        spans = [  # the register asked of an instrument's part that asks no held pitch (``register_tries``)
+            asked_instrument_register(a) if tune and c.register_tries and ask is None else None
+            for a, ask in zip(asked, asks)
+        ]
+
+        def off_by(clip: np.ndarray, i: int) -> float | None:
+            """How far part ``i`` is from what it asks, in semitones (None: unreadable, or nothing asked): its held
+            pitch, or the root of an instrument's phrase against the register it asks."""
+            if asks[i] is not None:
+                return pitch_error(clip, self.sample_rate, asks[i][0])
+            if spans[i] is not None:
+                return register_error(clip, self.sample_rate, spans[i], falling=directions[i] == -1)
+            return None
 
         def tuned(clip: np.ndarray, i: int) -> tuple[np.ndarray, float | None]:
             """Part ``i`` tuned to its ask, and its shift (None: nothing asked)."""
@@ -332,16 +347,18 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # a part whose held pitch is further than PITCH_REDRAW_SEMITONES from its ask is drawn again from fresh
             # noise, up to ``pitch_tries`` times (the candidate's generator, after every part's first draw), and the
             # draw nearest its ask is kept: a small shift is heard less than a large one
+            # (``register_tries``: the same for a part whose root lies outside the register it asks of an instrument)
             repitched.append(0)
             for i, ask in enumerate(asks):
-                error = None if ask is None or not c.pitch_tries else pitch_error(raw[i], self.sample_rate, ask[0])
-                for _ in range(c.pitch_tries if error is not None else 0):
+                tries = c.pitch_tries if ask is not None else c.register_tries
+                error = off_by(raw[i], i) if tries else None
+                for _ in range(tries if error is not None else 0):
                     if error <= PITCH_REDRAW_SEMITONES:
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
                     again = denoise(encode([parts[i]]), again_noise)[0]
                     repitched[-1] += 1
-                    again_error = pitch_error(again, self.sample_rate, ask[0])
+                    again_error = off_by(again, i)
                     if again_error is not None and again_error < error:
                         raw[i], error = again, again_error
             made = [tuned(clip, i) for i, clip in enumerate(raw)]

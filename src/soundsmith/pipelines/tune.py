@@ -17,8 +17,10 @@ the evaluator's pYIN) with a check against the octave below: YIN reads some bell
 A prompt about a pitched sound event (a tone, beep, bell, buzzer, alarm, hum) that names a register instead of a
 note ("a device beeps twice (low register)", "a high-pitched tone", "a low hum") asks for the events' register
 (MIDI 48-59, 60-71, 72-83: :data:`soundsmith.eval.attribute_vocab.EVENT_REGISTERS`): a clip outside it is moved
-into it by whole octaves (its note name kept). An instrument's register is a third of that instrument's range,
-which this module does not know: "a cello in the low register" is left alone.
+into it by whole octaves (its note name kept). An instrument's register is a third of that instrument's range
+(:func:`asked_instrument_register`): "a cello in the low register" is not shifted (a phrase moved by a phase
+vocoder loses its timbre), but the pipeline draws it again when its root lies outside (:func:`register_error`,
+``LatentDiffusionConfig.register_tries``).
 
 A strike (a counted sound's once version, :mod:`soundsmith.pipelines.compose`, or a sound asked once) is tuned
 the same way; played slower, the dips after its top are filled (a ring played slower beats slower, and the event
@@ -207,6 +209,37 @@ def asked_pitch(prompt: str) -> float | tuple[int, int] | None:
     return note if note is not None else _event_register(prompt)
 
 
+def asked_instrument_register(prompt: str) -> tuple[int, int] | None:
+    """The MIDI range (inclusive) of the register a prompt asks of an instrument or a singer's phrase or note
+    without naming one held note: "a cello plays a brief melody in the middle register", "a flute plays a single
+    note in the low register", "the banjo plays a little tune starting at C5" (the named root's register). An
+    instrument's register is a third of its range (:func:`soundsmith.eval.attribute_vocab.register_range`, the
+    corpus' instruments). ``None``: a held note named or a sound event's register (:func:`asked_pitch` reads
+    them), a spoken word, no instrument, or no register."""
+    from soundsmith.eval.prompt_parse import parse_prompt
+
+    text = " ".join(prompt.split())
+    if _SPOKEN.search(text) or not (_INSTRUMENTS.search(text) or _SINGERS.search(text)):
+        return None
+    if asked_pitch(text) is not None:
+        return None
+    span = parse_prompt(text).get("register_range")
+    return (int(span[0]), int(span[1])) if span else None
+
+
+def register_error(audio: np.ndarray, sample_rate: int, target: tuple[int, int], falling: bool = False) -> float | None:
+    """How many semitones the root of ``audio [T]``'s phrase lies outside ``target`` (0 inside it), or ``None``
+    when it has too few sounding frames (under 5) to tell. The root is its lowest sustained pitch (the 10th
+    percentile of its sounding frames' YIN pitch, 20-ms hops: a third of the 10-ms hops' time, and a percentile
+    needs no finer), or for a ``falling`` phrase its first and highest (the 90th)."""
+    midi = _sounding_pitch(audio, sample_rate, hop_s=0.02)
+    if midi is None or midi.size < 5:
+        return None
+    root = float(np.percentile(midi, 90.0 if falling else 10.0))
+    low, high = target
+    return max(0.0, low - root, root - high)
+
+
 def asked_direction(prompt: str) -> int | None:
     """+1 when a prompt about a pitched phrase or sweep asks its pitch to rise ("a rising scale", "a tone
     sliding up", "an arpeggio going up"), -1 to fall ("a descending scale", "a siren sweeping downward"), else
@@ -267,15 +300,15 @@ def measure_note(audio: np.ndarray, sample_rate: int) -> float | None:
     return median
 
 
-def _sounding_pitch(audio: np.ndarray, sample_rate: int) -> np.ndarray | None:
-    """YIN's MIDI pitch ``[frames]`` of ``audio [T]``'s sounding frames (10-ms hops, within 25 dB of the
+def _sounding_pitch(audio: np.ndarray, sample_rate: int, hop_s: float = 0.01) -> np.ndarray | None:
+    """YIN's MIDI pitch ``[frames]`` of ``audio [T]``'s sounding frames (``hop_s`` hops, within 25 dB of the
     loudest), in time order; ``None`` for a clip too short (under 2048 samples), silent or not finite."""
     import librosa
 
     x = np.asarray(audio, dtype=np.float32)
     if x.size < 2048 or not np.any(x) or not np.all(np.isfinite(x)):
         return None
-    hop = max(1, sample_rate // 100)
+    hop = max(1, int(round(hop_s * sample_rate)))
     f0 = librosa.yin(x, fmin=40.0, fmax=min(2000.0, sample_rate / 2 - 1), sr=sample_rate, frame_length=2048,
                      hop_length=hop)  # fmt: skip
     rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=hop)[0][: len(f0)]

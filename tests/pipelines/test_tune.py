@@ -155,7 +155,7 @@ def _spy(monkeypatch, shift=-12.0):
 
     calls = []
 
-    def fake(clip, sample_rate, note, strike=False):
+    def fake(clip, sample_rate, note, strike=False, measured=None):
         calls.append((note, strike) if strike else note)
         return clip * 0.5, shift
 
@@ -678,30 +678,36 @@ def test_pitch_error_is_the_distance_to_a_note_or_into_a_register():
 
 
 @pytest.mark.parametrize(
-    "errors,redraws,kept_first",
+    "notes,redraws,kept_first",
     [
-        ([5.0, 0.5], 1, False),  # the second draw is near enough: kept, no third
-        ([5.0, 6.0, 7.0], 2, True),  # both redraws further off: the first draw stays
-        ([5.0, None, 9.0], 2, True),  # an unreadable draw is never kept
-        ([0.8], 0, True),  # within a semitone: not drawn again
+        ([53.0, 48.5], 1, False),  # 5 semitones off C3, then near enough: kept, no third
+        ([53.0, 54.0, 41.0], 2, True),  # both redraws further off: the first draw stays
+        ([53.0, None, 57.0], 2, True),  # an unreadable draw is never kept
+        ([48.8], 0, True),  # within a semitone: not drawn again
         ([None], 0, True),  # no steady pitch: not drawn again
     ],
 )
-def test_pitch_tries_draw_an_off_pitch_part_again_and_keep_the_nearest(monkeypatch, errors, redraws, kept_first):
+def test_pitch_tries_draw_an_off_pitch_part_again_and_keep_the_nearest(monkeypatch, notes, redraws, kept_first):
     from tests.pipelines.test_latent_diffusion_pipeline import tiny_model
 
     import soundsmith.pipelines.latent_diffusion as ld
     from soundsmith.pipelines.latent_diffusion import LatentDiffusionPipeline
 
-    _spy(monkeypatch, shift=0.0)
-    seen = iter(errors)
-    monkeypatch.setattr(ld, "pitch_error", lambda clip, sr, target: next(seen))
+    calls = _spy(monkeypatch, shift=0.0)
+    tuned_with = []
+    spy = ld.tune_note
+    monkeypatch.setattr(ld, "tune_note", lambda *a, **kw: (tuned_with.append(kw.get("measured")), spy(*a, **kw))[1])
+    seen = iter(notes)
+    monkeypatch.setattr(ld, "measure_note", lambda clip, sr: next(seen))
     kwargs = {"duration": 0.5, "seed": 3, "progress": False, "tune": True}
     base = LatentDiffusionPipeline(tiny_model(compose=True))("a harsh buzzer at C3", **kwargs)
     out = LatentDiffusionPipeline(tiny_model(compose=True, pitch_tries=2))("a harsh buzzer at C3", **kwargs)
     assert out.meta.get("redrawn_for_pitch", [0]) == [redraws]
     assert np.array_equal(out.audio, base.audio) == kept_first
     assert next(seen, "done") == "done"  # every draw was measured, none more
+    # the tuner is given the kept draw's reading instead of reading it again (the second call: pitch_tries 2)
+    kept = notes[0] if kept_first else notes[-1]
+    assert calls == [48.0, 48.0] and tuned_with[-1] == kept
     with pytest.raises(ConfigError, match=r"pitch_tries=9 must be an integer from 0 to 8"):
         tiny_model(pitch_tries=9)
 

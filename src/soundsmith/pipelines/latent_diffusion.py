@@ -42,7 +42,8 @@ from soundsmith.pipelines.tune import (
     asked_instrument_register,
     asked_pitch,
     measure_direction,
-    pitch_error,
+    measure_note,
+    note_error,
     register_error,
 )
 from soundsmith.pipelines.tune import tune as tune_note
@@ -318,22 +319,25 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             for a, ask in zip(asked, asks)
         ]
 
-        def off_by(clip: np.ndarray, i: int) -> float | None:
+        def off_by(clip: np.ndarray, i: int) -> tuple[float | None, float | None]:
             """How far part ``i`` is from what it asks, in semitones (None: unreadable, or nothing asked): its held
-            pitch, or the root of an instrument's phrase against the register it asks."""
+            pitch, or the root of an instrument's phrase against the register it asks; and the held pitch read."""
             if asks[i] is not None:
-                return pitch_error(clip, self.sample_rate, asks[i][0])
+                note = measure_note(clip, self.sample_rate)
+                return note_error(note, asks[i][0]), note
             if spans[i] is not None:
-                return register_error(clip, self.sample_rate, spans[i], falling=directions[i] == -1)
-            return None
+                return register_error(clip, self.sample_rate, spans[i], falling=directions[i] == -1), None
+            return None, None
 
-        def tuned(clip: np.ndarray, i: int) -> tuple[np.ndarray, float | None]:
-            """Part ``i`` tuned to its ask, and its shift (None: nothing asked)."""
+        def tuned(clip: np.ndarray, i: int, note: float | None = None) -> tuple[np.ndarray, float | None]:
+            """Part ``i`` tuned to its ask, and its shift (None: nothing asked); ``note``: its held pitch, when
+            read already."""
             if asks[i] is None:
                 return clip, None
             target, strike = asks[i]
-            in_mel = {"shift_in_mel": self.shift_in_mel} if c.tune_in_mel else {}
-            return tune_note(clip, self.sample_rate, target, strike=strike, **in_mel)
+            kw = {"shift_in_mel": self.shift_in_mel} if c.tune_in_mel else {}
+            kw |= {"measured": note} if note is not None else {}
+            return tune_note(clip, self.sample_rate, target, strike=strike, **kw)
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
         rows, retried, redrawn, repitched = [], [], [], []
@@ -349,19 +353,20 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # draw nearest its ask is kept: a small shift is heard less than a large one
             # (``register_tries``: the same for a part whose root lies outside the register it asks of an instrument)
             repitched.append(0)
+            notes: list[float | None] = [None] * len(parts)  # the kept draw's held pitch, where read
             for i, ask in enumerate(asks):
                 tries = c.pitch_tries if ask is not None else c.register_tries
-                error = off_by(raw[i], i) if tries else None
+                error, notes[i] = off_by(raw[i], i) if tries else (None, None)
                 for _ in range(tries if error is not None else 0):
                     if error <= PITCH_REDRAW_SEMITONES:
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
                     again = denoise(encode([parts[i]]), again_noise)[0]
                     repitched[-1] += 1
-                    again_error = off_by(again, i)
+                    again_error, again_note = off_by(again, i)
                     if again_error is not None and again_error < error:
-                        raw[i], error = again, again_error
-            made = [tuned(clip, i) for i, clip in enumerate(raw)]
+                        raw[i], error, notes[i] = again, again_error, again_note
+            made = [tuned(clip, i, notes[i]) for i, clip in enumerate(raw)]
             # a part asked to rise or fall whose pitch does not move that way (moves the other way, stays, or
             # cannot be read) is drawn again from fresh noise (the candidate's generator, after every part's first
             # draw); when the tries run out, the first draw that did not move the other way is kept

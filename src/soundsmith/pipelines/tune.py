@@ -273,7 +273,11 @@ def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
 def pitch_error(audio: np.ndarray, sample_rate: int, target: float | tuple[int, int]) -> float | None:
     """How many semitones ``audio [T]``'s held pitch (:func:`measure_note`) is from ``target`` (a MIDI note, or a
     register's range ``(low, high)``: 0 inside it), or ``None`` when it has no steady pitch."""
-    measured = measure_note(audio, sample_rate)
+    return note_error(measure_note(audio, sample_rate), target)
+
+
+def note_error(measured: float | None, target: float | tuple[int, int]) -> float | None:
+    """:func:`pitch_error` of a held pitch already measured (``None``: none, and so no error)."""
     if measured is None:
         return None
     if isinstance(target, tuple):
@@ -343,6 +347,7 @@ def tune(
     target: float | tuple[int, int],
     strike: bool = False,
     shift_in_mel: Callable[[np.ndarray, float], np.ndarray] | None = None,
+    measured: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """``(audio, shift)``: ``audio [T]`` pitch-shifted by ``shift`` semitones (the same length, float32), or
     unchanged with shift 0 when it has no steady pitch or is already there. ``target``: a MIDI note (moved to it
@@ -359,12 +364,13 @@ def tune(
     (its log-mel moved, then the vocoder: the waveform made once at the new pitch, its timing kept) and keeps it
     when its note lands within :data:`MEL_LANDED_SEMITONES` of the asked one; lower notes, and those that do not
     land, take the ways above (below C4 the 64-mel front end does not resolve the harmonics:
-    ``scripts/mel_shift_probe.py``)."""
+    ``scripts/mel_shift_probe.py``). ``measured``: ``audio``'s held pitch (:func:`measure_note`) when the caller
+    has read it already (None: read here)."""
     import librosa
 
     from soundsmith.pipelines.compose import first_event
 
-    measured = measure_note(audio, sample_rate)
+    measured = measure_note(audio, sample_rate) if measured is None else measured
     if measured is None:
         return audio, 0.0
     if isinstance(target, tuple):

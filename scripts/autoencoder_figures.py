@@ -36,7 +36,7 @@ from soundsmith.eval.frechet import frechet_distance
 from soundsmith.eval.pitch import track_pitch
 from soundsmith.eval.recognizer import predict
 from soundsmith.eval.reconstruction import mel_l1, multi_resolution_stft_distance
-from soundsmith.pipelines.reconstruct import Reconstructor
+from soundsmith.pipelines.reconstruct import DEFAULT_REFINE, Reconstructor
 
 ROOT = Path(__file__).resolve().parents[1]
 TONAL_FAMILIES = ("instruments", "events")
@@ -80,16 +80,22 @@ def main() -> None:
     parser.add_argument(
         "--codec-n-q", type=int, nargs="+", default=[8, 4], help="codebook counts for --codec"
     )
+    parser.add_argument(
+        "--refine", type=int, default=DEFAULT_REFINE, help="rounds of the vocoder's refinement (its rows)"
+    )
     parser.add_argument("--out", type=Path, default=Path("work/ae_figures.json"))
     args = parser.parse_args()
 
+    rounds = {"refine": args.refine}
     methods = {
         "Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=None),
-        "vocoder": Reconstructor.load(vocoder=args.vocoder, vae=None),
-        "VAE + vocoder": Reconstructor.load(vocoder=args.vocoder, vae=args.vae),
+        "vocoder": Reconstructor.load(vocoder=args.vocoder, vae=None, **rounds),
+        "VAE + vocoder": Reconstructor.load(vocoder=args.vocoder, vae=args.vae, **rounds),
         # refined as the rows above, but left at the vocoder's own level (no match_mel_level)
-        "vocoder, own level": Reconstructor.load(vocoder=args.vocoder, vae=None, level_match=False),
-        "VAE + vocoder, own level": Reconstructor.load(vocoder=args.vocoder, vae=args.vae, level_match=False),
+        "vocoder, own level": Reconstructor.load(vocoder=args.vocoder, vae=None, level_match=False, **rounds),
+        "VAE + vocoder, own level": Reconstructor.load(
+            vocoder=args.vocoder, vae=args.vae, level_match=False, **rounds
+        ),
         "VAE + Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=args.vae),
     }
     mel_cfg = methods["vocoder"].mel_config

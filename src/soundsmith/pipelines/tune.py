@@ -95,7 +95,8 @@ ONCE = re.compile(
 _CLAUSES = re.compile(r"[,;:]|\b(?:then|while|as|over|after|before|behind|with)\b", re.IGNORECASE)
 MEL_FROM_MIDI = 60.0  # with ``shift_in_mel``: notes from C4 up are moved in the log-mel, lower ones as before
 MEL_LANDED_SEMITONES = 0.5  # ... and kept when they land this close to the asked pitch (else shifted as before)
-PITCH_REDRAW_SEMITONES = 1.0  # a held pitch further than this from its ask is drawn again (``pitch_tries``)
+PITCH_REDRAW_SEMITONES = 1.0  # a held pitch (or an instrument's root) further than this from its ask is drawn
+# again (``pitch_tries``, ``register_tries``)
 DIRECTION_TRIES = 2  # a clip whose pitch does not move the asked way is drawn again at most this often
 _CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
 _RISING = re.compile(
@@ -235,9 +236,7 @@ def register_error(audio: np.ndarray, sample_rate: int, target: tuple[int, int],
     midi = _sounding_pitch(audio, sample_rate, hop_s=0.02)
     if midi is None or midi.size < 5:
         return None
-    root = float(np.percentile(midi, 90.0 if falling else 10.0))
-    low, high = target
-    return max(0.0, low - root, root - high)
+    return note_error(float(np.percentile(midi, 90.0 if falling else 10.0)), target)
 
 
 def asked_direction(prompt: str) -> int | None:

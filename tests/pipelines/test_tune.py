@@ -7,6 +7,7 @@ import pytest
 
 from soundsmith.errors import ConfigError
 from soundsmith.pipelines.tune import (
+    CUT_FADE_S,
     DIRECTION_TRIES,
     MAX_SHIFT_SEMITONES,
     TOLERANCE_SEMITONES,
@@ -14,6 +15,7 @@ from soundsmith.pipelines.tune import (
     asked_note,
     asked_pitch,
     asked_register,
+    cut_to_direction,
     measure_direction,
     measure_note,
     tune,
@@ -638,6 +640,62 @@ def test_measure_direction_compares_the_end_with_the_start():
     path = np.concatenate([half, _glide(72, 57, 1.0)])
     assert measure_direction(path, SR) == -1
     assert measure_direction(_glide(60, 61.5, 2.0), SR) == 1  # a semitone and a half: rising
+
+
+def _scale(notes: list[float], note_s: float = 0.3) -> np.ndarray:
+    return np.concatenate([_buzz(m, note_s) for m in notes])
+
+
+def test_a_phrase_that_rises_then_turns_back_is_cut_where_it_last_rises():
+    """Up a fifth, then back to the root and held: judged end against start it falls; cut, it rises."""
+    up = [60, 62, 64, 65, 67]
+    phrase = _scale(up + [60] * 6)
+    assert measure_direction(phrase, SR) == -1
+    cut = cut_to_direction(phrase, SR, want=1)
+    assert cut is not None and cut.shape == phrase.shape and measure_direction(cut, SR) == 1
+    sounding = np.flatnonzero(np.abs(cut) > 1e-6)
+    top_ends = len(up) * int(0.3 * SR)  # where the fifth (the top) ends and the root comes back
+    assert top_ends - int(0.15 * SR) <= sounding[-1] <= top_ends + int(0.05 * SR)
+    kept = top_ends - int((0.15 + CUT_FADE_S) * SR)
+    np.testing.assert_array_equal(cut[:kept], phrase[:kept])
+    assert cut_to_direction(phrase, SR, want=-1) is None  # no stretch from its start falls
+    falling = cut_to_direction(_scale([67, 65, 64, 62, 60] + [67] * 6), SR, want=-1)
+    assert falling is not None and measure_direction(falling, SR) == -1
+
+
+def test_a_phrase_is_not_cut_when_it_moves_as_asked_or_cannot_be_read():
+    rising = _scale([60, 62, 64, 65, 67, 69])
+    assert cut_to_direction(rising, SR, want=1) is None  # already rises
+    assert cut_to_direction(np.zeros(SR, np.float32), SR, want=1) is None  # silence
+    assert cut_to_direction(np.zeros(1000, np.float32), SR, want=1) is None  # too short
+    assert cut_to_direction(_scale([60] * 8), SR, want=1) is None  # one held note: nothing moves
+    # the rise within the first frames only (under half of the phrase): not kept as the phrase
+    assert cut_to_direction(_scale([60, 64] + [57] * 10, 0.2), SR, want=1) is None
+
+
+def test_a_part_no_draw_moves_as_asked_is_cut_where_it_last_did(pipe, monkeypatch):
+    import soundsmith.pipelines.latent_diffusion as ld
+
+    kwargs = {"duration": 0.5, "seed": 4, "progress": False, "compose": False, "tune": True}
+    prompt = "a flute plays a rising scale"
+    first_draw = pipe(prompt, **{**kwargs, "tune": False}).audio
+    cuts = []
+
+    def cut(clip, sr, want):  # stands for a cut that rises: the clip at half its level
+        cuts.append(want)
+        return clip * 0.5
+
+    monkeypatch.setattr(ld, "cut_to_direction", cut)
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: 1 if cuts and len(cuts) == 1 else 0)
+    out = pipe(prompt, **kwargs)  # every draw stays; the first draw, cut, rises
+    assert cuts == [1] and out.meta["cut_for_direction"] == [1]
+    assert out.meta["redrawn_for_direction"] == [DIRECTION_TRIES]
+    np.testing.assert_allclose(out.audio, first_draw * 0.5, atol=1e-6)
+    cuts.clear()
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: 0)  # no cut rises either: the first draw
+    kept = pipe(prompt, **kwargs)
+    assert len(cuts) == DIRECTION_TRIES + 1 and "cut_for_direction" not in kept.meta
+    np.testing.assert_array_equal(kept.audio, first_draw)
 
 
 def test_tune_down_by_a_fifth_and_up_keep_the_length_and_the_end():

@@ -41,6 +41,7 @@ from soundsmith.pipelines.tune import (
     asked_direction,
     asked_instrument_register,
     asked_pitch,
+    cut_to_direction,
     measure_direction,
     measure_note,
     note_error,
@@ -339,8 +340,17 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             kw |= {"measured": note} if note is not None else {}
             return tune_note(clip, self.sample_rate, target, strike=strike, **kw)
 
+        def first_cut(drawn: list[tuple[np.ndarray, tuple[np.ndarray, float | None]]], want: int):
+            """The first of ``drawn`` (raw, (made, shift)) whose made clip, cut where its pitch last moves the
+            ``want`` way (:func:`cut_to_direction`), moves so; as ``(raw, (cut clip, shift))``, or None."""
+            for raw_clip, (clip, shift) in drawn:
+                cut = cut_to_direction(clip, self.sample_rate, want)
+                if cut is not None and measure_direction(cut, self.sample_rate) == want:
+                    return raw_clip, (cut, shift)
+            return None
+
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
-        rows, retried, redrawn, repitched = [], [], [], []
+        rows, retried, redrawn, repitched, cut_for_direction = [], [], [], [], []
         for seed in seeds:
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
             # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
@@ -371,16 +381,24 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             # cannot be read) is drawn again from fresh noise (the candidate's generator, after every part's first
             # draw); when the tries run out, the first draw that did not move the other way is kept
             redrawn.append(0)
+            cut_for_direction.append(0)
             for i, want in enumerate(directions):
-                fallback = None
+                fallback, drawn = None, []
                 for attempt in range(DIRECTION_TRIES + 1 if want else 0):
                     moves = measure_direction(made[i][0], self.sample_rate)
                     if moves == want:
                         break
+                    drawn.append((raw[i], made[i]))
                     if moves != -want and fallback is None:
                         fallback = (raw[i], made[i])
                     if attempt == DIRECTION_TRIES:
-                        if fallback is not None:
+                        # no draw moves as asked: the first that does up to a point is cut there, else the
+                        # first that did not move the other way is kept
+                        cut = first_cut(drawn, want)
+                        if cut is not None:
+                            raw[i], made[i] = cut
+                            cut_for_direction[-1] += 1
+                        elif fallback is not None:
                             raw[i], made[i] = fallback
                         break
                     again_noise = torch.randn((1, *shape[1:]), generator=gen).to(device)
@@ -456,6 +474,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["tuned_semitones"] = shifts
         if any(redrawn):  # per candidate: how many times a part was drawn again for its pitch direction
             meta["redrawn_for_direction"] = redrawn
+        if any(cut_for_direction):  # per candidate: how many parts were cut where they last moved as asked
+            meta["cut_for_direction"] = cut_for_direction
         if any(repitched):  # per candidate: how many times a part was drawn again for its held pitch
             meta["redrawn_for_pitch"] = repitched
         if retried:  # candidates (by seed) whose counted sound came out without an event once: made as asked

@@ -30,8 +30,10 @@ counter hears the beats as more strikes). A clip holding several events is shift
 A prompt that asks a pitch direction ("a rising scale", "a tone gliding down", "a piano scale tumbling downward")
 is checked too: unless the clip's pitch moves that way (:func:`measure_direction`: the median pitch of the last
 third of its sounding frames against the first third, one semitone or more), the pipeline draws it again from fresh
-noise, up to :data:`DIRECTION_TRIES` times, and keeps the first draw that moves as asked, else the first that does
-not move the other way (steady or unreadable), else the last.
+noise, up to :data:`DIRECTION_TRIES` times, and keeps the first draw that moves as asked. When none does, the first
+draw that moves as asked up to a point (a scale that climbs, then falls back to its root) is cut there
+(:func:`cut_to_direction`), else the first that does not move the other way (steady or unreadable) is kept, else
+the last.
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ MEL_LANDED_SEMITONES = 0.5  # ... and kept when they land this close to the aske
 PITCH_REDRAW_SEMITONES = 1.0  # a held pitch (or an instrument's root) further than this from its ask is drawn
 # again (``pitch_tries``, ``register_tries``)
 DIRECTION_TRIES = 2  # a clip whose pitch does not move the asked way is drawn again at most this often
+CUT_KEEP = 0.3  # ... and, when no draw moves so, cut where it last does (:func:`cut_to_direction`), keeping at least
+# this share of its sounding frames
+CUT_FADE_S = 0.08  # the cut's fade-out: the last kept note's end (nothing of the next one is heard)
 _CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
 _RISING = re.compile(
     r"\b(?:rising|rises?|ascending|ascends?|upwards?|climb(?:s|ing)?|going up|goes up|go up|sweeps? up|"
@@ -267,6 +272,66 @@ def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
     k = midi.size // 3
     delta = float(np.median(midi[-k:]) - np.median(midi[:k]))
     return 0 if abs(delta) < 1.0 else (1 if delta > 0 else -1)
+
+
+def _contour(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(frames, midi)``: the sounding ``hop``-sample frames of ``x [T]`` (within 25 dB of the loudest) and their
+    YIN pitch, median-smoothed over 5 frames (a glide between two notes, read as their common subharmonic for a
+    frame or two, is not taken for a note). ``None`` for a clip too short (under 2048 samples or 12 sounding
+    frames), silent or not finite."""
+    import librosa
+    from scipy.ndimage import median_filter
+
+    if x.size < 2048 or not np.any(x) or not np.all(np.isfinite(x)):
+        return None
+    f0 = librosa.yin(x, fmin=40.0, fmax=min(2000.0, sample_rate / 2 - 1), sr=sample_rate, frame_length=2048,
+                     hop_length=hop)  # fmt: skip
+    rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=hop)[0][: len(f0)]
+    db = 20.0 * np.log10(np.maximum(rms, 1e-10))
+    frames = np.flatnonzero(db > db.max() - 25.0)
+    if frames.size < 12:
+        return None
+    return frames, median_filter(librosa.hz_to_midi(f0[frames]), size=5, mode="nearest")
+
+
+def cut_to_direction(audio: np.ndarray, sample_rate: int, want: int, keep: float = CUT_KEEP) -> np.ndarray | None:
+    """``audio [T]`` faded out where its pitch last moves the ``want`` way (+1 up, -1 down), or ``None``.
+
+    A phrase asked to rise can climb and then fall back to its root ("60 62 64 67, then 60 held"): judged from its
+    first third to its last, it does not move. Its pitch (YIN, 10-ms hops, sounding frames within 25 dB of the
+    loudest, median-smoothed over 50 ms) is read; the longest stretch from its start, at least ``keep`` of its
+    sounding frames, that moves as asked (the median of its last third a semitone or more past its first third,
+    as :func:`measure_direction` reads it) is kept, without the frames at its end that have already turned back
+    (more than a semitone short of that last third); its last :data:`CUT_FADE_S` fade out and the rest is silent. ``None``
+    when the clip already moves as asked, when no such stretch exists, or when it is unreadable."""
+    x = np.asarray(audio, dtype=np.float32)
+    if want not in (1, -1):
+        return None
+    hop = max(1, int(round(0.01 * sample_rate)))
+    track = _contour(x, sample_rate, hop)
+    if track is None:
+        return None
+    frames, midi = track
+
+    def moves(c: int) -> float:  # how far the first c sounding frames move the asked way, in semitones
+        k = c // 3
+        return want * float(np.median(midi[c - k : c]) - np.median(midi[:k]))
+
+    if moves(midi.size) >= 1.0:
+        return None
+    lowest = max(6, int(np.ceil(keep * midi.size)))
+    cut = next((c for c in range(midi.size - 1, lowest - 1, -1) if moves(c) >= 1.0), None)
+    if cut is None:
+        return None
+    reached = float(np.median(midi[cut - cut // 3 : cut]))
+    while cut > lowest and want * (midi[cut - 1] - reached) < -1.0:  # already turned back
+        cut -= 1
+    end = min(x.size, int(frames[cut - 1]) * hop + hop)
+    fade = min(int(CUT_FADE_S * sample_rate), end)
+    out = x.copy()
+    out[end - fade : end] *= (0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, fade))).astype(np.float32)
+    out[end:] = 0.0
+    return out
 
 
 def pitch_error(audio: np.ndarray, sample_rate: int, target: float | tuple[int, int]) -> float | None:

@@ -1,7 +1,7 @@
 """What the autoencoders keep: vocoder alone and VAE + vocoder against Griffin-Lim (64 iterations), same clips.
 
 On a manifest's test split (clips not trained on), for each method: multi-resolution STFT distance and log-mel
-L1 to the source (lower is better); pitch kept on tonal clips (pYIN on source and reconstruction, per clip the
+L1 to the source (lower is better); pitch kept on tonal clips (pYIN, read finely by YIN, on source and reconstruction, per clip the
 median |cents| over frames voiced in both; median over clips and % of clips within 25 cents); onsets kept
 (the evaluation's event counter, `count_events`, equal on source and reconstruction, on the events family;
 librosa's spectral-flux onsets until 2026-11-27); loudness (|LUFS difference|, % within 1 LU);
@@ -55,8 +55,9 @@ def spoken_word(row) -> str | None:
 
 
 def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
-    """Median |1200 log2(f_rec / f_src)| over frames voiced and sounding in both; NaN if none."""
-    a, b = track_pitch(src, sr), track_pitch(rec, sr)
+    """Median |1200 log2(f_rec / f_src)| over frames voiced and sounding in both; NaN if none. Each f0 is read
+    finely (``track_pitch(..., fine=True)``): pYIN's own grid is 25 cents, the target's step."""
+    a, b = track_pitch(src, sr, fine=True), track_pitch(rec, sr, fine=True)
     n = min(a.f0_hz.size, b.f0_hz.size)
     fa, fb = a.f0_hz[:n], b.f0_hz[:n]
     both = np.isfinite(fa) & np.isfinite(fb) & a.active[:n]

@@ -397,6 +397,9 @@ def test_what_was_done_lines():
     assert what_was_done({"redrawn_for_direction": [2, 0]}) == [
         "drawn again for not moving the asked pitch direction (draws made again, per candidate): 2, 0"
     ]
+    assert what_was_done({"dynamics_gain_db": [[-6.5], []]}) == [
+        "held to the soft or loud level asked (dB per part, per candidate): -6.5; none"
+    ]
     assert what_was_done({"cut_for_direction": [1, 0]}) == [
         "cut where the pitch last moved the asked direction (parts, per candidate): 1, 0"
     ]

@@ -53,14 +53,15 @@ def test_pitch_track_of_a_tone_and_a_sweep():
 def test_a_fine_pitch_track_reads_errors_under_pyins_grid(cents):
     """pYIN's grid is 25 cents: a tone 8 or 17 cents sharp reads 0 or 25 off; read finely, within 3 cents."""
     hz = 330.0
-    for harmonics in (1, 4):  # a sine, and a tone with partials
-        def note(f):
-            t = np.arange(SR) / SR
-            x = sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, harmonics + 1))
-            return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
-        a = track_pitch(note(hz), SR, fine=True)
-        b = track_pitch(note(hz * 2 ** (cents / 1200)), SR, fine=True)
+    def note(f: float, harmonics: int) -> np.ndarray:
+        t = np.arange(SR) / SR
+        x = sum(np.sin(2 * np.pi * k * f * t) / k for k in range(1, harmonics + 1))
+        return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+    for harmonics in (1, 4):  # a sine, and a tone with partials
+        a = track_pitch(note(hz, harmonics), SR, fine=True)
+        b = track_pitch(note(hz * 2 ** (cents / 1200), harmonics), SR, fine=True)
         both = a.voiced & b.voiced
         assert both.sum() > 20
         measured = np.median(1200 * np.log2(b.f0_hz[both] / a.f0_hz[both]))

@@ -68,3 +68,22 @@ def test_corpus_captions_agree_with_their_annotations():
             for key in ("count", "pitch", "direction"):
                 if key in asks:
                     assert asks[key] == truth.get(key), (caption, key)
+
+
+@pytest.mark.parametrize(
+    "text,loudness",
+    [
+        ("a clarinet sustaining E4 at a hush", "soft"),
+        ("church organ holding G3 at full volume", "loud"),
+        ("a cello, barely audible", "soft"),
+        ("booming thunder", "loud"),
+        ("a cello plays", None),
+        ("soft rain with loud thunder", None),  # both: no one ask
+        ("the softest sound", None),  # a whole word only
+    ],
+)
+def test_asked_loudness_reads_one_of_soft_or_loud(text, loudness):
+    from soundsmith.eval.prompt_parse import asked_loudness
+
+    assert asked_loudness(text) == loudness
+    assert parse_prompt(text).get("loudness") == loudness

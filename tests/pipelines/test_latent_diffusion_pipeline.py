@@ -246,6 +246,55 @@ def test_level_floor_reaches_text_to_audio_only():
             tiny_model(level_floor_db=bad)
 
 
+def test_hold_to_dynamics_brings_soft_down_and_loud_up_within_the_peak_ceiling():
+    from soundsmith.pipelines.latent_audio import PEAK_CEILING, hold_to_dynamics
+
+    t = np.arange(SR) / SR
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)  # RMS -3 dBFS at amplitude 1
+    bounds = {"soft": -30.0, "loud": -20.0}
+
+    def level(x):
+        return 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+    loud_tone = tone * 10 ** (-10 / 20)  # -13 dBFS
+    soft, gain = hold_to_dynamics(loud_tone, "soft", bounds)
+    assert level(soft) == pytest.approx(-30.0, abs=1e-3) and gain == pytest.approx(-16.99, abs=0.02)
+    loud, gain = hold_to_dynamics(loud_tone, "loud", bounds)  # already loud enough: as it is
+    assert gain == 0.0 and np.array_equal(loud, loud_tone)
+    quiet_tone = tone * 10 ** (-40 / 20)  # -43 dBFS
+    loud, gain = hold_to_dynamics(quiet_tone, "loud", bounds)
+    assert level(loud) == pytest.approx(-20.0, abs=1e-3) and gain == pytest.approx(23.01, abs=0.02)
+    assert hold_to_dynamics(quiet_tone, "soft", bounds)[1] == 0.0  # already soft
+    spike = np.zeros(SR, np.float32)
+    spike[10] = 0.1  # quiet by RMS, but its peak caps the gain
+    raised, _ = hold_to_dynamics(spike, "loud", bounds)
+    assert np.abs(raised).max() == pytest.approx(PEAK_CEILING)
+    assert hold_to_dynamics(loud_tone, None, bounds)[1] == 0.0  # nothing asked
+    assert hold_to_dynamics(quiet_tone, "loud", {"soft": -30.0})[1] == 0.0  # no bound for what is asked
+    assert hold_to_dynamics(np.zeros(SR, np.float32), "loud", bounds)[1] == 0.0  # silence stays silence
+
+
+def test_parts_asked_soft_or_loud_are_held_to_the_model_levels():
+    kw = dict(duration=0.5, seed=2, progress=False)
+    plain = LatentDiffusionPipeline(tiny_model())
+    level = 20 * np.log10(np.sqrt(np.mean(plain("a cello plays gently", **kw).audio[0].astype(np.float64) ** 2)))
+    bounds = {"soft": round(level) - 10.0, "loud": round(level) + 3.0}  # this tiny model is neither
+    pipe = LatentDiffusionPipeline(tiny_model(dynamics_db=bounds))
+    soft = pipe("a cello plays gently", **kw)
+    assert soft.meta["dynamics_gain_db"][0][0] < -9.0
+    got = 20 * np.log10(np.sqrt(np.mean(soft.audio[0].astype(np.float64) ** 2)))
+    assert got == pytest.approx(bounds["soft"], abs=0.05)
+    loud = pipe("a trumpet plays at full volume", **kw)
+    assert loud.meta["dynamics_gain_db"][0][0] > 0
+    for prompt in ("a cello plays", "a cello plays softly, then loudly"):  # nothing asked, or both
+        assert "dynamics_gain_db" not in pipe(prompt, **kw).meta
+    variation = pipe("a cello plays gently", init_audio=plain("a bell", **kw).audio[0], strength=0.5, **kw)
+    assert "dynamics_gain_db" not in variation.meta  # audio-to-audio keeps the input's level
+    for bad in ({"soft": -20.0, "loud": -30.0}, {"quiet": -30.0}, {"soft": 0.0}, {"loud": True}, [-30.0]):
+        with pytest.raises(ConfigError, match="dynamics_db"):
+            tiny_model(dynamics_db=bad)
+
+
 def test_windowed_prediction_covers_every_frame_with_trained_length_windows():
     from soundsmith.pipelines.latent_diffusion import _windowed
 

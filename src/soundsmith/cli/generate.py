@@ -332,6 +332,9 @@ def what_was_done(meta: dict[str, Any]) -> list[str]:
     if meta.get("redrawn_for_direction"):
         times = ", ".join(str(n) for n in meta["redrawn_for_direction"])
         lines.append(f"drawn again for not moving the asked pitch direction (draws made again, per candidate): {times}")
+    if meta.get("dynamics_gain_db"):
+        gains = "; ".join(", ".join(f"{g:+.1f}" for g in row) or "none" for row in meta["dynamics_gain_db"])
+        lines.append(f"held to the soft or loud level asked (dB per part, per candidate): {gains}")
     if meta.get("cut_for_direction"):
         times = ", ".join(str(n) for n in meta["cut_for_direction"])
         lines.append(f"cut where the pitch last moved the asked direction (parts, per candidate): {times}")

@@ -11,7 +11,7 @@
 - note: "A4", "C#5", "Bb3", "middle C" (60), "concert A" (69): a pitch ask for a held note, a register
   ask (the note's register) for phrases (scales, melodies, chords) whose root it names;
 - register: high/higher/high-pitched/upper/treble, low/low-pitched/deep/bass register, middle/mid;
-- loudness: soft/quiet/gentle/faint/pianissimo vs loud/forceful/strong/powerful/fortissimo;
+- loudness: soft/quiet/gentle/faint/hush/pianissimo vs loud/forceful/strong/powerful/full volume/fortissimo;
 - direction: rising/ascending/going up/upward/climbing vs falling/descending/going down/downward/dropping;
 - brightness: bright/brilliant/crisp/tinny vs dark/muffled/dull/mellow;
 - noise vs tone: from the classes (noises vs tones and instruments).
@@ -98,6 +98,12 @@ LOUD_WORDS = {
         "faintly",
         "pianissimo",
         "hushed",
+        "hush",
+        "barely audible",
+        "delicate",
+        "delicately",
+        "subdued",
+        "at low volume",
     ),
     "loud": (
         "loud",
@@ -109,6 +115,11 @@ LOUD_WORDS = {
         "powerful",
         "fortissimo",
         "blaring",
+        "booming",
+        "thunderous",
+        "deafening",
+        "full volume",
+        "full blast",
     ),
 }
 DIRECTION_WORDS = {
@@ -175,6 +186,14 @@ def _note_midi(letter: str, accidental: str | None, octave: str) -> int:
     acc = (accidental or "").strip().lstrip("-")
     shift = 1 if acc in ("#", "♯", "sharp") else -1 if acc in ("b", "♭", "flat") else 0
     return 12 * (int(octave) + 1) + PITCH_CLASS[letter.lower()] + shift
+
+
+def asked_loudness(text: str) -> str | None:
+    """``"soft"`` or ``"loud"`` when ``text`` uses words of one of the two (:data:`LOUD_WORDS`: "gently", "at a
+    hush"; "forcefully", "at full volume"), else ``None`` (neither, or both)."""
+    text = " ".join(text.lower().split())
+    found = [k for k, ws in LOUD_WORDS.items() if _find(text, ws)]
+    return found[0] if len(found) == 1 else None
 
 
 def parse_prompt(prompt: str, words: list[str] | None = None) -> dict[str, Any]:
@@ -281,9 +300,9 @@ def parse_prompt(prompt: str, words: list[str] | None = None) -> dict[str, Any]:
     # 6. direction, loudness, brightness, noise vs tone
     if direction and (instrument or any(c.endswith("_sweep") for c in classes)):
         asks["direction"] = direction
-    loud = [k for k, ws in LOUD_WORDS.items() if _find(text, ws)]
-    if len(loud) == 1:
-        asks["loudness"] = loud[0]
+    loud = asked_loudness(text)
+    if loud:
+        asks["loudness"] = loud
     bright = [k for k, ws in BRIGHT_WORDS.items() if _find(text, ws)]
     if len(bright) == 1:
         asks["brightness"] = bright[0]

@@ -46,6 +46,7 @@ PREDICTIONS = ("flow", "epsilon", "v_prediction")
 # kinds of sound a part can be denoised at its own guidance (``kind_guidance``), as
 # ``soundsmith.pipelines.compose.sound_kind`` reads them from a part's prompt
 KINDS = ("speech", "noise")
+DYNAMICS = ("soft", "loud")  # the asks ``LatentDiffusionConfig.dynamics_db`` bounds
 
 
 @dataclass
@@ -296,6 +297,11 @@ class LatentDiffusionConfig:
     ``level_floor_db`` (dBFS RMS, None = off): a text-to-audio clip quieter than this is raised to it (never past
     the peak ceiling): the quietest level of the training clips, below which an output is a sound the model made
     too faint to hear, not a quiet sound. Audio-to-audio keeps the input's level.
+    ``dynamics_db`` (dBFS RMS; empty = off): a part whose words ask it soft ("gently", "quietly") is brought down
+    to ``dynamics_db["soft"]`` when louder, one asked loud ("forcefully", "at full volume") up to
+    ``dynamics_db["loud"]`` when quieter (never past the peak ceiling): the 95th percentile of the training clips
+    asked soft and the 5th of those asked loud (``scripts/dynamics_levels.py``), so that a soft clip is not louder
+    than a loud one (docs/latent_diffusion.md, "Soft and loud held to the training clips' levels").
     ``compose``: a layered prompt (a background bed and/or several sounds in order: "three beeps over steady
     rain", "a bell rings, then a dog barks") is generated part by part and mixed
     (``soundsmith.pipelines.compose``); other prompts are generated as they are. The bed sits ``bed_snr_db``
@@ -345,6 +351,7 @@ class LatentDiffusionConfig:
     guidance_interval: tuple[float, float] | None = None
     guidance_rescale: float = 0.0
     level_floor_db: float | None = None
+    dynamics_db: dict[str, float] = field(default_factory=dict)
     compose: bool = False
     bed_snr_db: float = 13.0
     kind_bed_snr_db: dict[str, float] = field(default_factory=dict)
@@ -379,6 +386,17 @@ class LatentDiffusionConfig:
                 f"LatentDiffusionConfig.level_floor_db={self.level_floor_db!r} must be from -80 to -10 dBFS "
                 "(or null: off)"
             )
+        bounds = self.dynamics_db if isinstance(self.dynamics_db, dict) else None
+        if bounds is None or any(
+            key not in DYNAMICS or isinstance(v, bool) or not isinstance(v, int | float) or not -80.0 <= v <= -10.0
+            for key, v in bounds.items()
+        ) or bounds.get("soft", -80.0) > bounds.get("loud", -10.0):
+            raise ConfigError(
+                f"LatentDiffusionConfig.dynamics_db={self.dynamics_db!r} must map 'soft' (the most a part asked soft "
+                "may be) and/or 'loud' (the least a part asked loud may be) to dBFS from -80 to -10, soft <= loud "
+                "(or be empty: off)"
+            )
+        self.dynamics_db = {key: float(v) for key, v in bounds.items()}
         if isinstance(self.guidance_rescale, bool) or not (
             isinstance(self.guidance_rescale, int | float) and 0.0 <= self.guidance_rescale <= 1.0
         ):

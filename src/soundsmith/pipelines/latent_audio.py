@@ -84,6 +84,28 @@ def raise_to_floor(
     return out, gains
 
 
+def hold_to_dynamics(
+    clip: np.ndarray, asked: str | None, bounds: dict[str, float], ceiling: float = PEAK_CEILING
+) -> tuple[np.ndarray, float]:
+    """``(clip, gain in dB)``: ``clip [T]`` asked ``"soft"`` brought down to ``bounds["soft"]`` dBFS RMS when it is
+    louder, asked ``"loud"`` brought up to ``bounds["loud"]`` when it is quieter (never past ``ceiling`` at its
+    peak); otherwise (nothing asked, no bound for it, already within it, silent) as it is, gain 0."""
+    from soundsmith.eval.metrics import rms_dbfs
+
+    x = np.asarray(clip, dtype=np.float32)
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if asked not in bounds or peak <= 0.0:
+        return x, 0.0
+    level, bound = rms_dbfs(x), bounds[asked]
+    if asked == "soft" and level > bound:
+        gain = 10 ** ((bound - level) / 20)
+    elif asked == "loud" and level < bound:
+        gain = max(1.0, min(10 ** ((bound - level) / 20), ceiling / peak))
+    else:
+        return x, 0.0
+    return (x * gain).astype(np.float32), round(20 * math.log10(gain), 2)
+
+
 def limit_peak(audio: np.ndarray, ceiling: float = PEAK_CEILING) -> np.ndarray:
     """``audio [..., T]`` with every row whose peak exceeds ``ceiling`` scaled to peak exactly there (the others
     unchanged): a generator's output must not clip when written as PCM."""

@@ -33,12 +33,13 @@ from soundsmith.models.latent_diffusion import COMPUTES, LatentDiffusion
 from soundsmith.nn.int8 import int8_available, int8_copy
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, sound_kind
-from soundsmith.pipelines.latent_audio import LatentAudioPipeline, limit_peak, raise_to_floor
+from soundsmith.pipelines.latent_audio import LatentAudioPipeline, hold_to_dynamics, limit_peak, raise_to_floor
 from soundsmith.pipelines.tune import (
     DIRECTION_TRIES,
     ONCE,
     PITCH_REDRAW_SEMITONES,
     asked_direction,
+    asked_dynamics,
     asked_instrument_register,
     asked_pitch,
     cut_to_direction,
@@ -315,6 +316,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         repeated_parts = [False] * len(parts) if plan is None else plan.repeated  # which of ``parts`` are repeated
         asks = [pitch_ask(a, r) for a, r in zip(asked, repeated_parts, strict=True)]
         directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
+        # "soft" / "loud" asked of each part, held to the model's ``dynamics_db`` (audio-to-audio keeps its level)
+        dynamics = [asked_dynamics(a) if c.dynamics_db and init_audio is None else None for a in asked]
         spans = [  # the register asked of an instrument's part that asks no held pitch (``register_tries``)
             asked_instrument_register(a) if tune and c.register_tries and ask is None else None
             for a, ask in zip(asked, asks)
@@ -350,7 +353,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             return None
 
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
-        rows, retried, redrawn, repitched, cut_for_direction = [], [], [], [], []
+        rows, retried, redrawn, repitched, cut_for_direction, leveled = [], [], [], [], [], []
         for seed in seeds:
             # 2. seeded initial latent (pure noise, or the init latent noised to the first step's time):
             # one draw per part, in order, from the candidate's generator: the first part's noise is the one a
@@ -406,6 +409,10 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
                     made[i] = tuned(raw[i], i)
                     redrawn[-1] += 1
             clips, part_shifts = [clip for clip, _ in made], [shift for _, shift in made]
+            if any(dynamics):
+                held = [hold_to_dynamics(clip, want, c.dynamics_db) for clip, want in zip(clips, dynamics)]
+                clips = [clip for clip, _ in held]
+                leveled.append([gain for (_, gain), want in zip(held, dynamics) if want])
             if plan is None:
                 rows.append(clips[0])
                 shifts.append([shift for shift in part_shifts if shift is not None])
@@ -474,6 +481,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             meta["tuned_semitones"] = shifts
         if any(redrawn):  # per candidate: how many times a part was drawn again for its pitch direction
             meta["redrawn_for_direction"] = redrawn
+        if any(any(row) for row in leveled):  # per candidate: each part asked soft or loud, its gain in dB
+            meta["dynamics_gain_db"] = leveled
         if any(cut_for_direction):  # per candidate: how many parts were cut where they last moved as asked
             meta["cut_for_direction"] = cut_for_direction
         if any(repitched):  # per candidate: how many times a part was drawn again for its held pitch

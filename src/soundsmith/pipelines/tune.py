@@ -244,6 +244,15 @@ def register_error(audio: np.ndarray, sample_rate: int, target: tuple[int, int],
     return note_error(float(np.percentile(midi, 90.0 if falling else 10.0)), target)
 
 
+def asked_dynamics(prompt: str) -> str | None:
+    """``"soft"`` or ``"loud"`` when a prompt (or a composed part's clause) asks one of the two in words
+    (:func:`soundsmith.eval.prompt_parse.asked_loudness`: "a cello plays gently", "a horn at full volume"), else
+    ``None``."""
+    from soundsmith.eval.prompt_parse import asked_loudness
+
+    return asked_loudness(prompt)
+
+
 def asked_direction(prompt: str) -> int | None:
     """+1 when a prompt about a pitched phrase or sweep asks its pitch to rise ("a rising scale", "a tone
     sliding up", "an arpeggio going up"), -1 to fall ("a descending scale", "a siren sweeping downward"), else

@@ -8,7 +8,7 @@ read, with the embeddings of its cache and the tagger that made them (the run's 
 one recomputed). Every FAD is also given as a ratio to the FAD of the prompts' own real clips against the
 same reference clips (the ``FAD / rvr`` column of the tables). ``--model`` (optional) adds the round trip of
 the prompts' real clips through that model's VAE + vocoder, written again at each run to
-``COMPARISON/round_trip_<name>``.
+``COMPARISON/round_trip_<name>``. ``--by-label`` swaps the events family's clips label by label (``events:bell``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _text(path: Path) -> str:
     return path.read_text()
 
 
-def breakdown(comparison: Path, model: str | None) -> None:
+def breakdown(comparison: Path, model: str | None, by_label: bool = False) -> None:
     from soundsmith.data.manifest import read_manifest
     from soundsmith.eval.embedders import TaggerEmbedder
     from soundsmith.eval.frechet import frechet_distance
@@ -62,6 +62,10 @@ def breakdown(comparison: Path, model: str | None) -> None:
         )
     real_rows = [by_id[i] for i in ids]
     families = [r.meta.get("family", "?") for r in real_rows]
+    if by_label:  # a clip of one sound event is grouped by its label ("events:bell"), the rest by family
+        families = [
+            f"{f}:{r.labels[0]}" if f == "events" and len(r.labels) == 1 else f for f, r in zip(families, real_rows)
+        ]
     reference = read_manifest(comparison / "reference.jsonl")
     ref_paths = [r.audio_path(reference.root) for r in reference]
 
@@ -103,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--comparison", required=True, help="a scripts/compare_models.py output folder")
     ap.add_argument("--model", default=None, help="model whose VAE + vocoder round trip is scored too")
+    ap.add_argument("--by-label", action="store_true", help="events swapped by their label (bell, buzzer, ...)")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args(argv)
     try:
-        breakdown(Path(args.comparison), args.model)
+        breakdown(Path(args.comparison), args.model, args.by_label)
     except (SoundsmithError, OSError, KeyError, ValueError) as exc:
         if args.debug:
             raise

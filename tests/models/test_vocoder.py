@@ -22,7 +22,7 @@ from soundsmith.nn.discriminators import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from soundsmith.pipelines.reconstruct import Reconstructor
+from soundsmith.pipelines.reconstruct import DEFAULT_REFINE, Reconstructor
 from soundsmith.train.objectives.vocoder import VocoderObjective, multi_resolution_stft_loss
 
 TINY = dict(dim=16, intermediate_dim=32, depth=2)
@@ -332,7 +332,7 @@ def test_vocode_matches_the_level_only_when_asked_and_the_reconstructor_asks_by_
     np.testing.assert_allclose(Reconstructor(vocoder=voc, refine=0)(audio), matched[0].numpy(), rtol=1e-5, atol=1e-7)
     off = Reconstructor(vocoder=voc, refine=0, level_match=False)(audio)
     np.testing.assert_allclose(off, plain[0].numpy(), rtol=1e-5, atol=1e-7)
-    held = voc.vocode(mel, length=8000, level_match=True, refine=4)[0].numpy()
+    held = voc.vocode(mel, length=8000, level_match=True, refine=DEFAULT_REFINE)[0].numpy()
     np.testing.assert_allclose(Reconstructor(vocoder=voc)(audio), held, rtol=1e-5, atol=1e-6)  # the default: both
     for bad in (-1, 17, 1.5, True):
         with pytest.raises(ConfigError, match=r"refine=.* must be an integer from 0 to 16"):

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--refine",
         type=int,
         default=None,
-        help="rounds that move the vocoder's magnitudes to the mel, keeping its phase (default 4; 0: off)",
+        help="rounds that move the vocoder's magnitudes to the mel, keeping its phase (default 8; 0: off)",
     )
     p.add_argument(
         "--no-level-match",

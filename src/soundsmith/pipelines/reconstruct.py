@@ -23,7 +23,7 @@ from soundsmith.models.vae import MelVAE
 from soundsmith.models.vocoder import Vocoder, check_mel_config, check_refine
 
 GRIFFIN_LIM = "griffin-lim"
-DEFAULT_REFINE = 4  # rounds of refine_to_mel in a round trip (docs/autoencoders.md, "The vocoder held to its mel")
+DEFAULT_REFINE = 8  # rounds of refine_to_mel in a round trip (docs/autoencoders.md, "Pitch read finely")
 
 
 @dataclass

@@ -382,7 +382,8 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             made = [tuned(clip, i, notes[i]) for i, clip in enumerate(raw)]
             # a part asked to rise or fall whose pitch does not move that way (moves the other way, stays, or
             # cannot be read) is drawn again from fresh noise (the candidate's generator, after every part's first
-            # draw); when the tries run out, the first draw that did not move the other way is kept
+            # draw); when the tries run out, the first draw that moves as asked up to a point is cut there
+            # (``cut_to_direction``), else the first draw that did not move the other way is kept
             redrawn.append(0)
             cut_for_direction.append(0)
             for i, want in enumerate(directions):

@@ -284,23 +284,15 @@ def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
 
 
 def _contour(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(frames, midi)``: the sounding ``hop``-sample frames of ``x [T]`` (within 25 dB of the loudest) and their
-    YIN pitch, median-smoothed over 5 frames (a glide between two notes, read as their common subharmonic for a
-    frame or two, is not taken for a note). ``None`` for a clip too short (under 2048 samples or 12 sounding
-    frames), silent or not finite."""
-    import librosa
+    """:func:`_sounding_yin`'s ``(frames, midi)`` with the pitch median-smoothed over 5 frames (a glide between two
+    notes, read as their common subharmonic for a frame or two, is not taken for a note); ``None`` also under 12
+    sounding frames."""
     from scipy.ndimage import median_filter
 
-    if x.size < 2048 or not np.any(x) or not np.all(np.isfinite(x)):
+    found = _sounding_yin(x, sample_rate, hop)
+    if found is None or found[0].size < 12:
         return None
-    f0 = librosa.yin(x, fmin=40.0, fmax=min(2000.0, sample_rate / 2 - 1), sr=sample_rate, frame_length=2048,
-                     hop_length=hop)  # fmt: skip
-    rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=hop)[0][: len(f0)]
-    db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    frames = np.flatnonzero(db > db.max() - 25.0)
-    if frames.size < 12:
-        return None
-    return frames, median_filter(librosa.hz_to_midi(f0[frames]), size=5, mode="nearest")
+    return found[0], median_filter(found[1], size=5, mode="nearest")
 
 
 def cut_to_direction(audio: np.ndarray, sample_rate: int, want: int, keep: float = CUT_KEEP) -> np.ndarray | None:
@@ -377,20 +369,26 @@ def measure_note(audio: np.ndarray, sample_rate: int) -> float | None:
     return median
 
 
-def _sounding_pitch(audio: np.ndarray, sample_rate: int, hop_s: float = 0.01) -> np.ndarray | None:
-    """YIN's MIDI pitch ``[frames]`` of ``audio [T]``'s sounding frames (``hop_s`` hops, within 25 dB of the
-    loudest), in time order; ``None`` for a clip too short (under 2048 samples), silent or not finite."""
+def _sounding_yin(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(frames, midi)``: the indices of ``x [T]``'s sounding ``hop``-sample frames (within 25 dB of the loudest)
+    and YIN's MIDI pitch of each, in time order; ``None`` for a clip too short (under 2048 samples), silent or not
+    finite."""
     import librosa
 
-    x = np.asarray(audio, dtype=np.float32)
     if x.size < 2048 or not np.any(x) or not np.all(np.isfinite(x)):
         return None
-    hop = max(1, int(round(hop_s * sample_rate)))
     f0 = librosa.yin(x, fmin=40.0, fmax=min(2000.0, sample_rate / 2 - 1), sr=sample_rate, frame_length=2048,
                      hop_length=hop)  # fmt: skip
     rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=hop)[0][: len(f0)]
     db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    return librosa.hz_to_midi(f0[: len(db)][db > db.max() - 25.0])
+    frames = np.flatnonzero(db > db.max() - 25.0)
+    return frames, librosa.hz_to_midi(f0[frames])
+
+
+def _sounding_pitch(audio: np.ndarray, sample_rate: int, hop_s: float = 0.01) -> np.ndarray | None:
+    """YIN's MIDI pitch ``[frames]`` of ``audio [T]``'s sounding frames (``hop_s`` hops: :func:`_sounding_yin`)."""
+    found = _sounding_yin(np.asarray(audio, dtype=np.float32), sample_rate, max(1, int(round(hop_s * sample_rate))))
+    return None if found is None else found[1]
 
 
 def _octave_below(x: np.ndarray, sample_rate: int, f0: float) -> bool:

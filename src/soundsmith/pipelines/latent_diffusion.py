@@ -33,7 +33,12 @@ from soundsmith.models.latent_diffusion import COMPUTES, LatentDiffusion
 from soundsmith.nn.int8 import int8_available, int8_copy
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
 from soundsmith.pipelines.compose import asked_count, fade_cuts, has_event, mix_scene, plan_scene, sound_kind
-from soundsmith.pipelines.latent_audio import LatentAudioPipeline, hold_to_dynamics, limit_peak, raise_to_floor
+from soundsmith.pipelines.latent_audio import (
+    LatentAudioPipeline,
+    hold_to_dynamics,
+    limit_peak,
+    raise_to_floor,
+)
 from soundsmith.pipelines.tune import (
     DIRECTION_TRIES,
     ONCE,

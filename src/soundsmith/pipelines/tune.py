@@ -99,10 +99,11 @@ MEL_FROM_MIDI = 60.0  # with ``shift_in_mel``: notes from C4 up are moved in the
 MEL_LANDED_SEMITONES = 0.5  # ... and kept when they land this close to the asked pitch (else shifted as before)
 PITCH_REDRAW_SEMITONES = 1.0  # a held pitch (or an instrument's root) further than this from its ask is drawn
 # again (``pitch_tries``, ``register_tries``)
-DIRECTION_TRIES = 2  # a clip whose pitch does not move the asked way is drawn again at most this often
+DIRECTION_TRIES = 4  # a clip whose pitch does not move the asked way is drawn again at most this often
 CUT_KEEP = 0.3  # ... and, when no draw moves so, cut where it last does (:func:`cut_to_direction`), keeping at least
 # this share of its sounding frames
 CUT_FADE_S = 0.08  # the cut's fade-out: the last kept note's end (nothing of the next one is heard)
+PERIODICITY = 0.5  # a frame whose normalised autocorrelation at its YIN period is under this is no note's
 _CONTOURED = re.compile(r"\b(?:" + _CONTOUR_WORDS + r"|sirens?|swoop(?:s|ing)?|dives?|diving)\b", re.IGNORECASE)
 _RISING = re.compile(
     r"\b(?:rising|rises?|ascending|ascends?|upwards?|climb(?:s|ing)?|going up|goes up|go up|sweeps? up|"
@@ -273,23 +274,24 @@ def asked_direction(prompt: str) -> int | None:
 
 def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
     """+1 when ``audio [T]``'s pitch rises, -1 when it falls, 0 when it stays within a semitone: the median
-    pitch (YIN) of the last third of its sounding frames (within 25 dB of the loudest) against the first
-    third; ``None`` when it has too few sounding frames (under 6) to tell."""
-    midi = _sounding_pitch(audio, sample_rate)
-    if midi is None or midi.size < 6:
+    pitch (YIN, :func:`_contour`) of the last third of its sounding, periodic frames against the first third;
+    ``None`` when it has too few such frames (under 12) to tell."""
+    track = _contour(np.asarray(audio, dtype=np.float32), sample_rate, max(1, int(round(0.01 * sample_rate))))
+    if track is None:
         return None
+    midi = track[1]
     k = midi.size // 3
     delta = float(np.median(midi[-k:]) - np.median(midi[:k]))
     return 0 if abs(delta) < 1.0 else (1 if delta > 0 else -1)
 
 
 def _contour(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`_sounding_yin`'s ``(frames, midi)`` with the pitch median-smoothed over 5 frames (a glide between two
-    notes, read as their common subharmonic for a frame or two, is not taken for a note); ``None`` also under 12
-    sounding frames."""
+    """:func:`_sounding_yin`'s periodic ``(frames, midi)`` with the pitch median-smoothed over 5 frames (a glide
+    between two notes, read as their common subharmonic for a frame or two, is not taken for a note); ``None``
+    also under 12 such frames."""
     from scipy.ndimage import median_filter
 
-    found = _sounding_yin(x, sample_rate, hop)
+    found = _sounding_yin(x, sample_rate, hop, periodic=True)
     if found is None or found[0].size < 12:
         return None
     return found[0], median_filter(found[1], size=5, mode="nearest")
@@ -369,10 +371,13 @@ def measure_note(audio: np.ndarray, sample_rate: int) -> float | None:
     return median
 
 
-def _sounding_yin(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _sounding_yin(
+    x: np.ndarray, sample_rate: int, hop: int, periodic: bool = False
+) -> tuple[np.ndarray, np.ndarray] | None:
     """``(frames, midi)``: the indices of ``x [T]``'s sounding ``hop``-sample frames (within 25 dB of the loudest)
     and YIN's MIDI pitch of each, in time order; ``None`` for a clip too short (under 2048 samples), silent or not
-    finite."""
+    finite. ``periodic``: only the frames that repeat at the period YIN found (:func:`_periodic`): a noisy tail
+    or a breath has a YIN reading too, of no note."""
     import librosa
 
     if x.size < 2048 or not np.any(x) or not np.all(np.isfinite(x)):
@@ -382,7 +387,25 @@ def _sounding_yin(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray
     rms = librosa.feature.rms(y=x, frame_length=2048, hop_length=hop)[0][: len(f0)]
     db = 20.0 * np.log10(np.maximum(rms, 1e-10))
     frames = np.flatnonzero(db > db.max() - 25.0)
+    if periodic:
+        frames = frames[_periodic(x, sample_rate, hop, frames, f0[frames])]
     return frames, librosa.hz_to_midi(f0[frames])
+
+
+def _periodic(x: np.ndarray, sample_rate: int, hop: int, frames: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """Which of the 2048-sample ``frames`` (centred every ``hop`` samples) correlate with themselves one period
+    ``1 / f0`` later by at least :data:`PERIODICITY` (normalised)."""
+    padded = np.pad(x, 1024)
+    keep = np.zeros(frames.size, dtype=bool)
+    for k, (i, hz) in enumerate(zip(frames, f0, strict=True)):
+        lag = int(round(sample_rate / hz))
+        if lag >= 2048 - 256:  # too few samples a period apart to tell
+            continue
+        seg = padded[i * hop : i * hop + 2048]
+        a, b = seg[:-lag], seg[lag:]
+        norm = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+        keep[k] = norm > 0.0 and float(np.dot(a, b)) / norm >= PERIODICITY
+    return keep
 
 
 def _sounding_pitch(audio: np.ndarray, sample_rate: int, hop_s: float = 0.01) -> np.ndarray | None:

@@ -634,6 +634,16 @@ def test_asked_direction_is_none_when_one_clause_goes_both_ways_and_another_one_
     assert asked_direction("a tone rising and falling, then a scale going up") is None
 
 
+def test_measure_direction_reads_notes_not_a_noisy_tail():
+    """A rise, then a second of noise as loud: YIN reads a pitch in every noise frame too; only the frames that
+    repeat at their period count, so the rise is what is read."""
+    noise = 0.2 * np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    clip = np.concatenate([_glide(55, 62, 1.5), noise])
+    assert measure_direction(clip, SR) == 1
+    assert measure_direction(np.concatenate([_glide(62, 55, 1.5), noise]), SR) == -1
+    assert measure_direction(noise, SR) is None  # no note at all: nothing to read
+
+
 def test_measure_direction_compares_the_end_with_the_start():
     """Up an octave in the first half, then down past the start: the middle is high, the end is low."""
     half = _glide(60, 72, 1.0)

@@ -29,7 +29,7 @@ counter hears the beats as more strikes). A clip holding several events is shift
 
 A prompt that asks a pitch direction ("a rising scale", "a tone gliding down", "a piano scale tumbling downward")
 is checked too: unless the clip's pitch moves that way (:func:`measure_direction`: the median pitch of the last
-third of its sounding frames against the first third, one semitone or more), the pipeline draws it again from fresh
+third of its sounding, periodic frames against the first third, one semitone or more), the pipeline draws it again from fresh
 noise, up to :data:`DIRECTION_TRIES` times, and keeps the first draw that moves as asked. When none does, the first
 draw that moves as asked up to a point (a scale that climbs, then falls back to its root) is cut there
 (:func:`cut_to_direction`), else the first that does not move the other way (steady or unreadable) is kept, else

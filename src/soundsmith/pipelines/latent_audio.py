@@ -70,18 +70,9 @@ def raise_to_floor(
 ) -> tuple[np.ndarray, list[float]]:
     """``audio [B, T]`` with every row whose RMS level is below ``floor_db`` dBFS raised to it, no row's peak
     past ``ceiling``; also each row's gain in dB (0 for rows left alone; silent rows stay silent)."""
-    from soundsmith.eval.metrics import rms_dbfs
-
-    out, gains = np.array(audio, dtype=np.float32, copy=True), []
-    for i, row in enumerate(out):
-        level, peak = rms_dbfs(row), float(np.abs(row).max()) if row.size else 0.0
-        if peak <= 0.0 or level >= floor_db:
-            gains.append(0.0)
-            continue
-        gain = max(1.0, min(10 ** ((floor_db - level) / 20), ceiling / peak))
-        out[i] = row * gain
-        gains.append(round(20 * math.log10(gain), 2))
-    return out, gains
+    held = [_level_bound(row, floor_db, up=True, ceiling=ceiling) for row in np.asarray(audio, dtype=np.float32)]
+    out = np.stack([row for row, _ in held]) if held else np.array(audio, dtype=np.float32, copy=True)
+    return out, [gain for _, gain in held]
 
 
 def hold_to_dynamics(
@@ -90,17 +81,26 @@ def hold_to_dynamics(
     """``(clip, gain in dB)``: ``clip [T]`` asked ``"soft"`` brought down to ``bounds["soft"]`` dBFS RMS when it is
     louder, asked ``"loud"`` brought up to ``bounds["loud"]`` when it is quieter (never past ``ceiling`` at its
     peak); otherwise (nothing asked, no bound for it, already within it, silent) as it is, gain 0."""
+    if asked not in bounds:
+        return np.asarray(clip, dtype=np.float32), 0.0
+    return _level_bound(clip, bounds[asked], up=asked == "loud", ceiling=ceiling)
+
+
+def _level_bound(clip: np.ndarray, bound_db: float, up: bool, ceiling: float) -> tuple[np.ndarray, float]:
+    """``(clip, gain in dB)``: ``clip [T]`` raised to ``bound_db`` dBFS RMS when quieter (``up``: a floor, never
+    past ``ceiling`` at its peak) or lowered to it when louder (a ceiling of level); as it is, gain 0, when
+    already on the right side of it or silent."""
     from soundsmith.eval.metrics import rms_dbfs
 
     x = np.asarray(clip, dtype=np.float32)
     peak = float(np.abs(x).max()) if x.size else 0.0
-    if asked not in bounds or peak <= 0.0:
+    if peak <= 0.0:
         return x, 0.0
-    level, bound = rms_dbfs(x), bounds[asked]
-    if asked == "soft" and level > bound:
-        gain = 10 ** ((bound - level) / 20)
-    elif asked == "loud" and level < bound:
-        gain = max(1.0, min(10 ** ((bound - level) / 20), ceiling / peak))
+    level = rms_dbfs(x)
+    if up and level < bound_db:
+        gain = max(1.0, min(10 ** ((bound_db - level) / 20), ceiling / peak))
+    elif not up and level > bound_db:
+        gain = 10 ** ((bound_db - level) / 20)
     else:
         return x, 0.0
     return (x * gain).astype(np.float32), round(20 * math.log10(gain), 2)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from soundsmith.audio.dsp import mel_spectrogram, shift_log_mel
 from soundsmith.errors import ConfigError, ModelError
+from soundsmith.eval.prompt_parse import asked_loudness
 from soundsmith.models.latent_diffusion import COMPUTES, LatentDiffusion
 from soundsmith.nn.int8 import int8_available, int8_copy
 from soundsmith.pipelines.base import GeneratedAudio, ModelSource
@@ -44,7 +45,6 @@ from soundsmith.pipelines.tune import (
     ONCE,
     PITCH_REDRAW_SEMITONES,
     asked_direction,
-    asked_dynamics,
     asked_instrument_register,
     asked_pitch,
     cut_to_direction,
@@ -322,7 +322,7 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
         asks = [pitch_ask(a, r) for a, r in zip(asked, repeated_parts, strict=True)]
         directions = [asked_direction(a) if tune else None for a in asked]  # +1 rise, -1 fall, None: not asked
         # "soft" / "loud" asked of each part, held to the model's ``dynamics_db`` (audio-to-audio keeps its level)
-        dynamics = [asked_dynamics(a) if c.dynamics_db and init_audio is None else None for a in asked]
+        dynamics = [asked_loudness(a) if c.dynamics_db and init_audio is None else None for a in asked]
         spans = [  # the register asked of an instrument's part that asks no held pitch (``register_tries``)
             asked_instrument_register(a) if tune and c.register_tries and ask is None else None
             for a, ask in zip(asked, asks)

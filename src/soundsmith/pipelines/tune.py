@@ -245,15 +245,6 @@ def register_error(audio: np.ndarray, sample_rate: int, target: tuple[int, int],
     return note_error(float(np.percentile(midi, 90.0 if falling else 10.0)), target)
 
 
-def asked_dynamics(prompt: str) -> str | None:
-    """``"soft"`` or ``"loud"`` when a prompt (or a composed part's clause) asks one of the two in words
-    (:func:`soundsmith.eval.prompt_parse.asked_loudness`: "a cello plays gently", "a horn at full volume"), else
-    ``None``."""
-    from soundsmith.eval.prompt_parse import asked_loudness
-
-    return asked_loudness(prompt)
-
-
 def asked_direction(prompt: str) -> int | None:
     """+1 when a prompt about a pitched phrase or sweep asks its pitch to rise ("a rising scale", "a tone
     sliding up", "an arpeggio going up"), -1 to fall ("a descending scale", "a siren sweeping downward"), else
@@ -301,8 +292,8 @@ def cut_to_direction(audio: np.ndarray, sample_rate: int, want: int, keep: float
     """``audio [T]`` faded out where its pitch last moves the ``want`` way (+1 up, -1 down), or ``None``.
 
     A phrase asked to rise can climb and then fall back to its root ("60 62 64 67, then 60 held"): judged from its
-    first third to its last, it does not move. Its pitch (YIN, 10-ms hops, sounding frames within 25 dB of the
-    loudest, median-smoothed over 50 ms) is read; the longest stretch from its start, at least ``keep`` of its
+    first third to its last, it does not move. Its pitch (:func:`_contour`: YIN, 10-ms hops, sounding periodic
+    frames, median-smoothed over 50 ms) is read; the longest stretch from its start, at least ``keep`` of its
     sounding frames, that moves as asked (the median of its last third a semitone or more past its first third,
     as :func:`measure_direction` reads it) is kept, without the frames at its end that have already turned back
     (more than a semitone short of that last third); its last :data:`CUT_FADE_S` fade out and the rest is silent. ``None``

@@ -6,8 +6,8 @@ median |cents| over frames voiced in both; median over clips and % of clips with
 chords, whose notes sound together); onsets kept
 (the evaluation's event counter, `count_events`, equal on source and reconstruction, on the events family;
 librosa's spectral-flux onsets until 2026-11-27); loudness (|LUFS difference|, % within 1 LU);
-FAD on the shipped tagger's embeddings against as many valid-split clips, with the sources' own FAD against
-them as the real-vs-real baseline; words kept (the shipped spoken-word recognizer, models/keyword, on the speech
+FAD on the shipped tagger's embeddings against as many valid-split clips (test-split clips when ``--split
+valid``: a split is no reference for itself), with the sources' own FAD against them as the real-vs-real baseline; words kept (the shipped spoken-word recognizer, models/keyword, on the speech
 clips: % recognised as the clip's word, against its accuracy on the originals).
 With ``--codec MODEL``, the codec's round trip at each ``--codec-n-q`` count of codebooks joins the table (issue 14:
 the codec against the mel VAE + vocoder path, same clips and figures), with each codebook's usage on the same
@@ -136,17 +136,18 @@ def main() -> None:
     from soundsmith.models.registry import load_model
 
     embedder = TaggerEmbedder(load_model("tagger"))
+    ref_split = "test" if args.split == "valid" else "valid"
     ref_rows = [
         r
         for f in by_family
-        for r in [x for x in manifest.split("valid") if x.meta.get("family") == f][: len(by_family[f])]
+        for r in [x for x in manifest.split(ref_split) if x.meta.get("family") == f][: len(by_family[f])]
     ]
     reference = torch.cat(
         [
             embedder.embed(torch.tensor(load_audio(r.audio_path(manifest.root), sample_rate=sr)[0])[None], sr)
             for r in ref_rows
         ]
-    )  # FAD reference: as many valid clips per family, never reconstructed
+    )  # FAD reference: as many clips of the other held-out split per family, never reconstructed
     embeddings: dict[str, list[torch.Tensor]] = defaultdict(list)
     keyword = load_model("keyword") if (ROOT / "models" / "keyword" / "config.json").is_file() else None
     words: dict[str, list[float]] = defaultdict(list)  # word recognised == the clip's word, per method
@@ -188,7 +189,8 @@ def main() -> None:
     audio_s = len(rows) * 4.0
     fad = {k: frechet_distance(torch.cat(v).double(), reference.double()) for k, v in embeddings.items()}
     print(
-        f"FAD (tagger embeddings) of the test sources against {len(ref_rows)} valid clips: {fad['source']:.3f}"
+        f"FAD (tagger embeddings) of the {args.split} sources against {len(ref_rows)} {ref_split} clips: "
+        f"{fad['source']:.3f}"
     )
     table = {}
     for name, vals in per.items():

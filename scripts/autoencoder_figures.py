@@ -3,7 +3,8 @@
 On a manifest's test split (clips not trained on), for each method: multi-resolution STFT distance and log-mel
 L1 to the source (lower is better); pitch kept on tonal clips (pYIN, read finely by YIN, on source and reconstruction, per clip the
 median |cents| over frames voiced in both; median over clips and % of clips within 25 cents, also without the
-chords, whose notes sound together); onsets kept
+chords, whose notes sound together, and % of those clips' notes within 25 cents, each note's median read within
+its own span of the manifest's note events); onsets kept
 (the evaluation's event counter, `count_events`, equal on source and reconstruction, on the events family;
 librosa's spectral-flux onsets until 2026-11-27); loudness (|LUFS difference|, % within 1 LU);
 FAD on the shipped tagger's embeddings against as many valid-split clips (test-split clips when ``--split
@@ -61,16 +62,38 @@ def spoken_word(row) -> str | None:
     return spoken[0] if len(spoken) == 1 else None
 
 
-def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
-    """Median |1200 log2(f_rec / f_src)| over frames voiced and sounding in both; NaN if none. Each f0 is read
-    finely (``track_pitch(..., fine=True)``): pYIN's own grid is 25 cents, the target's step."""
+def clip_notes(row) -> list[tuple[float, float]]:
+    """The ``(onset, offset)`` seconds of each note a tonal clip plays: its phrase's note events, else its one
+    event (a held note, a tone, a buzz; a beep or bell clip's strikes share one pitch and count as one note)."""
+    event = row.meta["events"][0]
+    return [(float(a), float(b)) for a, b, _ in event.get("note_events", [])] or [
+        (float(event["onset"]), float(event["offset"]))
+    ]
+
+
+def pitch_errors(
+    src: np.ndarray, rec: np.ndarray, sr: int, notes: list[tuple[float, float]] = ()
+) -> tuple[float, list[float]]:
+    """The clip's median |1200 log2(f_rec / f_src)| over frames voiced and sounding in both, and the same within
+    each ``notes`` window (the issue's target counts notes); NaN where no frame qualifies. Each f0 is read finely
+    (``track_pitch(..., fine=True)``): pYIN's own grid is 25 cents, the target's step."""
     a, b = track_pitch(src, sr, fine=True), track_pitch(rec, sr, fine=True)
     n = min(a.f0_hz.size, b.f0_hz.size)
     fa, fb = a.f0_hz[:n], b.f0_hz[:n]
     both = np.isfinite(fa) & np.isfinite(fb) & a.active[:n]
-    if not both.any():
-        return math.nan
-    return float(np.median(np.abs(1200 * np.log2(fb[both] / fa[both]))))
+    cents = np.full(n, np.nan)
+    cents[both] = np.abs(1200 * np.log2(fb[both] / fa[both]))
+    t = np.arange(n) * a.hop_s
+
+    def median(mask: np.ndarray) -> float:
+        return float(np.median(cents[mask])) if mask.any() else math.nan
+
+    return median(both), [median(both & (t >= on) & (t < off)) for on, off in notes]
+
+
+def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
+    """The clip's median error of :func:`pitch_errors`."""
+    return pitch_errors(src, rec, sr)[0]
 
 
 def onset_count(audio: np.ndarray, sr: int) -> int:
@@ -178,9 +201,11 @@ def main() -> None:
             if math.isfinite(loud) and math.isfinite(src_loud):
                 per[name]["loudness_diff"].append(abs(loud - src_loud))
             if tonal:
-                per[name]["cents"].append(pitch_error_cents(src, out, sr))
+                clip, notes = pitch_errors(src, out, sr, [] if is_chord(row) else clip_notes(row))
+                per[name]["cents"].append(clip)
                 if not is_chord(row):
-                    per[name]["cents_single"].append(per[name]["cents"][-1])
+                    per[name]["cents_single"].append(clip)
+                    per[name]["cents_notes"].extend(notes)
             if onsets_src is not None:
                 per[name]["onsets_equal"].append(float(onset_count(out, sr) == onsets_src))
         if (i + 1) % 20 == 0:
@@ -196,6 +221,7 @@ def main() -> None:
     for name, vals in per.items():
         cents = np.array([c for c in vals["cents"] if math.isfinite(c)])
         single = np.array([c for c in vals["cents_single"] if math.isfinite(c)])  # chords left out
+        notes = np.array([c for c in vals["cents_notes"] if math.isfinite(c)])  # their notes, one by one
         table[name] = {
             "mrstft": float(np.mean(vals["mrstft"])),
             "mel_l1": float(np.mean(vals["mel_l1"])),
@@ -204,6 +230,9 @@ def main() -> None:
             "pitch_clips": int(cents.size),
             "pitch_single_within_25_cents_pct": float(100 * np.mean(single <= 25)) if single.size else math.nan,
             "pitch_single_clips": int(single.size),
+            "pitch_notes_within_25_cents_pct": float(100 * np.mean(notes <= 25)) if notes.size else math.nan,
+            "pitch_notes": int(notes.size),
+            "pitch_notes_unread": len(vals["cents_notes"]) - int(notes.size),
             "onsets_equal_pct": float(100 * np.mean(vals["onsets_equal"]))
             if vals["onsets_equal"]
             else math.nan,
@@ -252,7 +281,8 @@ def main() -> None:
         print(
             f"| {name} | {t['mrstft']:.3f} | {t['mel_l1']:.3f} | {t['pitch_median_cents']:.1f} "
             f"| {t['pitch_within_25_cents_pct']:.0f}% (n={t['pitch_clips']}; no chords "
-            f"{t['pitch_single_within_25_cents_pct']:.0f}%, n={t['pitch_single_clips']}) | {t['onsets_equal_pct']:.0f}% "
+            f"{t['pitch_single_within_25_cents_pct']:.0f}%, n={t['pitch_single_clips']}; notes "
+            f"{t['pitch_notes_within_25_cents_pct']:.0f}%, n={t['pitch_notes']}) | {t['onsets_equal_pct']:.0f}% "
             f"(n={t['onset_clips']}) | {t['loudness_median_abs_lu']:.2f} | {t['loudness_within_1_lu_pct']:.0f}% "
             f"| {t['fad']:.2f} ({t['fad_ratio_to_real']:.1f}x) | {t['word_accuracy_pct']:.0f}% (n={t['word_clips']}) |"
         )

@@ -72,7 +72,7 @@ def clip_notes(row) -> list[tuple[float, float]]:
 
 
 def pitch_errors(
-    src: np.ndarray, rec: np.ndarray, sr: int, notes: list[tuple[float, float]] = ()
+    src: np.ndarray, rec: np.ndarray, sr: int, notes: list[tuple[float, float]]
 ) -> tuple[float, list[float]]:
     """The clip's median |1200 log2(f_rec / f_src)| over frames voiced and sounding in both, and the same within
     each ``notes`` window (the issue's target counts notes); NaN where no frame qualifies. Each f0 is read finely
@@ -89,11 +89,6 @@ def pitch_errors(
         return float(np.median(cents[mask])) if mask.any() else math.nan
 
     return median(both), [median(both & (t >= on) & (t < off)) for on, off in notes]
-
-
-def pitch_error_cents(src: np.ndarray, rec: np.ndarray, sr: int) -> float:
-    """The clip's median error of :func:`pitch_errors`."""
-    return pitch_errors(src, rec, sr)[0]
 
 
 def onset_count(audio: np.ndarray, sr: int) -> int:

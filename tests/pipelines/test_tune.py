@@ -16,6 +16,7 @@ from soundsmith.pipelines.tune import (
     asked_pitch,
     asked_register,
     cut_to_direction,
+    direction_contour,
     measure_direction,
     measure_note,
     tune,
@@ -474,7 +475,7 @@ def test_a_part_that_moves_against_its_direction_is_drawn_again(pipe, monkeypatc
 
     def falls_then_rises():
         readings = iter([-1, 1])  # the first draw falls, the second rises
-        monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: next(readings))
+        monkeypatch.setattr(ld, "measure_direction", lambda clip, sr, contour=None: next(readings))
 
     kwargs = {"duration": 0.5, "seed": 4, "progress": False, "compose": False}
     plain = pipe("a flute plays a rising scale", tune=False, **kwargs)
@@ -485,10 +486,10 @@ def test_a_part_that_moves_against_its_direction_is_drawn_again(pipe, monkeypatc
     falls_then_rises()
     again = pipe("a flute plays a rising scale", tune=True, **kwargs)
     np.testing.assert_array_equal(again.audio, out.audio)  # the same seed: the same redraw
-    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: -1)  # always the other way: tries run out
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr, contour=None: -1)  # always the other way: tries run out
     stuck = pipe("a flute plays a rising scale", tune=True, **kwargs)
     assert stuck.meta["redrawn_for_direction"] == [DIRECTION_TRIES]
-    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: pytest.fail("no direction asked"))
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr, contour=None: pytest.fail("no direction asked"))
     pipe("a flute plays a long note", tune=True, **kwargs)
 
 
@@ -500,7 +501,7 @@ def test_a_steady_or_unreadable_part_is_drawn_again_and_never_beats_a_draw_that_
 
     def readings(*values):
         it = iter(values)
-        monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: next(it))
+        monkeypatch.setattr(ld, "measure_direction", lambda clip, sr, contour=None: next(it))
 
     draws = []
     for first in (0, None):  # steady, or too few sounding frames to tell: drawn again; the rise is kept
@@ -530,7 +531,7 @@ def test_only_the_part_that_asks_a_direction_is_checked_and_drawn_again(pipe, mo
 
     seen = []
 
-    def reading(clip, sr):
+    def reading(clip, sr, contour=None):
         seen.append(clip.copy())
         return -1 if len(seen) == 1 else 1
 
@@ -663,6 +664,9 @@ def test_a_phrase_that_rises_then_turns_back_is_cut_where_it_last_rises():
     assert measure_direction(phrase, SR) == -1
     cut = cut_to_direction(phrase, SR, want=1)
     assert cut is not None and cut.shape == phrase.shape and measure_direction(cut, SR) == 1
+    contour = direction_contour(phrase, SR)  # read once, given to both: the same answers
+    assert measure_direction(phrase, SR, contour=contour) == -1
+    np.testing.assert_array_equal(cut_to_direction(phrase, SR, want=1, contour=contour), cut)
     sounding = np.flatnonzero(np.abs(cut) > 1e-6)
     top_ends = len(up) * int(0.3 * SR)  # where the fifth (the top) ends and the root comes back
     assert top_ends - int(0.15 * SR) <= sounding[-1] <= top_ends + int(0.05 * SR)
@@ -691,18 +695,18 @@ def test_a_part_no_draw_moves_as_asked_is_cut_where_it_last_did(pipe, monkeypatc
     first_draw = pipe(prompt, **{**kwargs, "tune": False}).audio
     cuts = []
 
-    def cut(clip, sr, want):  # stands for a cut that rises: the clip at half its level
+    def cut(clip, sr, want, contour=None):  # stands for a cut that rises: the clip at half its level
         cuts.append(want)
         return clip * 0.5
 
     monkeypatch.setattr(ld, "cut_to_direction", cut)
-    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: 1 if cuts and len(cuts) == 1 else 0)
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr, contour=None: 1 if cuts and len(cuts) == 1 else 0)
     out = pipe(prompt, **kwargs)  # every draw stays; the first draw, cut, rises
     assert cuts == [1] and out.meta["cut_for_direction"] == [1]
     assert out.meta["redrawn_for_direction"] == [DIRECTION_TRIES]
     np.testing.assert_allclose(out.audio, first_draw * 0.5, atol=1e-6)
     cuts.clear()
-    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr: 0)  # no cut rises either: the first draw
+    monkeypatch.setattr(ld, "measure_direction", lambda clip, sr, contour=None: 0)  # no cut rises: the first draw
     kept = pipe(prompt, **kwargs)
     assert len(cuts) == DIRECTION_TRIES + 1 and "cut_for_direction" not in kept.meta
     np.testing.assert_array_equal(kept.audio, first_draw)

@@ -48,6 +48,7 @@ from soundsmith.pipelines.tune import (
     asked_instrument_register,
     asked_pitch,
     cut_to_direction,
+    direction_contour,
     measure_direction,
     measure_note,
     note_error,
@@ -348,11 +349,12 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             kw |= {"measured": note} if note is not None else {}
             return tune_note(clip, self.sample_rate, target, strike=strike, **kw)
 
-        def first_cut(drawn: list[tuple[np.ndarray, tuple[np.ndarray, float | None]]], want: int):
-            """The first of ``drawn`` (raw, (made, shift)) whose made clip, cut where its pitch last moves the
-            ``want`` way (:func:`cut_to_direction`), moves so; as ``(raw, (cut clip, shift))``, or None."""
-            for raw_clip, (clip, shift) in drawn:
-                cut = cut_to_direction(clip, self.sample_rate, want)
+        def first_cut(drawn: list[tuple[np.ndarray, tuple[np.ndarray, float | None], Any]], want: int):
+            """The first of ``drawn`` (raw, (made, shift), made's contour) whose made clip, cut where its pitch
+            last moves the ``want`` way (:func:`cut_to_direction`), moves so; as ``(raw, (cut clip, shift))``, or
+            None."""
+            for raw_clip, (clip, shift), contour in drawn:
+                cut = cut_to_direction(clip, self.sample_rate, want, contour=contour)
                 if cut is not None and measure_direction(cut, self.sample_rate) == want:
                     return raw_clip, (cut, shift)
             return None
@@ -394,10 +396,11 @@ class LatentDiffusionPipeline(LatentAudioPipeline):
             for i, want in enumerate(directions):
                 fallback, drawn = None, []
                 for attempt in range(DIRECTION_TRIES + 1 if want else 0):
-                    moves = measure_direction(made[i][0], self.sample_rate)
+                    contour = direction_contour(made[i][0], self.sample_rate)  # read once per draw
+                    moves = measure_direction(made[i][0], self.sample_rate, contour=contour)
                     if moves == want:
                         break
-                    drawn.append((raw[i], made[i]))
+                    drawn.append((raw[i], made[i], contour))
                     if moves != -want and fallback is None:
                         fallback = (raw[i], made[i])
                     if attempt == DIRECTION_TRIES:

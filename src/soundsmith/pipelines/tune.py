@@ -263,20 +263,33 @@ def asked_direction(prompt: str) -> int | None:
     return asked.pop() or None  # 0: both ways in one clause ("a siren rising and falling")
 
 
-def measure_direction(audio: np.ndarray, sample_rate: int) -> int | None:
+Contour = tuple[np.ndarray, np.ndarray] | None  # :func:`direction_contour`: (sounding frames, MIDI), or None
+
+
+def measure_direction(audio: np.ndarray, sample_rate: int, contour: Contour | bool = False) -> int | None:
     """+1 when ``audio [T]``'s pitch rises, -1 when it falls, 0 when it stays within a semitone: the median
-    pitch (YIN, :func:`_contour`) of the last third of its sounding, periodic frames against the first third;
-    ``None`` when it has too few such frames (under 12) to tell."""
-    track = _contour(np.asarray(audio, dtype=np.float32), sample_rate, max(1, int(round(0.01 * sample_rate))))
+    pitch (YIN, :func:`direction_contour`) of the last third of its sounding, periodic frames against the first
+    third; ``None`` when it has too few such frames (under 12) to tell. ``contour``: ``audio``'s, when read
+    already."""
+    track = direction_contour(audio, sample_rate) if contour is False else contour
     if track is None:
         return None
-    midi = track[1]
-    k = midi.size // 3
-    delta = float(np.median(midi[-k:]) - np.median(midi[:k]))
+    delta = _rise(track[1], track[1].size)
     return 0 if abs(delta) < 1.0 else (1 if delta > 0 else -1)
 
 
-def _contour(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _rise(midi: np.ndarray, c: int) -> float:
+    """How far the first ``c`` frames' last third lies above their first third (median MIDI, semitones)."""
+    k = c // 3
+    return float(np.median(midi[c - k : c]) - np.median(midi[:k]))
+
+
+def direction_contour(audio: np.ndarray, sample_rate: int) -> Contour:
+    """The pitch contour a direction is read on (:func:`measure_direction`, :func:`cut_to_direction`): 10-ms hops."""
+    return _contour(np.asarray(audio, dtype=np.float32), sample_rate, max(1, int(round(0.01 * sample_rate))))
+
+
+def _contour(x: np.ndarray, sample_rate: int, hop: int) -> Contour:
     """:func:`_sounding_yin`'s periodic ``(frames, midi)`` with the pitch median-smoothed over 5 frames (a glide
     between two notes, read as their common subharmonic for a frame or two, is not taken for a note); ``None``
     also under 12 such frames."""
@@ -288,7 +301,9 @@ def _contour(x: np.ndarray, sample_rate: int, hop: int) -> tuple[np.ndarray, np.
     return found[0], median_filter(found[1], size=5, mode="nearest")
 
 
-def cut_to_direction(audio: np.ndarray, sample_rate: int, want: int, keep: float = CUT_KEEP) -> np.ndarray | None:
+def cut_to_direction(
+    audio: np.ndarray, sample_rate: int, want: int, keep: float = CUT_KEEP, contour: Contour | bool = False
+) -> np.ndarray | None:
     """``audio [T]`` faded out where its pitch last moves the ``want`` way (+1 up, -1 down), or ``None``.
 
     A phrase asked to rise can climb and then fall back to its root ("60 62 64 67, then 60 held"): judged from its
@@ -297,19 +312,19 @@ def cut_to_direction(audio: np.ndarray, sample_rate: int, want: int, keep: float
     sounding frames, that moves as asked (the median of its last third a semitone or more past its first third,
     as :func:`measure_direction` reads it) is kept, without the frames at its end that have already turned back
     (more than a semitone short of that last third); its last :data:`CUT_FADE_S` fade out and the rest is silent. ``None``
-    when the clip already moves as asked, when no such stretch exists, or when it is unreadable."""
+    when the clip already moves as asked, when no such stretch exists, or when it is unreadable. ``contour``:
+    ``audio``'s (:func:`direction_contour`), when read already."""
     x = np.asarray(audio, dtype=np.float32)
     if want not in (1, -1):
         return None
     hop = max(1, int(round(0.01 * sample_rate)))
-    track = _contour(x, sample_rate, hop)
+    track = direction_contour(x, sample_rate) if contour is False else contour
     if track is None:
         return None
     frames, midi = track
 
     def moves(c: int) -> float:  # how far the first c sounding frames move the asked way, in semitones
-        k = c // 3
-        return want * float(np.median(midi[c - k : c]) - np.median(midi[:k]))
+        return want * _rise(midi, c)
 
     if moves(midi.size) >= 1.0:
         return None

@@ -295,8 +295,8 @@ def _text_ignored_by_the_generator(mp):
     mp.setattr(
         Generator,
         "forward",
-        lambda self, noise, pooled, frames=None, _f=Generator.forward: _f(
-            self, noise, torch.zeros_like(pooled), frames
+        lambda self, noise, pooled, frames=None, tokens=None, mask=None, _f=Generator.forward: _f(
+            self, noise, torch.zeros_like(pooled), frames, tokens, mask
         ),
     )
 

@@ -14,7 +14,8 @@ def _forward(model, b):
     frames = model.generation_frames(T)
     one = model.noise(0, frames)  # [1, *noise_shape]
     noise = one.expand(len(b["audio"]), *one.shape[1:])
-    latents = model.fit_frames(model(noise, b["text_pooled"], frames), model.latent_frames(T))
+    made = model(noise, b["text_pooled"], frames, b.get("text_tokens"), b.get("text_mask"))
+    latents = model.fit_frames(made, model.latent_frames(T))
     return model.latents_to_audio(latents, T)
 
 
@@ -45,7 +46,8 @@ def reference_loss(model, batch) -> float:
         torch.manual_seed(_DISC_SEED)
         disc = Discriminator(cfg).eval()
     with torch.no_grad():
-        y = disc(model(noise, batch["text_pooled"], frames), batch["text_pooled"]).double().numpy()  # [B]
+        made = model(noise, batch["text_pooled"], frames, batch.get("text_tokens"), batch.get("text_mask"))
+        y = disc(made, batch["text_pooled"]).double().numpy()  # [B]
     tanh = cfg.discriminator.output == "tanh"
     if cfg.loss == "bce" and tanh and cfg.tanh_as == "probability":
         return float(np.mean(-np.maximum(np.log((1.0 + y) / 2.0), -100.0)))

@@ -4,7 +4,7 @@ The generator maps Gaussian noise + the text encoder's pooled embedding to a (sc
 the frozen VAE decoder and vocoder turn it into audio. The discriminator (a training-only network: the objective
 builds it, it is never part of a model directory) scores a latent + the pooled text embedding.
 
-Two architectures, chosen by ``arch``:
+Three generator architectures, chosen by ``arch`` (the discriminator has the first two):
 
 - ``mlp`` (the thesis' published design): fully connected layers, no convolutions. The generator takes noise
   ``[B, noise_dim]`` and outputs the flattened latent of **one fixed length** ``latent_frames`` (the training crop,
@@ -14,6 +14,13 @@ Two architectures, chosen by ``arch``:
   ``[B, noise_dim, T']`` (one vector per latent frame) so any length works natively; the text vector enters every
   block as FiLM (scale, shift). The discriminator convolves over time, pools, and adds a projection term
   ``<embed(text), h>`` (Miyato & Koyama's projection discriminator).
+- ``transformer`` (generator only; the token-reading preset): the time transformer of
+  :mod:`soundsmith.nn.time_transformer` (the latent diffusion family's denoiser network) run once, at the pure-noise
+  end of the flow path: noise ``[B, C, T']`` shaped like a latent (``noise_dim`` = latent channels) -> latent
+  ``noise - net(noise, t=1, tokens, pooled)``, the flow's one-step estimate of the clean latent. It reads the
+  caption's token embeddings through cross-attention (the mlp and conv generators see only the pooled vector) and
+  can start from a trained latent diffusion model's denoiser (``generator.init_from``; done by the objective, at
+  the start of training). ``generator.guidance``: the guidance scale given to a guidance-distilled network.
 
 Text conditioning (absent from the thesis' slides, required by its title): the pooled embedding ``[B, text_dim]``
 is projected to ``cond_dim`` and concatenated to the noise (mlp generator), to the flattened latent (mlp
@@ -38,8 +45,10 @@ from soundsmith.errors import ConfigError, ModelError
 from soundsmith.models.composite import Component
 from soundsmith.models.latent_audio import LatentAudioModel
 from soundsmith.models.vocoder import check_refine
+from soundsmith.nn.time_transformer import LatentDenoiser, LatentDenoiserConfig
 
 ARCHS = ("mlp", "conv")
+GENERATOR_ARCHS = (*ARCHS, "transformer")
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
 LOSSES = ("bce", "nonsaturating", "hinge")
 TANH_AS = ("probability", "logit")
@@ -47,8 +56,12 @@ TANH_AS = ("probability", "logit")
 
 @dataclass
 class GeneratorConfig:
-    """The generator: ``arch`` mlp (``hidden`` = widths of the fully connected layers) or conv (``channels`` wide,
-    ``blocks`` residual blocks of dilated convolutions with ``kernel_size``)."""
+    """The generator: ``arch`` mlp (``hidden`` = widths of the fully connected layers), conv (``channels`` wide,
+    ``blocks`` residual blocks of dilated convolutions with ``kernel_size``) or transformer (``channels`` = the
+    model width, ``blocks`` layers of ``heads`` attention heads and an MLP ``mlp_ratio`` wide; ``guidance``: the
+    guidance scale fed to a guidance-embedded network, None = it has no such input; ``init_from``: a latent
+    diffusion model, shipped name or directory, whose denoiser the generator starts from when training begins,
+    None = random)."""
 
     arch: str = "mlp"
     noise_dim: int = 128
@@ -58,10 +71,28 @@ class GeneratorConfig:
     kernel_size: int = 5
     activation: str = "leaky_relu"
     norm: bool = False  # mlp: LayerNorm after each hidden layer
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    guidance: float | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
-        _check_common("GeneratorConfig", self.arch, self.activation, self.noise_dim, self.hidden)
+        _check_common("GeneratorConfig", self.arch, self.activation, self.noise_dim, self.hidden, GENERATOR_ARCHS)
         _check_conv("GeneratorConfig", self.channels, self.blocks, self.kernel_size)
+        if self.arch == "transformer":
+            if self.heads < 1 or self.channels % self.heads or (self.channels // self.heads) % 2:
+                raise ConfigError(
+                    f"GeneratorConfig: channels ({self.channels}) must split into {self.heads} heads of an even size"
+                )
+            if not self.mlp_ratio > 0:
+                raise ConfigError(f"GeneratorConfig.mlp_ratio={self.mlp_ratio} must be > 0")
+            if self.guidance is not None and not (math.isfinite(self.guidance) and self.guidance >= 0):
+                raise ConfigError(f"GeneratorConfig.guidance={self.guidance} must be a number >= 0 (or null)")
+        elif self.init_from is not None or self.guidance is not None:
+            raise ConfigError(
+                "GeneratorConfig: init_from and guidance are for the transformer generator; "
+                f"the {self.arch} generator takes neither (set them to null)"
+            )
 
 
 @dataclass
@@ -90,9 +121,11 @@ class DiscriminatorConfig:
             raise ConfigError(f"DiscriminatorConfig.dropout={self.dropout} must be in [0, 1)")
 
 
-def _check_common(where: str, arch: str, activation: str, noise_dim: int, hidden: list[int]) -> None:
-    if arch not in ARCHS:
-        raise ConfigError(f"{where}.arch={arch!r} is unknown; use one of {list(ARCHS)}")
+def _check_common(
+    where: str, arch: str, activation: str, noise_dim: int, hidden: list[int], archs: Sequence[str] = ARCHS
+) -> None:
+    if arch not in archs:
+        raise ConfigError(f"{where}.arch={arch!r} is unknown; use one of {list(archs)}")
     if activation not in ACTIVATIONS:
         raise ConfigError(f"{where}.activation={activation!r} is unknown; use one of {list(ACTIVATIONS)}")
     if int(noise_dim) < 1 or not hidden or any(int(h) < 1 for h in hidden):
@@ -174,6 +207,11 @@ class GANmixConfig:
         for name in ("disc_every", "gen_every", "diversity_every"):
             if int(getattr(self, name)) < (0 if name == "diversity_every" else 1):
                 raise ConfigError(f"GANmixConfig.{name}={getattr(self, name)!r} is out of range")
+        if self.generator.arch == "transformer" and self.generator.noise_dim != self.latent_channels:
+            raise ConfigError(
+                f"GANmixConfig: the transformer generator's noise is a latent, so generator.noise_dim "
+                f"({self.generator.noise_dim}) must equal latent_channels ({self.latent_channels})"
+            )
         if self.loss not in LOSSES:
             raise ConfigError(f"GANmixConfig.loss={self.loss!r} is unknown; use one of {list(LOSSES)}")
         if self.tanh_as not in TANH_AS:
@@ -255,16 +293,34 @@ class ResBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """``forward(noise, pooled [B, text_dim], frames) -> latent [B, latent_channels, frames]``.
+    """``forward(noise, pooled [B, text_dim], frames, tokens, mask) -> latent [B, latent_channels, frames]``.
 
     mlp: ``noise [B, noise_dim]``; only ``frames == latent_frames`` (its fixed output length).
     conv: ``noise [B, noise_dim, frames]``; any ``frames``.
+    transformer: ``noise [B, latent_channels, frames]``; any ``frames``; needs the caption's ``tokens [B, L,
+    text_dim]`` and their ``mask [B, L]`` (the others ignore them).
     """
 
     def __init__(self, c: GANmixConfig) -> None:
         super().__init__()
         g, self.latent_channels, self.latent_frames = c.generator, c.latent_channels, c.latent_frames
-        self.arch, self.noise_dim = g.arch, g.noise_dim
+        self.arch, self.noise_dim, self.guidance = g.arch, g.noise_dim, g.guidance
+        if g.arch == "transformer":
+            self.net = LatentDenoiser(
+                LatentDenoiserConfig(
+                    latent_channels=c.latent_channels,
+                    latent_bins=1,
+                    d_model=g.channels,
+                    layers=g.blocks,
+                    heads=g.heads,
+                    mlp_ratio=g.mlp_ratio,
+                    text_dim=c.text_dim,
+                    text_encoder=c.text_encoder,
+                    prediction="flow",
+                    guidance_embed=g.guidance is not None,
+                )
+            )
+            return
         self.text = nn.Linear(c.text_dim, c.cond_dim)  # pooled text embedding -> conditioning vector
         if g.arch == "mlp":
             self.body = _mlp([g.noise_dim + c.cond_dim, *g.hidden], g.activation, g.norm)
@@ -282,8 +338,17 @@ class Generator(nn.Module):
         """The shape of one clip's noise (no batch axis): ``(noise_dim,)`` (mlp) or ``(noise_dim, frames)``."""
         return (self.noise_dim,) if self.arch == "mlp" else (self.noise_dim, frames)
 
-    def forward(self, noise: Tensor, pooled: Tensor, frames: int | None = None) -> Tensor:
+    def forward(
+        self,
+        noise: Tensor,
+        pooled: Tensor,
+        frames: int | None = None,
+        tokens: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         frames = self.latent_frames if frames is None else frames
+        if self.arch == "transformer":
+            return self._transformer(noise, pooled, tokens, mask)
         cond = self.text(pooled)  # [B, cond_dim]
         if self.arch == "mlp":
             if frames != self.latent_frames:
@@ -297,6 +362,19 @@ class Generator(nn.Module):
         for block in self.blocks:
             h = block(h, cond)
         return self.out(self.act(h))  # [B, C, T']
+
+    def _transformer(self, noise: Tensor, pooled: Tensor, tokens: Tensor | None, mask: Tensor | None) -> Tensor:
+        """One pass at ``t = 1`` of the flow path ``x_t = (1 - t) x0 + t noise``: ``x0 = noise - v``."""
+        if tokens is None or mask is None:
+            raise ModelError(
+                "the transformer generator reads the caption's tokens: pass tokens and mask "
+                "(GANmix.text_condition gives them)"
+            )
+        B = noise.shape[0]
+        t = torch.ones(B, device=noise.device)
+        guidance = None if self.guidance is None else torch.full((B,), float(self.guidance), device=noise.device)
+        v = self.net(noise[:, :, None, :], t, tokens, mask, pooled, guidance=guidance)  # [B, C, 1, T']
+        return noise - v[:, :, 0, :]
 
 
 class Discriminator(nn.Module):
@@ -417,6 +495,20 @@ class GANmix(LatentAudioModel):
         """Prompts -> pooled embeddings ``[B, text_dim]`` on the model's device."""
         return self.pooled_text(prompts)
 
+    @property
+    def reads_tokens(self) -> bool:
+        """Whether the generator reads the caption's tokens (the transformer) or only its pooled embedding."""
+        return self.config.generator.arch == "transformer"
+
+    @torch.no_grad()
+    def text_condition(self, prompts: Sequence[str]) -> dict[str, Tensor]:
+        """What the generator reads of the prompts: ``{"pooled": [B, D]}``, plus ``"tokens" [B, L, D]`` and
+        ``"mask" [B, L]`` when it reads tokens (:attr:`reads_tokens`); on the model's device."""
+        if not self.reads_tokens:
+            return {"pooled": self.pooled_text(prompts)}
+        tokens, mask, pooled = self.text_embeddings(prompts)
+        return {"pooled": pooled, "tokens": tokens, "mask": mask}
+
     def noise(self, seed: int, frames: int | None = None) -> Tensor:
         """The noise of one clip for ``seed``: ``[1, *noise_shape]`` (drawn on the CPU, then moved)."""
         frames = self.config.latent_frames if frames is None else frames
@@ -429,6 +521,14 @@ class GANmix(LatentAudioModel):
             return self.config.latent_frames
         return self.latent_frames(num_samples)
 
-    def forward(self, noise: Tensor, pooled: Tensor, frames: int | None = None) -> Tensor:
-        """The generator: noise + pooled text ``[B, text_dim]`` -> scaled latents ``[B, C, frames]``."""
-        return self.generator(noise, pooled, frames)
+    def forward(
+        self,
+        noise: Tensor,
+        pooled: Tensor,
+        frames: int | None = None,
+        tokens: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """The generator: noise + pooled text ``[B, text_dim]`` (+ the caption's ``tokens [B, L, text_dim]`` and
+        ``mask [B, L]`` for the transformer) -> scaled latents ``[B, C, frames]``."""
+        return self.generator(noise, pooled, frames, tokens, mask)

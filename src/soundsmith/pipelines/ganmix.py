@@ -1,4 +1,5 @@
-"""GANmix inference: prompt -> pooled text embedding -> generator (one forward pass) -> VAE decoder -> vocoder.
+"""GANmix inference: prompt -> text embedding (pooled; + tokens for the transformer generator) -> generator (one
+forward pass) -> VAE decoder -> vocoder.
 
 ``pipe = soundsmith.load(RUN)``; ``pipe("a dog barks", duration=2.0, seed=0)``. ``steps`` and ``guidance`` are
 accepted for the common signature and ignored (a GAN makes a clip in one pass and has no guidance). Beyond the
@@ -43,15 +44,16 @@ class GANmixPipeline(LatentAudioPipeline):
         ):
             raise ConfigError(f"truncation={truncation!r} must be a positive number (e.g. 1.5) or None")
 
-    def _pooled(self, prompt: str) -> Tensor:
+    def _text(self, prompt: str) -> dict[str, Tensor]:
         self.check_prompt(prompt)
-        return self.model.encode_text([prompt])  # [1, D]
+        return self.model.text_condition([prompt])  # pooled [1, D] (+ tokens [1, L, D], mask [1, L])
 
-    def _render(self, noise: Tensor, pooled: Tensor, num_samples: int) -> np.ndarray:
-        """Noise ``[B, *noise_shape]`` + pooled ``[B, D]`` -> float32 audio ``[B, num_samples]``."""
+    def _render(self, noise: Tensor, text: dict[str, Tensor], num_samples: int) -> np.ndarray:
+        """Noise ``[B, *noise_shape]`` + text (:meth:`GANmix.text_condition`) -> float32 audio ``[B, num_samples]``."""
         model = self.model
         # 2. the generator: one forward pass
-        latents = model(noise, pooled, model.generation_frames(num_samples))
+        frames = model.generation_frames(num_samples)
+        latents = model(noise, text["pooled"], frames, text.get("tokens"), text.get("mask"))
         # 3. the clip's latent length (crop or tile the fixed-length output), 4. VAE decode + vocoder
         latents = model.fit_frames(latents, model.latent_frames(num_samples))  # [B, C, T']
         return self.decode(latents, num_samples)
@@ -75,10 +77,10 @@ class GANmixPipeline(LatentAudioPipeline):
         """``len(seeds)`` clips ``[N, round(duration * sample_rate)]``; ``steps``/``guidance`` are ignored."""
         self._check(duration, truncation)
         num_samples = self.num_samples(duration)
-        # 1. text: the pooled embedding of the prompt
-        pooled = self._pooled(prompt)
+        # 1. text: the pooled embedding of the prompt (and its tokens, for the transformer generator)
+        text = self._text(prompt)
         # one candidate at a time: candidate i depends on seeds[i] alone, bit for bit
-        rows = [self._render(self._noise(s, num_samples, truncation), pooled, num_samples)[0] for s in seeds]
+        rows = [self._render(self._noise(s, num_samples, truncation), text, num_samples)[0] for s in seeds]
         meta: dict[str, Any] = {"duration": duration, "candidate_seeds": list(seeds)}
         if truncation is not None:
             meta["truncation"] = float(truncation)
@@ -97,7 +99,8 @@ class GANmixPipeline(LatentAudioPipeline):
     ) -> GeneratedAudio:
         """``steps`` clips on the straight path from ``a`` to ``b``: ``audio [steps, T]`` (row 0 = ``a``).
 
-        Two prompts (``a``, ``b`` str): their pooled text embeddings are mixed linearly, the noise is ``seed``'s.
+        Two prompts (``a``, ``b`` str): their text embeddings (pooled, and tokens for the transformer generator,
+        padded to one length) are mixed linearly, the noise is ``seed``'s.
         Two seeds (``a``, ``b`` int): their noises are mixed spherically (slerp), the text is ``prompt``'s.
         """
         duration = self.default_duration if duration is None else duration
@@ -109,9 +112,9 @@ class GANmixPipeline(LatentAudioPipeline):
             for p in (a, b):
                 check_request(p, duration, 1)
             self._check(duration, None)
-            pa, pb = self._pooled(a), self._pooled(b)
+            ta, tb = self._text(a), self._text(b)
             noise = self._noise(seed, num_samples, None)
-            rows = [self._render(noise, (1 - t) * pa + t * pb, num_samples)[0] for t in ts]
+            rows = [self._render(noise, mix_text(ta, tb, t), num_samples)[0] for t in ts]
             label, meta = f"{a} -> {b}", {"interpolation": "prompts", "a": a, "b": b, "seed": seed}
         elif (
             isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and not isinstance(b, bool)
@@ -120,15 +123,30 @@ class GANmixPipeline(LatentAudioPipeline):
                 raise ConfigError("interpolating between two seeds needs a prompt (prompt=...)")
             check_request(prompt, duration, 1)
             self._check(duration, None)
-            pooled = self._pooled(prompt)
+            text = self._text(prompt)
             na, nb = self._noise(a, num_samples, None), self._noise(b, num_samples, None)
-            rows = [self._render(slerp(na, nb, t), pooled, num_samples)[0] for t in ts]
+            rows = [self._render(slerp(na, nb, t), text, num_samples)[0] for t in ts]
             label, meta = prompt, {"interpolation": "seeds", "a": a, "b": b}
         else:
             raise ConfigError(f"interpolate between two prompts or two integer seeds, got {a!r} and {b!r}")
         meta = {**self.provenance(), **meta, "duration": duration, "steps_between": steps}
         seed_out = seed if isinstance(a, str) else int(a)
         return GeneratedAudio(np.stack(rows), self.sample_rate, label, seed_out, meta)
+
+
+def mix_text(a: dict[str, Tensor], b: dict[str, Tensor], t: float) -> dict[str, Tensor]:
+    """``(1 - t) a + t b`` of two prompts' text (:meth:`GANmix.text_condition`, one row each); token sequences are
+    zero-padded to the longer one, and a position is kept where either prompt has a token."""
+    out = {"pooled": (1 - t) * a["pooled"] + t * b["pooled"]}
+    if "tokens" in a:
+        L = max(a["tokens"].shape[1], b["tokens"].shape[1])
+
+        def pad(x: Tensor) -> Tensor:  # [1, L_x, ...] -> [1, L, ...]
+            return torch.nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (0, L - x.shape[1]))
+
+        out["tokens"] = (1 - t) * pad(a["tokens"]) + t * pad(b["tokens"])
+        out["mask"] = (pad(a["mask"].float()) + pad(b["mask"].float())) > 0
+    return out
 
 
 def spectrogram_strip(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray:

@@ -30,6 +30,11 @@ batch of pairs drawn (seeded by step) from the file ``teacher_pairs`` (:func:`lo
 its sampler into one pass, Luhman & Luhman 2021; the adversarial game on real latents stays; diagnostic
 ``teacher``).
 
+The transformer generator (``generator.arch: transformer``) also reads the captions' token embeddings
+(``batch["text_tokens"] [B, L, D]``, ``batch["text_mask"] [B, L]``, cached by caption with the pooled vector);
+with ``generator.init_from`` set, it starts from that latent diffusion model's denoiser, copied in when the
+objective is built (a resumed run then loads its own checkpoint over it).
+
 Diagnostics, logged by the engine with each step's losses (``train/...``; the discriminator's with suffix ``_1``):
 ``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
 < 0: the discriminator's accuracy), ``r1``, ``diversity`` (per-prompt output diversity: RMS difference between two
@@ -188,6 +193,35 @@ def load_teacher_pairs(
     return TeacherPairs(latents, seeds, [str(c) for c in captions])
 
 
+def init_generator_from(model: GANmix, name_or_dir: str) -> None:
+    """Copy a latent diffusion model's denoiser (a shipped name or a model directory) into ``model``'s transformer
+    generator; one clear error when the two networks differ in shape or the model is not latent diffusion."""
+    from soundsmith.models.registry import load_model
+
+    if model.config.generator.arch != "transformer":
+        raise TrainingError("generator.init_from needs the transformer generator (generator.arch: transformer)")
+    try:
+        source = load_model(name_or_dir)
+    except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
+        raise TrainingError(f"generator.init_from={name_or_dir!r} cannot be loaded ({e})") from None
+    denoiser = getattr(source, "denoiser", None)
+    if denoiser is None:
+        raise TrainingError(
+            f"generator.init_from={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model"
+        )
+    net = model.generator.net
+    theirs, ours = denoiser.state_dict(), net.state_dict()
+    wrong = sorted(k for k in set(theirs) | set(ours) if k not in theirs or k not in ours or theirs[k].shape != ours[k].shape)
+    if wrong:
+        src = denoiser.config
+        raise TrainingError(
+            f"generator.init_from={name_or_dir!r}: its denoiser (d_model {src.d_model}, {src.layers} layers, "
+            f"{src.heads} heads, guidance input {src.guidance_embed}) does not fit this generator "
+            f"(first differing tensor: {wrong[0]}); set generator.channels, blocks, heads and guidance to match"
+        )
+    net.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()})
+
+
 class GANmixObjective(Objective):
     """Generator = optimizer 0, discriminator (``self.disc``) = optimizer 1; see the module docstring."""
 
@@ -199,9 +233,12 @@ class GANmixObjective(Objective):
         super().__init__(model, sample_rate)
         self.disc = Discriminator(model.config)
         self.seed = seed
-        self._text_cache: dict[str, Tensor] = {}  # caption -> pooled [D] on the CPU (the encoder is frozen)
+        # caption -> (pooled [D], its tokens [L, D] or None) on the CPU (the encoder is frozen)
+        self._text_cache: dict[str, tuple[Tensor, Tensor | None]] = {}
         self._fake_cache: dict[tuple[int, int], Tensor] = {}
         self._pairs: TeacherPairs | None = None
+        if model.config.generator.init_from:
+            init_generator_from(model, model.config.generator.init_from)
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -226,14 +263,42 @@ class GANmixObjective(Objective):
 
     def encode_captions(self, captions: list[str]) -> Tensor:
         """Pooled text embeddings ``[B, D]`` on the CPU, through the per-caption cache."""
+        self._cache_captions(captions)
+        return torch.stack([self._text_cache[c][0] for c in captions])
+
+    def caption_tokens(self, captions: list[str]) -> tuple[Tensor, Tensor]:
+        """The captions' token embeddings, zero-padded to the longest: ``(tokens [B, L, D], mask [B, L])`` on the
+        CPU, through the per-caption cache (for a generator that reads tokens)."""
+        self._cache_captions(captions)
+        rows = [self._text_cache[c][1] for c in captions]
+        if any(r is None for r in rows):
+            raise TrainingError("caption tokens were asked of a GANmix generator that reads only pooled text")
+        L, D = max(len(r) for r in rows), rows[0].shape[-1]
+        tokens, mask = torch.zeros(len(rows), L, D), torch.zeros(len(rows), L, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            tokens[i, : len(r)], mask[i, : len(r)] = r, True
+        return tokens, mask
+
+    def _cache_captions(self, captions: list[str]) -> None:
         if len(self._text_cache) + len(captions) > self.text_cache_size:
             self._text_cache.clear()
         missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
-        if missing:
-            pooled = self.model.encode_text(missing)
-            for i, caption in enumerate(missing):
-                self._text_cache[caption] = pooled[i].cpu()
-        return torch.stack([self._text_cache[c] for c in captions])
+        if not missing:
+            return
+        text = self.model.text_condition(missing)
+        for i, caption in enumerate(missing):
+            toks = None
+            if "tokens" in text:
+                toks = text["tokens"][i][text["mask"][i].bool()].cpu()  # [L_i, D]: its own tokens, unpadded
+            self._text_cache[caption] = (text["pooled"][i].cpu(), toks)
+
+    def _text_inputs(self, captions: list[str], device: torch.device) -> dict[str, Tensor]:
+        """``pooled`` (+ ``tokens``, ``mask`` for a token-reading generator) of the captions on ``device``."""
+        out = {"pooled": self.encode_captions(captions).to(device)}
+        if self.model.reads_tokens:
+            tokens, mask = self.caption_tokens(captions)
+            out["tokens"], out["mask"] = tokens.to(device), mask.to(device)
+        return out
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +312,10 @@ class GANmixObjective(Objective):
         captions = [caption_of(batch, i) for i in range(len(audio))]
         out = dict(batch)
         out["latents"], out["captions"] = latents, captions
-        out["text_pooled"] = self.encode_captions(captions).to(audio.device)
+        text = self._text_inputs(captions, audio.device)
+        out["text_pooled"] = text["pooled"]
+        if "tokens" in text:
+            out["text_tokens"], out["text_mask"] = text["tokens"], text["mask"]
         return out
 
     # -- the game ----------------------------------------------------------------------------------------------
@@ -259,7 +327,10 @@ class GANmixObjective(Objective):
 
     def fake(self, batch: dict[str, Any], salt: str = "fake") -> Tensor:
         real = batch["latents"]
-        return self.model(self.noise(len(real), real.shape[-1], salt), batch["text_pooled"], real.shape[-1])
+        noise = self.noise(len(real), real.shape[-1], salt)
+        return self.model(
+            noise, batch["text_pooled"], real.shape[-1], batch.get("text_tokens"), batch.get("text_mask")
+        )
 
     def _scores(self, latents: Tensor, pooled: Tensor) -> Tensor:
         return self.disc(latents, pooled)  # [B]
@@ -312,8 +383,9 @@ class GANmixObjective(Objective):
         device = self.model._device()
         noise = torch.stack([pairs.noise(i) for i in index]).to(device)
         target = pairs.latents[index].float().to(device)
-        pooled = self.encode_captions([pairs.captions[i] for i in index]).to(device)
-        return F.mse_loss(self.model(noise, pooled, target.shape[-1]).float(), target)
+        text = self._text_inputs([pairs.captions[i] for i in index], device)
+        made = self.model(noise, text["pooled"], target.shape[-1], text.get("tokens"), text.get("mask"))
+        return F.mse_loss(made.float(), target)
 
     def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor, other: Tensor | None = None) -> Tensor:
         """``mean|fake - G(z2)| / mean|z1 - z2|`` (``[]``): ``fake`` is this step's draw from noise ``z1``, ``other``

@@ -1,6 +1,7 @@
 """Speed of GANmix generation on the CPU: one generator pass per clip, VAE decode and vocoder included.
 
-For the thesis (fully connected) and improved (convolutional) presets at their base size, with random generator
+For the thesis (fully connected), improved (convolutional) and transformer (token-reading) presets at their base
+size, with random generator
 weights (speed does not depend on the weights) and the shipped VAE, vocoder and MiniLM (their base presets with
 random weights when not shipped), prints per clip: text encoder, generator, VAE decode, vocoder, total, and x real
 time (seconds of audio per second of compute), as the median of ``--repeats`` runs after a warm-up. The latent
@@ -67,14 +68,18 @@ def bench_ganmix(preset: str, seconds: float, repeats: int) -> dict[str, float]:
     n = int(round(seconds * pipe.sample_rate))
     frames = model.latent_frames(n)
     with torch.no_grad():
-        pooled = model.encode_text([PROMPT])
-        gen_frames = model.generation_frames(n)  # the FC generator's fixed length, or the clip's (conv)
+        text = model.text_condition([PROMPT])  # pooled (+ tokens and mask for the transformer)
+        gen_frames = model.generation_frames(n)  # the FC generator's fixed length, or the clip's (conv, transformer)
         noise = model.noise(0, gen_frames)
-        latent = model.fit_frames(model(noise, pooled, gen_frames), frames)
+
+        def generate() -> torch.Tensor:
+            return model(noise, text["pooled"], gen_frames, text.get("tokens"), text.get("mask"))
+
+        latent = model.fit_frames(generate(), frames)
         mel = model.vae.decode(latent / model.vae.config.scale_factor, model.mel_frames(n))
         parts = {
-            "text": median_time(lambda: model.encode_text([PROMPT]), repeats),
-            "generator": median_time(lambda: model(noise, pooled, gen_frames), repeats),
+            "text": median_time(lambda: model.text_condition([PROMPT]), repeats),
+            "generator": median_time(generate, repeats),
             "vae_decode": median_time(lambda: model.vae.decode(latent, model.mel_frames(n)), repeats),
             "vocoder": median_time(lambda: model.vocoder(mel), repeats),
         }
@@ -102,20 +107,20 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"GANmix generation, {args.seconds:g} s clips, {args.threads} threads, median of {args.repeats} "
           f"(1-min load average {load:.1f} on {os.cpu_count()} cores: figures are noisy when it exceeds the threads)")  # fmt: skip
-    print(f"{'preset':<10} {'G params':>9} {'text ms':>8} {'G ms':>7} {'VAE ms':>7} {'voc ms':>7} "
+    print(f"{'preset':<11} {'G params':>9} {'text ms':>8} {'G ms':>7} {'VAE ms':>7} {'voc ms':>7} "
           f"{'total ms':>9} {'x real time':>12}")  # fmt: skip
     totals = {}
-    for preset in ("thesis", "improved"):
+    for preset in ("thesis", "improved", "transformer"):
         r = bench_ganmix(f"ganmix/{preset}.yaml", args.seconds, args.repeats)
         totals[preset] = r["total"]
-        print(f"{preset:<10} {r['params_M']:>8.1f}M {1e3 * r['text']:>8.1f} {1e3 * r['generator']:>7.2f} "
+        print(f"{preset:<11} {r['params_M']:>8.1f}M {1e3 * r['text']:>8.1f} {1e3 * r['generator']:>7.2f} "
               f"{1e3 * r['vae_decode']:>7.1f} {1e3 * r['vocoder']:>7.1f} {1e3 * r['total']:>9.1f} "
               f"{args.seconds / r['total']:>11.0f}x")  # fmt: skip
     if not args.skip_ld:
         ld = bench_ld(args.seconds, args.repeats)
         print(f"latent diffusion base (random denoiser, default steps/guidance): {1e3 * ld:.1f} ms, "
               f"{args.seconds / ld:.0f}x real time; GANmix thesis is {ld / totals['thesis']:.1f}x faster, "
-              f"improved {ld / totals['improved']:.1f}x")  # fmt: skip
+              f"improved {ld / totals['improved']:.1f}x, transformer {ld / totals['transformer']:.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

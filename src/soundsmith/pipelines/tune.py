@@ -286,7 +286,12 @@ def _rise(midi: np.ndarray, c: int) -> float:
 
 def direction_contour(audio: np.ndarray, sample_rate: int) -> Contour:
     """The pitch contour a direction is read on (:func:`measure_direction`, :func:`cut_to_direction`): 10-ms hops."""
-    return _contour(np.asarray(audio, dtype=np.float32), sample_rate, max(1, int(round(0.01 * sample_rate))))
+    return _contour(np.asarray(audio, dtype=np.float32), sample_rate, _direction_hop(sample_rate))
+
+
+def _direction_hop(sample_rate: int) -> int:
+    """The hop of :func:`direction_contour`'s frames in samples: 10 ms."""
+    return max(1, int(round(0.01 * sample_rate)))
 
 
 def _contour(x: np.ndarray, sample_rate: int, hop: int) -> Contour:
@@ -317,7 +322,7 @@ def cut_to_direction(
     x = np.asarray(audio, dtype=np.float32)
     if want not in (1, -1):
         return None
-    hop = max(1, int(round(0.01 * sample_rate)))
+    hop = _direction_hop(sample_rate)  # the contour's frames, in samples
     track = direction_contour(x, sample_rate) if contour is False else contour
     if track is None:
         return None

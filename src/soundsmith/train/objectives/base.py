@@ -47,6 +47,17 @@ def mix_partners(audio: Tensor, partner: Tensor, level_db: Tensor) -> tuple[Tens
     return audio + gain.view(-1, 1) * audio[j], keep
 
 
+def pad_tokens(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Token matrices ``[L_i, D]`` -> ``(tokens [B, L, D], mask [B, L])``, zero-padded to the longest."""
+    length = max(r.shape[0] for r in rows)
+    tokens = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        tokens[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = True
+    return tokens, mask
+
+
 def row_generator(batch: dict[str, Any]) -> torch.Generator:
     """A CPU generator seeded by the batch's dataset row indices (``batch["index"]``, else 0..B-1): augmentation
     drawn from it is the same whenever the same rows come together, so a resumed run replays it."""

@@ -62,7 +62,7 @@ from torch.optim import Optimizer
 from soundsmith.errors import TrainingError
 from soundsmith.models.ganmix import Discriminator, GANmix
 from soundsmith.train.config import TrainConfig
-from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.base import Objective, pad_tokens
 from soundsmith.train.objectives.clap import caption_of
 from soundsmith.train.optimizers import OptimizerSpec
 
@@ -264,20 +264,22 @@ class GANmixObjective(Objective):
     def encode_captions(self, captions: list[str]) -> Tensor:
         """Pooled text embeddings ``[B, D]`` on the CPU, through the per-caption cache."""
         self._cache_captions(captions)
-        return torch.stack([self._text_cache[c][0] for c in captions])
+        return self._cached_pooled(captions)
 
     def caption_tokens(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """The captions' token embeddings, zero-padded to the longest: ``(tokens [B, L, D], mask [B, L])`` on the
         CPU, through the per-caption cache (for a generator that reads tokens)."""
         self._cache_captions(captions)
+        return self._cached_tokens(captions)
+
+    def _cached_pooled(self, captions: list[str]) -> Tensor:  # [B, D]; the captions are in the cache
+        return torch.stack([self._text_cache[c][0] for c in captions])
+
+    def _cached_tokens(self, captions: list[str]) -> tuple[Tensor, Tensor]:  # the captions are in the cache
         rows = [self._text_cache[c][1] for c in captions]
         if any(r is None for r in rows):
             raise TrainingError("caption tokens were asked of a GANmix generator that reads only pooled text")
-        L, D = max(len(r) for r in rows), rows[0].shape[-1]
-        tokens, mask = torch.zeros(len(rows), L, D), torch.zeros(len(rows), L, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            tokens[i, : len(r)], mask[i, : len(r)] = r, True
-        return tokens, mask
+        return pad_tokens(rows)
 
     def _cache_captions(self, captions: list[str]) -> None:
         if len(self._text_cache) + len(captions) > self.text_cache_size:
@@ -294,9 +296,10 @@ class GANmixObjective(Objective):
 
     def _text_inputs(self, captions: list[str], device: torch.device) -> dict[str, Tensor]:
         """``pooled`` (+ ``tokens``, ``mask`` for a token-reading generator) of the captions on ``device``."""
-        out = {"pooled": self.encode_captions(captions).to(device)}
+        self._cache_captions(captions)  # once: both reads below come from the cache
+        out = {"pooled": self._cached_pooled(captions).to(device)}
         if self.model.reads_tokens:
-            tokens, mask = self.caption_tokens(captions)
+            tokens, mask = self._cached_tokens(captions)
             out["tokens"], out["mask"] = tokens.to(device), mask.to(device)
         return out
 

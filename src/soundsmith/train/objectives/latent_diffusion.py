@@ -22,19 +22,8 @@ from torch import Tensor
 
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
-from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.base import Objective, pad_tokens  # noqa: F401  (pad_tokens: re-exported)
 from soundsmith.train.objectives.clap import caption_of
-
-
-def pad_tokens(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Token matrices ``[L_i, D]`` -> ``(tokens [B, L, D], mask [B, L])``, zero-padded to the longest."""
-    length = max(r.shape[0] for r in rows)
-    tokens = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype)
-    mask = torch.zeros(len(rows), length, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        tokens[i, : r.shape[0]] = r
-        mask[i, : r.shape[0]] = True
-    return tokens, mask
 
 
 class LatentDiffusionObjective(Objective):

@@ -11,6 +11,9 @@ frequency bins folded into channels, GANmix's layout) and ``seeds`` ``[N]`` (int
 
     OMP_NUM_THREADS=2 python scripts/ganmix_teacher_pairs.py --manifest work/corpus_ld/manifest.jsonl \
         --count 8192 --out work/gm_pairs/pairs.safetensors
+
+``--merge A B ... --out C`` joins pairs files made by the same teacher (same weights hash, steps and duration) into
+one, refusing files whose noise seeds overlap (make each with its own ``--seed``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 import soundsmith
@@ -32,7 +36,8 @@ from soundsmith.data.manifest import read_manifest
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="default", help="the teacher: a latent diffusion model name or folder")
-    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--manifest")
+    ap.add_argument("--merge", nargs="+", metavar="PAIRS", help="join these pairs files into --out instead")
     ap.add_argument("--split", default="train")
     ap.add_argument("--count", type=int, default=8192)
     ap.add_argument("--duration", type=float, default=4.0)
@@ -43,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.merge:
+        return merge(args.merge, args.out)
+    if not args.manifest:
+        sys.exit("--manifest is required (or --merge to join pairs files)")
 
     rows = [r for r in read_manifest(args.manifest).rows if r.split == args.split and r.captions]
     if not rows:
@@ -88,6 +97,32 @@ def main(argv: list[str] | None = None) -> int:
         {"latents": torch.cat(out), "seeds": torch.tensor(seeds, dtype=torch.int64)}, str(path), metadata=meta
     )
     print(f"wrote {path}: {args.count} pairs in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+def merge(paths: list[str], out: str) -> int:
+    """Join pairs files of one teacher into ``out``; exits with a message naming the file that does not fit."""
+    latents, seeds, captions, first = [], [], [], None
+    for path in paths:
+        if not Path(path).is_file():
+            sys.exit(f"--merge: {path} not found")
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            latents.append(f.get_tensor("latents"))
+            seeds.append(f.get_tensor("seeds"))
+        captions += json.loads(meta.get("captions", "[]"))
+        same = {k: meta.get(k) for k in ("teacher_sha256", "steps", "duration")}
+        if first is None:
+            first = (path, same, meta)
+        elif same != first[1]:
+            sys.exit(f"--merge: {path} was made by {same}, {first[0]} by {first[1]}: one teacher per file")
+    joined = torch.cat(seeds)
+    if len(set(joined.tolist())) != len(joined):
+        sys.exit("--merge: the files share noise seeds (made with the same --seed?); make each with its own --seed")
+    meta = dict(first[2], captions=json.dumps(captions), merged_from=json.dumps(paths))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_file({"latents": torch.cat(latents), "seeds": joined}, out, metadata=meta)
+    print(f"wrote {out}: {len(joined)} pairs from {len(paths)} files")
     return 0
 
 

@@ -417,12 +417,12 @@ def test_diversity_is_logged_on_its_interval_and_unknown_losses_are_named():
         with pytest.raises(TrainingError, match="^unknown GAN loss 'wgan'; use bce, nonsaturating or hinge$"):
             fn(torch.zeros(2), loss="wgan")
     obj = objective()
-    obj.text_cache_size = 2
+    obj._captions.size = 2
     obj.encode_captions(["a"])
     obj.encode_captions(["b"])  # 1 + 1 = 2: fits
-    assert set(obj._text_cache) == {"a", "b"}
+    assert set(obj._captions.rows) == {"a", "b"}
     obj.encode_captions(["c"])
-    assert set(obj._text_cache) == {"c"}
+    assert set(obj._captions.rows) == {"c"}
 
 
 def test_latent_moment_distance_per_channel():
@@ -566,3 +566,76 @@ def test_teacher_pairs_that_do_not_fit_are_named_with_the_fix(tmp_path):
         _conv(teacher_weight=1.0)
     with pytest.raises(ConfigError, match=r"teacher_weight=101.0 must be in \[0, 100\]"):
         _conv(teacher_weight=101.0)
+
+
+def test_teacher_batch_sets_the_pairs_a_step_and_heldout_pairs_are_scored_at_validation(tmp_path):
+    from soundsmith.errors import ConfigError
+
+    train, heldout = tmp_path / "pairs.safetensors", tmp_path / "heldout.safetensors"
+    _write_pairs(train)
+    _write_pairs(heldout, n=5)
+    obj = _conv(teacher_weight=1.0, teacher_pairs=str(train), teacher_batch=3)
+    b = obj.prepare_batch(batch())
+    obj.global_step = 2
+    seen = []
+    mse = obj._pairs_mse
+    obj._pairs_mse = lambda pairs, index: seen.append(list(index)) or mse(pairs, index)
+    obj.losses(b, 0)
+    assert len(seen) == 1 and len(seen[0]) == 3  # 3 pairs, not the batch's 4
+    assert "g_teacher_heldout" not in obj.validate(b)  # no held-out file: no figure
+    # the held-out figure is the teacher term over all 5 held-out pairs (fewer than heldout_pairs), by hand
+    obj = _conv(teacher_weight=1.0, teacher_pairs=str(train), teacher_heldout_pairs=str(heldout))
+    obj.global_step = 3
+    from safetensors.torch import load_file
+
+    stored = load_file(str(heldout))["latents"].float()
+    noise = torch.stack([torch.randn(8, 13, generator=torch.Generator().manual_seed(100 + i)) for i in range(5)])
+    with torch.no_grad():
+        made = obj.model(noise, obj.model.encode_text([f"a tone number {i}" for i in range(5)]), 13)
+    want = float(((made - stored) ** 2).mean())
+    out = obj.validate(obj.prepare_batch(batch()))
+    assert out["g_teacher_heldout"] == pytest.approx(want, rel=1e-5)
+    # computed once per step: a second validation batch of the same step reuses it
+    calls = []
+    obj._pairs_mse = lambda pairs, index: calls.append(1) or mse(pairs, index)
+    assert obj.validate(obj.prepare_batch(batch()))["g_teacher_heldout"] == pytest.approx(want, rel=1e-5)
+    assert len(calls) == 1  # the generator's own teacher term only
+    with pytest.raises(ConfigError, match=r"teacher_batch=0 must be in \[1, 4096\]"):
+        _conv(teacher_batch=0)
+
+
+def test_the_pairs_script_merges_files_of_one_teacher_and_refuses_overlaps(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    spec = importlib.util.spec_from_file_location(
+        "teacher_pairs", Path(__file__).resolve().parents[2] / "scripts" / "ganmix_teacher_pairs.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def write(path, seeds, sha="abc"):
+        captions = [f"clip {s}" for s in seeds]
+        meta = {"captions": json.dumps(captions), "teacher_sha256": sha, "steps": "12", "duration": "4.0"}
+        save_file({"latents": torch.full((len(seeds), 2, 3), float(seeds[0])).half(),
+                   "seeds": torch.tensor(seeds)}, str(path), metadata=meta)
+
+    a, b, c, d = (tmp_path / f"{k}.safetensors" for k in "abcd")
+    write(a, [1, 2]), write(b, [7, 8, 9]), write(c, [2, 5]), write(d, [30], sha="other")
+    out = tmp_path / "joined.safetensors"
+    assert script.main(["--merge", str(a), str(b), "--out", str(out)]) == 0
+    joined = load_file(str(out))
+    assert joined["seeds"].tolist() == [1, 2, 7, 8, 9]
+    assert joined["latents"][:, 0, 0].tolist() == [1, 1, 7, 7, 7]
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="pt") as f:
+        assert json.loads(f.metadata()["captions"]) == ["clip 1", "clip 2", "clip 7", "clip 8", "clip 9"]
+    with pytest.raises(SystemExit, match="share noise seeds"):
+        script.main(["--merge", str(a), str(c), "--out", str(out)])
+    with pytest.raises(SystemExit, match=r"d.safetensors was made by .*other.*one teacher per file"):
+        script.main(["--merge", str(a), str(d), "--out", str(out)])
+    with pytest.raises(SystemExit, match="missing.safetensors not found"):
+        script.main(["--merge", str(a), str(tmp_path / "missing.safetensors"), "--out", str(out)])

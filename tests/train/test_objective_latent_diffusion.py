@@ -186,12 +186,12 @@ def test_losses_of_a_raw_batch_prepare_it_first(model):
 
 def test_the_caption_cache_is_cleared_when_the_new_captions_would_overflow_it(model):
     obj = LatentDiffusionObjective(model)
-    obj.text_cache_size = 4
+    obj._captions.size = 4
     obj.encode_captions(["a", "b"])
     obj.encode_captions(["c", "d"])  # 2 + 2 = 4: fits
-    assert set(obj._text_cache) == {"a", "b", "c", "d"}
+    assert set(obj._captions.rows) == {"a", "b", "c", "d"}
     obj.encode_captions(["e"])  # 4 + 1 > 4: cleared first
-    assert set(obj._text_cache) == {"e"}
+    assert set(obj._captions.rows) == {"e"}
     tokens, mask = pad_tokens([torch.ones(2, 3, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64)])
     assert tokens.dtype == torch.float64 and mask.tolist() == [[True, True], [True, False]]
 
@@ -244,3 +244,15 @@ def test_a_sampler_that_cannot_run_the_prediction_fails_at_once(model):
     model.config.sampler = "ddim"  # flow prediction: ddim cannot run it
     with pytest.raises(ConfigError, match="does not run prediction_type 'flow'"):
         LatentDiffusionObjective(model)
+
+
+def test_the_caption_cache_encodes_each_missing_caption_once_and_keeps_order():
+    from soundsmith.train.objectives.base import CaptionCache
+
+    asked = []
+    cache = CaptionCache(lambda captions: asked.append(list(captions)) or [c.upper() for c in captions], size=3)
+    assert cache(["a", "b", "a"]) == ["A", "B", "A"]
+    assert cache(["b"]) == ["B"] and asked == [["a", "b"]]  # repeats and cached captions are not encoded again
+    assert cache(["c", "d"]) == ["C", "D"] and set(cache.rows) == {"c", "d"}  # 2 + 2 > 3: emptied first
+    with pytest.raises(ValueError):  # an encoder that returns the wrong number of rows is not silently zipped
+        CaptionCache(lambda captions: ["x"])(["a", "b"])

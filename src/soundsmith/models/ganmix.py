@@ -161,7 +161,9 @@ class GANmixConfig:
     measurements, 0 = off). ``teacher_weight`` (0 = off) weighs the teacher term: the mean squared distance between
     the generator's latent and a teacher's (the latent diffusion model's) for the same noise and caption, drawn from
     the pairs file ``teacher_pairs`` (``scripts/ganmix_teacher_pairs.py``; the conv generator's ``noise_dim`` must
-    equal the latent channels, the teacher's noise being a latent). ``vocoder_refine``: rounds of
+    equal the latent channels, the teacher's noise being a latent), ``teacher_batch`` pairs a step (None = the
+    batch size); ``teacher_heldout_pairs``, a second pairs file the run does not train on, is scored at validation
+    (``g_teacher_heldout``: where the teacher term overfits its pairs, the two part). ``vocoder_refine``: rounds of
     :func:`soundsmith.models.vocoder.refine_to_mel` on every decoded clip (0 = the vocoder's output as it is).
     """
 
@@ -193,6 +195,8 @@ class GANmixConfig:
     diversity_every: int = 1
     teacher_weight: float = 0.0
     teacher_pairs: str | None = None
+    teacher_batch: int | None = None
+    teacher_heldout_pairs: str | None = None
     vocoder_refine: int = 0
 
     def __post_init__(self) -> None:
@@ -233,6 +237,10 @@ class GANmixConfig:
             )
         if not 0.0 <= self.teacher_weight <= 100.0:
             raise ConfigError(f"GANmixConfig.teacher_weight={self.teacher_weight} must be in [0, 100] (0 = off)")
+        if self.teacher_batch is not None and not 1 <= self.teacher_batch <= 4096:
+            raise ConfigError(
+                f"GANmixConfig.teacher_batch={self.teacher_batch} must be in [1, 4096] (None = the batch size)"
+            )
         if self.teacher_weight > 0 and not self.teacher_pairs:
             raise ConfigError(
                 "GANmixConfig.teacher_weight > 0 needs teacher_pairs: a pairs file made by "

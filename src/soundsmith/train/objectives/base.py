@@ -8,6 +8,7 @@ e.g. discriminators, as further attributes). The engine wraps the whole objectiv
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -56,6 +57,26 @@ def pad_tokens(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
         tokens[i, : r.shape[0]] = r
         mask[i, : r.shape[0]] = True
     return tokens, mask
+
+
+class CaptionCache:
+    """A frozen text encoder's rows by caption text, on the CPU: corpora repeat their captions every epoch, so after
+    the first the encoder costs nothing (MiniLM is ~7 ms a caption on 2 cores). ``encode(captions)`` returns one
+    row per caption (any value: a pooled vector, unpadded token vectors, a tuple of them); a call returns the
+    captions' rows, encoding each missing caption once. The cache empties when a call would take it past ``size``
+    captions."""
+
+    def __init__(self, encode: Callable[[list[str]], list[Any]], size: int = 20_000) -> None:
+        self.encode, self.size = encode, size
+        self.rows: dict[str, Any] = {}
+
+    def __call__(self, captions: list[str]) -> list[Any]:
+        if len(self.rows) + len(captions) > self.size:
+            self.rows.clear()
+        missing = list(dict.fromkeys(c for c in captions if c not in self.rows))
+        if missing:
+            self.rows.update(zip(missing, self.encode(missing), strict=True))
+        return [self.rows[c] for c in captions]
 
 
 def row_generator(batch: dict[str, Any]) -> torch.Generator:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from soundsmith.audio import mel_spectrogram
 from soundsmith.models.clap import AudioTextContrastive
-from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.base import CaptionCache, Objective
 
 
 def contrastive_targets(captions: list[str], device: torch.device | None = None) -> Tensor:
@@ -52,10 +52,9 @@ class ClapObjective(Objective):
         super().__init__(model, sample_rate)
         self.mel_cfg = model.config.mel_config()
         self._text = [text_encoder]  # a list keeps the frozen encoder out of the module tree
-        # Pooled caption embeddings by caption text: the encoder is frozen and corpora repeat captions every
-        # epoch, so after the first epoch the text tower costs nothing (MiniLM is ~7 ms a caption on 2 cores).
-        self._text_cache: dict[str, Tensor] = {}
-        self.text_cache_size = 200_000
+        self._captions = CaptionCache(  # pooled caption embeddings [D] by caption
+            lambda missing: list(self.text_encoder().encode(missing).pooled.float().cpu()), size=200_000
+        )
 
     def text_encoder(self):
         if self._text[0] is None:
@@ -75,13 +74,7 @@ class ClapObjective(Objective):
 
     def encode_captions(self, captions: list[str]) -> Tensor:
         """Pooled text embeddings ``[B, D]`` (float32, CPU), through the per-caption cache."""
-        if len(self._text_cache) + len(captions) > self.text_cache_size:
-            self._text_cache.clear()
-        missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
-        if missing:
-            pooled = self.text_encoder().encode(missing).pooled.float().cpu()
-            self._text_cache.update(zip(missing, pooled, strict=True))
-        return torch.stack([self._text_cache[c] for c in captions])
+        return torch.stack(self._captions(captions))
 
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         if "text_pooled" not in batch:

@@ -62,7 +62,7 @@ from torch.optim import Optimizer
 from soundsmith.errors import TrainingError
 from soundsmith.models.ganmix import Discriminator, GANmix
 from soundsmith.train.config import TrainConfig
-from soundsmith.train.objectives.base import Objective, pad_tokens
+from soundsmith.train.objectives.base import CaptionCache, Objective, pad_tokens
 from soundsmith.train.objectives.clap import caption_of
 from soundsmith.train.optimizers import OptimizerSpec
 
@@ -227,16 +227,17 @@ class GANmixObjective(Objective):
 
     find_unused_parameters = True
     sample_seconds = 2.0
-    text_cache_size = 20_000
+    heldout_pairs = 128  # held-out teacher pairs scored at each validation
 
     def __init__(self, model: GANmix, sample_rate: int | None = None, seed: int = 0) -> None:
         super().__init__(model, sample_rate)
         self.disc = Discriminator(model.config)
         self.seed = seed
-        # caption -> (pooled [D], its tokens [L, D] or None) on the CPU (the encoder is frozen)
-        self._text_cache: dict[str, tuple[Tensor, Tensor | None]] = {}
+        self._captions = CaptionCache(self._encode_rows)  # caption -> (pooled [D], its tokens [L, D] or None)
         self._fake_cache: dict[tuple[int, int], Tensor] = {}
         self._pairs: TeacherPairs | None = None
+        self._heldout: TeacherPairs | None = None
+        self._heldout_value: tuple[int, float] = (-1, 0.0)  # (step, held-out teacher MSE)
         if model.config.generator.init_from:
             init_generator_from(model, model.config.generator.init_from)
 
@@ -263,43 +264,36 @@ class GANmixObjective(Objective):
 
     def encode_captions(self, captions: list[str]) -> Tensor:
         """Pooled text embeddings ``[B, D]`` on the CPU, through the per-caption cache."""
-        self._cache_captions(captions)
-        return self._cached_pooled(captions)
+        return torch.stack([r[0] for r in self._captions(captions)])
 
     def caption_tokens(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """The captions' token embeddings, zero-padded to the longest: ``(tokens [B, L, D], mask [B, L])`` on the
         CPU, through the per-caption cache (for a generator that reads tokens)."""
-        self._cache_captions(captions)
-        return self._cached_tokens(captions)
+        return self._padded_tokens(self._captions(captions))
 
-    def _cached_pooled(self, captions: list[str]) -> Tensor:  # [B, D]; the captions are in the cache
-        return torch.stack([self._text_cache[c][0] for c in captions])
-
-    def _cached_tokens(self, captions: list[str]) -> tuple[Tensor, Tensor]:  # the captions are in the cache
-        rows = [self._text_cache[c][1] for c in captions]
-        if any(r is None for r in rows):
+    @staticmethod
+    def _padded_tokens(rows: list[tuple[Tensor, Tensor | None]]) -> tuple[Tensor, Tensor]:
+        tokens = [r[1] for r in rows]
+        if any(t is None for t in tokens):
             raise TrainingError("caption tokens were asked of a GANmix generator that reads only pooled text")
-        return pad_tokens(rows)
+        return pad_tokens(tokens)
 
-    def _cache_captions(self, captions: list[str]) -> None:
-        if len(self._text_cache) + len(captions) > self.text_cache_size:
-            self._text_cache.clear()
-        missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
-        if not missing:
-            return
-        text = self.model.text_condition(missing)
-        for i, caption in enumerate(missing):
+    def _encode_rows(self, captions: list[str]) -> list[tuple[Tensor, Tensor | None]]:
+        text = self.model.text_condition(captions)
+        rows = []
+        for i in range(len(captions)):
             toks = None
             if "tokens" in text:
                 toks = text["tokens"][i][text["mask"][i].bool()].cpu()  # [L_i, D]: its own tokens, unpadded
-            self._text_cache[caption] = (text["pooled"][i].cpu(), toks)
+            rows.append((text["pooled"][i].cpu(), toks))
+        return rows
 
     def _text_inputs(self, captions: list[str], device: torch.device) -> dict[str, Tensor]:
         """``pooled`` (+ ``tokens``, ``mask`` for a token-reading generator) of the captions on ``device``."""
-        self._cache_captions(captions)  # once: both reads below come from the cache
-        out = {"pooled": self._cached_pooled(captions).to(device)}
+        rows = self._captions(captions)  # once: both reads below come from these rows
+        out = {"pooled": torch.stack([r[0] for r in rows]).to(device)}
         if self.model.reads_tokens:
-            tokens, mask = self._cached_tokens(captions)
+            tokens, mask = self._padded_tokens(rows)
             out["tokens"], out["mask"] = tokens.to(device), mask.to(device)
         return out
 
@@ -364,7 +358,7 @@ class GANmixObjective(Objective):
             out["loss"] = loss + c.mode_seeking_weight / (ratio + MODE_SEEKING_EPS)
             out["mode_seeking"] = ratio.detach()
         if c.teacher_weight > 0:
-            teach = self.teacher_loss(len(real))
+            teach = self.teacher_loss(c.teacher_batch or len(real))
             out["loss"] = out["loss"] + c.teacher_weight * teach
             out["teacher"] = teach.detach()
         if (
@@ -381,14 +375,33 @@ class GANmixObjective(Objective):
         c, gen = self.model.config, self.model.generator
         if self._pairs is None:
             self._pairs = load_teacher_pairs(c.teacher_pairs, gen.noise_shape, c.latent_channels)
-        pairs = self._pairs
-        index = torch.randint(len(pairs.captions), (n,), generator=self._generator("teacher")).tolist()
+        index = torch.randint(len(self._pairs.captions), (n,), generator=self._generator("teacher")).tolist()
+        return self._pairs_mse(self._pairs, index)
+
+    def _pairs_mse(self, pairs: TeacherPairs, index: list[int]) -> Tensor:
+        """MSE between the generator's latents and ``pairs``' teacher latents at ``index``: ``[]``."""
         device = self.model._device()
         noise = torch.stack([pairs.noise(i) for i in index]).to(device)
         target = pairs.latents[index].float().to(device)
         text = self._text_inputs([pairs.captions[i] for i in index], device)
         made = self.model(noise, text["pooled"], target.shape[-1], text.get("tokens"), text.get("mask"))
         return F.mse_loss(made.float(), target)
+
+    @torch.no_grad()
+    def teacher_heldout(self) -> float:
+        """The teacher term on the first :attr:`heldout_pairs` pairs of ``teacher_heldout_pairs`` (pairs the run
+        does not train on), computed once per step and reused by the step's other validation batches."""
+        c, gen = self.model.config, self.model.generator
+        if self._heldout is None:
+            self._heldout = load_teacher_pairs(c.teacher_heldout_pairs, gen.noise_shape, c.latent_channels)
+        if self._heldout_value[0] != self.global_step:
+            n = min(self.heldout_pairs, len(self._heldout.captions))
+            parts = [
+                self._pairs_mse(self._heldout, list(range(lo, min(n, lo + 32)))) * (min(n, lo + 32) - lo)
+                for lo in range(0, n, 32)
+            ]
+            self._heldout_value = (self.global_step, float(sum(parts)) / n)
+        return self._heldout_value[1]
 
     def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor, other: Tensor | None = None) -> Tensor:
         """``mean|fake - G(z2)| / mean|z1 - z2|`` (``[]``): ``fake`` is this step's draw from noise ``z1``, ``other``
@@ -449,6 +462,8 @@ class GANmixObjective(Objective):
         out = {"loss": float(latent_moment_distance(self.fake(batch), batch["latents"]))}
         out.update({f"g_{k}": float(v) for k, v in g.items()})
         out.update({f"d_{k}": float(v) for k, v in d.items()})
+        if self.model.config.teacher_heldout_pairs:
+            out["g_teacher_heldout"] = self.teacher_heldout()
         return out
 
     @torch.no_grad()

@@ -22,7 +22,11 @@ from torch import Tensor
 
 from soundsmith.models.latent_diffusion import LatentDiffusion
 from soundsmith.sampling.diffusion import DiffusionSampler, NoiseSchedule
-from soundsmith.train.objectives.base import Objective, pad_tokens  # noqa: F401  (pad_tokens: re-exported)
+from soundsmith.train.objectives.base import (  # noqa: F401  (pad_tokens: re-exported)
+    CaptionCache,
+    Objective,
+    pad_tokens,
+)
 from soundsmith.train.objectives.clap import caption_of
 
 
@@ -35,7 +39,6 @@ class LatentDiffusionObjective(Objective):
 
     find_unused_parameters = True  # the null text embeddings are unused in steps that drop no caption
     sample_seconds = 2.0
-    text_cache_size = 20_000  # captions; a MiniLM caption is ~20 x 384 floats (~30 KB)
 
     def __init__(self, model: LatentDiffusion, sample_rate: int | None = None, seed: int = 0) -> None:
         super().__init__(model, sample_rate)
@@ -44,9 +47,8 @@ class LatentDiffusionObjective(Objective):
             model.config.sampler, self.schedule
         )  # a sampler that cannot run fails now, not at sample time
         self.seed = seed
-        # caption -> (token vectors [L, D], pooled [D]) on the CPU: the encoder is frozen and corpora repeat
-        # captions every epoch (MiniLM costs ~7 ms a caption on 2 cores).
-        self._text_cache: dict[str, tuple[Tensor, Tensor]] = {}
+        # caption -> (token vectors [L, D], pooled [D]); a MiniLM caption is ~20 x 384 floats (~30 KB)
+        self._captions = CaptionCache(self._encode_rows)
 
     def _generator(self, salt: str) -> torch.Generator:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
@@ -55,16 +57,13 @@ class LatentDiffusionObjective(Objective):
 
     def encode_captions(self, captions: list[str]) -> tuple[Tensor, Tensor, Tensor]:
         """``(tokens [B, L, D], mask [B, L], pooled [B, D])`` on the CPU, through the per-caption cache."""
-        if len(self._text_cache) + len(captions) > self.text_cache_size:
-            self._text_cache.clear()
-        missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
-        if missing:
-            tokens, mask, pooled = self.model.encode_text(missing)
-            for i, caption in enumerate(missing):
-                self._text_cache[caption] = (tokens[i, mask[i]].cpu(), pooled[i].cpu())
-        tokens, mask = pad_tokens([self._text_cache[c][0] for c in captions])
-        pooled = torch.stack([self._text_cache[c][1] for c in captions])
-        return tokens, mask, pooled
+        rows = self._captions(captions)
+        tokens, mask = pad_tokens([r[0] for r in rows])
+        return tokens, mask, torch.stack([r[1] for r in rows])
+
+    def _encode_rows(self, captions: list[str]) -> list[tuple[Tensor, Tensor]]:
+        tokens, mask, pooled = self.model.encode_text(captions)
+        return [(tokens[i, mask[i]].cpu(), pooled[i].cpu()) for i in range(len(captions))]
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

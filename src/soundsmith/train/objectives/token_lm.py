@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from soundsmith.models.token_lm import TokenLM, build_pattern, valid_mask
-from soundsmith.train.objectives.base import Objective
+from soundsmith.train.objectives.base import CaptionCache, Objective, pad_tokens
 from soundsmith.train.objectives.clap import caption_of
 
 
@@ -30,24 +30,15 @@ class TokenLMObjective(Objective):
     def __init__(self, model: TokenLM, sample_rate: int | None = None, seed: int = 0) -> None:
         super().__init__(model, sample_rate)
         self.seed = seed
-        self._text_cache: dict[str, Tensor] = {}  # caption -> token vectors [L, D] (frozen encoder)
+        self._captions = CaptionCache(self._encode_rows)  # caption -> its token vectors [L, D]
 
     def encode_captions(self, captions: list[str]) -> tuple[Tensor, Tensor]:
         """``(tokens [B, L, D], mask [B, L])`` on the CPU, through a per-caption cache."""
-        if len(self._text_cache) > 20_000:
-            self._text_cache.clear()
-        missing = list(dict.fromkeys(c for c in captions if c not in self._text_cache))
-        if missing:
-            tokens, mask = self.model.encode_text(missing)
-            for i, caption in enumerate(missing):
-                self._text_cache[caption] = tokens[i, mask[i]].cpu()
-        rows = [self._text_cache[c] for c in captions]
-        length = max(r.shape[0] for r in rows)
-        out = torch.zeros(len(rows), length, rows[0].shape[-1])
-        mask = torch.zeros(len(rows), length, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            out[i, : r.shape[0]], mask[i, : r.shape[0]] = r, True
-        return out, mask
+        return pad_tokens(self._captions(captions))
+
+    def _encode_rows(self, captions: list[str]) -> list[Tensor]:
+        tokens, mask = self.model.encode_text(captions)
+        return [tokens[i, mask[i]].cpu() for i in range(len(captions))]
 
     @torch.no_grad()
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:

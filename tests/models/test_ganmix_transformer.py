@@ -166,3 +166,100 @@ def test_prompt_interpolation_mixes_pooled_and_padded_tokens(shipped):
     assert torch.equal(ends[0]["mask"], ends[1]["mask"]) and bool(ends[0]["mask"].all())
     out = GANmixPipeline(model).interpolate("a bell", "rain falls softly on the roof", steps=3, duration=0.5)
     assert out.audio.shape == (3, SR // 2) and np.isfinite(out.audio).all()
+
+
+# --- the teacher discriminator (discriminator.arch: teacher): heads on a frozen denoiser's features ---------------
+
+
+def teacher_config(ldm, **disc) -> GANmixConfig:
+    c = config(init_from=str(ldm))
+    d = {"arch": "teacher", "channels": 8, "kernel_size": 3, "output": "linear", "feature_layers": [1, 2], **disc}
+    return GANmixConfig(**{**c.__dict__, "discriminator": DiscriminatorConfig(**d)})
+
+
+def test_hidden_states_are_what_the_blocks_give_forward():
+    from soundsmith.nn.time_transformer import LatentDenoiser
+
+    torch.manual_seed(0)
+    net = LatentDenoiser(LatentDenoiserConfig(latent_channels=8, latent_bins=1, d_model=16, layers=3, heads=2,
+                                              text_dim=32)).eval()
+    seen = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append(o)) for b in net.blocks]
+    x, t = torch.randn(2, 8, 1, 7), torch.tensor([0.2, 0.9])
+    tokens, mask, pooled = torch.randn(2, 4, 32), torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]).bool(), torch.randn(2, 32)
+    with torch.no_grad():
+        net(x, t, tokens, mask, pooled)
+        states = net.hidden_states(x, t, tokens, mask, pooled, layers=2)
+    for h in hooks:
+        h.remove()
+    assert len(states) == 2
+    for got, want in zip(states, seen[:2], strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_the_teacher_discriminator_reads_a_frozen_copy_and_only_its_heads_train(shipped):
+    model = GANmix(teacher_config(shipped / "ldm"))
+    obj = GANmixObjective(model)
+    teacher = load_model(shipped / "ldm").denoiser
+    for k, v in teacher.state_dict().items():  # the denoiser copied in, frozen
+        torch.testing.assert_close(obj.disc.teacher.state_dict()[k], v)
+    assert not any(p.requires_grad for p in obj.disc.teacher.parameters())
+    from soundsmith.train.config import TrainConfig
+
+    opts = obj.configure_optimizers(TrainConfig(lr=1e-3))
+    trained = {id(p) for group in opts[1].optimizer.param_groups for p in group["params"]}
+    assert trained and not trained & {id(p) for p in obj.disc.teacher.parameters()}
+    batch = obj.prepare_batch(_batch())
+    obj.global_step = 4
+    frozen = [p.detach().clone() for p in obj.disc.teacher.parameters()]
+    heads = [p.detach().clone() for p in obj.disc.heads.parameters()]
+    obj.losses(batch, 1)["loss"].backward()
+    opts[1].optimizer.step()
+    assert all(torch.equal(a, p) for a, p in zip(frozen, obj.disc.teacher.parameters(), strict=True))
+    assert any(not torch.equal(a, p) for a, p in zip(heads, obj.disc.heads.parameters(), strict=True))
+    # the generator's adversarial loss reaches it through the frozen denoiser
+    model.zero_grad()
+    obj.losses(batch, 0)["loss"].backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.generator.parameters() if p.grad is not None) > 0
+    assert obj.disc.teacher.training is False and obj.disc.train().teacher.training is False
+
+
+def test_teacher_discriminator_scores_by_hand_seeded_by_step_and_reading_tokens(shipped):
+    model = GANmix(teacher_config(shipped / "ldm", t_range=[0.2, 0.6])).eval()
+    obj = GANmixObjective(model)
+    batch = obj.prepare_batch(_batch())
+    text = obj._batch_text(batch)
+    obj.global_step = 9
+    latents = batch["latents"]
+    with torch.no_grad():
+        got = obj._scores(latents, text, "real")
+        gen = obj._generator("disc_noise:real")
+        t = 0.2 + 0.4 * torch.rand(3, generator=gen)
+        noise = torch.randn(latents.shape, generator=gen)
+        want = obj.disc((1 - t[:, None, None]) * latents + t[:, None, None] * noise, t, text["pooled"],
+                        text["tokens"], text["mask"])
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(obj._scores(latents, text, "real"), got)  # the same step, the same draw
+        assert not torch.allclose(obj._scores(latents, text, "fake"), got)  # another salt, another draw
+        other = obj._batch_text(batch, roll=1)
+        assert torch.equal(other["tokens"][1], text["tokens"][0]) and torch.equal(other["mask"][0], text["mask"][2])
+        swapped = dict(text, tokens=other["tokens"], mask=other["mask"])  # same pooled, other tokens
+        assert not torch.allclose(obj._scores(latents, swapped, "real"), got)
+
+
+def test_teacher_discriminator_config_errors_name_the_fix(shipped):
+    with pytest.raises(ConfigError, match="generator.arch: transformer"):
+        GANmixConfig(generator=GeneratorConfig(arch="conv"), discriminator=DiscriminatorConfig(arch="teacher"))
+    with pytest.raises(ConfigError, match="teacher_from or generator.init_from"):
+        GANmixConfig(**{**config().__dict__, "discriminator": DiscriminatorConfig(arch="teacher")})
+    with pytest.raises(ConfigError, match=r"reach past the teacher's 2 blocks"):
+        teacher_config(shipped / "ldm", feature_layers=[1, 3])
+    with pytest.raises(ConfigError, match="r1_weight=1.0 with the teacher discriminator.*set r1_weight: 0"):
+        GANmixConfig(**{**teacher_config(shipped / "ldm").__dict__, "r1_weight": 1.0})
+    with pytest.raises(ConfigError, match="t_range"):
+        DiscriminatorConfig(arch="teacher", t_range=[0.8, 0.2])
+    with pytest.raises(ConfigError, match="feature_layers"):
+        DiscriminatorConfig(arch="teacher", feature_layers=[0])
+    model = GANmix(teacher_config(shipped / "ldm", teacher_from=str(shipped / "nowhere")))
+    with pytest.raises(TrainingError, match=r"discriminator.teacher_from=.*nowhere.*cannot be loaded"):
+        GANmixObjective(model)

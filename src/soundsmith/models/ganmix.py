@@ -49,6 +49,7 @@ from soundsmith.nn.time_transformer import LatentDenoiser, LatentDenoiserConfig
 
 ARCHS = ("mlp", "conv")
 GENERATOR_ARCHS = (*ARCHS, "transformer")
+DISCRIMINATOR_ARCHS = (*ARCHS, "teacher")
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "silu": nn.SiLU}
 LOSSES = ("bce", "nonsaturating", "hinge")
 TANH_AS = ("probability", "logit")
@@ -97,9 +98,13 @@ class GeneratorConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    """The discriminator: ``arch`` as the generator's; ``output`` tanh (the thesis) or linear; ``spectral_norm`` on
-    every weight layer; ``dropout`` between mlp layers; ``projection``: text enters through the projection term
-    (else concatenated to the input features)."""
+    """The discriminator: ``arch`` mlp or conv as the generator's, or teacher (:class:`TeacherDiscriminator`: heads
+    ``channels`` wide with ``kernel_size`` convolutions on a frozen latent diffusion denoiser's features after the
+    blocks in ``feature_layers`` (1 = the first), reading latents noised to a flow time drawn uniformly from
+    ``t_range``; the denoiser is ``teacher_from``, a shipped name or directory, None = ``generator.init_from``;
+    it needs the transformer generator, whose shape it has); ``output`` tanh (the thesis) or linear;
+    ``spectral_norm`` on every trained weight layer; ``dropout`` between mlp layers; ``projection``: text enters
+    through the projection term (else concatenated to the input features; the teacher arch always projects)."""
 
     arch: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [1024, 512])
@@ -111,10 +116,19 @@ class DiscriminatorConfig:
     spectral_norm: bool = False
     dropout: float = 0.0
     projection: bool = False
+    teacher_from: str | None = None
+    feature_layers: list[int] = field(default_factory=lambda: [2, 4, 6])
+    t_range: list[float] = field(default_factory=lambda: [0.0, 0.8])
 
     def __post_init__(self) -> None:
-        _check_common("DiscriminatorConfig", self.arch, self.activation, 1, self.hidden)
+        _check_common("DiscriminatorConfig", self.arch, self.activation, 1, self.hidden, DISCRIMINATOR_ARCHS)
         _check_conv("DiscriminatorConfig", self.channels, self.blocks, self.kernel_size)
+        if not self.feature_layers or any(int(n) < 1 for n in self.feature_layers):
+            raise ConfigError(
+                f"DiscriminatorConfig.feature_layers={self.feature_layers} must list blocks of the teacher, from 1"
+            )
+        if len(self.t_range) != 2 or not 0.0 <= float(self.t_range[0]) <= float(self.t_range[1]) <= 1.0:
+            raise ConfigError(f"DiscriminatorConfig.t_range={self.t_range} must be [low, high] within [0, 1]")
         if self.output not in ("tanh", "linear"):
             raise ConfigError(f"DiscriminatorConfig.output={self.output!r} must be 'tanh' or 'linear'")
         if not 0.0 <= self.dropout < 1.0:
@@ -216,6 +230,29 @@ class GANmixConfig:
                 f"GANmixConfig: the transformer generator's noise is a latent, so generator.noise_dim "
                 f"({self.generator.noise_dim}) must equal latent_channels ({self.latent_channels})"
             )
+        if self.discriminator.arch == "teacher":
+            g, d = self.generator, self.discriminator
+            if g.arch != "transformer":
+                raise ConfigError(
+                    "GANmixConfig: the teacher discriminator reads a latent diffusion denoiser of the transformer "
+                    f"generator's shape; set generator.arch: transformer (not {g.arch})"
+                )
+            if not (d.teacher_from or g.init_from):
+                raise ConfigError(
+                    "GANmixConfig: the teacher discriminator needs a denoiser's weights: set "
+                    "discriminator.teacher_from or generator.init_from to a latent diffusion model"
+                )
+            if self.r1_weight > 0:
+                raise ConfigError(
+                    f"GANmixConfig: r1_weight={self.r1_weight} with the teacher discriminator: R1's gradient "
+                    "penalty would differentiate the denoiser's attention twice, which torch's CPU kernel does "
+                    "not do; set r1_weight: 0 (LADD uses no R1)"
+                )
+            if max(d.feature_layers) > g.blocks:
+                raise ConfigError(
+                    f"GANmixConfig: discriminator.feature_layers={d.feature_layers} reach past the teacher's "
+                    f"{g.blocks} blocks (generator.blocks)"
+                )
         if self.loss not in LOSSES:
             raise ConfigError(f"GANmixConfig.loss={self.loss!r} is unknown; use one of {list(LOSSES)}")
         if self.tanh_as not in TANH_AS:
@@ -300,6 +337,23 @@ class ResBlock(nn.Module):
         return x + self.conv2(self.act(h))
 
 
+def denoiser_config(c: GANmixConfig) -> LatentDenoiserConfig:
+    """The time transformer of the transformer generator (and of the teacher discriminator's frozen copy)."""
+    g = c.generator
+    return LatentDenoiserConfig(
+        latent_channels=c.latent_channels,
+        latent_bins=1,
+        d_model=g.channels,
+        layers=g.blocks,
+        heads=g.heads,
+        mlp_ratio=g.mlp_ratio,
+        text_dim=c.text_dim,
+        text_encoder=c.text_encoder,
+        prediction="flow",
+        guidance_embed=g.guidance is not None,
+    )
+
+
 class Generator(nn.Module):
     """``forward(noise, pooled [B, text_dim], frames, tokens, mask) -> latent [B, latent_channels, frames]``.
 
@@ -314,20 +368,7 @@ class Generator(nn.Module):
         g, self.latent_channels, self.latent_frames = c.generator, c.latent_channels, c.latent_frames
         self.arch, self.noise_dim, self.guidance = g.arch, g.noise_dim, g.guidance
         if g.arch == "transformer":
-            self.net = LatentDenoiser(
-                LatentDenoiserConfig(
-                    latent_channels=c.latent_channels,
-                    latent_bins=1,
-                    d_model=g.channels,
-                    layers=g.blocks,
-                    heads=g.heads,
-                    mlp_ratio=g.mlp_ratio,
-                    text_dim=c.text_dim,
-                    text_encoder=c.text_encoder,
-                    prediction="flow",
-                    guidance_embed=g.guidance is not None,
-                )
-            )
+            self.net = LatentDenoiser(denoiser_config(c))
             return
         self.text = nn.Linear(c.text_dim, c.cond_dim)  # pooled text embedding -> conditioning vector
         if g.arch == "mlp":
@@ -438,6 +479,63 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             score = score + (self.embed(cond) * h).sum(dim=-1)
         return torch.tanh(score) if self.tanh else score
+
+
+class TeacherDiscriminator(nn.Module):
+    """``forward(noisy [B, latent_channels, T'], t [B], pooled [B, text_dim], tokens [B, L, text_dim], mask [B, L])
+    -> score [B]``: a discriminator built on a frozen latent diffusion denoiser (LADD, Sauer et al. 2024). The
+    denoiser reads a latent noised to flow time ``t`` (the objective draws both) with the caption; on its token
+    features after each block of ``feature_layers`` a head (two convolutions over latent time) gives per-frame
+    features ``f``, scored ``out(f) + <text(pooled), f>`` (the projection term) and averaged over frames and
+    heads. Only the heads and the text projection train; the denoiser's weights are copied in by the objective
+    (``teacher_from``) and stay fixed, and it stays in eval mode."""
+
+    reads_tokens = True
+
+    def __init__(self, c: GANmixConfig) -> None:
+        super().__init__()
+        g, d = c.generator, c.discriminator
+        self.teacher = LatentDenoiser(denoiser_config(c)).requires_grad_(False).eval()
+        self.layers = sorted({int(n) for n in d.feature_layers})
+        self.guidance, self.tanh = g.guidance, d.output == "tanh"
+        pad = d.kernel_size // 2
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(g.channels, d.channels, d.kernel_size, padding=pad),
+                ACTIVATIONS[d.activation](),
+                nn.Conv1d(d.channels, d.channels, d.kernel_size, padding=pad),
+                ACTIVATIONS[d.activation](),
+            )
+            for _ in self.layers
+        )
+        self.outs = nn.ModuleList(nn.Conv1d(d.channels, 1, 1) for _ in self.layers)
+        self.text = nn.Linear(c.text_dim, d.channels)
+        if d.spectral_norm:
+            for module in [*self.heads.modules(), *self.outs]:
+                if isinstance(module, nn.Conv1d):
+                    nn.utils.parametrizations.spectral_norm(module)
+
+    def train(self, mode: bool = True) -> TeacherDiscriminator:
+        super().train(mode)
+        self.teacher.eval()  # frozen: no dropout or other training behaviour, whatever the heads do
+        return self
+
+    def forward(self, noisy: Tensor, t: Tensor, pooled: Tensor, tokens: Tensor, mask: Tensor) -> Tensor:
+        B = noisy.shape[0]
+        guidance = None if self.guidance is None else torch.full((B,), float(self.guidance), device=noisy.device)
+        states = self.teacher.hidden_states(noisy[:, :, None, :], t, tokens, mask, pooled, guidance, self.layers[-1])
+        cond = self.text(pooled)[:, :, None]  # [B, ch, 1]
+        scores = []
+        for layer, head, out in zip(self.layers, self.heads, self.outs, strict=True):
+            f = head(states[layer - 1].transpose(1, 2))  # [B, ch, T']
+            scores.append((out(f)[:, 0] + (cond * f).sum(dim=1)).mean(dim=-1))  # [B]
+        score = torch.stack(scores).mean(dim=0)
+        return torch.tanh(score) if self.tanh else score
+
+
+def build_discriminator(c: GANmixConfig) -> nn.Module:
+    """The discriminator ``c.discriminator.arch`` names (the objective builds it; the model holds the generator)."""
+    return TeacherDiscriminator(c) if c.discriminator.arch == "teacher" else Discriminator(c)
 
 
 # --- the composite: generator + frozen VAE, vocoder and text encoder ------------------------------------------

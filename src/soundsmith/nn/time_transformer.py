@@ -200,6 +200,44 @@ class LatentDenoiser(nn.Module):
         drop: Tensor | None = None,
         guidance: Tensor | None = None,
     ) -> Tensor:
+        B, C, Fb, T = x.shape
+        h, cond, text_tokens, text_mask, angles = self._inputs(x, t, text_tokens, text_mask, pooled, drop, guidance)
+        for block in self.blocks:
+            h = block(h, cond, text_tokens, text_mask, angles)
+        shift, scale = self.out_mod(F.silu(cond))[:, None].chunk(2, dim=-1)
+        h = self.out(self.out_norm(h) * (1 + scale) + shift)  # [B, T, C*F]
+        return h.transpose(1, 2).reshape(B, C, Fb, T)
+
+    def hidden_states(
+        self,
+        x: Tensor,
+        t: Tensor,
+        text_tokens: Tensor,
+        text_mask: Tensor,
+        pooled: Tensor,
+        guidance: Tensor | None = None,
+        layers: int | None = None,
+    ) -> list[Tensor]:
+        """The token features ``[B, T, d_model]`` after each of the first ``layers`` blocks (all when None): what
+        :meth:`forward` computes on its way to the prediction, for a network that reads the denoiser's features."""
+        h, cond, text_tokens, text_mask, angles = self._inputs(x, t, text_tokens, text_mask, pooled, None, guidance)
+        out = []
+        for block in self.blocks[: len(self.blocks) if layers is None else layers]:
+            h = block(h, cond, text_tokens, text_mask, angles)
+            out.append(h)
+        return out
+
+    def _inputs(
+        self,
+        x: Tensor,
+        t: Tensor,
+        text_tokens: Tensor,
+        text_mask: Tensor,
+        pooled: Tensor,
+        drop: Tensor | None,
+        guidance: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """What the blocks read: ``(h [B, T, d], cond [B, d], tokens, mask, rotary angles)``."""
         c = self.config
         B, C, Fb, T = x.shape
         if C != c.latent_channels or Fb != c.latent_bins:
@@ -232,8 +270,4 @@ class LatentDenoiser(nn.Module):
         angles = rotary_angles(
             T, c.d_model // c.heads, c.rope_base, h.device, h.dtype
         )  # shared by the blocks
-        for block in self.blocks:
-            h = block(h, cond, text_tokens, text_mask, angles)
-        shift, scale = self.out_mod(F.silu(cond))[:, None].chunk(2, dim=-1)
-        h = self.out(self.out_norm(h) * (1 + scale) + shift)  # [B, T, C*F]
-        return h.transpose(1, 2).reshape(B, C, Fb, T)
+        return h, cond, text_tokens, text_mask, angles

@@ -56,11 +56,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from soundsmith.errors import TrainingError
-from soundsmith.models.ganmix import Discriminator, GANmix
+from soundsmith.models.ganmix import GANmix, TeacherDiscriminator, build_discriminator
 from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.base import CaptionCache, Objective, pad_tokens
 from soundsmith.train.objectives.clap import caption_of
@@ -196,26 +196,29 @@ def load_teacher_pairs(
 def init_generator_from(model: GANmix, name_or_dir: str) -> None:
     """Copy a latent diffusion model's denoiser (a shipped name or a model directory) into ``model``'s transformer
     generator; one clear error when the two networks differ in shape or the model is not latent diffusion."""
-    from soundsmith.models.registry import load_model
-
     if model.config.generator.arch != "transformer":
         raise TrainingError("generator.init_from needs the transformer generator (generator.arch: transformer)")
+    copy_denoiser(model.generator.net, name_or_dir, "generator.init_from")
+
+
+def copy_denoiser(net: nn.Module, name_or_dir: str, field: str) -> None:
+    """Load the denoiser of the latent diffusion model ``name_or_dir`` into ``net`` (a time transformer of the same
+    shape); errors name the config ``field`` that asked for it."""
+    from soundsmith.models.registry import load_model
+
     try:
         source = load_model(name_or_dir)
     except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
-        raise TrainingError(f"generator.init_from={name_or_dir!r} cannot be loaded ({e})") from None
+        raise TrainingError(f"{field}={name_or_dir!r} cannot be loaded ({e})") from None
     denoiser = getattr(source, "denoiser", None)
     if denoiser is None:
-        raise TrainingError(
-            f"generator.init_from={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model"
-        )
-    net = model.generator.net
+        raise TrainingError(f"{field}={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model")
     theirs, ours = denoiser.state_dict(), net.state_dict()
     wrong = sorted(k for k in set(theirs) | set(ours) if k not in theirs or k not in ours or theirs[k].shape != ours[k].shape)
     if wrong:
         src = denoiser.config
         raise TrainingError(
-            f"generator.init_from={name_or_dir!r}: its denoiser (d_model {src.d_model}, {src.layers} layers, "
+            f"{field}={name_or_dir!r}: its denoiser (d_model {src.d_model}, {src.layers} layers, "
             f"{src.heads} heads, guidance input {src.guidance_embed}) does not fit this generator "
             f"(first differing tensor: {wrong[0]}); set generator.channels, blocks, heads and guidance to match"
         )
@@ -231,15 +234,19 @@ class GANmixObjective(Objective):
 
     def __init__(self, model: GANmix, sample_rate: int | None = None, seed: int = 0) -> None:
         super().__init__(model, sample_rate)
-        self.disc = Discriminator(model.config)
+        self.disc = build_discriminator(model.config)
         self.seed = seed
         self._captions = CaptionCache(self._encode_rows)  # caption -> (pooled [D], its tokens [L, D] or None)
         self._fake_cache: dict[tuple[int, int], Tensor] = {}
         self._pairs: TeacherPairs | None = None
         self._heldout: TeacherPairs | None = None
         self._heldout_value: tuple[int, float] = (-1, 0.0)  # (step, held-out teacher MSE)
-        if model.config.generator.init_from:
-            init_generator_from(model, model.config.generator.init_from)
+        c = model.config
+        if c.generator.init_from:
+            init_generator_from(model, c.generator.init_from)
+        if isinstance(self.disc, TeacherDiscriminator):
+            field = "discriminator.teacher_from" if c.discriminator.teacher_from else "generator.init_from"
+            copy_denoiser(self.disc.teacher, c.discriminator.teacher_from or c.generator.init_from, field)
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -249,9 +256,8 @@ class GANmixObjective(Objective):
         gen_params = [p for p in self.model.parameters() if p.requires_grad]
         gen = torch.optim.Adam(gen_params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         betas = tuple(c.disc_betas) if c.disc_betas else cfg.betas
-        disc = torch.optim.Adam(
-            self.disc.parameters(), lr=c.disc_lr or cfg.lr, betas=betas, weight_decay=cfg.weight_decay
-        )
+        disc_params = [p for p in self.disc.parameters() if p.requires_grad]  # not a teacher's frozen denoiser
+        disc = torch.optim.Adam(disc_params, lr=c.disc_lr or cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
         return [
             OptimizerSpec(gen, every=c.gen_every, clip_grad_norm=c.clip_grad_norm),
             OptimizerSpec(disc, every=c.disc_every, clip_grad_norm=c.clip_grad_norm),
@@ -329,8 +335,24 @@ class GANmixObjective(Objective):
             noise, batch["text_pooled"], real.shape[-1], batch.get("text_tokens"), batch.get("text_mask")
         )
 
-    def _scores(self, latents: Tensor, pooled: Tensor) -> Tensor:
-        return self.disc(latents, pooled)  # [B]
+    def _scores(self, latents: Tensor, text: dict[str, Tensor], salt: str) -> Tensor:
+        """The discriminator's scores ``[B]`` of ``latents`` under ``text`` (``pooled``, and ``tokens`` / ``mask``
+        for the teacher discriminator, which reads the latents noised to a flow time drawn for this step and
+        ``salt``: ``x_t = (1 - t) x + t noise``)."""
+        if not isinstance(self.disc, TeacherDiscriminator):
+            return self.disc(latents, text["pooled"])
+        lo, hi = self.model.config.discriminator.t_range
+        gen = self._generator(f"disc_noise:{salt}")
+        t = (lo + (hi - lo) * torch.rand(len(latents), generator=gen)).to(latents.device)
+        noise = torch.randn(latents.shape, generator=gen).to(latents.device, latents.dtype)
+        noisy = (1 - t[:, None, None]) * latents + t[:, None, None] * noise
+        return self.disc(noisy, t, text["pooled"], text["tokens"], text["mask"])
+
+    @staticmethod
+    def _batch_text(batch: dict[str, Any], roll: int = 0) -> dict[str, Tensor]:
+        """The batch's caption inputs (rolled by ``roll`` clips: another clip's caption for each)."""
+        text = {"pooled": batch["text_pooled"], "tokens": batch.get("text_tokens"), "mask": batch.get("text_mask")}
+        return {k: v if v is None or not roll else v.roll(roll, dims=0) for k, v in text.items()}
 
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         if "latents" not in batch:
@@ -346,9 +368,9 @@ class GANmixObjective(Objective):
         return {"loss": c.loss, "tanh": c.discriminator.output == "tanh", "tanh_as": c.tanh_as}
 
     def _generator_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        c, real, pooled = self.model.config, batch["latents"], batch["text_pooled"]
+        c, real = self.model.config, batch["latents"]
         fake = self.fake(batch)  # [B, C, T']
-        scores = self._scores(fake, pooled)
+        scores = self._scores(fake, self._batch_text(batch), "generator")
         loss = generator_loss(scores, **self._loss_kwargs())
         out = {"loss": loss, "d_fake": scores.detach().mean()}
         other = None  # the mode-seeking term's second draw, reused by the diversity diagnostic
@@ -424,14 +446,14 @@ class GANmixObjective(Objective):
         return (a - b).float().pow(2).mean().sqrt() / scale
 
     def _discriminator_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        c, real, pooled = self.model.config, batch["latents"], batch["text_pooled"]
+        c, real, text = self.model.config, batch["latents"], self._batch_text(batch)
         fake = self._fake_cache.pop((self.global_step, id(real)), None)
         if fake is None:
             with torch.no_grad():
                 fake = self.fake(batch)
         use_r1 = c.r1_weight > 0 and torch.is_grad_enabled() and self.global_step % c.r1_every == 0
         real_in = real.detach().requires_grad_(use_r1)
-        s_real, s_fake = self._scores(real_in, pooled), self._scores(fake.detach(), pooled)
+        s_real, s_fake = self._scores(real_in, text, "real"), self._scores(fake.detach(), text, "fake")
         loss = discriminator_loss(s_real, s_fake, smoothing=c.label_smoothing, **self._loss_kwargs())
         out = {
             "d_real": s_real.detach().mean(),
@@ -442,7 +464,7 @@ class GANmixObjective(Objective):
         }
         if c.mismatch_weight > 0 and len(real) > 1:
             # real latents under another clip's caption (rolled by one) must be rejected too (Reed et al. 2016)
-            s_mis = self._scores(real.detach(), pooled.roll(1, dims=0))
+            s_mis = self._scores(real.detach(), self._batch_text(batch, roll=1), "mismatch")
             loss = loss + c.mismatch_weight * rejection_loss(s_mis, **self._loss_kwargs())
             out["acc_mismatch"] = (s_mis.detach() < 0).float().mean()
         if use_r1:

@@ -263,3 +263,25 @@ def test_teacher_discriminator_config_errors_name_the_fix(shipped):
     model = GANmix(teacher_config(shipped / "ldm", teacher_from=str(shipped / "nowhere")))
     with pytest.raises(TrainingError, match=r"discriminator.teacher_from=.*nowhere.*cannot be loaded"):
         GANmixObjective(model)
+
+
+def test_a_generator_starts_from_a_ganmix_run_but_the_teacher_discriminator_only_from_a_teacher(shipped, tmp_path):
+    trained = GANmix(config(init_from=str(shipped / "ldm")))
+    GANmixObjective(trained)
+    with torch.no_grad():
+        for p in trained.generator.parameters():
+            p.add_(0.01)  # a continued run: no longer the denoiser
+    save_model(trained, tmp_path / "run_model")
+    model = GANmix(config(init_from=str(tmp_path / "run_model")))
+    GANmixObjective(model)
+    for a, b in zip(model.generator.parameters(), trained.generator.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    c = teacher_config(shipped / "ldm")
+    student_as_teacher = GANmixConfig(**{**c.__dict__, "generator": config(init_from=str(tmp_path / "run_model"))
+                                         .generator})
+    with pytest.raises(TrainingError, match=r"generator.init_from=.*run_model.*not a latent diffusion model \(the"):
+        GANmixObjective(GANmix(student_as_teacher))
+    explicit = GANmixConfig(**{**student_as_teacher.__dict__, "discriminator": DiscriminatorConfig(
+        **{**c.discriminator.__dict__, "teacher_from": str(shipped / "ldm")})})
+    obj = GANmixObjective(GANmix(explicit))
+    torch.testing.assert_close(obj.disc.teacher.inp.weight, load_model(shipped / "ldm").denoiser.inp.weight)

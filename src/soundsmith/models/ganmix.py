@@ -61,8 +61,8 @@ class GeneratorConfig:
     ``blocks`` residual blocks of dilated convolutions with ``kernel_size``) or transformer (``channels`` = the
     model width, ``blocks`` layers of ``heads`` attention heads and an MLP ``mlp_ratio`` wide; ``guidance``: the
     guidance scale fed to a guidance-embedded network, None = it has no such input; ``init_from``: a latent
-    diffusion model, shipped name or directory, whose denoiser the generator starts from when training begins,
-    None = random)."""
+    diffusion model, shipped name or directory, whose denoiser the generator starts from when training begins, or
+    a GANmix model with this generator, whose weights it starts from; None = random)."""
 
     arch: str = "mlp"
     noise_dim: int = 128

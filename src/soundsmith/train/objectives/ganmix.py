@@ -201,9 +201,10 @@ def init_generator_from(model: GANmix, name_or_dir: str) -> None:
     copy_denoiser(model.generator.net, name_or_dir, "generator.init_from")
 
 
-def copy_denoiser(net: nn.Module, name_or_dir: str, field: str) -> None:
-    """Load the denoiser of the latent diffusion model ``name_or_dir`` into ``net`` (a time transformer of the same
-    shape); errors name the config ``field`` that asked for it."""
+def copy_denoiser(net: nn.Module, name_or_dir: str, field: str, ganmix: bool = True) -> None:
+    """Load the denoiser of the latent diffusion model ``name_or_dir`` (or the generator of a token-reading GANmix
+    model, unless ``ganmix`` is False) into ``net``, a time transformer of the same shape; errors name the config
+    ``field`` that asked."""
     from soundsmith.models.registry import load_model
 
     try:
@@ -211,8 +212,11 @@ def copy_denoiser(net: nn.Module, name_or_dir: str, field: str) -> None:
     except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
         raise TrainingError(f"{field}={name_or_dir!r} cannot be loaded ({e})") from None
     denoiser = getattr(source, "denoiser", None)
+    if denoiser is None and ganmix and isinstance(source, GANmix) and source.config.generator.arch == "transformer":
+        denoiser = source.generator.net  # a token-reading GANmix run continued with other settings
     if denoiser is None:
-        raise TrainingError(f"{field}={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model")
+        also = " or a GANmix model with the transformer generator" if ganmix else " (the teacher)"
+        raise TrainingError(f"{field}={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model{also}")
     theirs, ours = denoiser.state_dict(), net.state_dict()
     wrong = sorted(k for k in set(theirs) | set(ours) if k not in theirs or k not in ours or theirs[k].shape != ours[k].shape)
     if wrong:
@@ -246,7 +250,7 @@ class GANmixObjective(Objective):
             init_generator_from(model, c.generator.init_from)
         if isinstance(self.disc, TeacherDiscriminator):
             field = "discriminator.teacher_from" if c.discriminator.teacher_from else "generator.init_from"
-            copy_denoiser(self.disc.teacher, c.discriminator.teacher_from or c.generator.init_from, field)
+            copy_denoiser(self.disc.teacher, c.discriminator.teacher_from or c.generator.init_from, field, False)
 
     # -- setup -------------------------------------------------------------------------------------------------
 

@@ -13,7 +13,10 @@ frequency bins folded into channels, GANmix's layout) and ``seeds`` ``[N]`` (int
         --count 8192 --out work/gm_pairs/pairs.safetensors
 
 ``--merge A B ... --out C`` joins pairs files made by the same teacher (same weights hash, steps and duration) into
-one, refusing files whose noise seeds overlap (make each with its own ``--seed``).
+one, refusing files whose noise seeds overlap (make each with its own ``--seed``). ``--score MODEL ... --pairs A
+B ...`` prints each GANmix model's teacher term (mean squared distance to the teacher's latents, the objective's
+``teacher`` loss) on the first ``--count`` pairs of each file: on pairs it trained on and on held-out ones (made
+with another ``--seed``, or from ``--split valid``), where a generator that overfits its pairs parts the two.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="the teacher: a latent diffusion model name or folder")
     ap.add_argument("--manifest")
     ap.add_argument("--merge", nargs="+", metavar="PAIRS", help="join these pairs files into --out instead")
+    ap.add_argument("--score", nargs="+", metavar="MODEL", help="score these GANmix models on --pairs instead")
+    ap.add_argument("--pairs", nargs="+", metavar="PAIRS", help="the pairs files --score reads")
     ap.add_argument("--split", default="train")
     ap.add_argument("--count", type=int, default=8192)
     ap.add_argument("--duration", type=float, default=4.0)
@@ -45,13 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="the teacher's steps (default: its config's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.score:
+        if not args.pairs:
+            sys.exit("--score needs --pairs: the pairs files to score the models on")
+        return score(args.score, args.pairs, min(args.count, 4096), args.batch)
+    if not args.out:
+        sys.exit("--out is required")
     if args.merge:
         return merge(args.merge, args.out)
     if not args.manifest:
-        sys.exit("--manifest is required (or --merge to join pairs files)")
+        sys.exit("--manifest is required (or --merge to join pairs files, --score to score models on them)")
 
     rows = [r for r in read_manifest(args.manifest).rows if r.split == args.split and r.captions]
     if not rows:
@@ -97,6 +108,31 @@ def main(argv: list[str] | None = None) -> int:
         {"latents": torch.cat(out), "seeds": torch.tensor(seeds, dtype=torch.int64)}, str(path), metadata=meta
     )
     print(f"wrote {path}: {args.count} pairs in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+@torch.no_grad()
+def score(models: list[str], paths: list[str], count: int, batch: int) -> int:
+    """Print each model's mean squared distance to the teacher's latents on the first ``count`` pairs of each file."""
+    from soundsmith.train.objectives.ganmix import load_teacher_pairs
+
+    for name in models:
+        pipe = soundsmith.load(name)
+        if pipe.family != "ganmix":
+            sys.exit(f"--score {name}: a {pipe.family} model, not GANmix")
+        model = pipe.model.eval()
+        for path in paths:
+            pairs = load_teacher_pairs(path, model.generator.noise_shape, model.config.latent_channels)
+            n, errors = min(count, len(pairs.captions)), []
+            for lo in range(0, n, batch):
+                index = list(range(lo, min(n, lo + batch)))
+                noise = torch.stack([pairs.noise(i) for i in index])
+                target = pairs.latents[index].float()
+                text = model.text_condition([pairs.captions[i] for i in index])
+                made = model(noise, text["pooled"], target.shape[-1], text.get("tokens"), text.get("mask"))
+                errors.append(((made.float() - target) ** 2).mean(dim=(1, 2)))
+            e = torch.cat(errors)
+            print(f"{name} on {path} ({n} pairs): teacher term {e.mean():.4f} (median {e.median():.4f})", flush=True)
     return 0
 
 

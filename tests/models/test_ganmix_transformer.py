@@ -285,3 +285,38 @@ def test_a_generator_starts_from_a_ganmix_run_but_the_teacher_discriminator_only
         **{**c.discriminator.__dict__, "teacher_from": str(shipped / "ldm")})})
     obj = GANmixObjective(GANmix(explicit))
     torch.testing.assert_close(obj.disc.teacher.inp.weight, load_model(shipped / "ldm").denoiser.inp.weight)
+
+
+def test_the_pairs_script_scores_a_model_by_the_objectives_teacher_term(shipped, tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    spec = importlib.util.spec_from_file_location(
+        "teacher_pairs", Path(__file__).resolve().parents[2] / "scripts" / "ganmix_teacher_pairs.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model = GANmix(config(init_from=str(shipped / "ldm")))
+    obj = GANmixObjective(model)
+    save_model(model, tmp_path / "gm")
+    g = torch.Generator().manual_seed(1)
+    captions = ["a bell rings", "a dog barks", "rain falls", "a cat meows", "a horn honks"]
+    save_file({"latents": torch.randn(5, 8, 13, generator=g).half(), "seeds": torch.arange(5) + 40},
+              str(tmp_path / "pairs.safetensors"), metadata={"captions": json.dumps(captions)})
+    assert script.main(["--score", str(tmp_path / "gm"), "--pairs", str(tmp_path / "pairs.safetensors"),
+                        "--count", "4", "--batch", "3"]) == 0
+    printed = float(capsys.readouterr().out.split("teacher term ")[1].split()[0])
+    from soundsmith.train.objectives.ganmix import load_teacher_pairs
+
+    pairs = load_teacher_pairs(tmp_path / "pairs.safetensors", model.generator.noise_shape, 8)
+    with torch.no_grad():
+        model.eval()
+        want = float(obj._pairs_mse(pairs, [0, 1, 2, 3]))
+    assert printed == pytest.approx(want, abs=1e-4)
+    with pytest.raises(SystemExit, match="needs --pairs"):
+        script.main(["--score", str(tmp_path / "gm")])
+    with pytest.raises(SystemExit, match="not GANmix"):
+        script.main(["--score", str(shipped / "ldm"), "--pairs", str(tmp_path / "pairs.safetensors")])

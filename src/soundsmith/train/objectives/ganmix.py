@@ -28,12 +28,19 @@ noise for the same captions (one more generator pass), so noises that differ mus
 batch of pairs drawn (seeded by step) from the file ``teacher_pairs`` (:func:`load_teacher_pairs`), where
 ``x_teacher`` is the latent diffusion model's latent for noise ``z`` and caption ``c`` (knowledge distillation of
 its sampler into one pass, Luhman & Luhman 2021; the adversarial game on real latents stays; diagnostic
-``teacher``).
+``teacher``); ``teacher_batch`` pairs a step (default: the batch size). With ``teacher_heldout_pairs`` set,
+validation also reports ``g_teacher_heldout``, the term on pairs the run does not train on.
 
 The transformer generator (``generator.arch: transformer``) also reads the captions' token embeddings
 (``batch["text_tokens"] [B, L, D]``, ``batch["text_mask"] [B, L]``, cached by caption with the pooled vector);
-with ``generator.init_from`` set, it starts from that latent diffusion model's denoiser, copied in when the
-objective is built (a resumed run then loads its own checkpoint over it).
+with ``generator.init_from`` set, it starts from that latent diffusion model's denoiser (or that GANmix model's
+generator), copied in when the objective is built (a resumed run then loads its own checkpoint over it).
+
+The teacher discriminator (``discriminator.arch: teacher``, LADD: Sauer et al. 2024) reads latents noised to a
+flow time ``t`` drawn uniformly from ``discriminator.t_range`` (``x_t = (1 - t) x + t noise``, both drawn per step
+and per call: real, fake, mismatch, generator) with the caption's tokens; its frozen denoiser (``teacher_from``,
+else ``generator.init_from``, which must then be a latent diffusion model) is copied in when the objective is
+built and stays out of the optimizer.
 
 Diagnostics, logged by the engine with each step's losses (``train/...``; the discriminator's with suffix ``_1``):
 ``d_real`` / ``d_fake`` (mean scores), ``acc_real`` / ``acc_fake`` (share of real scored > 0 and of fake scored
@@ -194,8 +201,9 @@ def load_teacher_pairs(
 
 
 def init_generator_from(model: GANmix, name_or_dir: str) -> None:
-    """Copy a latent diffusion model's denoiser (a shipped name or a model directory) into ``model``'s transformer
-    generator; one clear error when the two networks differ in shape or the model is not latent diffusion."""
+    """Copy a latent diffusion model's denoiser, or a token-reading GANmix model's generator (a shipped name or a
+    model directory), into ``model``'s transformer generator; one clear error when the two networks differ in
+    shape or the model is neither."""
     if model.config.generator.arch != "transformer":
         raise TrainingError("generator.init_from needs the transformer generator (generator.arch: transformer)")
     copy_denoiser(model.generator.net, name_or_dir, "generator.init_from")

@@ -320,3 +320,20 @@ def test_the_pairs_script_scores_a_model_by_the_objectives_teacher_term(shipped,
         script.main(["--score", str(tmp_path / "gm")])
     with pytest.raises(SystemExit, match="not GANmix"):
         script.main(["--score", str(shipped / "ldm"), "--pairs", str(tmp_path / "pairs.safetensors")])
+
+
+def test_feature_norm_gives_the_heads_each_tokens_features_normalised(shipped):
+    seen = {}
+    for norm in (False, True):
+        model = GANmix(teacher_config(shipped / "ldm", feature_norm=norm)).eval()
+        obj = GANmixObjective(model)
+        hook = obj.disc.heads[0].register_forward_hook(lambda m, i, o, norm=norm: seen.__setitem__(norm, i[0]))
+        batch = obj.prepare_batch(_batch())
+        with torch.no_grad():
+            obj._scores(batch["latents"], obj._batch_text(batch), "real")
+        hook.remove()
+    normed = seen[True].transpose(1, 2)  # [B, T', d]: per token
+    torch.testing.assert_close(normed.mean(-1), torch.zeros(normed.shape[:2]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normed.var(-1, unbiased=False), torch.ones(normed.shape[:2]), atol=1e-3, rtol=0)
+    raw = seen[False].transpose(1, 2)
+    torch.testing.assert_close(normed, torch.nn.functional.layer_norm(raw, raw.shape[-1:]))  # the same features

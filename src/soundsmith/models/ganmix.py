@@ -102,7 +102,8 @@ class DiscriminatorConfig:
     ``channels`` wide with ``kernel_size`` convolutions on a frozen latent diffusion denoiser's features after the
     blocks in ``feature_layers`` (1 = the first), reading latents noised to a flow time drawn uniformly from
     ``t_range``; the denoiser is ``teacher_from``, a shipped name or directory, None = ``generator.init_from``;
-    it needs the transformer generator, whose shape it has); ``output`` tanh (the thesis) or linear;
+    ``feature_norm``: each token's features layer-normalised before the heads; it needs the transformer
+    generator, whose shape it has); ``output`` tanh (the thesis) or linear;
     ``spectral_norm`` on every trained weight layer; ``dropout`` between mlp layers; ``projection``: text enters
     through the projection term (else concatenated to the input features; the teacher arch always projects)."""
 
@@ -119,6 +120,7 @@ class DiscriminatorConfig:
     teacher_from: str | None = None
     feature_layers: list[int] = field(default_factory=lambda: [2, 4, 6])
     t_range: list[float] = field(default_factory=lambda: [0.0, 0.8])
+    feature_norm: bool = False
 
     def __post_init__(self) -> None:
         _check_common("DiscriminatorConfig", self.arch, self.activation, 1, self.hidden, DISCRIMINATOR_ARCHS)
@@ -498,6 +500,8 @@ class TeacherDiscriminator(nn.Module):
         self.teacher = LatentDenoiser(denoiser_config(c)).requires_grad_(False).eval()
         self.layers = sorted({int(n) for n in d.feature_layers})
         self.guidance, self.tanh = g.guidance, d.output == "tanh"
+        # the residual stream's features are large and unnormalised: optionally each token's normalised first
+        self.norm = nn.LayerNorm(g.channels, elementwise_affine=False) if d.feature_norm else nn.Identity()
         pad = d.kernel_size // 2
         self.heads = nn.ModuleList(
             nn.Sequential(
@@ -527,7 +531,7 @@ class TeacherDiscriminator(nn.Module):
         cond = self.text(pooled)[:, :, None]  # [B, ch, 1]
         scores = []
         for layer, head, out in zip(self.layers, self.heads, self.outs, strict=True):
-            f = head(states[layer - 1].transpose(1, 2))  # [B, ch, T']
+            f = head(self.norm(states[layer - 1]).transpose(1, 2))  # [B, ch, T']
             scores.append((out(f)[:, 0] + (cond * f).sum(dim=1)).mean(dim=-1))  # [B]
         score = torch.stack(scores).mean(dim=0)
         return torch.tanh(score) if self.tanh else score

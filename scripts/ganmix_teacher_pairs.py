@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.score:
         if not args.pairs:
             sys.exit("--score needs --pairs: the pairs files to score the models on")
-        return score(args.score, args.pairs, min(args.count, 4096), args.batch)
+        return score(args.score, args.pairs, args.count, args.batch)
     if not args.out:
         sys.exit("--out is required")
     if args.merge:

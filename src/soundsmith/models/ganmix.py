@@ -492,8 +492,6 @@ class TeacherDiscriminator(nn.Module):
     heads. Only the heads and the text projection train; the denoiser's weights are copied in by the objective
     (``teacher_from``) and stay fixed, and it stays in eval mode."""
 
-    reads_tokens = True
-
     def __init__(self, c: GANmixConfig) -> None:
         super().__init__()
         g, d = c.generator, c.discriminator

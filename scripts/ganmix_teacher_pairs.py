@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 @torch.no_grad()
 def score(models: list[str], paths: list[str], count: int, batch: int) -> int:
     """Print each model's mean squared distance to the teacher's latents on the first ``count`` pairs of each file."""
-    from soundsmith.train.objectives.ganmix import load_teacher_pairs
+    from soundsmith.train.objectives.ganmix import load_teacher_pairs, pair_errors
 
     for name in models:
         pipe = soundsmith.load(name)
@@ -123,15 +123,8 @@ def score(models: list[str], paths: list[str], count: int, batch: int) -> int:
         model = pipe.model.eval()
         for path in paths:
             pairs = load_teacher_pairs(path, model.generator.noise_shape, model.config.latent_channels)
-            n, errors = min(count, len(pairs.captions)), []
-            for lo in range(0, n, batch):
-                index = list(range(lo, min(n, lo + batch)))
-                noise = torch.stack([pairs.noise(i) for i in index])
-                target = pairs.latents[index].float()
-                text = model.text_condition([pairs.captions[i] for i in index])
-                made = model(noise, text["pooled"], target.shape[-1], text.get("tokens"), text.get("mask"))
-                errors.append(((made.float() - target) ** 2).mean(dim=(1, 2)))
-            e = torch.cat(errors)
+            n = min(count, len(pairs.captions))
+            e = pair_errors(model, pairs, n, batch)
             print(f"{name} on {path} ({n} pairs): teacher term {e.mean():.4f} (median {e.median():.4f})", flush=True)
     return 0
 

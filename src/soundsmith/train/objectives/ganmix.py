@@ -200,6 +200,38 @@ def load_teacher_pairs(
     return TeacherPairs(latents, seeds, [str(c) for c in captions])
 
 
+def teacher_outputs(
+    model: GANmix, pairs: TeacherPairs, index: list[int], text: dict[str, Tensor]
+) -> tuple[Tensor, Tensor]:
+    """``(made, target)``, each ``[len(index), C, T']`` float: the generator's latents for pairs ``index`` (their
+    noise, under ``text``: the captions' ``pooled`` and, for a token reader, ``tokens`` / ``mask``) and the
+    teacher's."""
+    device = model._device()
+    noise = torch.stack([pairs.noise(i) for i in index]).to(device)
+    target = pairs.latents[index].float().to(device)
+    made = model(noise, text["pooled"], target.shape[-1], text.get("tokens"), text.get("mask"))
+    return made.float(), target
+
+
+@torch.no_grad()
+def pair_errors(
+    model: GANmix,
+    pairs: TeacherPairs,
+    n: int,
+    batch: int = 32,
+    text: Callable[[list[str]], dict[str, Tensor]] | None = None,
+) -> Tensor:
+    """The teacher term of each of the first ``n`` pairs, ``[n]`` (its mean is the term over them), in batches;
+    ``text(captions)`` gives their text inputs (default: ``model.text_condition``)."""
+    text = text or model.text_condition
+    errors = []
+    for lo in range(0, n, batch):
+        index = list(range(lo, min(n, lo + batch)))
+        made, target = teacher_outputs(model, pairs, index, text([pairs.captions[i] for i in index]))
+        errors.append(((made - target) ** 2).mean(dim=(1, 2)))
+    return torch.cat(errors)
+
+
 def init_generator_from(model: GANmix, name_or_dir: str) -> None:
     """Copy a latent diffusion model's denoiser, or a token-reading GANmix model's generator (a shipped name or a
     model directory), into ``model``'s transformer generator; one clear error when the two networks differ in
@@ -414,12 +446,8 @@ class GANmixObjective(Objective):
 
     def _pairs_mse(self, pairs: TeacherPairs, index: list[int]) -> Tensor:
         """MSE between the generator's latents and ``pairs``' teacher latents at ``index``: ``[]``."""
-        device = self.model._device()
-        noise = torch.stack([pairs.noise(i) for i in index]).to(device)
-        target = pairs.latents[index].float().to(device)
-        text = self._text_inputs([pairs.captions[i] for i in index], device)
-        made = self.model(noise, text["pooled"], target.shape[-1], text.get("tokens"), text.get("mask"))
-        return F.mse_loss(made.float(), target)
+        text = self._text_inputs([pairs.captions[i] for i in index], self.model._device())
+        return F.mse_loss(*teacher_outputs(self.model, pairs, index, text))
 
     @torch.no_grad()
     def teacher_heldout(self) -> float:
@@ -430,11 +458,9 @@ class GANmixObjective(Objective):
             self._heldout = load_teacher_pairs(c.teacher_heldout_pairs, gen.noise_shape, c.latent_channels)
         if self._heldout_value[0] != self.global_step:
             n = min(self.heldout_pairs, len(self._heldout.captions))
-            parts = [
-                self._pairs_mse(self._heldout, list(range(lo, min(n, lo + 32)))) * (min(n, lo + 32) - lo)
-                for lo in range(0, n, 32)
-            ]
-            self._heldout_value = (self.global_step, float(sum(parts)) / n)
+            device = self.model._device()
+            errors = pair_errors(self.model, self._heldout, n, text=lambda caps: self._text_inputs(caps, device))
+            self._heldout_value = (self.global_step, float(errors.mean()))
         return self._heldout_value[1]
 
     def mode_seeking_ratio(self, batch: dict[str, Any], fake: Tensor, other: Tensor | None = None) -> Tensor:

@@ -3,6 +3,9 @@ int8 weight matrices with a scale per row; loading converts back to float32), th
 guidance written into its config, and how far the storage moves a generation printed.
 
     python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3 [--compute int8]
+    python scripts/export_default.py --run RUN --out models/my_default \
+        --settings configs/latent_diffusion/default_pipeline.yaml    # the shipped default's sampling and pipeline
+
 
 (``--run`` may also be a model directory, e.g. one that ``scripts/gpu_ld/import_run.py`` wrote.)
 The run's ``model/`` holds the EMA weights of its newest checkpoint (the engine exports EMA when it is on).
@@ -26,6 +29,32 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = ("three beeps over steady rain", 2.0, 0)  # prompt, seconds, seed
 
 
+# the fields a settings file may set: how the model samples and what its pipeline does, not what it is
+NOT_SETTINGS = {"denoiser", "vae", "vocoder", "text_encoder", "sample_rate", "num_train_timesteps", "beta_schedule",
+                "beta_start", "beta_end", "shift", "timestep_sampling", "cond_drop_prob", "latent_sample"}  # fmt: skip
+
+
+def read_settings(path: Path | None) -> dict:
+    """A settings YAML's fields (``{}`` without one); an unknown or structural field is a one-line error."""
+    if path is None:
+        return {}
+    import yaml
+
+    from soundsmith.models.latent_diffusion import LatentDiffusionConfig
+
+    try:
+        settings = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"export_default: cannot read --settings {path}: {exc}") from None
+    known = {f.name for f in dataclasses.fields(LatentDiffusionConfig)} - NOT_SETTINGS
+    wrong = sorted(k for k in settings if k not in known) if isinstance(settings, dict) else ["(not a mapping)"]
+    if wrong:
+        raise SystemExit(f"export_default: --settings {path}: {wrong} are not settings; valid: {sorted(known)}")
+    if isinstance(settings.get("guidance_interval"), list):
+        settings["guidance_interval"] = tuple(settings["guidance_interval"])
+    return settings
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, required=True, help="latent-diffusion run directory")
@@ -43,12 +72,18 @@ def main() -> None:
     )
     ap.add_argument("--context-seconds", type=float, help="the trained clip length (windows, crops)")
     ap.add_argument(
+        "--settings",
+        type=Path,
+        help="YAML of sampling/pipeline fields of LatentDiffusionConfig to write (the flags above win over it)",
+    )
+    ap.add_argument(
         "--storage",
         choices=["float16", "int8"],
         default="float16",
         help="weight storage: fp16, or int8 weight matrices with a scale per row (half the size)",
     )
     args = ap.parse_args()
+    settings = read_settings(args.settings)
     source = args.run / "model" if (args.run / "model" / "config.json").exists() else args.run
     model = load_model(source).eval()
     given = {
@@ -59,7 +94,7 @@ def main() -> None:
         "context_seconds": args.context_seconds,
         "compute": args.compute,
     }
-    changes = {k: v for k, v in given.items() if v is not None}
+    changes = {**settings, **{k: v for k, v in given.items() if v is not None}}
     model.config = dataclasses.replace(model.config, **changes)
     prompt, seconds, seed = PROBE
     ref = LatentDiffusionPipeline(model)(prompt, duration=seconds, seed=seed, progress=False).audio[0]

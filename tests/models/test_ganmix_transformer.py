@@ -337,3 +337,85 @@ def test_feature_norm_gives_the_heads_each_tokens_features_normalised(shipped):
     torch.testing.assert_close(normed.var(-1, unbiased=False), torch.ones(normed.shape[:2]), atol=1e-3, rtol=0)
     raw = seen[False].transpose(1, 2)
     torch.testing.assert_close(normed, torch.nn.functional.layer_norm(raw, raw.shape[-1:]))  # the same features
+
+
+def _plain_ldm(root) -> str:
+    """A tiny latent diffusion model without a guidance input (guided in two passes), beside the fixture's."""
+    torch.manual_seed(1)
+    denoiser = LatentDenoiserConfig(latent_channels=8, latent_bins=1, d_model=32, layers=2, heads=2, text_dim=32)
+    ldm = LatentDiffusion(
+        LatentDiffusionConfig(denoiser=denoiser, vae="t_vae", vocoder="t_voc", text_encoder="hashed:32", duration=0.5)
+    )
+    with torch.no_grad():
+        for p in ldm.denoiser.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    save_model(ldm, root / "ldm_plain")
+    return str(root / "ldm_plain")
+
+
+def test_score_term_pulls_a_latent_toward_the_teachers_guided_estimate(shipped):
+    from soundsmith.train.objectives.ganmix import guided_velocity
+
+    plain = _plain_ldm(shipped)
+    for score_from in (str(shipped / "ldm"), plain):  # one pass (guidance input) and two (dropped-caption branch)
+        model = GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0, score_from=score_from,
+                              score_guidance=2.5, score_t_range=[0.3, 0.7])).eval()  # fmt: skip
+        obj = GANmixObjective(model)
+        net = obj._score_net[0]
+        assert not any(p.requires_grad for p in net.parameters())
+        assert not any(k.startswith("_score") for k in obj.state_dict())  # not a module: not in checkpoints
+        batch = obj.prepare_batch(_batch())
+        text = obj._batch_text(batch)
+        obj.global_step = 5
+        x = torch.randn(3, 8, 13, requires_grad=True)
+        loss, gap = obj.score_loss(x, text)
+        loss.backward()
+        # by hand: the same draw of t and noise, the guided estimate x0, DMD's normalised gradient
+        gen = obj._generator("score")
+        t = 0.3 + 0.4 * torch.rand(3, generator=gen)
+        noise = torch.randn(x.shape, generator=gen)
+        with torch.no_grad():
+            noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
+            tok, mask, pooled = text["tokens"], text["mask"], text["pooled"]
+            if net.config.guidance_embed:
+                v = net(noisy, t, tok, mask, pooled, guidance=torch.full((3,), 2.5))
+            else:
+                cond = net(noisy, t, tok, mask, pooled)
+                uncond = net(noisy, t, tok, mask, pooled, drop=torch.ones(3))
+                v = uncond + 2.5 * (cond - uncond)
+                torch.testing.assert_close(guided_velocity(net, noisy, t, text, 1.0), cond)
+            torch.testing.assert_close(guided_velocity(net, noisy, t, text, 2.5), v)
+            x0 = noisy[:, :, 0] - t[:, None, None] * v[:, :, 0]
+            diff = x - x0
+            torch.testing.assert_close(gap, diff.abs().mean())
+            want = diff / diff.abs().mean(dim=(1, 2), keepdim=True) / diff.numel()
+        torch.testing.assert_close(x.grad, want)
+        with torch.no_grad():  # a step down the gradient brings the latent nearer the estimate
+            moved = x - 0.1 * x.grad * x.numel()
+            assert (moved - x0).abs().mean() < diff.abs().mean()
+
+
+def test_score_term_joins_the_generators_loss_and_its_errors_name_the_fix(shipped):
+    model = GANmix(config(init_from=str(shipped / "ldm"), score_weight=2.0))  # score_from: the init model
+    obj = GANmixObjective(model)
+    batch = obj.prepare_batch(_batch())
+    obj.global_step = 3
+    with_score = obj.losses(batch, 0)
+    assert float(with_score["score_gap"]) > 0
+    plain = GANmixObjective(GANmix(config(init_from=str(shipped / "ldm"))))
+    plain.global_step = 3
+    plain.model.load_state_dict(model.state_dict())
+    plain.disc.load_state_dict(obj.disc.state_dict())  # the same players: only the score term differs
+    base = plain.losses(batch, 0)
+    fake = obj.fake(batch)
+    score, _ = obj.score_loss(fake, obj._batch_text(batch))
+    torch.testing.assert_close(with_score["loss"], base["loss"] + 2.0 * score)
+    with pytest.raises(ConfigError, match="score_weight > 0 needs a latent diffusion model"):
+        config(score_weight=1.0)
+    with pytest.raises(ConfigError, match="transformer generator"):
+        GANmixConfig(score_weight=1.0, score_from="default")
+    with pytest.raises(ConfigError, match="score_t_range"):
+        config(score_t_range=[0.0, 0.5])
+    with pytest.raises(TrainingError, match=r"score_from=.*nowhere.*cannot be loaded"):
+        GANmixObjective(GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0,
+                                      score_from=str(shipped / "nowhere"))))  # fmt: skip

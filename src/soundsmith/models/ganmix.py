@@ -179,7 +179,12 @@ class GANmixConfig:
     the pairs file ``teacher_pairs`` (``scripts/ganmix_teacher_pairs.py``; the conv generator's ``noise_dim`` must
     equal the latent channels, the teacher's noise being a latent), ``teacher_batch`` pairs a step (None = the
     batch size); ``teacher_heldout_pairs``, a second pairs file the run does not train on, is scored at validation
-    (``g_teacher_heldout``: where the teacher term overfits its pairs, the two part). ``vocoder_refine``: rounds of
+    (``g_teacher_heldout``: where the teacher term overfits its pairs, the two part). ``score_weight`` (0 = off)
+    weighs the score term (the real-score half of distribution matching distillation, Yin et al. 2024): the
+    generator's latent, noised to a flow time drawn from ``score_t_range``, is denoised by the frozen denoiser of
+    the latent diffusion model ``score_from`` (None = ``generator.init_from``) guided at ``score_guidance`` (in one
+    pass when that denoiser takes a guidance input, else in two), and the latent is pulled toward that estimate
+    (needs the transformer generator, whose captions' tokens the denoiser reads). ``vocoder_refine``: rounds of
     :func:`soundsmith.models.vocoder.refine_to_mel` on every decoded clip (0 = the vocoder's output as it is).
     """
 
@@ -213,7 +218,33 @@ class GANmixConfig:
     teacher_pairs: str | None = None
     teacher_batch: int | None = None
     teacher_heldout_pairs: str | None = None
+    score_weight: float = 0.0
+    score_from: str | None = None
+    score_guidance: float = 3.0
+    score_t_range: list[float] = field(default_factory=lambda: [0.02, 0.98])
     vocoder_refine: int = 0
+
+    def _check_score(self) -> None:
+        """The score term's settings (``score_*``): one-line errors naming the field."""
+        if not 0.0 <= self.score_weight <= 100.0:
+            raise ConfigError(f"GANmixConfig.score_weight={self.score_weight} must be in [0, 100] (0 = off)")
+        lo_hi = self.score_t_range
+        if len(lo_hi) != 2 or not 0.0 < float(lo_hi[0]) <= float(lo_hi[1]) <= 1.0:
+            raise ConfigError(f"GANmixConfig.score_t_range={lo_hi} must be [low, high] with 0 < low <= high <= 1")
+        if not (math.isfinite(self.score_guidance) and self.score_guidance >= 0):
+            raise ConfigError(f"GANmixConfig.score_guidance={self.score_guidance} must be a number >= 0")
+        if self.score_weight > 0:
+            if self.generator.arch != "transformer":
+                raise ConfigError(
+                    "GANmixConfig.score_weight > 0: the score term's denoiser reads the captions' tokens, which only "
+                    f"the transformer generator's batches carry; set generator.arch: transformer (not "
+                    f"{self.generator.arch})"
+                )
+            if not (self.score_from or self.generator.init_from):
+                raise ConfigError(
+                    "GANmixConfig.score_weight > 0 needs a latent diffusion model to score with: set score_from "
+                    "(or generator.init_from)"
+                )
 
     def __post_init__(self) -> None:
         check_refine(self.vocoder_refine, "GANmixConfig.vocoder_refine")
@@ -285,6 +316,7 @@ class GANmixConfig:
                 "GANmixConfig.teacher_weight > 0 needs teacher_pairs: a pairs file made by "
                 "scripts/ganmix_teacher_pairs.py (or set teacher_weight=0)"
             )
+        self._check_score()
         if self.r1_weight < 0 or not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(
                 f"GANmixConfig: r1_weight ({self.r1_weight}) must be >= 0, label_smoothing "
@@ -320,6 +352,7 @@ def _mlp(widths: Sequence[int], activation: str, norm: bool = False, dropout: fl
 
 class ResBlock(nn.Module):
     """Dilated 1-D conv residual block over time, FiLM-conditioned: ``x [B, C, T], cond [B, D] -> [B, C, T]``."""
+
 
     def __init__(
         self, channels: int, kernel_size: int, dilation: int, cond_dim: int, activation: str

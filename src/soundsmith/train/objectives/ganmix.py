@@ -31,6 +31,16 @@ its sampler into one pass, Luhman & Luhman 2021; the adversarial game on real la
 ``teacher``); ``teacher_batch`` pairs a step (default: the batch size). With ``teacher_heldout_pairs`` set,
 validation also reports ``g_teacher_heldout``, the term on pairs the run does not train on.
 
+``score_weight`` > 0 adds the score term (the real-score half of distribution matching distillation, DMD: Yin
+et al. 2024): this step's generated latents ``x``, noised to ``x_t = (1 - t) x + t noise`` with ``t`` drawn from
+``score_t_range``, are denoised by the frozen denoiser of ``score_from`` (else ``generator.init_from``) guided at
+``score_guidance`` (one pass for a guidance-distilled denoiser, two for a plain one: its dropped-caption branch is
+the unconditional); with the estimate ``x0 = x_t - t v`` the generator's gradient is ``(x - x0)`` divided by its
+mean magnitude per clip (DMD's normalisation), applied as ``0.5 x MSE(x, stopgrad(x - grad))`` x the weight. It
+pulls a latent toward what the teacher hears in it, for its caption. Diagnostic ``score_gap``: the mean
+``|x - x0|`` before the normalisation. The denoiser is loaded when the objective is built and is no module of it
+(not in checkpoints, not optimised).
+
 The transformer generator (``generator.arch: transformer``) also reads the captions' token embeddings
 (``batch["text_tokens"] [B, L, D]``, ``batch["text_mask"] [B, L]``, cached by caption with the pooled vector);
 with ``generator.init_from`` set, it starts from that latent diffusion model's denoiser (or that GANmix model's
@@ -269,6 +279,41 @@ def copy_denoiser(net: nn.Module, name_or_dir: str, field: str, ganmix: bool = T
     net.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()})
 
 
+def load_score_denoiser(name_or_dir: str, field: str, latent_channels: int) -> nn.Module:
+    """The frozen denoiser (eval, no gradients) of the latent diffusion model ``name_or_dir``, checked to read
+    ``latent_channels``-channel latents; errors name the config ``field`` that asked."""
+    from soundsmith.models.registry import load_model
+
+    try:
+        source = load_model(name_or_dir)
+    except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
+        raise TrainingError(f"{field}={name_or_dir!r} cannot be loaded ({e})") from None
+    net = getattr(source, "denoiser", None)
+    if net is None:
+        raise TrainingError(f"{field}={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model")
+    if net.config.latent_channels != latent_channels or net.config.latent_bins != 1:
+        raise TrainingError(
+            f"{field}={name_or_dir!r}: its denoiser reads {net.config.latent_channels} x {net.config.latent_bins} "
+            f"latents, the generator makes {latent_channels} x 1; score with a model of the same VAE"
+        )
+    return net.requires_grad_(False).eval()
+
+
+def guided_velocity(net: nn.Module, noisy: Tensor, t: Tensor, text: dict[str, Tensor], w: float) -> Tensor:
+    """The denoiser's guided prediction at ``noisy [B, C, 1, T']``, times ``t [B]``: one pass at scale ``w`` for a
+    guidance-distilled denoiser, else ``uncond + w (cond - uncond)`` with the dropped-caption branch."""
+    B = noisy.shape[0]
+    tokens, mask, pooled = text["tokens"], text["mask"], text["pooled"]
+    if net.config.guidance_embed:
+        return net(noisy, t, tokens, mask, pooled, guidance=torch.full((B,), float(w), device=noisy.device))
+    both = net(
+        noisy.repeat(2, 1, 1, 1), t.repeat(2), tokens.repeat(2, 1, 1), mask.repeat(2, 1), pooled.repeat(2, 1),
+        drop=torch.cat([torch.zeros(B), torch.ones(B)]).to(noisy.device),
+    )
+    cond, uncond = both[:B], both[B:]
+    return uncond + w * (cond - uncond)
+
+
 class GANmixObjective(Objective):
     """Generator = optimizer 0, discriminator (``self.disc``) = optimizer 1; see the module docstring."""
 
@@ -291,6 +336,11 @@ class GANmixObjective(Objective):
         if isinstance(self.disc, TeacherDiscriminator):
             field = "discriminator.teacher_from" if c.discriminator.teacher_from else "generator.init_from"
             copy_denoiser(self.disc.teacher, c.discriminator.teacher_from or c.generator.init_from, field, False)
+        # the score term's frozen denoiser, in a tuple: no submodule (not in checkpoints, not optimised)
+        self._score_net: tuple[nn.Module, ...] = ()
+        if c.score_weight > 0:
+            field = "score_from" if c.score_from else "generator.init_from"
+            self._score_net = (load_score_denoiser(c.score_from or c.generator.init_from, field, c.latent_channels),)
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -423,6 +473,10 @@ class GANmixObjective(Objective):
             ratio = self.mode_seeking_ratio(batch, fake, other)
             out["loss"] = loss + c.mode_seeking_weight / (ratio + MODE_SEEKING_EPS)
             out["mode_seeking"] = ratio.detach()
+        if c.score_weight > 0:
+            score, gap = self.score_loss(fake, self._batch_text(batch))
+            out["loss"] = out["loss"] + c.score_weight * score
+            out["score_gap"] = gap
         if c.teacher_weight > 0:
             teach = self.teacher_loss(c.teacher_batch or len(real))
             out["loss"] = out["loss"] + c.teacher_weight * teach
@@ -435,6 +489,27 @@ class GANmixObjective(Objective):
             second = None if other is None else other.detach()
             out["diversity"] = self.diversity(batch, fake.detach(), second)
         return out
+
+    def score_loss(self, fake: Tensor, text: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(loss, gap)``: the score term for the generated latents ``fake [B, C, T']`` under ``text`` (the
+        module docstring), and the mean ``|x - x0|`` (``[]``, detached)."""
+        c = self.model.config
+        net = self._score_net[0].to(fake.device)
+        gen = self._generator("score")
+        lo, hi = (float(v) for v in c.score_t_range)
+        B = len(fake)
+        t = (lo + (hi - lo) * torch.rand(B, generator=gen)).to(fake.device)
+        noise = torch.randn(fake.shape, generator=gen).to(fake.device)
+        with torch.no_grad():
+            x = fake.detach().float()
+            tt = t[:, None, None]
+            noisy = ((1 - tt) * x + tt * noise)[:, :, None, :]  # [B, C, 1, T']
+            v = guided_velocity(net, noisy, t, text, c.score_guidance)[:, :, 0, :]
+            x0 = noisy[:, :, 0, :] - tt * v
+            diff = x - x0
+            gap = diff.abs().mean()
+            grad = diff / diff.abs().mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
+        return 0.5 * F.mse_loss(fake.float(), x - grad), gap
 
     def teacher_loss(self, n: int) -> Tensor:
         """MSE between the generator's latents and the teacher's for ``n`` pairs drawn for this step: ``[]``."""

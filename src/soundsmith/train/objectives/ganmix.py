@@ -251,16 +251,22 @@ def init_generator_from(model: GANmix, name_or_dir: str) -> None:
     copy_denoiser(model.generator.net, name_or_dir, "generator.init_from")
 
 
+def load_named(name_or_dir: str, field: str) -> nn.Module:
+    """The model ``name_or_dir`` (a shipped name or a directory); any loading failure is one error naming the
+    config ``field`` that asked."""
+    from soundsmith.models.registry import load_model
+
+    try:
+        return load_model(name_or_dir)
+    except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
+        raise TrainingError(f"{field}={name_or_dir!r} cannot be loaded ({e})") from None
+
+
 def copy_denoiser(net: nn.Module, name_or_dir: str, field: str, ganmix: bool = True) -> None:
     """Load the denoiser of the latent diffusion model ``name_or_dir`` (or the generator of a token-reading GANmix
     model, unless ``ganmix`` is False) into ``net``, a time transformer of the same shape; errors name the config
     ``field`` that asked."""
-    from soundsmith.models.registry import load_model
-
-    try:
-        source = load_model(name_or_dir)
-    except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
-        raise TrainingError(f"{field}={name_or_dir!r} cannot be loaded ({e})") from None
+    source = load_named(name_or_dir, field)
     denoiser = getattr(source, "denoiser", None)
     if denoiser is None and ganmix and isinstance(source, GANmix) and source.config.generator.arch == "transformer":
         denoiser = source.generator.net  # a token-reading GANmix run continued with other settings
@@ -282,12 +288,7 @@ def copy_denoiser(net: nn.Module, name_or_dir: str, field: str, ganmix: bool = T
 def load_score_denoiser(name_or_dir: str, field: str, latent_channels: int) -> nn.Module:
     """The frozen denoiser (eval, no gradients) of the latent diffusion model ``name_or_dir``, checked to read
     ``latent_channels``-channel latents; errors name the config ``field`` that asked."""
-    from soundsmith.models.registry import load_model
-
-    try:
-        source = load_model(name_or_dir)
-    except Exception as e:  # noqa: BLE001 (any loading failure is the same one-line error)
-        raise TrainingError(f"{field}={name_or_dir!r} cannot be loaded ({e})") from None
+    source = load_named(name_or_dir, field)
     net = getattr(source, "denoiser", None)
     if net is None:
         raise TrainingError(f"{field}={name_or_dir!r} is a {type(source).__name__}, not a latent diffusion model")

@@ -170,6 +170,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.out.resolve() == (ROOT / "models" / "default").resolve():
         raise SystemExit("reproduce_default: --out models/default would overwrite the shipped default; pick another")
+    if args.teacher == "gpu" and not args.smoke and not _has_cuda():
+        raise SystemExit(
+            "reproduce_default: --teacher gpu needs a CUDA GPU here (torch sees none); use --teacher cpu, or run "
+            "the teacher stage on a GPU machine (docs/latent_diffusion.md, 'The default, second weights')"
+        )
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     size = SMOKE if args.smoke else FULL

@@ -89,9 +89,12 @@ def test_a_second_run_skips_what_is_done(chain):
     assert (out / "model.safetensors").stat().st_mtime_ns == before
 
 
-def test_it_refuses_to_overwrite_the_shipped_default(tmp_path):
+def test_it_refuses_to_overwrite_the_shipped_default_or_train_a_gpu_teacher_without_one(tmp_path):
     done = _reproduce("--out", str(ROOT / "models" / "default"), "--work", str(tmp_path))
     assert done.returncode != 0 and "would overwrite the shipped default" in done.stderr
+    if not torch.cuda.is_available():
+        done = _reproduce("--out", str(tmp_path / "m"), "--work", str(tmp_path), "--teacher", "gpu")
+        assert done.returncode != 0 and "--teacher gpu needs a CUDA GPU" in done.stderr
     assert not any(tmp_path.iterdir())
 
 

@@ -4,7 +4,7 @@ guidance written into its config, and how far the storage moves a generation pri
 
     python scripts/export_default.py --run runs/latent_diffusion --steps 6 --guidance 3 [--compute int8]
     python scripts/export_default.py --run RUN --out models/my_default \
-        --settings configs/latent_diffusion/default_pipeline.yaml    # the shipped default's sampling and pipeline
+        --settings configs/latent_diffusion/pipeline/default.yaml    # the shipped default's sampling and pipeline
 
 
 (``--run`` may also be a model directory, e.g. one that ``scripts/gpu_ld/import_run.py`` wrote.)

@@ -16,7 +16,7 @@ commands that made the shipped weights, with the same settings):
 6. ``steps12``: the 12-step int8 model taught by itself at 24 steps (``--student-steps 12``).
 7. ``decoder``: the VAE's decoder tuned on the corpus and its shifted copies (``scripts/decoder_finetune.py``).
 8. ``export``: the student with the tuned decoder, fp16, and the shipped pipeline settings
-   (``configs/latent_diffusion/default_pipeline.yaml``: sampler, steps, guidance, composition, tuning, ...).
+   (``configs/latent_diffusion/pipeline/default.yaml``: sampler, steps, guidance, composition, tuning, ...).
 
 Every stage writes ``WORK/<stage>.done`` when it finishes and is skipped when that file exists; a stage killed
 midway continues from its last checkpoint when the command is run again (the engine's resume is exact). Stages
@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("corpus", "shift", "teacher", "guidance", "steps8", "steps12", "decoder", "export")
-PIPELINE_SETTINGS = ROOT / "configs" / "latent_diffusion" / "default_pipeline.yaml"
+PIPELINE_SETTINGS = ROOT / "configs" / "latent_diffusion" / "pipeline" / "default.yaml"
 
 # the settings of the shipped run, stage by stage (docs/latent_diffusion.md), and the toy sizes of --smoke
 FULL = {

@@ -21,7 +21,7 @@ from soundsmith.models.registry import load_model, read_model_config, shipped_mo
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "reproduce_default.py"
-SETTINGS = ROOT / "configs" / "latent_diffusion" / "default_pipeline.yaml"
+SETTINGS = ROOT / "configs" / "latent_diffusion" / "pipeline" / "default.yaml"
 
 
 def _reproduce(*argv: str) -> subprocess.CompletedProcess:

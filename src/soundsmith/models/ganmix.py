@@ -353,7 +353,6 @@ def _mlp(widths: Sequence[int], activation: str, norm: bool = False, dropout: fl
 class ResBlock(nn.Module):
     """Dilated 1-D conv residual block over time, FiLM-conditioned: ``x [B, C, T], cond [B, D] -> [B, C, T]``."""
 
-
     def __init__(
         self, channels: int, kernel_size: int, dilation: int, cond_dim: int, activation: str
     ) -> None:

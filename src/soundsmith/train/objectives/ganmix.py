@@ -436,12 +436,17 @@ class GANmixObjective(Objective):
         ``salt``: ``x_t = (1 - t) x + t noise``)."""
         if not isinstance(self.disc, TeacherDiscriminator):
             return self.disc(latents, text["pooled"])
-        lo, hi = self.model.config.discriminator.t_range
-        gen = self._generator(f"disc_noise:{salt}")
+        noisy, t = self._flow_noised(latents, self.model.config.discriminator.t_range, f"disc_noise:{salt}")
+        return self.disc(noisy, t, text["pooled"], text["tokens"], text["mask"])
+
+    def _flow_noised(self, latents: Tensor, t_range: list[float], salt: str) -> tuple[Tensor, Tensor]:
+        """``(x_t, t)``: ``latents [B, C, T']`` noised to ``x_t = (1 - t) x + t noise``, the flow times ``t [B]``
+        drawn uniformly from ``t_range`` and then the noise, both from this step's generator for ``salt``."""
+        lo, hi = (float(v) for v in t_range)
+        gen = self._generator(salt)
         t = (lo + (hi - lo) * torch.rand(len(latents), generator=gen)).to(latents.device)
         noise = torch.randn(latents.shape, generator=gen).to(latents.device, latents.dtype)
-        noisy = (1 - t[:, None, None]) * latents + t[:, None, None] * noise
-        return self.disc(noisy, t, text["pooled"], text["tokens"], text["mask"])
+        return (1 - t[:, None, None]) * latents + t[:, None, None] * noise, t
 
     @staticmethod
     def _batch_text(batch: dict[str, Any], roll: int = 0) -> dict[str, Tensor]:
@@ -496,17 +501,11 @@ class GANmixObjective(Objective):
         module docstring), and the mean ``|x - x0|`` (``[]``, detached)."""
         c = self.model.config
         net = self._score_net[0].to(fake.device)
-        gen = self._generator("score")
-        lo, hi = (float(v) for v in c.score_t_range)
-        B = len(fake)
-        t = (lo + (hi - lo) * torch.rand(B, generator=gen)).to(fake.device)
-        noise = torch.randn(fake.shape, generator=gen).to(fake.device)
         with torch.no_grad():
             x = fake.detach().float()
-            tt = t[:, None, None]
-            noisy = ((1 - tt) * x + tt * noise)[:, :, None, :]  # [B, C, 1, T']
-            v = guided_velocity(net, noisy, t, text, c.score_guidance)[:, :, 0, :]
-            x0 = noisy[:, :, 0, :] - tt * v
+            noisy, t = self._flow_noised(x, c.score_t_range, "score")
+            v = guided_velocity(net, noisy[:, :, None, :], t, text, c.score_guidance)[:, :, 0, :]
+            x0 = noisy - t[:, None, None] * v
             diff = x - x0
             gap = diff.abs().mean()
             grad = diff / diff.abs().mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)

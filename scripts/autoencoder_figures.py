@@ -37,11 +37,19 @@ from soundsmith.eval.embedders import TaggerEmbedder
 from soundsmith.eval.frechet import frechet_distance
 from soundsmith.eval.pitch import track_pitch
 from soundsmith.eval.recognizer import predict
-from soundsmith.eval.reconstruction import mel_l1, multi_resolution_stft_distance
+from soundsmith.eval.reconstruction import frame_rate_buzz, mel_l1, multi_resolution_stft_distance
 from soundsmith.pipelines.reconstruct import DEFAULT_REFINE, Reconstructor
 
 ROOT = Path(__file__).resolve().parents[1]
 TONAL_FAMILIES = ("instruments", "events")
+METHOD_KEYS = {  # --methods: the table's rows
+    "griffin-lim": "Griffin-Lim 64",
+    "vocoder": "vocoder",
+    "vae": "VAE + vocoder",
+    "vocoder-own-level": "vocoder, own level",
+    "vae-own-level": "VAE + vocoder, own level",
+    "vae-griffin-lim": "VAE + Griffin-Lim 64",
+}
 
 
 def is_tonal(row) -> bool:
@@ -109,6 +117,19 @@ def main() -> None:
     parser.add_argument(
         "--refine", type=int, default=DEFAULT_REFINE, help="rounds of the vocoder's refinement (its rows)"
     )
+    parser.add_argument(
+        "--families", nargs="+", default=None, help="corpus families to take clips from (default: every one)"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=sorted(METHOD_KEYS),
+        default=None,
+        help="methods to run (default: every one); the sources are always measured",
+    )
+    parser.add_argument(
+        "--clips-out", type=Path, default=None, help="also write one JSON line per clip: its readings per method"
+    )
     parser.add_argument("--out", type=Path, default=Path("work/ae_figures.json"))
     args = parser.parse_args()
 
@@ -124,7 +145,10 @@ def main() -> None:
         ),
         "VAE + Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=args.vae),
     }
-    mel_cfg = methods["vocoder"].mel_config
+    if args.methods is not None:
+        keep = {METHOD_KEYS[k] for k in args.methods}
+        methods = {name: rec for name, rec in methods.items() if name in keep}
+    mel_cfg = Reconstructor.load(vocoder=args.vocoder, vae=None).mel_config
     sr = mel_cfg.sample_rate
     codec = None
     if args.codec is not None:
@@ -144,6 +168,8 @@ def main() -> None:
     manifest = read_manifest(args.data)
     by_family: dict[str, list] = defaultdict(list)
     for row in manifest.split(args.split):
+        if args.families is not None and row.meta.get("family") not in args.families:
+            continue
         if len(by_family[row.meta.get("family", "?")]) < args.per_family:
             by_family[row.meta.get("family", "?")].append(row)
     rows = [r for rs in by_family.values() for r in rs]
@@ -170,6 +196,8 @@ def main() -> None:
     keyword = load_model("keyword") if (ROOT / "models" / "keyword" / "config.json").is_file() else None
     words: dict[str, list[float]] = defaultdict(list)  # word recognised == the clip's word, per method
     per = {m: defaultdict(list) for m in methods}
+    clip_lines: list[str] = []
+    buzz_src: list[float] = []  # the sources' own share at the frame rate's lines (a recording seldom has any)
     seconds = {m: 0.0 for m in methods}
     for i, row in enumerate(rows):
         src, _ = load_audio(row.audio_path(manifest.root), sample_rate=sr)
@@ -177,9 +205,11 @@ def main() -> None:
         tonal = is_tonal(row)
         onsets_src = onset_count(src, sr) if row.meta.get("family") == "events" else None
         embeddings["source"].append(embedder.embed(torch.tensor(src)[None], sr))
+        buzz_src.append(frame_rate_buzz(src, sr, mel_cfg.hop_length))
         if codec is not None:
             codes_seen.append(codec.encode(torch.from_numpy(src)[None])[0])  # [n_q, frames]
         word = spoken_word(row) if keyword is not None else None
+        clip = {"audio": row.audio, "caption": (row.captions or [""])[0], "meta": row.meta, "family": row.meta.get("family"), "onsets_source": onsets_src}
         if word is not None:
             words["source"].append(float(predict(keyword, [src])[0] == word))
         for name, rec in methods.items():
@@ -195,14 +225,21 @@ def main() -> None:
             loud = measure_loudness(out, sr)
             if math.isfinite(loud) and math.isfinite(src_loud):
                 per[name]["loudness_diff"].append(abs(loud - src_loud))
+            per[name]["buzz"].append(frame_rate_buzz(out, sr, mel_cfg.hop_length))
+            reading: dict = {"mel_l1": per[name]["mel_l1"][-1], "buzz": per[name]["buzz"][-1]}
             if tonal:
-                clip, notes = pitch_errors(src, out, sr, [] if is_chord(row) else clip_notes(row))
-                per[name]["cents"].append(clip)
+                cents, notes = pitch_errors(src, out, sr, [] if is_chord(row) else clip_notes(row))
+                per[name]["cents"].append(cents)
+                reading["cents"], reading["chord"] = cents, is_chord(row)
                 if not is_chord(row):
-                    per[name]["cents_single"].append(clip)
+                    per[name]["cents_single"].append(cents)
                     per[name]["cents_notes"].extend(notes)
+                    reading["cents_notes"] = notes
             if onsets_src is not None:
-                per[name]["onsets_equal"].append(float(onset_count(out, sr) == onsets_src))
+                reading["onsets"] = onset_count(out, sr)
+                per[name]["onsets_equal"].append(float(reading["onsets"] == onsets_src))
+            clip[name] = reading
+        clip_lines.append(json.dumps(clip, allow_nan=True) + "\n")
         if (i + 1) % 20 == 0:
             print(f"  {i + 1}/{len(rows)} clips", flush=True)
 
@@ -220,6 +257,7 @@ def main() -> None:
         table[name] = {
             "mrstft": float(np.mean(vals["mrstft"])),
             "mel_l1": float(np.mean(vals["mel_l1"])),
+            "frame_rate_buzz_median": float(np.median(vals["buzz"])),
             "pitch_median_cents": float(np.median(cents)) if cents.size else math.nan,
             "pitch_within_25_cents_pct": float(100 * np.mean(cents <= 25)) if cents.size else math.nan,
             "pitch_clips": int(cents.size),
@@ -250,6 +288,7 @@ def main() -> None:
         "split": args.split,
         "fad_real_vs_real": fad["source"],
         "word_accuracy_originals_pct": word_src,
+        "frame_rate_buzz_median_sources": float(np.median(buzz_src)),
         "methods": table,
     }
     if codec is not None:
@@ -266,12 +305,15 @@ def main() -> None:
             "usage": usage,
         }
     args.out.write_text(json.dumps(summary, indent=2))
+    if args.clips_out is not None:
+        args.clips_out.parent.mkdir(parents=True, exist_ok=True)
+        args.clips_out.write_text("".join(clip_lines))
     print()
     print(
         "| method | MR-STFT | mel L1 | pitch median cents | pitch <= 25 c | onsets equal | loudness median LU "
-        "| <= 1 LU | FAD (x real) | words |"
+        "| <= 1 LU | FAD (x real) | words | frame-rate buzz |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, t in table.items():
         print(
             f"| {name} | {t['mrstft']:.3f} | {t['mel_l1']:.3f} | {t['pitch_median_cents']:.1f} "
@@ -279,8 +321,10 @@ def main() -> None:
             f"{t['pitch_single_within_25_cents_pct']:.0f}%, n={t['pitch_single_clips']}; notes "
             f"{t['pitch_notes_within_25_cents_pct']:.0f}%, n={t['pitch_notes']}) | {t['onsets_equal_pct']:.0f}% "
             f"(n={t['onset_clips']}) | {t['loudness_median_abs_lu']:.2f} | {t['loudness_within_1_lu_pct']:.0f}% "
-            f"| {t['fad']:.2f} ({t['fad_ratio_to_real']:.1f}x) | {t['word_accuracy_pct']:.0f}% (n={t['word_clips']}) |"
+            f"| {t['fad']:.2f} ({t['fad_ratio_to_real']:.1f}x) | {t['word_accuracy_pct']:.0f}% (n={t['word_clips']}) "
+            f"| {t['frame_rate_buzz_median']:.3f} |"
         )
+    print(f"frame-rate buzz of the sources (median): {summary['frame_rate_buzz_median_sources']:.3f}")
     print(f"wrote {args.out}")
 
 

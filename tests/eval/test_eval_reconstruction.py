@@ -11,6 +11,7 @@ from soundsmith.eval.attributes import (
 )
 from soundsmith.eval.reconstruction import (
     ReconstructionMetrics,
+    frame_rate_buzz,
     mel_l1,
     multi_resolution_stft_distance,
     si_sdr,
@@ -74,3 +75,14 @@ def test_onsets_and_loudness_order():
         [(tone(440, amp=0.05), {"loudness": "soft"}), (tone(440, amp=0.8), {"loudness": "loud"})], SR
     )
     assert res["loudness_order_accuracy"] == 1.0 and res["loudness_clips"] == 2
+
+
+def test_frame_rate_buzz_reads_the_lines_at_the_frame_rates_multiples_only():
+    note = tone(82.4, 4.0) + tone(164.8, 4.0, 0.25)  # E2 and its octave
+    assert frame_rate_buzz(note, SR, 160) < 1e-6
+    lines = tone(100.0, 4.0, 0.15) + tone(200.0, 4.0, 0.1)  # 100 Hz at hop 160, and twice it
+    share = (0.15**2 + 0.1**2) / (0.5**2 + 0.25**2 + 0.15**2 + 0.1**2)
+    assert frame_rate_buzz(note + lines, SR, 160) == pytest.approx(share, rel=0.02)
+    assert frame_rate_buzz(tone(98.0, 4.0), SR, 160) < 1e-3  # G2, 2 Hz from the line: a note, not a buzz
+    assert frame_rate_buzz(note + tone(125.0, 4.0, 0.15), SR, 128) > 0.05  # hop 128: the lines are at 125 Hz
+    assert frame_rate_buzz(np.zeros(1600, np.float32), SR, 160) == 0.0

@@ -15,6 +15,7 @@ from soundsmith.models.registry import SHIPPED_ENV, load_model, save_model
 from soundsmith.models.vae import MelVAE, VAEConfig
 from soundsmith.models.vocoder import Vocoder, VocoderConfig
 from soundsmith.pipelines.ganmix import GANmixPipeline, mix_text
+from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.ganmix import GANmixObjective, init_generator_from
 
 SR = 16000
@@ -368,7 +369,9 @@ def test_score_term_pulls_a_latent_toward_the_teachers_guided_estimate(shipped):
         text = obj._batch_text(batch)
         obj.global_step = 5
         x = torch.randn(3, 8, 13, requires_grad=True)
-        loss, gap = obj.score_loss(x, text)
+        loss, gaps = obj.score_loss(x, text)
+        gap = gaps["score_gap"]
+        assert set(gaps) == {"score_gap"}  # no fake score asked
         loss.backward()
         # by hand: the same draw of t and noise, the guided estimate x0, DMD's normalised gradient
         gen = obj._generator("score")
@@ -419,3 +422,142 @@ def test_score_term_joins_the_generators_loss_and_its_errors_name_the_fix(shippe
     with pytest.raises(TrainingError, match=r"score_from=.*nowhere.*cannot be loaded"):
         GANmixObjective(GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0,
                                       score_from=str(shipped / "nowhere"))))  # fmt: skip
+
+
+def test_fake_score_is_a_trained_copy_and_the_pull_is_teacher_minus_copy(shipped):
+    """DMD's two halves by hand: the generator's gradient is (x0_fake - x0_real) / mean|x - x0_real|, with x0_fake
+    the trainable copy's conditional estimate at the same noised latent; a copy equal to a plain teacher guided at
+    1 pulls nowhere."""
+    plain = _plain_ldm(shipped)
+    for score_from, w in ((str(shipped / "ldm"), 2.5), (plain, 2.5), (plain, 1.0)):
+        model = GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0, score_from=score_from,
+                              score_guidance=w, score_t_range=[0.3, 0.7], fake_score=True)).eval()  # fmt: skip
+        obj = GANmixObjective(model)
+        real_net, fake_net = obj._score_net[0], obj.fake_net
+        assert fake_net is not real_net and all(p.requires_grad for p in fake_net.parameters())
+        for a, b in zip(real_net.state_dict().values(), fake_net.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b)  # starts as the teacher
+        assert any(k.startswith("fake_net.") for k in obj.state_dict())  # a module: checkpointed, resumed
+        batch = obj.prepare_batch(_batch())
+        text = obj._batch_text(batch)
+        obj.global_step = 4
+        with torch.no_grad():  # the copy is moved, as training would
+            for p in fake_net.parameters():
+                p.add_(0.02 * torch.randn(p.shape))
+        x = torch.randn(3, 8, 13, requires_grad=True)
+        loss, gaps = obj.score_loss(x, text)
+        loss.backward()
+        gen = obj._generator("score")
+        t = 0.3 + 0.4 * torch.rand(3, generator=gen)
+        noise = torch.randn(x.shape, generator=gen)
+        with torch.no_grad():
+            noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
+            tok, mask, pooled = text["tokens"], text["mask"], text["pooled"]
+            if real_net.config.guidance_embed:
+                v_real = real_net(noisy, t, tok, mask, pooled, guidance=torch.full((3,), w))
+                v_fake = fake_net(noisy, t, tok, mask, pooled, guidance=torch.ones(3))
+            else:
+                cond = real_net(noisy, t, tok, mask, pooled)
+                uncond = real_net(noisy, t, tok, mask, pooled, drop=torch.ones(3))
+                v_real = uncond + w * (cond - uncond)
+                v_fake = fake_net(noisy, t, tok, mask, pooled)
+            x0 = noisy[:, :, 0] - t[:, None, None] * v_real[:, :, 0]
+            x0_fake = noisy[:, :, 0] - t[:, None, None] * v_fake[:, :, 0]
+            torch.testing.assert_close(gaps["score_gap"], (x - x0).abs().mean())
+            torch.testing.assert_close(gaps["fake_gap"], (x0_fake - x0).abs().mean())
+            want = (x0_fake - x0) / (x - x0).abs().mean(dim=(1, 2), keepdim=True) / x.numel()
+        torch.testing.assert_close(x.grad, want)
+    fresh = GANmixObjective(GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0, score_from=plain,
+                                          score_guidance=1.0, fake_score=True)))  # fmt: skip
+    fresh.global_step = 4
+    x = torch.randn(3, 8, 13, requires_grad=True)
+    fresh.score_loss(x, fresh._batch_text(fresh.prepare_batch(_batch())))[0].backward()
+    assert float(x.grad.abs().max()) == 0.0  # the copy is the teacher, unguided: the two estimates agree
+
+
+def test_fake_score_learns_the_generators_latents_by_its_own_optimizer(shipped):
+    model = GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0, fake_score=True, fake_score_lr=3e-3,
+                          score_t_range=[0.2, 0.8], diversity_every=0))  # fmt: skip
+    obj = GANmixObjective(model)
+    specs = obj.configure_optimizers(TrainConfig(lr=1e-4, betas=(0.5, 0.999)))
+    assert len(specs) == 3 and specs[2].optimizer.param_groups[0]["lr"] == 3e-3
+    owned = [{id(p) for g in s.optimizer.param_groups for p in g["params"]} for s in specs]
+    assert owned[2] == {id(p) for p in obj.fake_net.parameters()} and not owned[2] & (owned[0] | owned[1])
+    teacher = {k: v.clone() for k, v in obj._score_net[0].state_dict().items()}
+    batch = obj.prepare_batch(_batch())
+    obj.global_step = 7
+    calls = []
+    draw = obj.fake
+    obj.fake = lambda bb, *a, **k: calls.append(1) or draw(bb, *a, **k)
+    g = obj.losses(batch, 0)
+    assert {"score_gap", "fake_gap"} <= set(g) and len(calls) == 1
+    out = obj.losses(batch, 2)  # the generator's latents of this step, reused
+    assert len(calls) == 1
+    # by hand: the flow loss of the copy, conditional, on the step's generated latents at a "fake_score" draw
+    x = obj._fake_cache[2]
+    gen = obj._generator("fake_score")
+    t = 0.2 + 0.6 * torch.rand(3, generator=gen)
+    noise = torch.randn(x.shape, generator=gen)
+    text = obj._batch_text(batch)
+    with torch.no_grad():
+        noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
+        v = obj.fake_net(noisy, t, text["tokens"], text["mask"], text["pooled"], guidance=torch.ones(3))
+        torch.testing.assert_close(out["loss"], torch.nn.functional.mse_loss(v[:, :, 0], noise - x))
+    opt = specs[2].optimizer
+    first = float(out["loss"].detach())
+    for _ in range(8):  # the same step's draw: its own optimizer brings the loss down
+        opt.zero_grad()
+        obj.losses(batch, 2)["loss"].backward()
+        assert all(p.grad is None for p in model.parameters())  # the generator is not touched
+        opt.step()
+    assert float(obj.losses(batch, 2)["loss"]) < first
+    for k, v in obj._score_net[0].state_dict().items():
+        torch.testing.assert_close(v, teacher[k])  # the teacher stays frozen
+    assert "f_loss" in obj.validate(batch)
+    with pytest.raises(ConfigError, match="fake_score: the fake score is the second half"):
+        config(init_from=str(shipped / "ldm"), fake_score=True)
+    with pytest.raises(ConfigError, match="fake_score_lr"):
+        config(init_from=str(shipped / "ldm"), score_weight=1.0, fake_score=True, fake_score_lr=-1.0)
+    with pytest.raises(TrainingError, match="^GANmix objective has 3 optimizers, got opt_index=3$"):
+        obj.losses(batch, 3)
+
+
+def test_a_killed_run_with_the_fake_score_resumes_to_the_same_weights(shipped, tmp_path):
+    """Three optimizers (generator, discriminator, fake score) through the engine: the copy's weights and moments
+    are checkpointed and a resumed run ends bit for bit where a straight one does."""
+    from soundsmith.train.engine import Trainer
+
+    items = _batch(3)
+
+    class Clips(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> dict:
+            return {"audio": items["audio"][i], "caption": items["caption"][i]}
+
+    cfg = TrainConfig(max_steps=4, batch_size=3, lr=1e-3, clip_grad_norm=0.0, valid_every=0, sample_every=0,
+                      checkpoint_every=2, log_every=1, accelerator="cpu", devices=1)  # fmt: skip
+
+    def objective() -> GANmixObjective:
+        torch.manual_seed(0)  # the discriminator's first weights
+        return GANmixObjective(GANmix(config(init_from=str(shipped / "ldm"), score_weight=1.0, fake_score=True,
+                                             diversity_every=0)))  # fmt: skip
+
+    straight = objective()
+    Trainer(straight, Clips(), None, cfg, tmp_path / "a").fit()
+    first = objective()
+    Trainer(first, Clips(), None, cfg, tmp_path / "b").fit(stop_at=2)
+    resumed = objective()
+    with torch.no_grad():  # other starting weights: only the checkpoint can make the result equal
+        for p in resumed.parameters():
+            p.add_(0.1)
+    Trainer(resumed, Clips(), None, cfg, tmp_path / "b").fit(resume=True)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    moved = [k for k in a if k.startswith("fake_net.") and not torch.equal(a[k], objective().state_dict()[k])]
+    assert moved  # the copy trained
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=key)
+    logged = "".join((tmp_path / "a" / "metrics.jsonl").read_text().splitlines())
+    assert "loss_2" in logged and "fake_gap" in logged

@@ -23,7 +23,7 @@ from soundsmith.nn.discriminators import (
     generator_adversarial_loss,
 )
 from soundsmith.pipelines.reconstruct import DEFAULT_REFINE, Reconstructor
-from soundsmith.train.objectives.vocoder import VocoderObjective, multi_resolution_stft_loss
+from soundsmith.train.objectives.vocoder import VocoderObjective, low_band_stft_loss, multi_resolution_stft_loss
 
 TINY = dict(dim=16, intermediate_dim=32, depth=2)
 
@@ -187,6 +187,42 @@ def test_optimizer_specs_delay_the_discriminator():
     assert not disc.active(4) and disc.active(5)
     gen_params = {id(p) for g in gen.optimizer.param_groups for p in g["params"]}
     assert gen_params == {id(p) for p in obj.model.parameters()}
+
+
+def test_the_low_band_term_sees_a_frame_rate_buzz_the_coarse_losses_hardly_see():
+    """A low note (E2, 82.4 Hz) with lines at 100 and 200 Hz added: the fine low-band term grows by over 1.5 times
+    what the three coarse resolutions do; it is 0 on equal signals, its bins stop at fmax, and it has a gradient."""
+    t = torch.arange(16000) / 16000
+    floor = 1e-3 * torch.randn(16000, generator=torch.Generator().manual_seed(0))  # a recording's noise floor
+    note = (0.3 * torch.sin(2 * math.pi * 82.4 * t) + 0.15 * torch.sin(2 * math.pi * 164.8 * t) + floor)[None]
+    buzzed = note + 0.03 * torch.sin(2 * math.pi * 100 * t) + 0.02 * torch.sin(2 * math.pi * 200 * t)
+    assert float(low_band_stft_loss(note, note, 4096, 257)) == pytest.approx(0.0, abs=1e-6)
+    fine = float(low_band_stft_loss(buzzed, note, 4096, 257))  # 257 bins: 0-1 kHz
+    coarse = float(multi_resolution_stft_loss(buzzed, note))
+    assert fine > 1.5 * coarse > 0
+    above = note + 0.03 * torch.sin(2 * math.pi * 3000 * t)  # a line above fmax: not in the term
+    assert float(low_band_stft_loss(above, note, 4096, 257)) < 0.1 * fine
+    y_hat = buzzed.clone().requires_grad_(True)
+    low_band_stft_loss(y_hat, note, 4096, 257).backward()
+    assert torch.isfinite(y_hat.grad).all() and y_hat.grad.abs().sum() > 0
+
+
+def test_the_low_band_term_joins_the_generators_loss_with_its_weight_and_is_validated():
+    obj, batch = _objective()
+    obj.active_optimizers = (0,)
+    weighted = VocoderObjective(obj.model, disc_start_step=5, mpd_channels=(4, 8), mrd_channels=4,
+                                fine_stft_weight=3.0, fine_stft_n_fft=1024, fine_stft_fmax=2000.0)  # fmt: skip
+    weighted.active_optimizers = (0,)
+    with torch.no_grad():
+        base, out = obj.losses(batch, 0), weighted.losses(batch, 0)
+        y_hat = obj.model(batch["mel"])[:, : batch["audio"].shape[1]]
+        by_hand = low_band_stft_loss(y_hat, batch["audio"], 1024, 129)  # 2 kHz of 8: 128 bins + DC
+    assert "fine_stft" not in base and float(out["fine_stft"]) == pytest.approx(float(by_hand), rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(float(base["loss"]) + 3.0 * float(by_hand), rel=1e-5)
+    assert weighted.validate(batch)["fine_stft"] == pytest.approx(float(by_hand), rel=1e-5)
+    for bad in ({"fine_stft_weight": -1.0}, {"fine_stft_n_fft": 64}, {"fine_stft_fmax": 9000.0}):
+        with pytest.raises(TrainingError, match="fine_stft"):
+            VocoderObjective(obj.model, **bad)
 
 
 def test_validation_loss_is_mel_l1():

@@ -375,7 +375,7 @@ def test_optimizers_carry_the_run_settings_and_the_discriminators_own():
     )
 
 
-def test_the_discriminator_step_reuses_the_generators_fake_once_and_r1_applies_below_one():
+def test_the_discriminator_step_reuses_the_generators_fake_of_its_step_and_batch_and_r1_applies_below_one():
     obj = objective(
         r1_weight=0.5,
         r1_every=1,
@@ -393,8 +393,13 @@ def test_the_discriminator_step_reuses_the_generators_fake_once_and_r1_applies_b
     d = obj.losses(b, 1)  # the generator's fake of this step, reused
     assert len(calls) == 1 and float(d["r1"]) > 0  # a gamma below 1 still applies
     torch.testing.assert_close(d["loss"], d["adv"] + 0.5 * 0.5 * 1 * d["r1"])
-    obj.losses(b, 1)  # used once: a fresh one
+    obj.losses(b, 1)  # the same step and batch: the same fake
+    assert len(calls) == 1
+    obj.losses(obj.prepare_batch(batch()), 1)  # an equal batch, but another tensor: a fresh one
     assert len(calls) == 2
+    obj.global_step = 6
+    obj.losses(b, 1)  # another step: a fresh one
+    assert len(calls) == 3
     with pytest.raises(TrainingError, match="^GANmix objective has 2 optimizers, got opt_index=2$"):
         obj.losses(b, 2)
     raw = objective()

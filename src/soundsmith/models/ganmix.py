@@ -184,7 +184,11 @@ class GANmixConfig:
     generator's latent, noised to a flow time drawn from ``score_t_range``, is denoised by the frozen denoiser of
     the latent diffusion model ``score_from`` (None = ``generator.init_from``) guided at ``score_guidance`` (in one
     pass when that denoiser takes a guidance input, else in two), and the latent is pulled toward that estimate
-    (needs the transformer generator, whose captions' tokens the denoiser reads). ``vocoder_refine``: rounds of
+    (needs the transformer generator, whose captions' tokens the denoiser reads). ``fake_score`` adds DMD's other
+    half: a copy of that denoiser, trained (optimizer 2, LR ``fake_score_lr``, None = ``train.lr``) on the
+    generator's own latents, denoises the same noised latent, and the pull is toward the teacher's estimate and
+    away from the copy's, so that only where the generated latents differ from what the teacher expects is there
+    a pull (DMD's distribution matching gradient). ``vocoder_refine``: rounds of
     :func:`soundsmith.models.vocoder.refine_to_mel` on every decoded clip (0 = the vocoder's output as it is).
     """
 
@@ -222,6 +226,8 @@ class GANmixConfig:
     score_from: str | None = None
     score_guidance: float = 3.0
     score_t_range: list[float] = field(default_factory=lambda: [0.02, 0.98])
+    fake_score: bool = False
+    fake_score_lr: float | None = None
     vocoder_refine: int = 0
 
     def _check_score(self) -> None:
@@ -233,6 +239,13 @@ class GANmixConfig:
             raise ConfigError(f"GANmixConfig.score_t_range={lo_hi} must be [low, high] with 0 < low <= high <= 1")
         if not (math.isfinite(self.score_guidance) and self.score_guidance >= 0):
             raise ConfigError(f"GANmixConfig.score_guidance={self.score_guidance} must be a number >= 0")
+        if self.fake_score and self.score_weight <= 0:
+            raise ConfigError(
+                "GANmixConfig.fake_score: the fake score is the second half of the score term; set score_weight > 0 "
+                "(or fake_score: false)"
+            )
+        if self.fake_score_lr is not None and not (math.isfinite(self.fake_score_lr) and self.fake_score_lr > 0):
+            raise ConfigError(f"GANmixConfig.fake_score_lr={self.fake_score_lr} must be a positive number (or null)")
         if self.score_weight > 0:
             if self.generator.arch != "transformer":
                 raise ConfigError(

@@ -41,6 +41,15 @@ pulls a latent toward what the teacher hears in it, for its caption. Diagnostic 
 ``|x - x0|`` before the normalisation. The denoiser is loaded when the objective is built and is no module of it
 (not in checkpoints, not optimised).
 
+``fake_score`` adds DMD's second half: ``self.fake_net``, a trainable copy of that denoiser, learns the flow of the
+generator's own latents (optimizer 2, LR ``fake_score_lr``: ``x_t`` from this step's generated latents, detached,
+and the velocity loss ``MSE(v, noise - x)`` at a flow time drawn from ``score_t_range``, run conditionally: guidance
+input 1 for a guidance-distilled copy, the caption kept for a plain one), and the generator's gradient becomes
+``(x0_fake - x0_real)`` (the copy's estimate minus the teacher's at the same ``x_t``), normalised as above: where the
+generated latents already are what the teacher expects, the two estimates agree and nothing pulls (diagnostic
+``fake_gap``: their mean ``|x0_fake - x0_real|``). The copy is a module of the objective: it is checkpointed and
+resumed with the rest.
+
 The transformer generator (``generator.arch: transformer``) also reads the captions' token embeddings
 (``batch["text_tokens"] [B, L, D]``, ``batch["text_mask"] [B, L]``, cached by caption with the pooled vector);
 with ``generator.init_from`` set, it starts from that latent diffusion model's denoiser (or that GANmix model's
@@ -62,6 +71,7 @@ collapse), and the engine's ``grad_norm`` / ``grad_norm_1`` and NaN counters. Va
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import zlib
@@ -305,6 +315,8 @@ def guided_velocity(net: nn.Module, noisy: Tensor, t: Tensor, text: dict[str, Te
     guidance-distilled denoiser, else ``uncond + w (cond - uncond)`` with the dropped-caption branch."""
     B = noisy.shape[0]
     tokens, mask, pooled = text["tokens"], text["mask"], text["pooled"]
+    if not net.config.guidance_embed and w == 1.0:  # uncond + 1 (cond - uncond): the conditional pass alone
+        return net(noisy, t, tokens, mask, pooled)
     if net.config.guidance_embed:
         return net(noisy, t, tokens, mask, pooled, guidance=torch.full((B,), float(w), device=noisy.device))
     both = net(
@@ -327,7 +339,9 @@ class GANmixObjective(Objective):
         self.disc = build_discriminator(model.config)
         self.seed = seed
         self._captions = CaptionCache(self._encode_rows)  # caption -> (pooled [D], its tokens [L, D] or None)
-        self._fake_cache: dict[tuple[int, int], Tensor] = {}
+        # (step, real latents, generated latents) of the generator's last turn: the real tensor itself is held, so
+        # no later batch can take its id and read another batch's latents
+        self._fake_cache: tuple[int, Tensor, Tensor] | None = None
         self._pairs: TeacherPairs | None = None
         self._heldout: TeacherPairs | None = None
         self._heldout_value: tuple[int, float] = (-1, 0.0)  # (step, held-out teacher MSE)
@@ -342,6 +356,8 @@ class GANmixObjective(Objective):
         if c.score_weight > 0:
             field = "score_from" if c.score_from else "generator.init_from"
             self._score_net = (load_score_denoiser(c.score_from or c.generator.init_from, field, c.latent_channels),)
+        if c.fake_score:  # DMD's fake score: a trainable copy of the teacher, learning the generator's latents
+            self.fake_net = copy.deepcopy(self._score_net[0]).requires_grad_(True).train()
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -353,10 +369,16 @@ class GANmixObjective(Objective):
         betas = tuple(c.disc_betas) if c.disc_betas else cfg.betas
         disc_params = [p for p in self.disc.parameters() if p.requires_grad]  # not a teacher's frozen denoiser
         disc = torch.optim.Adam(disc_params, lr=c.disc_lr or cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-        return [
+        specs = [
             OptimizerSpec(gen, every=c.gen_every, clip_grad_norm=c.clip_grad_norm),
             OptimizerSpec(disc, every=c.disc_every, clip_grad_norm=c.clip_grad_norm),
         ]
+        if c.fake_score:
+            fake = torch.optim.Adam(
+                self.fake_net.parameters(), lr=c.fake_score_lr or cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            )
+            specs.append(OptimizerSpec(fake, clip_grad_norm=c.clip_grad_norm))
+        return specs
 
     def _generator(self, salt: str) -> torch.Generator:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
@@ -436,17 +458,18 @@ class GANmixObjective(Objective):
         ``salt``: ``x_t = (1 - t) x + t noise``)."""
         if not isinstance(self.disc, TeacherDiscriminator):
             return self.disc(latents, text["pooled"])
-        noisy, t = self._flow_noised(latents, self.model.config.discriminator.t_range, f"disc_noise:{salt}")
+        noisy, t, _ = self._flow_noised(latents, self.model.config.discriminator.t_range, f"disc_noise:{salt}")
         return self.disc(noisy, t, text["pooled"], text["tokens"], text["mask"])
 
-    def _flow_noised(self, latents: Tensor, t_range: list[float], salt: str) -> tuple[Tensor, Tensor]:
-        """``(x_t, t)``: ``latents [B, C, T']`` noised to ``x_t = (1 - t) x + t noise``, the flow times ``t [B]``
-        drawn uniformly from ``t_range`` and then the noise, both from this step's generator for ``salt``."""
+    def _flow_noised(self, latents: Tensor, t_range: list[float], salt: str) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x_t, t, noise)``: ``latents [B, C, T']`` noised to ``x_t = (1 - t) x + t noise``, the flow times
+        ``t [B]`` drawn uniformly from ``t_range`` and then the noise, both from this step's generator for
+        ``salt``."""
         lo, hi = (float(v) for v in t_range)
         gen = self._generator(salt)
         t = (lo + (hi - lo) * torch.rand(len(latents), generator=gen)).to(latents.device)
         noise = torch.randn(latents.shape, generator=gen).to(latents.device, latents.dtype)
-        return (1 - t[:, None, None]) * latents + t[:, None, None] * noise, t
+        return (1 - t[:, None, None]) * latents + t[:, None, None] * noise, t, noise
 
     @staticmethod
     def _batch_text(batch: dict[str, Any], roll: int = 0) -> dict[str, Tensor]:
@@ -461,7 +484,10 @@ class GANmixObjective(Objective):
             return self._generator_losses(batch)
         if opt_index == 1:
             return self._discriminator_losses(batch)
-        raise TrainingError(f"GANmix objective has 2 optimizers, got opt_index={opt_index}")
+        if opt_index == 2 and self.model.config.fake_score:
+            return self._fake_score_losses(batch)
+        n = 3 if self.model.config.fake_score else 2
+        raise TrainingError(f"GANmix objective has {n} optimizers, got opt_index={opt_index}")
 
     def _loss_kwargs(self) -> dict[str, Any]:
         c = self.model.config
@@ -480,36 +506,60 @@ class GANmixObjective(Objective):
             out["loss"] = loss + c.mode_seeking_weight / (ratio + MODE_SEEKING_EPS)
             out["mode_seeking"] = ratio.detach()
         if c.score_weight > 0:
-            score, gap = self.score_loss(fake, self._batch_text(batch))
+            score, gaps = self.score_loss(fake, self._batch_text(batch))
             out["loss"] = out["loss"] + c.score_weight * score
-            out["score_gap"] = gap
+            out.update(gaps)
         if c.teacher_weight > 0:
             teach = self.teacher_loss(c.teacher_batch or len(real))
             out["loss"] = out["loss"] + c.teacher_weight * teach
             out["teacher"] = teach.detach()
-        if (
-            torch.is_grad_enabled()
-        ):  # the discriminator's turn of this step reuses it (keyed by step and batch)
-            self._fake_cache = {(self.global_step, id(real)): fake.detach()}
+        if torch.is_grad_enabled():  # the discriminator's (and fake score's) turns of this step reuse it
+            self._fake_cache = (self.global_step, real, fake.detach())
         if c.diversity_every and self.global_step % c.diversity_every == 0:
             second = None if other is None else other.detach()
             out["diversity"] = self.diversity(batch, fake.detach(), second)
         return out
 
-    def score_loss(self, fake: Tensor, text: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """``(loss, gap)``: the score term for the generated latents ``fake [B, C, T']`` under ``text`` (the
-        module docstring), and the mean ``|x - x0|`` (``[]``, detached)."""
+    def score_loss(self, fake: Tensor, text: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(loss, gaps)``: the score term for the generated latents ``fake [B, C, T']`` under ``text`` (the
+        module docstring), and its diagnostics (``[]``, detached): ``score_gap``, the mean ``|x - x0|``, and
+        with the fake score ``fake_gap``, the mean ``|x0_fake - x0|``."""
         c = self.model.config
         net = self._score_net[0].to(fake.device)
         with torch.no_grad():
             x = fake.detach().float()
-            noisy, t = self._flow_noised(x, c.score_t_range, "score")
+            noisy, t, _ = self._flow_noised(x, c.score_t_range, "score")
             v = guided_velocity(net, noisy[:, :, None, :], t, text, c.score_guidance)[:, :, 0, :]
             x0 = noisy - t[:, None, None] * v
             diff = x - x0
-            gap = diff.abs().mean()
-            grad = diff / diff.abs().mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
-        return 0.5 * F.mse_loss(fake.float(), x - grad), gap
+            gaps = {"score_gap": diff.abs().mean()}
+            scale = diff.abs().mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
+            if c.fake_score:  # DMD: toward the teacher's estimate, away from the fake score's
+                x0_fake = noisy - t[:, None, None] * self._fake_velocity(noisy, t, text)
+                diff = x0_fake - x0
+                gaps["fake_gap"] = diff.abs().mean()
+            grad = diff / scale
+        return 0.5 * F.mse_loss(fake.float(), x - grad), gaps
+
+    def _fake_velocity(self, noisy: Tensor, t: Tensor, text: dict[str, Tensor]) -> Tensor:
+        """The fake score's conditional velocity at ``noisy [B, C, T']`` (guidance input 1 for a guidance-distilled
+        copy, the caption kept for a plain one)."""
+        return guided_velocity(self.fake_net, noisy[:, :, None, :], t, text, 1.0)[:, :, 0, :]
+
+    def _step_fake(self, batch: dict[str, Any]) -> Tensor:
+        """This step's generated latents, detached: the generator's turn's when it ran, else drawn here."""
+        cached = self._fake_cache
+        if cached is not None and cached[0] == self.global_step and cached[1] is batch["latents"]:
+            return cached[2]
+        with torch.no_grad():
+            return self.fake(batch)
+
+    def _fake_score_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The fake score's flow-matching loss on this step's generated latents (optimizer 2)."""
+        x = self._step_fake(batch).float()
+        noisy, t, noise = self._flow_noised(x, self.model.config.score_t_range, "fake_score")
+        v = self._fake_velocity(noisy, t, self._batch_text(batch))
+        return {"loss": F.mse_loss(v.float(), noise - x)}
 
     def teacher_loss(self, n: int) -> Tensor:
         """MSE between the generator's latents and the teacher's for ``n`` pairs drawn for this step: ``[]``."""
@@ -560,10 +610,7 @@ class GANmixObjective(Objective):
 
     def _discriminator_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         c, real, text = self.model.config, batch["latents"], self._batch_text(batch)
-        fake = self._fake_cache.pop((self.global_step, id(real)), None)
-        if fake is None:
-            with torch.no_grad():
-                fake = self.fake(batch)
+        fake = self._step_fake(batch)
         use_r1 = c.r1_weight > 0 and torch.is_grad_enabled() and self.global_step % c.r1_every == 0
         real_in = real.detach().requires_grad_(use_r1)
         s_real, s_fake = self._scores(real_in, text, "real"), self._scores(fake.detach(), text, "fake")
@@ -597,6 +644,8 @@ class GANmixObjective(Objective):
         out = {"loss": float(latent_moment_distance(self.fake(batch), batch["latents"]))}
         out.update({f"g_{k}": float(v) for k, v in g.items()})
         out.update({f"d_{k}": float(v) for k, v in d.items()})
+        if self.model.config.fake_score:
+            out["f_loss"] = float(self._fake_score_losses(batch)["loss"])
         if self.model.config.teacher_heldout_pairs:
             out["g_teacher_heldout"] = self.teacher_heldout()
         return out

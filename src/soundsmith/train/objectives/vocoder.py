@@ -6,6 +6,11 @@ generator learns from the reconstruction losses alone (a warm-up that suits a CP
 on, both play the least-squares GAN of HiFi-GAN, with feature matching. Validation reports ``loss`` = mel L1
 (log-mel; the number ``best.ckpt`` follows) and ``stft`` = the multi-resolution STFT loss.
 
+``fine_stft_weight`` > 0 adds :func:`~soundsmith.train.objectives.losses.low_band_stft_loss` (a ``fine_stft_n_fft``
+-point STFT below ``fine_stft_fmax`` Hz) to the generator's loss (``fine_stft``, also reported at validation): the
+mel and the three STFT resolutions above cannot tell a low note's harmonics from a buzz at the frame rate (100 Hz
+and its multiples at hop 160), which the shipped vocoder adds (docs/autoencoders.md, "The frame-rate buzz").
+
 ``batch["audio"]`` ``[B, T]`` is cropped to a multiple of the hop; the mel is computed from it with the
 vocoder's own ``mel_config()`` in :meth:`prepare_batch`.
 """
@@ -32,6 +37,7 @@ from soundsmith.train.config import TrainConfig
 from soundsmith.train.objectives.base import Objective
 from soundsmith.train.objectives.losses import (  # noqa: F401  (STFT_LOSS_RESOLUTIONS re-exported)
     STFT_LOSS_RESOLUTIONS,
+    low_band_stft_loss,
     multi_resolution_stft_loss,
 )
 from soundsmith.train.optimizers import OptimizerSpec
@@ -49,6 +55,7 @@ class VocoderObjective(Objective):
             feature-matching terms) start; before it the generator learns from mel L1 + MR-STFT alone
             (default: the module's ``DISC_START_STEP``).
         mel_weight, stft_weight, adv_weight, fm_weight: loss weights (HiFi-GAN's 45 / - / 1 / 2).
+        fine_stft_weight, fine_stft_n_fft, fine_stft_fmax: the low-band fine STFT term (0 = off; see the module).
         disc_lr: the discriminators' LR (default ``train.lr``); disc_clip_grad_norm: their gradient clipping.
         mpd_channels, mrd_channels: discriminator widths.
     """
@@ -66,11 +73,22 @@ class VocoderObjective(Objective):
         disc_clip_grad_norm: float = 10.0,
         mpd_channels: tuple[int, ...] = (16, 32, 64, 128),
         mrd_channels: int = 8,
+        fine_stft_weight: float = 0.0,
+        fine_stft_n_fft: int = 4096,
+        fine_stft_fmax: float = 1000.0,
     ) -> None:
         super().__init__(model, sample_rate)
         self.mel_config = model.mel_config()
         self.disc_start_step = DISC_START_STEP if disc_start_step is None else int(disc_start_step)
         self.weights = {"mel": mel_weight, "stft": stft_weight, "adv": adv_weight, "fm": fm_weight}
+        self.weights["fine_stft"] = float(fine_stft_weight)
+        nyquist = self.mel_config.sample_rate / 2
+        if fine_stft_weight < 0 or fine_stft_n_fft < 256 or not 0 < fine_stft_fmax <= nyquist:
+            raise TrainingError(
+                f"vocoder objective: fine_stft_weight={fine_stft_weight} must be >= 0, fine_stft_n_fft="
+                f"{fine_stft_n_fft} >= 256 and fine_stft_fmax={fine_stft_fmax} in (0, {nyquist:g}] Hz"
+            )
+        self.fine_stft = (int(fine_stft_n_fft), int(fine_stft_fmax / self.mel_config.sample_rate * fine_stft_n_fft) + 1)
         self.disc_lr, self.disc_clip_grad_norm = disc_lr, disc_clip_grad_norm
         self.mpd = MultiPeriodDiscriminator(channels=tuple(mpd_channels))
         self.mrd = MultiResolutionDiscriminator(channels=mrd_channels)
@@ -117,7 +135,10 @@ class VocoderObjective(Objective):
 
     def reconstruction_losses(self, y_hat: Tensor, y: Tensor, mel: Tensor) -> dict[str, Tensor]:
         mel_hat = mel_spectrogram(y_hat, self.mel_config)
-        return {"mel": torch.mean(torch.abs(mel_hat - mel)), "stft": multi_resolution_stft_loss(y_hat, y)}
+        out = {"mel": torch.mean(torch.abs(mel_hat - mel)), "stft": multi_resolution_stft_loss(y_hat, y)}
+        if self.weights["fine_stft"] > 0:
+            out["fine_stft"] = low_band_stft_loss(y_hat, y, *self.fine_stft)
+        return out
 
     def losses(self, batch: dict[str, Any], opt_index: int = 0) -> dict[str, Tensor]:
         batch = self._inputs(batch)
@@ -132,7 +153,7 @@ class VocoderObjective(Objective):
         k = self.weights
         y_hat = self.generate(batch)  # [B, T']
         out = self.reconstruction_losses(y_hat, y, batch["mel"])
-        loss = k["mel"] * out["mel"] + k["stft"] * out["stft"]
+        loss = k["mel"] * out["mel"] + k["stft"] * out["stft"] + k["fine_stft"] * out.get("fine_stft", 0.0)
         if self.adversarial:
             with torch.no_grad():
                 real = self.mpd(y) + self.mrd(y)
@@ -157,10 +178,11 @@ class VocoderObjective(Objective):
 
     @torch.no_grad()
     def validate(self, batch: dict[str, Any]) -> dict[str, float]:
-        """Reconstruction only: ``loss`` = mel L1 (log-mel), ``stft`` = multi-resolution STFT loss."""
+        """Reconstruction only: ``loss`` = mel L1 (log-mel), ``stft`` = multi-resolution STFT loss (and
+        ``fine_stft`` when weighted)."""
         batch = self._inputs(batch)
         out = self.reconstruction_losses(self.generate(batch), batch["audio"], batch["mel"])
-        return {"loss": float(out["mel"]), "stft": float(out["stft"])}
+        return {"loss": float(out["mel"]), **{k: float(v) for k, v in out.items() if k != "mel"}}
 
     @torch.no_grad()
     def sample(self, batch: dict[str, Any]) -> Tensor | None:

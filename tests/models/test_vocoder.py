@@ -1,6 +1,7 @@
 """Vocoder: output length, mel front-end checks, the inverse-STFT head, save/load, GAN losses by hand."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +23,15 @@ from soundsmith.nn.discriminators import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from soundsmith.nn.istft import ISTFTHead
 from soundsmith.pipelines.reconstruct import DEFAULT_REFINE, Reconstructor
-from soundsmith.train.objectives.vocoder import VocoderObjective, low_band_stft_loss, multi_resolution_stft_loss
+from soundsmith.train.objectives.vocoder import (
+    VocoderObjective,
+    low_band_stft_loss,
+    multi_resolution_stft_loss,
+)
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(dim=16, intermediate_dim=32, depth=2)
 
 
@@ -102,6 +109,81 @@ def test_save_load_identity_and_fp16_storage(tmp_path):
     with torch.no_grad():
         ref = _vocoder(seed=3)(mel)
         assert float((half(mel) - ref).abs().max()) < 0.02 * float(ref.abs().max()) + 1e-3
+
+
+def _steady_head(phase: str, freq: float) -> ISTFTHead:
+    """A 640-point head (hop 160) whose output is the same every frame: bins 2-5 at one level, each frame's phase
+    the same at its centre, and (accumulated) every bin advancing as a ``freq`` Hz sinusoid does."""
+    head = ISTFTHead(8, 640, 160, math.log(1000.0), phase)
+    bins = 321
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        bias = torch.full((head.proj.out_features,), -20.0)
+        for j in (2, 3, 4, 5):
+            bias[j] = math.log(50.0)
+            bias[bins + j] = (-math.pi * j) % (2 * math.pi)
+            if phase == "accumulated":
+                want = 2 * math.pi * freq * 160 / 16000 - 2 * math.pi * j * 160 / 640
+                bias[2 * bins + j] = math.atanh(((want + math.pi) % (2 * math.pi) - math.pi) / math.pi)
+        head.proj.bias.copy_(bias)
+    return head
+
+
+def test_a_steady_absolute_head_buzzes_at_the_frame_rate_and_an_accumulated_one_holds_its_note():
+    """The frame-rate buzz by construction: the same output every frame is a 100 Hz line for the absolute-phase
+    head (its frames repeat at the hop) and an E2 (82.4 Hz) for the accumulated one."""
+    from soundsmith.eval.reconstruction import frame_rate_buzz
+
+    for phase, peak_hz, buzz in (("absolute", 100.0, 0.99), ("accumulated", 82.4, None)):
+        with torch.no_grad():
+            y = _steady_head(phase, 82.4)(torch.zeros(1, 200, 8))[0].numpy()
+        mid = y[1600:-1600]
+        spectrum = np.abs(np.fft.rfft(mid * np.hanning(len(mid)), 1 << 18))
+        assert np.fft.rfftfreq(1 << 18, 1 / 16000)[spectrum.argmax()] == pytest.approx(peak_hz, abs=0.2)
+        share = frame_rate_buzz(y, 16000, 160)
+        assert share > buzz if buzz else share < 1e-6
+
+
+def test_the_accumulated_head_keeps_the_vocoder_contract_and_sums_advances_by_hand():
+    voc = _vocoder(seed=2, head_phase="accumulated")
+    mel = torch.randn(3, 64, 13)
+    with torch.no_grad():
+        out = voc(mel)
+        singles = torch.cat([voc(mel[i : i + 1]) for i in range(3)])
+    assert out.shape == (3, 13 * 160) and torch.isfinite(out).all()
+    torch.testing.assert_close(out, singles, rtol=1e-5, atol=1e-6)
+    head = voc.head
+    deviation = torch.randn(2, 321, 6)
+    got = head.accumulated_phase(deviation)
+    want = torch.zeros(2, 321, 6, dtype=torch.float64)
+    for t in range(1, 6):  # frame t: frame t-1's phase plus the bin's centre advance plus pi tanh(deviation)
+        step = 2 * math.pi * torch.arange(321, dtype=torch.float64) * 160 / 640 + math.pi * torch.tanh(deviation[..., t].double())
+        want[..., t] = want[..., t - 1] + step
+    torch.testing.assert_close(torch.cos(got.double()), torch.cos(want), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.sin(got.double()), torch.sin(want), atol=1e-5, rtol=0)
+    assert float(got.abs().max()) <= math.pi + 1e-6
+    with pytest.raises(ConfigError, match="head_phase"):
+        VocoderConfig(head_phase="relative")
+
+
+def test_the_head_phase_script_copies_a_trained_vocoder_into_the_accumulated_head(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vhp", ROOT / "scripts" / "vocoder_head_phase.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    source = _vocoder(seed=4)
+    save_model(source, tmp_path / "abs")
+    script.main(["--from", str(tmp_path / "abs"), "--out", str(tmp_path / "acc")])
+    copy = load_model(tmp_path / "acc")
+    assert copy.config.head_phase == "accumulated" and source.config.head_phase == "absolute"
+    for a, b in zip(source.backbone.state_dict().values(), copy.backbone.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    w_src, w = source.head.proj.weight, copy.head.proj.weight
+    torch.testing.assert_close(w[: w_src.shape[0]], w_src, rtol=0, atol=0)  # magnitudes, phases -> offsets
+    assert float(w[w_src.shape[0] :].abs().max()) == 0.0  # advances start at each bin's centre
+    with pytest.raises(SystemExit, match="absolute-phase head"):
+        script.main(["--from", str(tmp_path / "acc"), "--out", str(tmp_path / "again")])
 
 
 # --- losses -------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from soundsmith.audio import MelConfig, istft, mel_filterbank, mel_spectrogram, 
 from soundsmith.errors import ConfigError
 from soundsmith.nn.convnext import ConvNeXtBackbone
 from soundsmith.nn.hifigan import HiFiGANGenerator
-from soundsmith.nn.istft import ISTFTHead
+from soundsmith.nn.istft import PHASE_MODES, ISTFTHead
 
 MEL_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax")
 GENERATORS = ("vocos", "hifigan")
@@ -48,6 +48,9 @@ class VocoderConfig:
     # the predicted log magnitude is clipped here; Vocos' log 100 caps a 640-point frame's sine at amplitude
     # ~0.6 (a full-scale sine peaks at 160), so the default allows 1000
     max_log_magnitude: float = math.log(1000.0)
+    # how the head's phases come about: "absolute" (Vocos; the shipped model) or "accumulated" (advances summed
+    # over frames: no frame-rate buzz; soundsmith.nn.istft.ISTFTHead)
+    head_phase: str = "absolute"
     # mel front end the vocoder inverts (travels with the weights; a different mel is refused)
     sample_rate: int = 16000
     n_fft: int = 1024
@@ -88,6 +91,8 @@ class VocoderConfig:
                 raise ConfigError(f"VocoderConfig.{key}={getattr(self, key)} must be positive")
         if self.kernel_size % 2 != 1:
             raise ConfigError(f"VocoderConfig.kernel_size={self.kernel_size} must be odd")
+        if self.head_phase not in PHASE_MODES:
+            raise ConfigError(f"VocoderConfig.head_phase={self.head_phase!r}; valid: {', '.join(PHASE_MODES)}")
         if self.head_n_fft and (self.head_n_fft < 2 * self.hop_length or self.head_n_fft % 2):
             raise ConfigError(
                 f"VocoderConfig.head_n_fft={self.head_n_fft} must be even and >= 2 * hop_length "
@@ -163,7 +168,7 @@ class Vocoder(nn.Module):
             )
         else:  # "vocos" (VocoderConfig refuses any other name)
             self.backbone = ConvNeXtBackbone(c.n_mels, c.dim, c.intermediate_dim, c.depth, c.kernel_size)
-            self.head = ISTFTHead(c.dim, c.istft_n_fft, c.hop_length, c.max_log_magnitude)
+            self.head = ISTFTHead(c.dim, c.istft_n_fft, c.hop_length, c.max_log_magnitude, c.head_phase)
 
     @property
     def hop_length(self) -> int:

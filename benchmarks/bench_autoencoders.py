@@ -4,7 +4,8 @@ Prints x real time (seconds of audio per second of compute; best of ``--repeats`
 autocast, and the ratio against Griffin-Lim on the same mel. Speed does not depend on the weights: the shipped
 models are used when present, else the base presets with random weights. The HiFi-GAN generators of tracker
 issue 10 (``configs/vocoder/hifigan.yaml``, V2-like, and ``hifigan_v1.yaml``, V1-like; random weights) get rows of
-their own, with their ratio to the (shipped) Vocos vocoder in the same precision.
+their own, with their ratio to the (shipped) Vocos vocoder in the same precision; so does the same vocoder with the
+other phase head (absolute or accumulated, docs/autoencoders.md, "The frame-rate buzz").
 
     OMP_NUM_THREADS=2 python benchmarks/bench_autoencoders.py [--seconds 10] [--threads 2] [--repeats 5]
         [--no-vae] [--no-hifigan]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -98,6 +100,16 @@ def main() -> None:
     for label, bf16 in (("float32", False), ("bf16 autocast", True)):
         vocos[bf16] = voc = secs / best_time(lambda: vocoder(mel), args.repeats, bf16)
         print(f"vocoder {label:<17s} : {voc:8.1f} x real time   ({voc / gl:6.1f} x Griffin-Lim)")
+    # the other phase head (absolute <-> accumulated: soundsmith.nn.istft.ISTFTHead), same widths, random head
+    other_phase = "accumulated" if vocoder.config.head_phase == "absolute" else "absolute"
+    torch.manual_seed(0)
+    other = Vocoder(dataclasses.replace(vocoder.config, head_phase=other_phase)).eval()
+    for label, bf16 in (("float32", False), ("bf16 autocast", True)):
+        xrt = secs / best_time(lambda: other(mel), args.repeats, bf16)
+        print(
+            f"vocoder, {other_phase} phase {label:<13s}: {xrt:8.1f} x real time   ({xrt / vocos[bf16]:6.3f} x the "
+            f"{vocoder.config.head_phase}-phase head above)"
+        )
     # the round trip's default: the network, then refine_to_mel's rounds and the level match (float32)
     rounds = DEFAULT_REFINE
     held = secs / best_time(lambda: vocoder.vocode(mel, refine=rounds, level_match=True), args.repeats)

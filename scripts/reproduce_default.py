@@ -155,6 +155,9 @@ def stage_export(work: Path, log: Path, args: argparse.Namespace) -> None:
     shutil.copytree(work / "decoder" / "vae", joined / "vae")
     meta = json.loads((joined / "config.json").read_text())
     meta["components"]["vae"] = {"path": "vae"}
+    # the vocoder the default was measured with (models/vocoder_default; models/vocoder is the round trip's since
+    # stop 41: docs/autoencoders.md, "The frame-rate buzz")
+    meta["components"]["vocoder"] = {"shipped": "vocoder_default"}
     (joined / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
     export(joined, args.out, log, "--settings", PIPELINE_SETTINGS)
 

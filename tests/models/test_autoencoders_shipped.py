@@ -50,3 +50,28 @@ def test_shipped_vocoder_keeps_the_mel_the_pitch_and_the_count(clip):
     y = audio.numpy()
     assert abs(track_pitch(y[:SR], SR).median_midi() - 64.0) < 0.5
     assert count_events(y[SR:], SR) == 3
+
+
+def test_shipped_vocoder_holds_low_notes_without_a_frame_rate_buzz():
+    """Held 2 s, ten harmonics: C3 and A2. The vocoder of stop 41 (accumulated phase) keeps both pitches and puts
+    next to nothing on the frame rate's lines; the one before it (models/vocoder_default) buzzed at 100 Hz and
+    read A2 over an octave off (docs/autoencoders.md, "The frame-rate buzz"). When written: C3 0.01 / 0.1
+    semitones off, buzz 0.0001 / 0.059; A2 0.45 / 20.7 semitones off, buzz 0.012 / 0.27."""
+    from soundsmith.eval.reconstruction import frame_rate_buzz
+
+    t = np.arange(2 * SR) / SR
+    for f0, midi in ((130.81, 48.0), (110.0, 45.0)):
+        note = sum(0.3 / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, 11)).astype(np.float32)
+        readings = {}
+        for name in ("vocoder", "vocoder_default"):
+            vocoder = load_model(name).eval()
+            with torch.no_grad():
+                mel = mel_spectrogram(torch.from_numpy(note)[None], vocoder.mel_config())
+                y = vocoder(mel)[0, : note.size].numpy()
+            off = track_pitch(y[SR // 4 : -SR // 4], SR, fine=True).median_midi() - midi
+            readings[name] = (frame_rate_buzz(y, SR, 160), off)
+        (buzz, off), (old_buzz, old_off) = readings["vocoder"], readings["vocoder_default"]
+        assert buzz < 0.03 and abs(off) < (0.25 if midi == 48.0 else 1.0), readings
+        assert old_buzz > 10 * buzz, readings  # the buzz the accumulated head removed
+        if midi == 45.0:
+            assert abs(old_off) > 12.0, readings  # ... which read A2 over an octave off

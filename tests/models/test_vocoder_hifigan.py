@@ -198,14 +198,14 @@ def test_a_vocos_config_without_generator_key_still_loads_as_vocos(tmp_path):
 
 
 @pytest.mark.skipif(
-    not (SHIPPED_DIR / "vocoder" / "model.safetensors").is_file(), reason="no shipped vocoder in this tree"
+    not (SHIPPED_DIR / "vocoder_default" / "model.safetensors").is_file(), reason="no vocoder_default in this tree"
 )
-def test_shipped_vocoder_config_loads_unchanged():
-    meta = read_model_config(SHIPPED_DIR / "vocoder")
-    assert "generator" not in meta["config"]
-    voc = load_model(SHIPPED_DIR / "vocoder")
-    assert voc.config.generator == "vocos" and hasattr(voc, "backbone")
-    stored = set(load_file(str(SHIPPED_DIR / "vocoder" / "model.safetensors")))
+def test_a_vocoder_saved_before_the_generator_and_head_phase_fields_loads_as_it_was():
+    meta = read_model_config(SHIPPED_DIR / "vocoder_default")  # exported before either field existed
+    assert "generator" not in meta["config"] and "head_phase" not in meta["config"]
+    voc = load_model(SHIPPED_DIR / "vocoder_default")
+    assert voc.config.generator == "vocos" and voc.config.head_phase == "absolute" and hasattr(voc, "backbone")
+    stored = set(load_file(str(SHIPPED_DIR / "vocoder_default" / "model.safetensors")))
     assert stored == set(voc.state_dict())
 
 

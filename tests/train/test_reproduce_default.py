@@ -67,6 +67,9 @@ def test_every_stage_runs_and_the_model_is_the_last_students_with_the_tuned_deco
     vae = model.vae.state_dict()
     assert all(torch.equal(vae[k], v.float()) for k, v in tuned.items())  # ... and the model carries it
     assert (out / "vae" / "config.json").is_file()  # a part of its own: the directory stands alone
+    # the vocoder the shipped default decodes through, as the shipped default's own config names it
+    shipped = read_model_config(shipped_models()["default"])["components"]["vocoder"]
+    assert read_model_config(out)["components"]["vocoder"] == shipped == {"shipped": "vocoder_default"}
 
 
 def test_the_reproduced_model_generates(chain):

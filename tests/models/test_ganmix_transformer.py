@@ -354,6 +354,16 @@ def _plain_ldm(root) -> str:
     return str(root / "ldm_plain")
 
 
+def _flow_draw(obj, x, salt: str, lo: float, hi: float):
+    """By hand, the objective's draw for ``salt`` at its step: ``(t, noise, x_t [B, C, 1, T'])``."""
+    gen = obj._generator(salt)
+    t = lo + (hi - lo) * torch.rand(len(x), generator=gen)
+    noise = torch.randn(x.shape, generator=gen)
+    with torch.no_grad():
+        noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
+    return t, noise, noisy
+
+
 def test_score_term_pulls_a_latent_toward_the_teachers_guided_estimate(shipped):
     from soundsmith.train.objectives.ganmix import guided_velocity
 
@@ -374,11 +384,8 @@ def test_score_term_pulls_a_latent_toward_the_teachers_guided_estimate(shipped):
         assert set(gaps) == {"score_gap"}  # no fake score asked
         loss.backward()
         # by hand: the same draw of t and noise, the guided estimate x0, DMD's normalised gradient
-        gen = obj._generator("score")
-        t = 0.3 + 0.4 * torch.rand(3, generator=gen)
-        noise = torch.randn(x.shape, generator=gen)
+        t, _, noisy = _flow_draw(obj, x, "score", 0.3, 0.7)
         with torch.no_grad():
-            noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
             tok, mask, pooled = text["tokens"], text["mask"], text["pooled"]
             if net.config.guidance_embed:
                 v = net(noisy, t, tok, mask, pooled, guidance=torch.full((3,), 2.5))
@@ -447,11 +454,8 @@ def test_fake_score_is_a_trained_copy_and_the_pull_is_teacher_minus_copy(shipped
         x = torch.randn(3, 8, 13, requires_grad=True)
         loss, gaps = obj.score_loss(x, text)
         loss.backward()
-        gen = obj._generator("score")
-        t = 0.3 + 0.4 * torch.rand(3, generator=gen)
-        noise = torch.randn(x.shape, generator=gen)
+        t, _, noisy = _flow_draw(obj, x, "score", 0.3, 0.7)
         with torch.no_grad():
-            noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
             tok, mask, pooled = text["tokens"], text["mask"], text["pooled"]
             if real_net.config.guidance_embed:
                 v_real = real_net(noisy, t, tok, mask, pooled, guidance=torch.full((3,), w))
@@ -495,12 +499,9 @@ def test_fake_score_learns_the_generators_latents_by_its_own_optimizer(shipped):
     assert len(calls) == 1
     # by hand: the flow loss of the copy, conditional, on the step's generated latents at a "fake_score" draw
     x = obj._fake_cache[2]
-    gen = obj._generator("fake_score")
-    t = 0.2 + 0.6 * torch.rand(3, generator=gen)
-    noise = torch.randn(x.shape, generator=gen)
+    t, noise, noisy = _flow_draw(obj, x, "fake_score", 0.2, 0.8)
     text = obj._batch_text(batch)
     with torch.no_grad():
-        noisy = ((1 - t[:, None, None]) * x + t[:, None, None] * noise)[:, :, None, :]
         v = obj.fake_net(noisy, t, text["tokens"], text["mask"], text["pooled"], guidance=torch.ones(3))
         torch.testing.assert_close(out["loss"], torch.nn.functional.mse_loss(v[:, :, 0], noise - x))
     opt = specs[2].optimizer
@@ -510,7 +511,7 @@ def test_fake_score_learns_the_generators_latents_by_its_own_optimizer(shipped):
         obj.losses(batch, 2)["loss"].backward()
         assert all(p.grad is None for p in model.parameters())  # the generator is not touched
         opt.step()
-    assert float(obj.losses(batch, 2)["loss"]) < first
+    assert float(obj.losses(batch, 2)["loss"].detach()) < first
     for k, v in obj._score_net[0].state_dict().items():
         torch.testing.assert_close(v, teacher[k])  # the teacher stays frozen
     assert "f_loss" in obj.validate(batch)

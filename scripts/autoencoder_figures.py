@@ -13,6 +13,10 @@ clips: % recognised as the clip's word, against its accuracy on the originals).
 With ``--codec MODEL``, the codec's round trip at each ``--codec-n-q`` count of codebooks joins the table (issue 14:
 the codec against the mel VAE + vocoder path, same clips and figures), with each codebook's usage on the same
 clips (perplexity ``exp(entropy)`` of its code histogram, and codes used) and the bitrate.
+The frame-rate buzz (``frame_rate_buzz``: the share of 50-450 Hz energy on the lines at 100, 200, 300 and 400 Hz
+that a vocoder whose frames repeat adds; docs/autoencoders.md, "The frame-rate buzz") of every method and of the
+sources. ``--families`` and ``--methods`` pick the clips and the rows; ``--clips-out`` writes one JSON line per
+clip with each method's readings (per-note cents, onsets, mel L1, buzz) for a breakdown by register or source.
 Prints a markdown table and writes JSON.
 
     python scripts/autoencoder_figures.py --data work/corpus_ae/manifest.jsonl --per-family 25 --out work/ae_figures.json

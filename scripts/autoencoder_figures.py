@@ -138,9 +138,10 @@ def main() -> None:
     args = parser.parse_args()
 
     rounds = {"refine": args.refine}
+    alone = Reconstructor.load(vocoder=args.vocoder, vae=None, **rounds)  # its mel front end is every method's
     methods = {
         "Griffin-Lim 64": Reconstructor.load(vocoder="griffin-lim", vae=None),
-        "vocoder": Reconstructor.load(vocoder=args.vocoder, vae=None, **rounds),
+        "vocoder": alone,
         "VAE + vocoder": Reconstructor.load(vocoder=args.vocoder, vae=args.vae, **rounds),
         # refined as the rows above, but left at the vocoder's own level (no match_mel_level)
         "vocoder, own level": Reconstructor.load(vocoder=args.vocoder, vae=None, level_match=False, **rounds),
@@ -152,7 +153,7 @@ def main() -> None:
     if args.methods is not None:
         keep = {METHOD_KEYS[k] for k in args.methods}
         methods = {name: rec for name, rec in methods.items() if name in keep}
-    mel_cfg = Reconstructor.load(vocoder=args.vocoder, vae=None).mel_config
+    mel_cfg = alone.mel_config
     sr = mel_cfg.sample_rate
     codec = None
     if args.codec is not None:
@@ -213,7 +214,7 @@ def main() -> None:
         if codec is not None:
             codes_seen.append(codec.encode(torch.from_numpy(src)[None])[0])  # [n_q, frames]
         word = spoken_word(row) if keyword is not None else None
-        clip = {"audio": row.audio, "caption": (row.captions or [""])[0], "meta": row.meta, "family": row.meta.get("family"), "onsets_source": onsets_src}
+        clip = {"audio": row.audio, "caption": (row.captions or [""])[0], "meta": row.meta, "onsets_source": onsets_src}
         if word is not None:
             words["source"].append(float(predict(keyword, [src])[0] == word))
         for name, rec in methods.items():

@@ -41,8 +41,10 @@ class ISTFTHead(nn.Module):
         # log magnitudes and phases (absolute); or log magnitudes, phase offsets and advances (accumulated)
         self.proj = nn.Linear(dim, bins * (2 if phase == "absolute" else 3))
         self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
-        centre = 2 * math.pi * torch.arange(bins, dtype=torch.float64) * hop_length / n_fft  # radians per hop
-        self.register_buffer("centre_advance", torch.remainder(centre + math.pi, 2 * math.pi) - math.pi, persistent=False)
+        if phase == "accumulated":  # each bin's centre frequency's advance per hop, wrapped to [-pi, pi)
+            centre = 2 * math.pi * torch.arange(bins, dtype=torch.float64) * hop_length / n_fft
+            wrapped = torch.remainder(centre + math.pi, 2 * math.pi) - math.pi
+            self.register_buffer("centre_advance", wrapped, persistent=False)
 
     def forward(self, h: Tensor) -> Tensor:
         out = self.proj(h).transpose(1, 2).float()  # [B, bins x 2 or 3, frames]
